@@ -1,0 +1,1 @@
+"""Undertow's actors: one process each (feed per venue, compute workers, alerts)."""

@@ -1,0 +1,147 @@
+"""Per-actor liveness and counters in shared memory.
+
+Each actor owns one row (found by name): its pid, a heartbeat (monotonic ns,
+comparable across processes), start time, restart count and up to
+``MAX_COUNTERS`` named float counters. The supervisor reads the table to
+detect hung actors and to serve ``/metrics``; ``undertow status`` reads it too.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+
+from . import shm
+
+__all__ = ["ActorTable", "ActorRow", "actor_table_segment", "MAX_COUNTERS"]
+
+MAX_ACTORS = 64
+MAX_COUNTERS = 48
+NAMES_BYTES = 1024
+
+ROW_DTYPE = np.dtype([
+    ("name", "S32"),
+    ("pid", np.int64),
+    ("heartbeat_ns", np.int64),   # time.monotonic_ns() of the last beat
+    ("started_ns", np.int64),     # wall clock
+    ("restarts", np.int64),
+    ("state", np.int64),          # 0 free, 1 starting, 2 running, 3 stopped
+    ("counters", np.float64, (MAX_COUNTERS,)),
+    ("counter_names", f"S{NAMES_BYTES}"),  # JSON list, written when a new counter appears
+])
+
+STARTING, RUNNING, STOPPED = 1, 2, 3
+
+
+def actor_table_segment(namespace: str) -> str:
+    return shm.segment_name(namespace, "actors", "table")
+
+
+class ActorRow:
+    """One actor's row: heartbeat and counters."""
+
+    def __init__(self, table: "ActorTable", index: int):
+        self.table = table
+        self.index = index
+        self._row = table.rows[index:index + 1]
+        self._counters = self._row["counters"][0]
+        self._names: list[str] = json.loads(self._row["counter_names"][0] or b"[]")
+        self._index = {n: i for i, n in enumerate(self._names)}
+
+    def beat(self) -> None:
+        """Record liveness now."""
+        self._row["heartbeat_ns"] = time.monotonic_ns()
+
+    def set_state(self, state: int) -> None:
+        self._row["state"] = state
+
+    def _slot(self, name: str) -> int:
+        i = self._index.get(name)
+        if i is None:
+            if len(self._names) >= MAX_COUNTERS:
+                raise RuntimeError(f"too many counters (max {MAX_COUNTERS})")
+            i = len(self._names)
+            self._names.append(name)
+            self._index[name] = i
+            enc = json.dumps(self._names).encode()
+            if len(enc) > NAMES_BYTES:
+                raise RuntimeError("counter names do not fit")
+            self._row["counter_names"] = enc
+        return i
+
+    def set(self, name: str, value: float) -> None:
+        """Set counter ``name``."""
+        self._counters[self._slot(name)] = value
+
+    def update(self, values: dict[str, float]) -> None:
+        """Set several counters."""
+        for k, v in values.items():
+            self._counters[self._slot(k)] = v
+
+    def counters(self) -> dict[str, float]:
+        names = json.loads(self._row["counter_names"][0] or b"[]")
+        return {n: float(self._counters[i]) for i, n in enumerate(names)}
+
+
+class ActorTable:
+    """The table of actor rows for one namespace."""
+
+    def __init__(self, segment, name: str):
+        self._shm = segment
+        self.name = name
+        self.rows = np.ndarray((MAX_ACTORS,), dtype=ROW_DTYPE, buffer=segment.buf)
+
+    @classmethod
+    def open(cls, name: str) -> "ActorTable":
+        with shm.locked(name):
+            seg, _ = shm.open_or_create(name, MAX_ACTORS * ROW_DTYPE.itemsize)
+        return cls(seg, name)
+
+    def close(self) -> None:
+        self.rows = None
+        try:
+            self._shm.close()
+        except BufferError:  # pragma: no cover
+            pass
+
+    def row(self, actor: str, pid: int | None = None, restarts: int | None = None) -> ActorRow:
+        """Find or claim the row of ``actor``; with ``pid`` mark it as (re)started by that process."""
+        key = actor.encode()[:32]
+        with shm.locked(self.name):
+            idx = None
+            free = None
+            for i in range(MAX_ACTORS):
+                n = self.rows[i]["name"]
+                if n == key:
+                    idx = i
+                    break
+                if free is None and not n:
+                    free = i
+            if idx is None:
+                if free is None:
+                    raise RuntimeError(f"{self.name}: actor table full")
+                idx = free
+                self.rows[idx]["name"] = key
+            if pid is not None:
+                self.rows[idx]["pid"] = pid
+                self.rows[idx]["started_ns"] = time.time_ns()
+                self.rows[idx]["heartbeat_ns"] = time.monotonic_ns()
+                self.rows[idx]["state"] = STARTING
+            if restarts is not None:
+                self.rows[idx]["restarts"] = restarts
+        return ActorRow(self, idx)
+
+    def snapshot(self) -> list[dict]:
+        """Every claimed row as a dict."""
+        now = time.monotonic_ns()
+        out = []
+        for i in range(MAX_ACTORS):
+            r = self.rows[i]
+            if not r["name"]:
+                continue
+            row = ActorRow(self, i)
+            out.append({"name": r["name"].decode(), "pid": int(r["pid"]), "state": int(r["state"]),
+                        "restarts": int(r["restarts"]), "heartbeat_age_s": (now - int(r["heartbeat_ns"])) / 1e9,
+                        "started_ns": int(r["started_ns"]), "counters": row.counters()})
+        return out

@@ -1,0 +1,262 @@
+"""Typed configuration: ``config.toml`` decoded into frozen, strict structs.
+
+Every section is a ``msgspec.Struct`` with ``forbid_unknown_fields``, so a typo
+is an error, not a silent default. :func:`load` raises :class:`ConfigError`
+whose message names the key path (``$.venues.binance.symbols``). Secrets never
+live here: the Telegram token comes from ``TELEGRAM_BOT_TOKEN``.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+__all__ = ["Config", "ConfigError", "load", "loads", "to_toml_dict", "default_path"]
+
+_STRUCT = dict(frozen=True, kw_only=True, forbid_unknown_fields=True)
+
+IdleName = Literal["spin", "backoff", "sleep", "park"]
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the key path."""
+
+
+class EngineConfig(msgspec.Struct, **_STRUCT):
+    """Process layout, shared memory and CPU placement."""
+
+    namespace: str = "undertow"          # prefix of shared-memory segments and ipc sockets
+    run_dir: str = "/tmp/undertow"       # runtime files: ipc sockets, bus endpoint file
+    ring_capacity: int = 1 << 16         # records per feed ring (power of two)
+    max_instruments: int = 8192
+    max_assets: int = 2048
+    compute_workers: int = 1             # assets are sharded across this many compute processes
+    compute_cores: list[int] = []        # core per compute worker (cycled); [] = no pinning
+    feed_cores: list[int] = []           # cores the feed processes may use; [] = any
+    idle: IdleName = "park"              # compute readers: only one process may spin per free core
+    park_timeout_ms: float = 5.0
+    timer_slack_ns: int = 1
+
+
+class SupervisorConfig(msgspec.Struct, **_STRUCT):
+    """Heartbeats, restarts and the loopback health endpoint."""
+
+    heartbeat_timeout_ms: int = 3000     # an actor silent this long is hung and gets restarted
+    startup_grace_ms: int = 15000        # allowance for imports and numba warm-up after a (re)start
+    restart_backoff_initial_ms: int = 100
+    restart_backoff_max_ms: int = 10000
+    stop_timeout_ms: int = 5000          # SIGTERM -> SIGKILL escalation
+    health_host: str = "127.0.0.1"
+    health_port: int = 9464              # 0 disables /health and /metrics
+
+
+class BusConfig(msgspec.Struct, **_STRUCT):
+    """The ZeroMQ signal bus."""
+
+    endpoint: str = "tcp://127.0.0.1:7300"   # where subscribers connect
+    heartbeat_interval_s: float = 1.0
+    sndhwm: int = 100000
+
+
+class VenueConfig(msgspec.Struct, **_STRUCT):
+    """One exchange's feed. ``ws_urls`` keys are venue-specific (Binance: public, market)."""
+
+    enabled: bool = True
+    ws_urls: dict[str, str] = {}
+    rest_url: str = ""
+    symbols: list[str] = []
+    streams: list[str] = msgspec.field(default_factory=lambda: ["liquidations", "trades", "book", "mark", "oi"])
+    depth_levels: int = 20
+    oi_poll_interval_s: float = 10.0
+    stale_after_s: float = 30.0          # no data on a subscribed stream this long: resubscribe/reconnect
+    rotate_after_s: float = 82800.0      # proactive reconnect before the venue's forced close
+    reconnect_initial_s: float = 0.5
+    reconnect_max_s: float = 30.0
+    max_streams_per_connection: int = 200
+    rest_weight_per_minute: int = 1200
+
+
+class VenuesConfig(msgspec.Struct, **_STRUCT):
+    """Per-venue feeds. Empty ``ws_urls``/``rest_url`` mean the venue's live endpoints."""
+
+    binance: VenueConfig = VenueConfig(symbols=["BTCUSDT", "ETHUSDT", "SOLUSDT"])
+
+
+class SimulatorConfig(msgspec.Struct, **_STRUCT):
+    """The local exchange simulator used by ``undertow demo`` and ``undertow simulate``."""
+
+    host: str = "127.0.0.1"
+    port: int = 0                        # 0: pick a free port
+    seed: int = 7
+    mode: Literal["synthetic", "replay"] = "synthetic"
+    replay_files: list[str] = []
+    speed: float = 1.0                   # replay speed factor; 0 = as fast as possible
+    symbols: list[str] = msgspec.field(default_factory=lambda: ["BTCUSDT", "ETHUSDT", "SOLUSDT"])
+    rate: float = 200.0                  # synthetic market: aggregate frames per second in calm periods
+    cascade_every_s: float = 45.0        # mean time between synthetic cascades
+    first_cascade_after_s: float = 20.0
+    ping_interval_s: float = 180.0
+    pong_timeout_s: float = 600.0
+    max_connection_age_s: float = 86400.0
+
+
+class LiquidationsConfig(msgspec.Struct, **_STRUCT):
+    """Per-liquidation signals and size classes (fallback USD thresholds per asset)."""
+
+    enabled: bool = True
+    single_usd: dict[str, float] = msgspec.field(default_factory=lambda: {"BTC": 100_000.0, "ETH": 50_000.0, "SOL": 25_000.0, "*": 10_000.0})
+    large_multiple: float = 1.0          # >= single_usd -> large
+    whale_multiple: float = 5.0
+    institutional_multiple: float = 20.0
+    publish_min_usd: float = 0.0         # publish every liquidation at or above this
+
+
+class VelocityConfig(msgspec.Struct, **_STRUCT):
+    """Liquidation velocity and acceleration windows."""
+
+    enabled: bool = True
+    windows_s: list[float] = msgspec.field(default_factory=lambda: [1.0, 5.0, 20.0, 60.0])
+
+
+class VolatilityConfig(msgspec.Struct, **_STRUCT):
+    """Multi-timeframe realized volatility and its regime."""
+
+    enabled: bool = True
+    windows_s: list[float] = msgspec.field(default_factory=lambda: [60.0, 300.0, 900.0])
+    # annualised realized-vol boundaries between dormant|low|normal|high|extreme
+    regime_bounds: list[float] = msgspec.field(default_factory=lambda: [0.15, 0.35, 0.70, 1.20])
+    regime_multipliers: list[float] = msgspec.field(default_factory=lambda: [0.6, 0.8, 1.0, 1.3, 1.6])
+
+
+class CascadeConfig(msgspec.Struct, **_STRUCT):
+    """First cascade score: liquidation count/velocity/acceleration scaled by volatility."""
+
+    enabled: bool = True
+    window_s: float = 30.0
+    min_count: int = 5                   # ORIGIN: >= 5 liquidations of one symbol in 30 s
+    levels: list[float] = msgspec.field(default_factory=lambda: [3.0, 5.0, 7.5])  # WATCH, WARNING, CRITICAL score thresholds (0-10)
+    hysteresis: float = 1.0
+    publish_interval_s: float = 1.0      # while a level holds, re-publish at most this often
+
+
+class DetectorsConfig(msgspec.Struct, **_STRUCT):
+    liquidations: LiquidationsConfig = LiquidationsConfig()
+    velocity: VelocityConfig = VelocityConfig()
+    volatility: VolatilityConfig = VolatilityConfig()
+    cascade: CascadeConfig = CascadeConfig()
+
+
+class ConsoleSinkConfig(msgspec.Struct, **_STRUCT):
+    enabled: bool = True
+    color: bool = True
+
+
+class AlertsConfig(msgspec.Struct, **_STRUCT):
+    """The alert actor: dedup and sinks."""
+
+    enabled: bool = True
+    cooldown_s: float = 60.0
+    kinds: list[str] = msgspec.field(default_factory=lambda: ["cascade", "liquidation"])
+    console: ConsoleSinkConfig = ConsoleSinkConfig()
+
+
+class Config(msgspec.Struct, **_STRUCT):
+    """The whole configuration."""
+
+    engine: EngineConfig = EngineConfig()
+    supervisor: SupervisorConfig = SupervisorConfig()
+    bus: BusConfig = BusConfig()
+    venues: VenuesConfig = VenuesConfig()
+    simulator: SimulatorConfig = SimulatorConfig()
+    detectors: DetectorsConfig = DetectorsConfig()
+    alerts: AlertsConfig = AlertsConfig()
+
+
+def _check(cfg: Config) -> None:
+    """Cross-field rules msgspec cannot express; raise ConfigError naming the key."""
+    def bad(path: str, why: str) -> None:
+        raise ConfigError(f"{why} - at `$.{path}`")
+
+    e = cfg.engine
+    if e.ring_capacity < 1024 or e.ring_capacity & (e.ring_capacity - 1):
+        bad("engine.ring_capacity", f"must be a power of two >= 1024, got {e.ring_capacity}")
+    if not 1 <= e.compute_workers <= 64:
+        bad("engine.compute_workers", f"must be between 1 and 64, got {e.compute_workers}")
+    if not e.namespace or not e.namespace.replace("_", "").replace("-", "").isalnum():
+        bad("engine.namespace", "must be non-empty letters, digits, '-' or '_'")
+    if any(c < 0 for c in e.compute_cores):
+        bad("engine.compute_cores", "core numbers must be >= 0")
+    if e.park_timeout_ms <= 0:
+        bad("engine.park_timeout_ms", "must be > 0")
+    s = cfg.supervisor
+    if s.heartbeat_timeout_ms < 200:
+        bad("supervisor.heartbeat_timeout_ms", "must be >= 200")
+    if not 0 <= s.health_port <= 65535:
+        bad("supervisor.health_port", "must be a TCP port (0 disables)")
+    if not cfg.bus.endpoint.startswith(("tcp://", "ipc://")):
+        bad("bus.endpoint", "must start with tcp:// or ipc://")
+    for name in VenuesConfig.__struct_fields__:
+        v: VenueConfig = getattr(cfg.venues, name)
+        if v.enabled and not v.symbols:
+            bad(f"venues.{name}.symbols", "an enabled venue needs at least one symbol")
+        if v.reconnect_initial_s <= 0 or v.reconnect_max_s < v.reconnect_initial_s:
+            bad(f"venues.{name}.reconnect_max_s", "need 0 < reconnect_initial_s <= reconnect_max_s")
+        if v.stale_after_s <= 0:
+            bad(f"venues.{name}.stale_after_s", "must be > 0")
+    vol = cfg.detectors.volatility
+    if len(vol.regime_bounds) != 4 or sorted(vol.regime_bounds) != vol.regime_bounds:
+        bad("detectors.volatility.regime_bounds", "needs 4 increasing boundaries")
+    if len(vol.regime_multipliers) != 5:
+        bad("detectors.volatility.regime_multipliers", "needs 5 values (one per regime)")
+    cas = cfg.detectors.cascade
+    if len(cas.levels) != 3 or sorted(cas.levels) != cas.levels:
+        bad("detectors.cascade.levels", "needs 3 increasing thresholds (WATCH, WARNING, CRITICAL)")
+    if not cfg.detectors.velocity.windows_s or any(w <= 0 for w in cfg.detectors.velocity.windows_s):
+        bad("detectors.velocity.windows_s", "needs positive windows")
+    if "*" not in cfg.detectors.liquidations.single_usd:
+        bad("detectors.liquidations.single_usd", "needs a \"*\" fallback entry")
+    if cfg.simulator.speed < 0:
+        bad("simulator.speed", "must be >= 0")
+
+
+def loads(text: str | bytes, source: str = "<config>") -> Config:
+    """Decode and validate TOML text."""
+    try:
+        cfg = msgspec.toml.decode(text, type=Config)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    try:
+        _check(cfg)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return cfg
+
+
+def load(path: str | os.PathLike | None = None) -> Config:
+    """Load the config file at ``path`` (default: :func:`default_path`)."""
+    p = Path(path) if path is not None else default_path()
+    try:
+        text = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read config: {exc.strerror}") from None
+    return loads(text, str(p))
+
+
+def default_path() -> Path:
+    """``$UNDERTOW_CONFIG``, else ``./config.toml``, else the packaged default next to the code."""
+    env = os.environ.get("UNDERTOW_CONFIG")
+    if env:
+        return Path(env)
+    local = Path("config.toml")
+    if local.exists():
+        return local
+    return Path(__file__).resolve().parent.parent / "config.toml"
+
+
+def to_toml_dict(cfg: Config) -> dict:
+    """The effective configuration as plain builtins (for printing)."""
+    return msgspec.to_builtins(cfg)

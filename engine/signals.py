@@ -1,0 +1,113 @@
+"""Signals: the messages Undertow publishes on its bus.
+
+A signal is a frozen msgspec struct in a tagged union (tag field ``kind``),
+encoded as msgpack and sent as two ZeroMQ frames ``[topic, payload]`` with
+topic ``<kind>.<ASSET>`` (``cascade.BTC``). Every signal carries the four
+timestamps of the event that triggered it (ns since epoch):
+
+* ``ts_exchange``: the exchange's event time,
+* ``ts_recv``: when the frame arrived at the feed,
+* ``ts_computed``: when the compute actor produced the signal,
+* ``ts_published``: when it was handed to ZeroMQ,
+
+plus the schema version ``v`` and a per-topic sequence number ``seq`` so a
+subscriber can count what it missed. See ``docs/BUS.md``.
+"""
+from __future__ import annotations
+
+from typing import Union
+
+import msgspec
+
+__all__ = [
+    "SCHEMA_VERSION", "Signal", "SignalBase", "Liquidation", "Cascade", "Volatility", "Heartbeat",
+    "topic_of", "encode", "decode", "SIGNAL_TYPES", "LEVELS", "REGIMES",
+]
+
+SCHEMA_VERSION = 1
+
+LEVELS = ("NONE", "WATCH", "WARNING", "CRITICAL")
+REGIMES = ("dormant", "low", "normal", "high", "extreme")
+
+
+class SignalBase(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
+    """Fields every signal has."""
+
+    v: int = SCHEMA_VERSION
+    seq: int = 0                 # per-topic sequence, set by the publisher
+    asset: str                   # canonical asset (BTC), or "*" for market-wide
+    venue: str = ""              # exchange name, "" when aggregated across venues
+    symbol: str = ""             # native symbol, "" when aggregated
+    ts_exchange: int = 0
+    ts_recv: int = 0
+    ts_computed: int = 0
+    ts_published: int = 0
+
+
+class Liquidation(SignalBase, frozen=True, kw_only=True, tag="liquidation"):
+    """One liquidation as reported by a venue. ``side`` names the liquidated position."""
+
+    side: str                    # "long" | "short"
+    price: float
+    qty: float                   # base units
+    notional_usd: float
+    size_class: str = "retail"   # retail | large | whale | institutional
+    capped: bool = False         # from a sampled stream (Binance: at most 1/symbol/s)
+
+
+class Cascade(SignalBase, frozen=True, kw_only=True, tag="cascade"):
+    """Cascade risk for an asset (aggregated across venues) and its contributing factors."""
+
+    level: str                   # NONE | WATCH | WARNING | CRITICAL
+    score: float                 # 0-10
+    previous_level: str = "NONE"
+    count: int = 0               # liquidations in the cascade window
+    window_s: float = 30.0
+    notional_usd: float = 0.0
+    long_usd: float = 0.0
+    short_usd: float = 0.0
+    velocity_usd_s: dict[str, float] = {}   # window label -> USD/s
+    velocity_n_s: dict[str, float] = {}     # window label -> events/s
+    acceleration_usd_s2: float = 0.0
+    regime: str = "normal"
+    price: float = 0.0
+    factors: dict[str, float] = {}          # factor name -> contribution to the score
+
+
+class Volatility(SignalBase, frozen=True, kw_only=True, tag="volatility"):
+    """Realized volatility (annualised) per window and the regime it implies, sent on regime change."""
+
+    regime: str
+    previous_regime: str = ""
+    realized: dict[str, float] = {}
+    price: float = 0.0
+
+
+class Heartbeat(SignalBase, frozen=True, kw_only=True, tag="heartbeat"):
+    """Periodic liveness from a publisher; ``asset`` holds the publisher's name."""
+
+    uptime_s: float = 0.0
+    published: int = 0           # signals this publisher has sent
+    info: dict[str, float] = {}
+
+
+Signal = Union[Liquidation, Cascade, Volatility, Heartbeat]
+SIGNAL_TYPES = (Liquidation, Cascade, Volatility, Heartbeat)
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(Signal)
+
+
+def topic_of(sig: SignalBase) -> str:
+    """``<kind>.<ASSET>``, the topic a signal is published on."""
+    return f"{sig.__struct_config__.tag}.{sig.asset}"
+
+
+def encode(sig: SignalBase) -> bytes:
+    """Encode a signal as msgpack."""
+    return _encoder.encode(sig)
+
+
+def decode(payload: bytes) -> Signal:
+    """Decode a msgpack payload into its signal type; raise msgspec.DecodeError/ValidationError if bad."""
+    return _decoder.decode(payload)
