@@ -1,0 +1,75 @@
+"""Venue modules by name, and the types every venue module shares.
+
+A venue module holds one exchange's whole wire contract and is the only place
+that knows it. The connection manager (:mod:`engine.wsfeed`), the REST poller
+(:mod:`engine.rest`) and the feed actor use only these names from it:
+
+=========================  ===========================================================
+``VENUE``                  venue id (:class:`engine.record.Venue`)
+``DEFAULT_WS_URLS``        live WebSocket bases by key; ``DEFAULT_REST_URL``
+``MESSAGE_INTERVAL_S``     minimum spacing of client messages on one socket
+``plan(vcfg, ws_urls)``    list of :class:`ConnectionPlan` (streams sharded per socket)
+``subscribe_messages``     ``(streams, first_id) -> list[bytes]`` client frames
+``Parser(lookup, flags)``  ``.parse(payload, ts_recv_ns, out) -> (Outcome, stream)``
+``trade_stream_ids``       whether TRADE ``aux`` ids are consecutive per instrument
+``oi_request(symbol)``     ``(path, params, weight)`` of one open-interest poll
+``parse_open_interest``    ``(payload, lookup, ts_recv_ns, ref_price, out) -> Outcome``
+``parse_exchange_info``    ``(payload) -> list[InstrumentInfo] | None``
+=========================  ===========================================================
+
+Adding a venue: one module here, one line in :data:`VENUES`, one fixture
+folder in ``shared/data`` and one expected-counts entry in its playback test.
+"""
+from __future__ import annotations
+
+import importlib
+from enum import IntEnum
+from types import ModuleType
+from typing import NamedTuple
+
+__all__ = ["VENUES", "load", "Outcome", "ConnectionPlan", "InstrumentInfo"]
+
+VENUES: dict[str, str] = {
+    "binance": "engine.venues.binance",
+}
+
+
+def load(name: str) -> ModuleType:
+    """Import and return the venue module called ``name``; raise KeyError if none."""
+    return importlib.import_module(VENUES[name])
+
+
+class Outcome(IntEnum):
+    """What the parser made of one frame."""
+
+    EMITTED = 0    # one or more records appended
+    PARSED = 1     # valid and understood, nothing to emit (book diff, zero-size sentinel)
+    CONTROL = 2    # subscribe ack / error reply / other protocol message
+    IGNORED = 3    # valid but not wanted (kline, symbol not registered)
+    UNKNOWN = 4    # well-formed JSON of an event type this parser does not know
+    MALFORMED = 5  # failed to decode or validate; nothing emitted
+
+
+OUTCOME_NAMES = {o: o.name.lower() for o in Outcome}
+
+
+class ConnectionPlan(NamedTuple):
+    """One socket: where it connects and which streams it carries."""
+
+    key: str                       # stable name, e.g. "market/0"
+    url: str                       # full URL to connect to
+    streams: tuple[str, ...]       # streams this socket must carry
+    watched: tuple[str, ...]       # streams expected to tick regularly (checked for staleness)
+    subscribe_in_url: bool         # True: the URL already subscribes; False: send subscribe_messages
+
+
+class InstrumentInfo(NamedTuple):
+    """Contract metadata from a venue's instrument list."""
+
+    symbol: str
+    base: str
+    quote: str
+    contract_type: str
+    status: str
+    tick_size: float
+    contract_size: float
