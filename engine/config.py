@@ -13,7 +13,7 @@ from typing import Literal
 
 import msgspec
 
-__all__ = ["Config", "ConfigError", "load", "loads", "to_toml_dict", "default_path"]
+__all__ = ["Config", "ConfigError", "load", "loads", "dump_json", "to_toml_dict", "default_path"]
 
 _STRUCT = dict(frozen=True, kw_only=True, forbid_unknown_fields=True)
 
@@ -221,10 +221,10 @@ def _check(cfg: Config) -> None:
         bad("simulator.speed", "must be >= 0")
 
 
-def loads(text: str | bytes, source: str = "<config>") -> Config:
-    """Decode and validate TOML text."""
+def loads(text: str | bytes, source: str = "<config>", fmt: str = "toml") -> Config:
+    """Decode and validate config text (``fmt`` "toml", or "json" for an effective config written by the daemon)."""
     try:
-        cfg = msgspec.toml.decode(text, type=Config)
+        cfg = (msgspec.json if fmt == "json" else msgspec.toml).decode(text, type=Config)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     except msgspec.DecodeError as exc:
@@ -243,7 +243,7 @@ def load(path: str | os.PathLike | None = None) -> Config:
         text = p.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read config: {exc.strerror}") from None
-    return loads(text, str(p))
+    return loads(text, str(p), "json" if p.suffix == ".json" else "toml")
 
 
 def default_path() -> Path:
@@ -255,6 +255,15 @@ def default_path() -> Path:
     if local.exists():
         return local
     return Path(__file__).resolve().parent.parent / "config.toml"
+
+
+def dump_json(cfg: Config, path: str | os.PathLike) -> Path:
+    """Write ``cfg`` as JSON (atomically) so child processes can load the exact effective config."""
+    p = Path(path)
+    tmp = p.with_suffix(".tmp")
+    tmp.write_bytes(msgspec.json.encode(cfg))
+    tmp.replace(p)
+    return p
 
 
 def to_toml_dict(cfg: Config) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import ctypes
 import os
 
-__all__ = ["pin_to_cores", "set_timer_slack", "available_cores"]
+__all__ = ["pin_to_cores", "set_timer_slack", "available_cores", "die_with_parent"]
 
 _PR_SET_TIMERSLACK = 29
 
@@ -34,3 +34,18 @@ def set_timer_slack(ns: int = 1) -> bool:
         return libc.prctl(_PR_SET_TIMERSLACK, ctypes.c_ulong(ns), 0, 0, 0) == 0
     except OSError:  # pragma: no cover - not Linux
         return False
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(expected_parent: int, sig: int = 15) -> bool:
+    """Ask the kernel to send ``sig`` when our parent exits; exit now if it already has."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+    except OSError:  # pragma: no cover - not Linux
+        return False
+    if os.getppid() != expected_parent:  # parent died before prctl took effect
+        os._exit(1)
+    return True

@@ -1,0 +1,295 @@
+"""The ``undertow`` command line."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import msgspec
+
+from .config import Config, ConfigError, default_path, load, to_toml_dict
+
+__all__ = ["main"]
+
+log = logging.getLogger("undertow")
+
+
+def _load(path: str | None) -> Config:
+    try:
+        return load(path)
+    except ConfigError as exc:
+        print(f"undertow: invalid configuration: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+# -- check-config ----------------------------------------------------------
+def cmd_check_config(args) -> int:
+    cfg = _load(args.path)
+    print(json.dumps(to_toml_dict(cfg), indent=2))
+    print(f"{args.path or default_path()}: OK", file=sys.stderr)
+    return 0
+
+
+# -- actor -----------------------------------------------------------------
+def cmd_actor(args) -> int:
+    cfg = _load(args.config)
+    if args.name == "feed":
+        from actors.feed import FeedActor
+        actor = FeedActor(cfg, args.venue)
+    elif args.name == "compute":
+        from actors.compute import ComputeActor
+        actor = ComputeActor(cfg, args.worker)
+    elif args.name == "alerts":
+        from actors.alerts import AlertsActor
+        actor = AlertsActor(cfg)
+    else:  # argparse restricts the choices
+        raise SystemExit(f"unknown actor {args.name}")
+    return actor.start()
+
+
+# -- run -------------------------------------------------------------------
+def cmd_run(args) -> int:
+    from .supervisor import Supervisor
+    cfg = _load(args.config)
+    return Supervisor(cfg, log_level=args.log_level).run(args.duration)
+
+
+# -- simulate --------------------------------------------------------------
+def cmd_simulate(args) -> int:
+    from .simulator.runner import run
+    cfg = _load(args.config)
+    sim = cfg.simulator
+    changes = {k: v for k, v in (("port", args.port), ("rate", args.rate), ("seed", args.seed),
+                                 ("speed", args.speed)) if v is not None}
+    if args.replay:
+        changes.update(mode="replay", replay_files=args.replay)
+    if changes:
+        sim = msgspec.structs.replace(sim, **changes)
+    run(sim, ready_file=args.ready_file, duration=args.duration)
+    return 0
+
+
+# -- demo ------------------------------------------------------------------
+def _wait_ready(path: Path, proc: subprocess.Popen, timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"undertow: the simulator exited with {proc.returncode} before it was ready")
+        if path.exists():
+            try:
+                return json.loads(path.read_text())
+            except json.JSONDecodeError:
+                pass
+        time.sleep(0.05)
+    raise SystemExit(f"undertow: the simulator was not ready within {timeout:.0f}s")
+
+
+def point_at_simulator(cfg: Config, endpoints: dict) -> Config:
+    """Return ``cfg`` with every venue aimed at the simulator (venues it does not serve are disabled)."""
+    from .config import VenuesConfig
+    venues = {}
+    for name in VenuesConfig.__struct_fields__:
+        v = getattr(cfg.venues, name)
+        ep = endpoints.get(name)
+        if v.enabled and ep is None:
+            log.warning("the simulator does not serve %s yet; disabling it for the demo", name)
+            v = msgspec.structs.replace(v, enabled=False)
+        elif ep is not None:
+            v = msgspec.structs.replace(v, ws_urls=ep["ws_urls"], rest_url=ep["rest_url"],
+                                        symbols=[s for s in cfg.simulator.symbols])
+        venues[name] = v
+    return msgspec.structs.replace(cfg, venues=msgspec.structs.replace(cfg.venues, **venues))
+
+
+def cmd_demo(args) -> int:
+    from .supervisor import Supervisor
+    cfg = _load(args.config)
+    if args.seed is not None or args.rate is not None:
+        sim_changes = {k: v for k, v in (("seed", args.seed), ("rate", args.rate)) if v is not None}
+        cfg = msgspec.structs.replace(cfg, simulator=msgspec.structs.replace(cfg.simulator, **sim_changes))
+    run_dir = Path(cfg.engine.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ready = run_dir / "simulator-ready.json"
+    ready.unlink(missing_ok=True)
+    sim_argv = [sys.executable, "-m", "engine.cli", "--log-level", args.log_level, "simulate",
+                "--ready-file", str(ready)]
+    if args.config:
+        sim_argv += ["--config", args.config]
+    for flag, val in (("--seed", args.seed), ("--rate", args.rate)):
+        if val is not None:
+            sim_argv += [flag, str(val)]
+    sim = subprocess.Popen(sim_argv, env={**os.environ, "UNDERTOW_PARENT_PID": str(os.getpid())})
+    try:
+        info = _wait_ready(ready, sim, 30.0)
+        cfg = point_at_simulator(cfg, info["endpoints"])
+        token = "set" if os.environ.get("TELEGRAM_BOT_TOKEN") else "not set"
+        print(f"Undertow demo: simulator on port {info['port']}, signals on {cfg.bus.endpoint} "
+              f"(run `undertow tail` in another terminal); Telegram token {token}. Ctrl-C stops.",
+              flush=True)
+        return Supervisor(cfg, log_level=args.log_level).run(args.duration)
+    finally:
+        if sim.poll() is None:
+            sim.send_signal(signal.SIGTERM)
+            try:
+                sim.wait(5)
+            except subprocess.TimeoutExpired:
+                sim.kill()
+        ready.unlink(missing_ok=True)
+
+
+# -- tail ------------------------------------------------------------------
+def resolve_bus_endpoint(explicit: str | None, config: str | None) -> str:
+    """--endpoint, else $UNDERTOW_BUS, else a running daemon's bus file, else the config's endpoint."""
+    if explicit:
+        return explicit
+    if os.environ.get("UNDERTOW_BUS"):
+        return os.environ["UNDERTOW_BUS"]
+    cfg = _load(config)
+    from .supervisor import bus_endpoint_file
+    f = bus_endpoint_file(cfg.engine.run_dir)
+    if f.exists():
+        try:
+            return json.loads(f.read_text())["endpoint"]
+        except (json.JSONDecodeError, KeyError):
+            pass
+    return cfg.bus.endpoint
+
+
+def signal_json(msg) -> bytes:
+    """One JSON object for a received signal: its fields, ``kind``, ``topic`` and ``ts_received``."""
+    d = msgspec.to_builtins(msg.signal)
+    d["topic"] = msg.topic
+    d["ts_received"] = msg.ts_received
+    return msgspec.json.encode(d)
+
+
+def cmd_tail(args) -> int:
+    from .alerting import format_console
+    from .bus import Subscriber
+    endpoint = resolve_bus_endpoint(args.endpoint, args.config)
+    sub = Subscriber(endpoint, [args.topic or ""])
+    if not args.json:
+        print(f"tailing {endpoint} topic {args.topic or '*'!r}", file=sys.stderr, flush=True)
+    n = 0
+    deadline = None if args.duration is None else time.monotonic() + args.duration
+    out = sys.stdout.buffer
+    try:
+        while args.count is None or n < args.count:
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            msg = sub.recv(timeout_ms=200)
+            if msg is None:
+                continue
+            n += 1
+            if args.json:
+                out.write(signal_json(msg) + b"\n")
+                out.flush()
+            else:
+                s = msg.signal
+                lat = (msg.ts_received - s.ts_recv) / 1e3 if s.ts_recv else float("nan")
+                print(f"[{msg.topic} #{s.seq}] frame→here {lat:.0f} µs\n{format_console(s)}", flush=True)
+    except (KeyboardInterrupt, BrokenPipeError):
+        pass
+    finally:
+        sub.close()
+    return 0
+
+
+# -- status ----------------------------------------------------------------
+def cmd_status(args) -> int:
+    from . import shm
+    from .actor_table import ActorTable, actor_table_segment
+    from .ring import Ring, RingError, ring_segment
+    cfg = _load(args.config)
+    ns = cfg.engine.namespace
+    if actor_table_segment(ns) not in shm.list_segments(ns):
+        print(f"undertow: no engine running in namespace {ns!r}", file=sys.stderr)
+        return 1
+    table = ActorTable.open(actor_table_segment(ns))
+    doc = {"namespace": ns, "actors": table.snapshot(), "rings": []}
+    from .supervisor import enabled_venues
+    for v in enabled_venues(cfg):
+        try:
+            r = Ring.attach(ring_segment(ns, v))
+        except RingError:
+            continue
+        doc["rings"].append({"ring": v, "written": r.write_cursor, "generation": r.generation,
+                             "readers": r.readers()})
+        r.close()
+    print(json.dumps(doc, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="undertow", description="Liquidation-cascade radar for crypto perpetuals.")
+    p.add_argument("--log-level", default=os.environ.get("UNDERTOW_LOG_LEVEL", "INFO"),
+                   help="DEBUG, INFO, WARNING or ERROR (default INFO; demo WARNING)")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("run", help="run the daemon (supervisor + actors)")
+    s.add_argument("--config")
+    s.add_argument("--duration", type=float, help="stop after S seconds")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("demo", help="simulator + engine + console alerts in one command")
+    s.add_argument("--config")
+    s.add_argument("--duration", type=float, help="stop after S seconds (default: until Ctrl-C)")
+    s.add_argument("--seed", type=int)
+    s.add_argument("--rate", type=float, help="synthetic frames per second")
+    s.set_defaults(func=cmd_demo, demo=True)
+
+    s = sub.add_parser("simulate", help="run the local exchange simulator")
+    s.add_argument("--config")
+    s.add_argument("--port", type=int)
+    s.add_argument("--rate", type=float)
+    s.add_argument("--seed", type=int)
+    s.add_argument("--speed", type=float, help="replay speed factor (0 = as fast as possible)")
+    s.add_argument("--replay", nargs="+", metavar="FILE", help="replay recorded captures instead of synthesizing")
+    s.add_argument("--duration", type=float)
+    s.add_argument("--ready-file")
+    s.set_defaults(func=cmd_simulate)
+
+    s = sub.add_parser("tail", help="print signals from the bus")
+    s.add_argument("--topic", help="topic prefix, e.g. cascade. or cascade.BTC")
+    s.add_argument("--json", action="store_true", help="one JSON object per line")
+    s.add_argument("--endpoint")
+    s.add_argument("--config")
+    s.add_argument("--count", type=int, help="exit after N signals")
+    s.add_argument("--duration", type=float, help="exit after S seconds")
+    s.set_defaults(func=cmd_tail)
+
+    s = sub.add_parser("check-config", help="validate a config file and print the effective config")
+    s.add_argument("path", nargs="?")
+    s.set_defaults(func=cmd_check_config)
+
+    s = sub.add_parser("status", help="actors and rings of a running engine")
+    s.add_argument("--config")
+    s.set_defaults(func=cmd_status)
+
+    s = sub.add_parser("actor", help="run one actor in this process (used by the supervisor and systemd units)")
+    s.add_argument("name", choices=["feed", "compute", "alerts"])
+    s.add_argument("--config")
+    s.add_argument("--venue", default="binance")
+    s.add_argument("--worker", type=int, default=0)
+    s.set_defaults(func=cmd_actor)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = args.log_level
+    if getattr(args, "demo", False) and "--log-level" not in (argv or sys.argv):
+        level = args.log_level = "WARNING"
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return args.func(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
