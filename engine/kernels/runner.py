@@ -1,0 +1,115 @@
+"""Own the kernels' arrays for one compute worker and run batches through :func:`pipeline.process_batch`."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import columns as C
+from .cascade import cascade_params
+from .pipeline import (DONE, EVENT_DTYPE, EVENTS_FULL, ON_CASCADE, ON_RINGS, ON_VELOCITY, ON_VOLATILITY,
+                       process_batch)
+from .velocity import VelocityLayout, VelocityRings
+from ..record import empty_records
+from .volatility import NORMAL, VolatilityState
+
+__all__ = ["BatchRunner", "single_usd_of"]
+
+EVENTS_CAPACITY = 4096
+
+
+def single_usd_of(liq_cfg, asset: str) -> float:
+    """The asset's single-liquidation threshold in USD (its own entry, else ``"*"``)."""
+    return float(liq_cfg.single_usd.get(asset, liq_cfg.single_usd["*"]))
+
+
+class BatchRunner:
+    """Kernel state for the assets a worker owns, sized from the registry and grown as it grows."""
+
+    def __init__(self, detectors, registry, worker: int = 0, workers: int = 1):
+        self.detectors = detectors
+        self.registry = registry
+        self.worker, self.workers = worker, workers
+        d = detectors
+        self.velocity = VelocityLayout(d.velocity.windows_s, d.cascade.window_s)
+        self.vol_windows_cfg = d.volatility.windows_s
+        self.bounds = np.array(d.volatility.regime_bounds, dtype=np.float64)
+        self.multipliers = np.array(d.volatility.regime_multipliers, dtype=np.float64)
+        if not d.volatility.enabled:
+            self.multipliers = np.ones(5)
+        self.cas_params = cascade_params(d.cascade, d.velocity.windows_s, d.velocity.enabled)
+        self.on = np.array([d.velocity.enabled or d.cascade.enabled, d.velocity.enabled,
+                            d.volatility.enabled, d.cascade.enabled], dtype=np.int64)
+        self.clock = np.zeros(1, dtype=np.int64)
+        self.events = np.zeros(EVENTS_CAPACITY, dtype=EVENT_DTYPE)
+        self.n_inst = self.n_assets = 0
+        self.inst_asset = np.zeros(0, dtype=np.int64)
+        self.inst_rows = np.zeros((0, C.NCOL))
+        self.asset_rows = np.zeros((0, C.NCOL))
+        self.inst_rings = VelocityRings(self.velocity, 1)
+        self.asset_rings = VelocityRings(self.velocity, 1)
+        self.vol = VolatilityState(self.vol_windows_cfg, 1)
+        self.unknown = 0
+        self.scratch = np.zeros((max(len(self.velocity.widths), len(self.vol.windows)), C.LIQ_CHANNELS))
+        self.refresh()
+
+    # -- registry ---------------------------------------------------------
+    def refresh(self) -> bool:
+        """Pick up instruments and assets added to the registry; return whether anything changed."""
+        n_inst, n_assets = len(self.registry), self.registry.n_assets
+        if n_inst == self.n_inst and n_assets == self.n_assets:
+            return False
+        self.inst_asset = self.registry.asset_of()
+        self.inst_rows = self._grow_rows(self.inst_rows, n_inst)
+        self.asset_rows = self._grow_rows(self.asset_rows, n_assets)
+        for rings, n in ((self.inst_rings, n_inst), (self.asset_rings, n_assets)):
+            rings.grow(max(1, n))
+        self.vol.grow(max(1, n_inst))
+        ids = np.arange(n_assets)
+        self.owned = (ids % self.workers) == self.worker
+        self.asset_names = [self.registry.asset_name(a) for a in range(n_assets)]
+        self.single_usd = np.array([single_usd_of(self.detectors.liquidations, n) for n in self.asset_names])
+        order = np.argsort(self.inst_asset, kind="stable")
+        self.asset_inst = order.astype(np.int64)
+        self.asset_ptr = np.searchsorted(self.inst_asset[order], np.arange(n_assets + 1)).astype(np.int64)
+        self.events_needed = n_assets + 2
+        if len(self.events) < self.events_needed + 64:
+            self.events = np.zeros(self.events_needed + EVENTS_CAPACITY, dtype=EVENT_DTYPE)
+        self.n_inst, self.n_assets = n_inst, n_assets
+        return True
+
+    def _grow_rows(self, rows: np.ndarray, n: int) -> np.ndarray:
+        if n <= len(rows):
+            return rows
+        out = np.zeros((n, C.NCOL))
+        out[: len(rows)] = rows
+        out[len(rows):, C.REGIME] = NORMAL
+        out[len(rows):, C.REGIME_MULT] = self.multipliers[NORMAL]
+        return out
+
+    # -- batches ----------------------------------------------------------
+    def run(self, records: np.ndarray) -> list[np.ndarray]:
+        """Feed ``records``; return the level/regime events found (copies), in stream order."""
+        out: list[np.ndarray] = []
+        i = 0
+        n = len(records)
+        while i < n:
+            i, n_ev, status = self._call(records, i)
+            if n_ev:
+                out.append(self.events[:n_ev].copy())
+            if status == DONE or status == EVENTS_FULL:
+                continue
+            if not self.refresh() and i < n:  # still unknown: a record from a foreign registry
+                self.unknown += 1
+                i += 1
+        return out
+
+    def _call(self, records: np.ndarray, start: int):
+        return process_batch(
+            records, start, self.inst_asset, self.owned, self.asset_ptr, self.asset_inst, self.single_usd,
+            self.inst_rings.as_tuple(), self.asset_rings.as_tuple(), self.velocity.widths,
+            self.velocity.slots, self.velocity.windows_s, self.vol.as_tuple(), self.vol.windows,
+            self.bounds, self.multipliers, self.cas_params, self.on, self.clock,
+            self.inst_rows, self.asset_rows, self.scratch, self.events)
+
+    def warm_up(self) -> None:
+        """Compile (or load from the cache) the fused kernel with an empty batch."""
+        self._call(empty_records(0), 0)
