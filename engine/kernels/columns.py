@@ -44,7 +44,8 @@ F_VELOCITY = F_COUNT + 1
 F_ACCEL = F_VELOCITY + 1
 F_REGIME = F_ACCEL + 1
 LAST_LIQ_TS = F_REGIME + 1
-NCOL = LAST_LIQ_TS + 1
+LAST_SIGNAL_TS = LAST_LIQ_TS + 1      # written by the compute actor when it publishes for the key
+NCOL = LAST_SIGNAL_TS + 1
 
 #: name -> column, for readers that want a dict
 COLUMNS = {
