@@ -10,6 +10,7 @@ that knows it. The connection manager (:mod:`engine.wsfeed`), the REST poller
 ``MESSAGE_INTERVAL_S``     minimum spacing of client messages on one socket
 ``plan(vcfg, ws_urls)``    list of :class:`ConnectionPlan` (streams sharded per socket)
 ``subscribe_messages``     ``(streams, first_id) -> list[bytes]`` client frames
+``stream_symbol(stream)``  native symbol a stream name carries ("" if none)
 ``Parser(lookup, flags)``  ``.parse(payload, ts_recv_ns, out) -> (Outcome, stream)``
 ``trade_stream_ids``       whether TRADE ``aux`` ids are consecutive per instrument
 ``oi_request(symbol)``     ``(path, params, weight)`` of one open-interest poll

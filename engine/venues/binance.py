@@ -32,7 +32,7 @@ from engine.venues import ConnectionPlan, InstrumentInfo, Outcome
 
 __all__ = [
     "VENUE", "DEFAULT_WS_URLS", "DEFAULT_REST_URL", "Parser", "plan", "subscribe_messages",
-    "streams_for", "oi_request", "parse_open_interest", "parse_depth_snapshot", "parse_exchange_info",
+    "streams_for", "stream_symbol", "oi_request", "parse_open_interest", "parse_depth_snapshot", "parse_exchange_info",
 ]
 
 VENUE = Venue.BINANCE
@@ -102,6 +102,11 @@ def subscribe_messages(streams: tuple[str, ...] | list[str], first_id: int = 1) 
         params = list(streams[i:i + MAX_PARAMS_PER_SUBSCRIBE])
         msgs.append(msgspec.json.encode({"method": "SUBSCRIBE", "params": params, "id": first_id + n}))
     return msgs
+
+
+def stream_symbol(stream: str) -> str:
+    """Native symbol of a stream name (``btcusdt@aggTrade`` -> ``BTCUSDT``; ``!markPrice@arr`` -> ``""``)."""
+    return stream.split("@", 1)[0].upper() if not stream.startswith("!") else ""
 
 
 def oi_request(symbol: str) -> tuple[str, dict[str, str], int]:

@@ -1,0 +1,263 @@
+"""The connection manager against a local websockets server."""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+from websockets.asyncio.server import serve
+
+from engine.record import Control, Kind, Side, Venue
+from engine.venues import ConnectionPlan, binance
+from engine.wsfeed import CONNECTION_WIDE, WsFeed, backoff_delay
+
+pytestmark = pytest.mark.unit
+
+STREAM = "btcusdt@aggTrade"
+MARK = "btcusdt@markPrice@1s"
+
+
+def agg_trade(tid: int, price: str = "28145.10", qty: str = "0.020", maker: bool = True) -> str:
+    data = {"e": "aggTrade", "E": 1680652700455, "a": tid, "s": "BTCUSDT", "p": price, "q": qty,
+            "f": tid * 10, "l": tid * 10 + 2, "T": 1680652700452, "m": maker}
+    return json.dumps({"stream": STREAM, "data": data})
+
+
+def mark_frame() -> str:
+    data = {"e": "markPriceUpdate", "E": 1680652701000, "s": "BTCUSDT", "p": "28144.8", "i": "28158.6",
+            "r": "0.0001", "T": 1680681600000}
+    return json.dumps({"stream": MARK, "data": data})
+
+
+async def wait_until(pred, timeout: float = 5.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.005)
+
+
+class Harness:
+    """A local server scripted per connection, and a WsFeed writing into a list."""
+
+    def __init__(self, script, streams=(STREAM,), watched=(STREAM,), in_url=False, **feed_kw):
+        self.script = script
+        self.streams, self.watched, self.in_url = streams, watched, in_url
+        self.feed_kw = {"reconnect_initial_s": 0.05, "reconnect_max_s": 0.2, "stale_after_s": 30.0, **feed_kw}
+        self.records: list[tuple] = []
+        self.connections = 0
+        self.paths: list[str] = []
+        self.connected_at: list[float] = []
+        self.received: list[list] = []
+
+    async def _handler(self, conn):
+        n = self.connections
+        self.connections += 1
+        self.paths.append(conn.request.path)
+        self.connected_at.append(time.monotonic())
+        inbox: list = []
+        self.received.append(inbox)
+        await self.script(n, conn, inbox)
+
+    async def __aenter__(self):
+        self.server = await serve(self._handler, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        base = f"ws://127.0.0.1:{port}/market/stream"
+        url = f"{base}?streams={'/'.join(self.streams)}" if self.in_url else base
+        plan = ConnectionPlan("market/0", url, tuple(self.streams), tuple(self.watched), self.in_url)
+        ids = {"BTCUSDT": 7}
+        self.feed = WsFeed(binance, [plan], binance.Parser(ids.get), self.records.extend, **self.feed_kw)
+        self.task = asyncio.create_task(self.feed.run())
+        return self
+
+    async def __aexit__(self, *exc):
+        self.feed.stop()
+        await asyncio.wait_for(self.task, 5)
+        self.server.close()
+        await self.server.wait_closed()
+
+    def kind(self, k):
+        return [r for r in self.records if r[0] == k]
+
+    def controls(self, code):
+        return [r for r in self.kind(Kind.CONTROL) if r[10] == code]
+
+
+async def expect_subscribe(conn, inbox):
+    msg = json.loads(await conn.recv())
+    inbox.append(msg)
+    assert msg["method"] == "SUBSCRIBE"
+    await conn.send(json.dumps({"result": None, "id": msg["id"]}))
+    return msg
+
+
+async def hold_open(conn):
+    try:
+        await conn.wait_closed()
+    except Exception:
+        pass
+
+
+@pytest.mark.timeout(20)
+def test_subscribe_frames_malformed_and_ack():
+    async def script(n, conn, inbox):
+        await expect_subscribe(conn, inbox)
+        await conn.send(agg_trade(100))
+        await conn.send('{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","p":')  # truncated
+        await conn.send(agg_trade(101, maker=False))
+        await hold_open(conn)
+
+    async def main():
+        async with Harness(script) as h:
+            await wait_until(lambda: len(h.kind(Kind.TRADE)) == 2, what="two trades")
+            assert h.received[0][0]["params"] == [STREAM]
+            t0, t1 = h.kind(Kind.TRADE)
+            assert (t0[1], t0[2], t0[4], t0[5], t0[7], t0[8], t0[10], t0[11]) == (
+                Venue.BINANCE, Side.SELL, 7, 1680652700452_000_000, 28145.10, 0.020, 100.0, 3.0)
+            assert t1[2] == Side.BUY
+            assert t0[6] > 0 and abs(t0[6] - time.time_ns()) < 5e9  # local receive stamp in ns
+            s = h.feed.stats.as_dict()
+            assert s["malformed"] == 1 and s["control"] == 1 and s["reconnects"] == 0 and h.connections == 1
+    asyncio.run(main())
+
+
+@pytest.mark.timeout(20)
+def test_clean_and_abrupt_close_reconnect_once_each_and_resubscribe():
+    async def script(n, conn, inbox):
+        await expect_subscribe(conn, inbox)
+        await conn.send(agg_trade(200 + n))
+        if n == 0:
+            await conn.close()                       # clean close
+        elif n == 1:
+            await asyncio.sleep(0.01)
+            conn.transport.abort()                   # abrupt: TCP reset, no close frame
+        else:
+            await hold_open(conn)
+
+    async def main():
+        async with Harness(script) as h:
+            await wait_until(lambda: len(h.kind(Kind.TRADE)) == 3, what="a trade on each of 3 connections")
+            await asyncio.sleep(0.1)  # nothing more may arrive: no extra reconnects
+            assert h.connections == 3
+            assert len(h.controls(Control.RECONNECTED)) == 2
+            assert all(r[4] == CONNECTION_WIDE for r in h.controls(Control.RECONNECTED))
+            assert [m[0]["params"] for m in h.received] == [[STREAM]] * 3
+            gaps = [b - a for a, b in zip(h.connected_at, h.connected_at[1:])]
+            assert all(g >= 0.05 * 0.5 for g in gaps), gaps   # waited the jittered back-off
+            assert h.feed.stats.reconnects == 2
+    asyncio.run(main())
+
+
+@pytest.mark.timeout(20)
+def test_refused_connections_back_off_until_server_appears():
+    delays = [backoff_delay(a, 0.5, 30.0, lambda: 1.0) for a in range(10)]
+    assert delays[:4] == [0.5, 1.0, 2.0, 4.0] and max(delays) == 30.0
+    assert backoff_delay(3, 0.5, 30.0, lambda: 0.0) == 2.0  # jitter keeps at least half
+
+
+@pytest.mark.timeout(20)
+def test_subscription_in_url_is_used_on_every_connection():
+    async def script(n, conn, inbox):
+        await conn.send(agg_trade(300 + n))
+        if n == 0:
+            await conn.close()
+        else:
+            await hold_open(conn)
+
+    async def main():
+        async with Harness(script, in_url=True) as h:
+            await wait_until(lambda: len(h.kind(Kind.TRADE)) == 2, what="trades on two connections")
+            assert h.paths == [f"/market/stream?streams={STREAM}"] * 2
+            assert len(h.controls(Control.RECONNECTED)) == 1
+    asyncio.run(main())
+
+
+@pytest.mark.timeout(20)
+def test_stale_stream_is_flagged_resubscribed_then_reconnected():
+    async def script(n, conn, inbox):
+        await expect_subscribe(conn, inbox)
+        await conn.send(mark_frame())
+        await conn.send(agg_trade(400 + n))
+        await hold_open(conn)   # then silence on both streams
+
+    async def main():
+        async with Harness(script, streams=(STREAM, MARK), watched=(STREAM, MARK), stale_after_s=0.15) as h:
+            await wait_until(lambda: h.connections >= 2, what="reconnect after all streams went stale")
+            stale = h.controls(Control.STREAM_STALE)
+            assert {r[4] for r in stale} == {7} and len(stale) >= 2
+            assert h.feed.stats.stale >= 2
+            await wait_until(lambda: len(h.controls(Control.RECONNECTED)) >= 1, what="RECONNECTED")
+    asyncio.run(main())
+
+
+@pytest.mark.timeout(20)
+def test_one_silent_stream_is_resubscribed_without_reconnect():
+    async def script(n, conn, inbox):
+        await expect_subscribe(conn, inbox)
+        tid = 500
+        try:
+            while True:   # the trade stream keeps ticking, the mark stream never does
+                await conn.send(agg_trade(tid))
+                tid += 1
+                try:
+                    inbox.append(json.loads(await asyncio.wait_for(conn.recv(), 0.02)))
+                except asyncio.TimeoutError:
+                    pass
+        except Exception:
+            pass
+
+    async def main():
+        async with Harness(script, streams=(STREAM, MARK), watched=(STREAM, MARK), stale_after_s=0.15,
+                           ) as h:
+            await wait_until(lambda: h.received and len(h.received[0]) >= 2, what="resubscribe of the silent stream")
+            assert h.received[0][1]["params"] == [MARK]
+            assert [r[4] for r in h.controls(Control.STREAM_STALE)] == [7]
+            assert h.connections == 1
+    asyncio.run(main())
+
+
+@pytest.mark.timeout(20)
+def test_server_ping_is_answered():
+    pongs = []
+
+    async def script(n, conn, inbox):
+        waiter = await conn.ping(b"hb")
+        pongs.append(await asyncio.wait_for(waiter, 2.0))
+        await hold_open(conn)
+
+    async def main():
+        async with Harness(script, in_url=True) as h:
+            await wait_until(lambda: pongs, what="pong")
+            assert h.connections == 1
+    asyncio.run(main())
+
+
+@pytest.mark.timeout(20)
+def test_rotation_is_make_before_break_and_drops_duplicate_trades():
+    clock = {"tid": 1000}
+
+    async def script(n, conn, inbox):
+        try:
+            while True:   # every connection sends the same trade ids at the same time
+                await conn.send(agg_trade(clock["tid"] - 1))
+                await conn.send(agg_trade(clock["tid"]))
+                await asyncio.sleep(0.005)
+        except Exception:
+            pass
+
+    async def ticker():
+        while True:
+            clock["tid"] += 1
+            await asyncio.sleep(0.002)
+
+    async def main():
+        t = asyncio.create_task(ticker())
+        async with Harness(script, in_url=True, rotate_after_s=0.2) as h:
+            await wait_until(lambda: h.feed.stats.rotations >= 2, what="two rotations")
+        t.cancel()
+        ids = [r[10] for r in h.kind(Kind.TRADE)]
+        assert ids == sorted(set(ids)), "duplicate or out-of-order trade ids across a handover"
+        assert h.feed.stats.duplicates > 0
+        assert not h.controls(Control.RECONNECTED)
+    asyncio.run(main())
