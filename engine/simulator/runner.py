@@ -1,0 +1,269 @@
+"""Entry points: the :class:`Simulator` object, blocking :func:`run`, and :func:`start_in_thread`."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import tempfile
+import threading
+import time
+from typing import Any
+
+import msgspec
+
+from engine.config import SimulatorConfig
+
+from .binance import BinanceVenue
+from .market import STEP_S, SyntheticMarket
+from .replay import CaptureReplay
+from .server import SimServer
+
+__all__ = ["Simulator", "run", "start_in_thread", "SimulatorHandle"]
+
+log = logging.getLogger("undertow.simulator")
+
+_MAX_BACKLOG_S = 0.5     # further behind than this, the synthetic clock skips ahead instead of bursting
+
+
+class Simulator:
+    """A local exchange: synthetic market or capture replay served over the venues' wire protocols."""
+
+    def __init__(self, cfg: SimulatorConfig | None = None, *, liquidation_share: float = 0.0,
+                 throttle: bool = True, max_messages_per_s: int = 10) -> None:
+        self.cfg = cfg = cfg or SimulatorConfig()
+        self.market = None
+        self.replay = None
+        if cfg.mode == "synthetic":
+            self.market = SyntheticMarket(cfg.symbols, seed=cfg.seed, rate=cfg.rate,
+                                          cascade_every_s=cfg.cascade_every_s,
+                                          first_cascade_after_s=cfg.first_cascade_after_s,
+                                          liquidation_share=liquidation_share)
+        else:
+            if not cfg.replay_files:
+                raise ValueError("simulator mode 'replay' needs replay_files")
+            self.replay = CaptureReplay(cfg.replay_files, speed=cfg.speed)
+        self.binance = BinanceVenue(cfg.symbols, market=self.market, throttle=throttle)
+        self.server = SimServer([self.binance], host=cfg.host, port=cfg.port,
+                                ping_interval_s=cfg.ping_interval_s, pong_timeout_s=cfg.pong_timeout_s,
+                                max_connection_age_s=cfg.max_connection_age_s,
+                                max_messages_per_s=max_messages_per_s)
+        self.server.extra_counters.append(self._counters)
+        self.server.control_cascade = self._control_cascade
+        if self.replay is not None:
+            self.server.rest_override = self.replay.rest_answer
+        self._pump: asyncio.Task | None = None
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    async def start(self) -> None:
+        """Listen and start the market (or replay) pump."""
+        await self.server.start()
+        source = self._run_market() if self.market is not None else self.replay.run(self.server)
+        self._pump = asyncio.get_running_loop().create_task(source)
+
+    async def stop(self) -> None:
+        """Stop the pump and close every connection."""
+        if self._pump is not None:
+            self._pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump
+            self._pump = None
+        await self.server.stop()
+
+    def endpoints(self, venue: str = "binance") -> dict:
+        """Return ``{"ws_urls": {...}, "rest_url": ...}`` for ``venue`` on this server."""
+        return self.server.venues[venue].endpoints(self.cfg.host, self.port)
+
+    # fault API (thin wrappers so callers need only the Simulator)
+    async def disconnect(self, venue: str | None = None, *, abrupt: bool = False) -> int:
+        """Close all connections (of ``venue``): clean close, or TCP reset when ``abrupt``."""
+        return await self.server.disconnect(venue, abrupt=abrupt)
+
+    def pause(self) -> None:
+        """Stall every stream until :meth:`resume`."""
+        self.server.pause()
+
+    def resume(self) -> None:
+        self.server.resume()
+
+    def counters(self) -> dict:
+        """Return connections, frames sent per stream, liquidations generated and more."""
+        return self.server.counters()
+
+    def trigger_cascade(self, symbol: str | None = None, **kw: Any) -> None:
+        """Start a synthetic cascade now (synthetic mode only)."""
+        if self.market is None:
+            raise RuntimeError("cascades exist only in synthetic mode")
+        self.market.trigger_cascade(symbol, **kw)
+
+    def _control_cascade(self, query: dict) -> dict:
+        self.trigger_cascade(query.get("symbol"), all_symbols=query.get("all") == "1")
+        return {"cascade": True}
+
+    def _counters(self) -> dict:
+        out = {"force_orders_suppressed": self.binance.force_orders_suppressed,
+               "wrong_path_streams": self.binance.wrong_path_streams}
+        if self.market is not None:
+            out.update(liquidations_generated=self.market.liquidations_generated,
+                       cascades_started=self.market.cascades_started, market_time_s=self.market.t)
+        if self.replay is not None:
+            out.update(self.replay.counters())
+        return out
+
+    async def _run_market(self) -> None:
+        """Step the market in real time and publish each batch of events."""
+        loop = asyncio.get_running_loop()
+        market, venue, server = self.market, self.binance, self.server
+        origin = loop.time() - market.t
+        while True:
+            if not server.running.is_set():
+                await server.running.wait()
+                origin = loop.time() - market.t      # market time stands still while stalled
+            now = loop.time()
+            due = int((now - origin) / STEP_S)
+            if due - market.steps > _MAX_BACKLOG_S / STEP_S:
+                server.stats["clock_skips"] += 1
+                origin = now - market.t
+                due = market.steps + 1
+            events: list = []
+            while market.steps < due:
+                events.extend(market.step())
+            frames = venue.render(events, market.t, server.subs[venue.name], time.time_ns() // 1_000_000)
+            server.publish(venue.name, frames)
+            await asyncio.sleep(max(0.0, origin + (market.steps + 1) * STEP_S - loop.time()))
+
+
+def _split_overrides(cfg: SimulatorConfig, overrides: dict) -> tuple[SimulatorConfig, dict]:
+    fields = {k: v for k, v in overrides.items() if k in SimulatorConfig.__struct_fields__}
+    extra = {k: v for k, v in overrides.items() if k not in fields}
+    return (msgspec.structs.replace(cfg, **fields) if fields else cfg), extra
+
+
+def _ready_line(sim: Simulator) -> str:
+    return json.dumps({"port": sim.port, "endpoints": {name: sim.endpoints(name) for name in sim.server.venues}})
+
+
+def _write_atomically(path: str, text: str) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".ready-")
+    with os.fdopen(fd, "w") as f:
+        f.write(text + "\n")
+    os.replace(tmp, path)
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+        return uvloop.new_event_loop()
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        return asyncio.new_event_loop()
+
+
+def run(sim_cfg: SimulatorConfig | None = None, ready_file: str | None = None, duration: float | None = None,
+        **overrides: Any) -> None:
+    """Run the simulator until SIGTERM/SIGINT or ``duration`` seconds; announce the endpoints when listening.
+
+    ``overrides`` replace SimulatorConfig fields (``port=0``) or go to :class:`Simulator`
+    (``liquidation_share=0.5``, ``throttle=False``).
+    """
+    cfg, extra = _split_overrides(sim_cfg or SimulatorConfig(), overrides)
+
+    async def main() -> None:
+        sim = Simulator(cfg, **extra)
+        await sim.start()
+        line = _ready_line(sim)
+        if ready_file:
+            _write_atomically(ready_file, line)
+        print(line, flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await asyncio.wait_for(stop.wait(), duration) if duration else await stop.wait()
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            await sim.stop()
+
+    loop = _new_loop()
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+
+
+class SimulatorHandle:
+    """A simulator running on its own thread and event loop (tests, benchmarks)."""
+
+    def __init__(self, sim: Simulator, loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
+        self.sim, self.loop, self.thread = sim, loop, thread
+
+    @property
+    def port(self) -> int:
+        return self.sim.port
+
+    def endpoints(self, venue: str = "binance") -> dict:
+        return self.sim.endpoints(venue)
+
+    def call(self, fn: Any, *args: Any, **kw: Any) -> Any:
+        """Run ``fn(*args, **kw)`` (sync or async) on the simulator's loop and return its result."""
+        async def invoke() -> Any:
+            result = fn(*args, **kw)
+            return await result if asyncio.iscoroutine(result) else result
+        return asyncio.run_coroutine_threadsafe(invoke(), self.loop).result(timeout=10)
+
+    def counters(self) -> dict:
+        return self.call(self.sim.counters)
+
+    def stop(self) -> None:
+        """Stop the simulator and join its thread."""
+        if self.thread.is_alive():
+            asyncio.run_coroutine_threadsafe(self.sim.stop(), self.loop).result(timeout=10)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(timeout=10)
+
+    def __enter__(self) -> SimulatorHandle:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def start_in_thread(sim_cfg: SimulatorConfig | None = None, **overrides: Any) -> SimulatorHandle:
+    """Start a simulator on a background thread (uvloop) and return once it is listening."""
+    cfg, extra = _split_overrides(sim_cfg or SimulatorConfig(), overrides)
+    loop = _new_loop()
+    started = threading.Event()
+    box: dict = {}
+
+    def target() -> None:
+        asyncio.set_event_loop(loop)
+
+        async def boot() -> None:
+            box["sim"] = Simulator(cfg, **extra)
+            await box["sim"].start()
+
+        try:
+            loop.run_until_complete(boot())
+        except BaseException as exc:  # report start failures to the caller
+            box["error"] = exc
+            started.set()
+            loop.close()
+            return
+        started.set()
+        loop.run_forever()
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+    thread = threading.Thread(target=target, name="undertow-simulator", daemon=True)
+    thread.start()
+    started.wait(timeout=30)
+    if "error" in box:
+        raise box["error"]
+    return SimulatorHandle(box["sim"], loop, thread)

@@ -1,0 +1,295 @@
+"""Venue-agnostic WebSocket + REST server core of the simulator.
+
+One ``websockets.asyncio.server`` on one port serves every venue: the venue
+object decides which paths it owns, parses sessions and client messages, formats
+frames and answers REST. This core owns connection lifecycle (ping/pong via the
+library's keepalive, incoming-message rate limit, maximum connection age,
+slow-consumer drop), the subscription index and fan-out, counters, and the
+fault API (clean/abrupt disconnect, pause/resume), also reachable over HTTP at
+``GET /_sim/<action>``.
+
+Lifecycle: :meth:`SimServer.publish` is synchronous and writes frames straight
+into each connection's transport (the library's documented ``broadcast`` path,
+batched per connection), so a slow client never stalls the others; one whose
+write buffer passes ``max_write_buffer`` is dropped.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import http
+import json
+import logging
+import socket
+import struct
+import time
+from typing import Any, Iterable
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+from websockets.protocol import State
+
+__all__ = ["SimServer", "Client"]
+
+log = logging.getLogger("undertow.simulator")
+
+
+class Client:
+    """One WebSocket connection: its venue, category (path), mode and streams."""
+
+    __slots__ = ("conn", "venue", "category", "combined", "streams", "recv_times", "opened", "age_timer")
+
+    def __init__(self, conn: ServerConnection, venue: Any, category: str, combined: bool) -> None:
+        self.conn = conn
+        self.venue = venue
+        self.category = category
+        self.combined = combined
+        self.streams: set[str] = set()
+        self.recv_times: collections.deque[float] = collections.deque()
+        self.opened = time.monotonic()
+        self.age_timer: asyncio.TimerHandle | None = None
+
+
+class SimServer:
+    """Serve ``venues`` on ``host:port``; route published frames to subscribed clients."""
+
+    def __init__(self, venues: Iterable[Any], *, host: str = "127.0.0.1", port: int = 0,
+                 ping_interval_s: float = 180.0, pong_timeout_s: float = 600.0,
+                 max_connection_age_s: float = 86400.0, max_messages_per_s: int = 10,
+                 max_write_buffer: int = 64 << 20) -> None:
+        self.venues = {v.name: v for v in venues}
+        self.host, self.requested_port = host, port
+        self.ping_interval_s, self.pong_timeout_s = ping_interval_s, pong_timeout_s
+        self.max_connection_age_s = max_connection_age_s
+        self.max_messages_per_s = max_messages_per_s
+        self.max_write_buffer = max_write_buffer
+        self.clients: set[Client] = set()
+        self.subs: dict[str, dict[str, set[Client]]] = {name: {} for name in self.venues}
+        self.running = asyncio.Event()      # cleared while paused
+        self.running.set()
+        self.subscribed = asyncio.Event()   # set once any client subscribed to anything
+        self.extra_counters: list = []      # callables returning dicts merged into counters()
+        self.rest_override = None           # callable(venue, path) -> (status, body) | None (replay)
+        self._server = None
+        self.port = 0
+        self.frames_by_stream: collections.Counter[str] = collections.Counter()
+        self.stats = collections.Counter()
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Start listening; ``port`` holds the bound port afterwards."""
+        self._server = await serve(
+            self._handle, self.host, self.requested_port, process_request=self._process_request,
+            ping_interval=self.ping_interval_s, ping_timeout=self.pong_timeout_s,
+            compression=None, max_size=1 << 20, close_timeout=2.0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Close every connection and stop listening."""
+        if self._server is None:
+            return
+        self._server.close(close_connections=True)
+        await self._server.wait_closed()
+        self._server = None
+
+    # ---------------------------------------------------------------- routing
+
+    def subscribe(self, client: Client, names: Iterable[str]) -> None:
+        index = self.subs[client.venue.name]
+        for n in names:
+            if n not in client.streams:
+                client.streams.add(n)
+                index.setdefault(n, set()).add(client)
+        if client.streams:
+            self.subscribed.set()
+
+    def unsubscribe(self, client: Client, names: Iterable[str]) -> None:
+        index = self.subs[client.venue.name]
+        for n in names:
+            if n in client.streams:
+                client.streams.discard(n)
+                members = index.get(n)
+                if members is not None:
+                    members.discard(client)
+                    if not members:
+                        del index[n]
+
+    def publish(self, venue: str, frames: list[tuple]) -> int:
+        """Send ``(stream, raw[, wrapped])`` frames to the subscribers of each stream; return frames sent."""
+        if not frames:
+            return 0
+        index = self.subs[venue]
+        envelope = self.venues[venue].envelope
+        batches: dict[Client, list[bytes]] = {}
+        counts = self.frames_by_stream
+        sent = 0
+        for frame in frames:
+            stream, raw = frame[0], frame[1]
+            members = index.get(stream)
+            if not members:
+                continue
+            wrapped = frame[2] if len(frame) > 2 else None
+            for c in members:
+                if c.combined:
+                    if wrapped is None:
+                        wrapped = envelope(stream, raw)
+                    payload = wrapped
+                else:
+                    payload = raw
+                batch = batches.get(c)
+                if batch is None:
+                    batches[c] = [payload]
+                else:
+                    batch.append(payload)
+            counts[stream] += len(members)
+            sent += len(members)
+        for c, payloads in batches.items():
+            self._write(c, payloads)
+        self.stats["frames_sent"] += sent
+        return sent
+
+    def _write(self, client: Client, payloads: list[bytes]) -> None:
+        conn = client.conn
+        proto = conn.protocol
+        if proto.state is not State.OPEN:
+            return
+        for p in payloads:
+            proto.send_text(p)
+        conn.transport.write(b"".join(proto.data_to_send()))
+        if conn.transport.get_write_buffer_size() > self.max_write_buffer:
+            self.stats["slow_consumer_drops"] += 1
+            log.warning("dropping slow consumer %s", conn.remote_address)
+            conn.transport.abort()
+
+    def write_buffered(self) -> int:
+        """Return the largest write buffer among connected clients (bytes)."""
+        return max((c.conn.transport.get_write_buffer_size() for c in self.clients), default=0)
+
+    # ---------------------------------------------------------------- faults
+
+    async def disconnect(self, venue: str | None = None, *, abrupt: bool = False) -> int:
+        """Close every connection (of ``venue``): clean close 1001, or abrupt TCP reset; return count."""
+        victims = [c for c in self.clients if venue is None or c.venue.name == venue]
+        for c in victims:
+            if abrupt:
+                self._reset(c.conn)
+            else:
+                await c.conn.close(1001, "simulator: forced disconnect")
+        self.stats["forced_disconnects"] += len(victims)
+        return len(victims)
+
+    @staticmethod
+    def _reset(conn: ServerConnection) -> None:
+        sock = conn.transport.get_extra_info("socket")
+        if sock is not None:  # linger 0: close() sends RST instead of FIN
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.transport.abort()
+
+    def pause(self) -> None:
+        """Stall every stream (connections stay open, pings still answered)."""
+        self.running.clear()
+
+    def resume(self) -> None:
+        self.running.set()
+
+    def counters(self) -> dict:
+        """Return a snapshot of the server's counters."""
+        out = dict(self.stats)
+        out.update(connections=len(self.clients), paused=not self.running.is_set(),
+                   frames_by_stream=dict(self.frames_by_stream))
+        for extra in self.extra_counters:
+            out.update(extra())
+        return out
+
+    # ---------------------------------------------------------------- HTTP
+
+    async def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+        path = request.path
+        route = urlsplit(path).path
+        if route.startswith("/_sim/"):
+            return await self._control(route[len("/_sim/"):], path)
+        venue = self._venue_for(path)
+        upgrade = "websocket" in request.headers.get("Upgrade", "").lower()
+        if upgrade:
+            return None if venue is not None else _json(404, {"code": -1, "msg": f"no stream path {route}"})
+        for v in self.venues.values():
+            answer = self.rest_override(v, path) if self.rest_override else None
+            if answer is None and hasattr(v, "rest"):
+                answer = v.rest(path)
+            if answer is not None and answer[0] != 404:
+                self.stats["rest_requests"] += 1
+                return _json(*answer)
+        return _json(404, {"code": -5000, "msg": f"Path {route}, Method GET is invalid"})
+
+    async def _control(self, action: str, path: str) -> Response:
+        query = {k: v[0] for k, v in parse_qs(urlsplit(path).query).items()}
+        if action == "counters":
+            return _json(200, self.counters())
+        if action == "disconnect":
+            n = await self.disconnect(query.get("venue"), abrupt=query.get("mode") == "reset")
+            return _json(200, {"disconnected": n})
+        if action == "pause":
+            self.pause()
+            return _json(200, {"paused": True})
+        if action == "resume":
+            self.resume()
+            return _json(200, {"paused": False})
+        hook = getattr(self, "control_" + action, None)  # extra actions installed by the Simulator
+        if hook is not None:
+            return _json(200, hook(query))
+        return _json(404, {"error": f"unknown control action {action!r}"})
+
+    def _venue_for(self, path: str) -> Any:
+        return next((v for v in self.venues.values() if v.owns(path)), None)
+
+    # ---------------------------------------------------------------- connections
+
+    async def _handle(self, conn: ServerConnection) -> None:
+        venue = self._venue_for(conn.request.path)
+        try:
+            category, combined, names = venue.open_session(conn.request.path)
+        except ValueError:
+            await conn.close(1008, "invalid path")
+            return
+        client = Client(conn, venue, category, combined)
+        self.clients.add(client)
+        self.stats["connections_opened"] += 1
+        self.subscribe(client, venue.accept_streams(category, names))
+        loop = asyncio.get_running_loop()
+        client.age_timer = loop.call_later(
+            self.max_connection_age_s, lambda: loop.create_task(conn.close(1000, "connection age limit")))
+        try:
+            async for message in conn:
+                if self._over_limit(client):
+                    self.stats["rate_limit_disconnects"] += 1
+                    await conn.close(1008, "Too many messages")
+                    break
+                self._write(client, [venue.handle_text(client, message, self)])
+        except Exception:  # a dropped socket ends the loop with ConnectionClosed
+            pass
+        finally:
+            client.age_timer.cancel()
+            self.unsubscribe(client, list(client.streams))
+            self.clients.discard(client)
+            close_sent = conn.protocol.close_sent
+            if close_sent is not None and close_sent.code == 1011:  # the library's keepalive timeout
+                self.stats["pong_timeouts"] += 1
+            self.stats["connections_closed"] += 1
+
+    def _over_limit(self, client: Client) -> bool:
+        now = time.monotonic()
+        times = client.recv_times
+        times.append(now)
+        while times and times[0] <= now - 1.0:
+            times.popleft()
+        return len(times) > self.max_messages_per_s
+
+
+def _json(status: int, body: Any) -> Response:
+    data = body if isinstance(body, bytes) else json.dumps(body, separators=(",", ":")).encode()
+    headers = Headers([("Content-Type", "application/json"), ("Content-Length", str(len(data))),
+                       ("Connection", "close")])
+    return Response(status, http.HTTPStatus(status).phrase, headers, data)
