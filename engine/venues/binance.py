@@ -311,8 +311,7 @@ class Parser:
                 env = _envelope_decoder.decode(payload)
                 return self._handlers[type(env.data)](env.data, env.stream, ts_recv, out), env.stream
             msg = _event_decoder.decode(payload)
-            stream = "!markPrice@arr" if type(msg) is list else f"{msg.s.lower()}@{msg.__struct_config__.tag}"
-            return self._handlers[type(msg)](msg, "", ts_recv, out), stream
+            return self._handlers[type(msg)](msg, "", ts_recv, out), _raw_stream(msg)
         except _DecodeErrors:
             return self._classify(payload)
 
@@ -331,11 +330,9 @@ class Parser:
         e = head.e
         if stream and isinstance(head.data, dict):
             e = head.data.get("e")
-        if e in _IGNORED_EVENTS:
-            return IGNORED, stream
-        if isinstance(e, str) and e not in _KNOWN_EVENTS:
-            return UNKNOWN, stream
-        return MALFORMED, stream
+        if not isinstance(e, str) or e in _KNOWN_EVENTS:
+            return MALFORMED, stream
+        return (IGNORED if e in _IGNORED_EVENTS else UNKNOWN), stream
 
     # -- handlers: each returns an Outcome ----------------------------------------
     def _trade_record(self, s, p, q, T, m, flags, tid, fills, ts_recv, out) -> Outcome:
@@ -435,6 +432,14 @@ class Parser:
             if r is EMITTED:
                 outcome = EMITTED
         return outcome
+
+
+def _raw_stream(msg) -> str:
+    """Stream name of an un-wrapped payload (raw ``/ws/`` mode carries none)."""
+    if type(msg) is list:
+        return "!markPrice@arr"
+    symbol = msg.o.s if type(msg) is ForceOrder else msg.s
+    return f"{symbol.lower()}@{msg.__struct_config__.tag}"
 
 
 _KNOWN_EVENTS = frozenset({"aggTrade", "trade", "forceOrder", "bookTicker", "depthUpdate", "markPriceUpdate"})
