@@ -197,7 +197,9 @@ class SimServer:
 
     def counters(self) -> dict:
         """Return a snapshot of the server's counters."""
-        out = dict(self.stats)
+        out = dict.fromkeys(("frames_sent", "connections_opened", "connections_closed", "forced_disconnects",
+                             "rate_limit_disconnects", "pong_timeouts", "slow_consumer_drops", "rest_requests"), 0)
+        out.update(self.stats)
         out.update(connections=len(self.clients), paused=not self.running.is_set(),
                    frames_by_stream=dict(self.frames_by_stream))
         for extra in self.extra_counters:
