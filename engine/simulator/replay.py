@@ -68,6 +68,9 @@ class CaptureReplay:
         self.rest_bodies: dict[str, bytes] = {}
         self.frames_replayed = 0
         self.done = False
+        # reading the first frame now also collects the REST bodies recorded before it
+        self._frames = iter_replay_frames(self.paths, self.rest_bodies)
+        self._first = next(self._frames, None)
 
     def rest_answer(self, venue: Any, path: str) -> tuple[int, Any] | None:
         body = self.rest_bodies.get(urlsplit(path).path)
@@ -78,8 +81,7 @@ class CaptureReplay:
 
     async def run(self, server: Any) -> None:
         """Wait for a subscriber, then publish every frame at the configured speed."""
-        frames = iter_replay_frames(self.paths, self.rest_bodies)
-        first = next(frames, None)
+        frames, first = self._frames, self._first
         await server.subscribed.wait()
         loop = asyncio.get_running_loop()
         t0 = loop.time()
