@@ -1,0 +1,94 @@
+"""Parse + normalize throughput: msgspec Parser versus stdlib json, on real hftbacktest frames.
+
+Run: ``.venv/bin/python bench/bench_parse.py [--frames N] [--repeat R]``; prints a table per
+stream type and overall, then one JSON line.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from engine.captures import iter_capture
+from engine.record import Kind, Side, Venue
+from engine.venues import binance
+
+SHARED = Path(os.environ.get("UNDERTOW_SHARED") or Path(__file__).resolve().parents[2] / "shared") / "data"
+CAPTURES = ["binance_usdm/hftbacktest/btcusdt_20230404.dat.gz", "binance_usdm/hftbacktest/btcusdt_20240808.gz"]
+
+
+def load_frames(limit: int) -> dict[str, list[bytes]]:
+    """Real received frames grouped by stream type (trade, bookTicker, depth, markPrice)."""
+    groups: dict[str, list[bytes]] = defaultdict(list)
+    for rel in CAPTURES:
+        for fr in iter_capture(SHARED / rel):
+            if fr.direction != "recv":
+                continue
+            t = fr.payload[fr.payload.index(b"@") + 1: fr.payload.index(b'"', 12)].decode()
+            t = "depth" if t.startswith("depth") else t.split("@")[0]
+            if len(groups[t]) < limit:
+                groups[t].append(fr.payload)
+    return dict(groups)
+
+
+def stdlib_parse(payload: bytes, ts: int, ids: dict, out: list) -> None:
+    """The same normalization written with json.loads (the baseline)."""
+    d = json.loads(payload)["data"]
+    e = d["e"]
+    if e == "trade" or e == "aggTrade":
+        p, q = float(d["p"]), float(d["q"])
+        if math.isfinite(p) and math.isfinite(q) and p > 0 and q > 0:
+            out.append((Kind.TRADE, Venue.BINANCE, Side.SELL if d["m"] else Side.BUY, 0, ids[d["s"]],
+                        d["T"] * 1_000_000, ts, p, q, p * q, float(d.get("t", d.get("a", 0))), 1.0))
+    elif e == "bookTicker":
+        b, bq, a, aq = float(d["b"]), float(d["B"]), float(d["a"]), float(d["A"])
+        out.append((Kind.BOOK_TOP, Venue.BINANCE, 0, 0, ids[d["s"]], d["T"] * 1_000_000, ts,
+                    b, bq, b * bq + a * aq, a, aq))
+    elif e == "markPriceUpdate":
+        out.append((Kind.MARK, Venue.BINANCE, 0, 0, ids[d["s"]], d["E"] * 1_000_000, ts, float(d["p"]),
+                    float(d["i"]), 0.0, float(d["r"] or 0), float(d["T"])))
+    # depthUpdate: decoded and counted only, as in the msgspec parser
+
+
+def time_it(fn, frames: list[bytes], repeat: int) -> float:
+    """Best-of-``repeat`` seconds per frame."""
+    best = math.inf
+    for _ in range(repeat):
+        out: list = []
+        t0 = time.perf_counter()
+        for f in frames:
+            fn(f, 1, out)
+            out.clear()
+        best = min(best, time.perf_counter() - t0)
+    return best / len(frames)
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--frames", type=int, default=20000, help="frames per stream type")
+    ap.add_argument("--repeat", type=int, default=5)
+    args = ap.parse_args(argv)
+    groups = load_frames(args.frames)
+    ids = {"BTCUSDT": 0}
+    parser = binance.Parser(ids.get)
+    results = {}
+    everything = [f for fs in groups.values() for f in fs]
+    for name, frames in [*sorted(groups.items()), ("overall", everything)]:
+        ms = time_it(parser.parse, frames, args.repeat)
+        sj = time_it(lambda f, ts, out: stdlib_parse(f, ts, ids, out), frames, args.repeat)
+        results[name] = {"frames": len(frames), "msgspec_ns": round(ms * 1e9, 1), "stdlib_ns": round(sj * 1e9, 1),
+                         "msgspec_msgs_s": round(1 / ms), "stdlib_msgs_s": round(1 / sj), "speedup": round(sj / ms, 2)}
+    print(f"{'stream':<12}{'frames':>8}{'msgspec ns':>12}{'msgs/s':>11}{'stdlib ns':>11}{'msgs/s':>10}{'x':>7}")
+    for name, r in results.items():
+        print(f"{name:<12}{r['frames']:>8}{r['msgspec_ns']:>12}{r['msgspec_msgs_s']:>11}"
+              f"{r['stdlib_ns']:>11}{r['stdlib_msgs_s']:>10}{r['speedup']:>7}")
+    print(json.dumps({"bench": "parse", "results": results}))
+    return results
+
+
+if __name__ == "__main__":
+    main()
