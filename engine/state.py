@@ -13,6 +13,7 @@ Layout: a 512-byte header (magic, version, sizes, window seconds), then
 """
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -27,7 +28,8 @@ MAGIC = 0x4554415453574F54  # "TOWSTATE"
 VERSION = 1
 HEADER = 512
 ROW_WORDS = 2 + C.NCOL
-READ_RETRIES = 10000
+READ_TIMEOUT_S = 1.0
+SPINS_BEFORE_YIELD = 100
 
 _W_MAGIC, _W_VERSION, _W_MAX_INSTR, _W_MAX_ASSETS, _W_NCOL, _W_N_VEL, _W_N_VOL, _W_CASCADE_S = range(8)
 _VEL_AT, _VOL_AT = 8, 8 + C.MAX_WINDOWS
@@ -115,14 +117,22 @@ class StateTable:
     def read_row(self, which: str, rid: int) -> tuple[np.ndarray, int]:
         """Return a consistent copy of one row and its write time (ns)."""
         seq, data, upd = self._seq[which], self._data[which], self._updated[which]
-        for _ in range(READ_RETRIES):
+        deadline = None
+        tries = 0
+        while True:
             s1 = int(seq[rid])
-            if s1 & 1:
-                continue
-            row = data[rid].copy()
-            ts = int(upd[rid, 0])
-            if int(seq[rid]) == s1:
-                return row, ts
+            if not s1 & 1:
+                row = data[rid].copy()
+                ts = int(upd[rid, 0])
+                if int(seq[rid]) == s1:
+                    return row, ts
+            tries += 1
+            if tries > SPINS_BEFORE_YIELD:  # a writer is mid-row: let it finish
+                os.sched_yield()
+                if deadline is None:
+                    deadline = time.monotonic() + READ_TIMEOUT_S
+                elif time.monotonic() > deadline:
+                    break
         raise TimeoutError(f"{self.name}: row {which}{rid} kept changing")
 
     def read_instrument(self, iid: int) -> dict:
