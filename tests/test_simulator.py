@@ -360,3 +360,24 @@ def test_throughput_at_rate_10000(capsys):
         print(f"\nsimulator throughput at rate=10000: sent {sent / elapsed:,.0f} frames/s, "
               f"received {received / elapsed:,.0f} frames/s over {elapsed:.1f} s")
     assert received > 0
+
+
+@pytest.mark.process
+def test_run_writes_ready_file_and_stops_on_sigterm(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    ready = tmp_path / "ready.json"
+    code = ("from engine.simulator import run; from engine.config import SimulatorConfig; "
+            f"run(SimulatorConfig(rate=100), ready_file={str(ready)!r})")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        line = json.loads(proc.stdout.readline())
+        assert json.loads(ready.read_text()) == line
+        status, info = _get(line["endpoints"]["binance"]["rest_url"] + "/fapi/v1/exchangeInfo")
+        assert status == 200 and line["port"] > 0
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        proc.kill() if proc.poll() is None else None
+        proc.stdout.close()
