@@ -77,7 +77,7 @@ def run_once(rate: float, duration: float, warmup: float, liq_share: float, symb
     sim_cfg_file = dump_json(base, tmp / "sim.json")
     ready = tmp / "ready.json"
     sim = subprocess.Popen([sys.executable, "-m", "engine.cli", "--log-level", "WARNING", "simulate", "--config",
-                            str(sim_cfg_file), "--ready-file", str(ready), "--liquidation-share", str(liq_share)],
+                            str(sim_cfg_file), "--ready-file", str(ready), "--liquidation-share", str(liq_share), "--no-throttle"],
                            cwd=ROOT)
     eng = None
     lat: list[int] = []

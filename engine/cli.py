@@ -71,7 +71,8 @@ def cmd_simulate(args) -> int:
         changes.update(mode="replay", replay_files=args.replay)
     if changes:
         sim = msgspec.structs.replace(sim, **changes)
-    run(sim, ready_file=args.ready_file, duration=args.duration)
+    run(sim, ready_file=args.ready_file, duration=args.duration, liquidation_share=args.liquidation_share,
+        throttle=not args.no_throttle)
     return 0
 
 
@@ -252,7 +253,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--speed", type=float, help="replay speed factor (0 = as fast as possible)")
     s.add_argument("--replay", nargs="+", metavar="FILE", help="replay recorded captures instead of synthesizing")
     s.add_argument("--duration", type=float)
-    s.add_argument("--ready-file")
+    s.add_argument("--ready-file", help="write the listening port and endpoints here (JSON) once ready")
+    s.add_argument("--liquidation-share", type=float, default=0.0,
+                   help="fraction of synthetic frames that are liquidations (latency benchmarks)")
+    s.add_argument("--no-throttle", action="store_true",
+                   help="send every liquidation (Binance itself sends at most one per symbol per second)")
     s.set_defaults(func=cmd_simulate)
 
     s = sub.add_parser("tail", help="print signals from the bus")
