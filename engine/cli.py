@@ -125,7 +125,8 @@ def cmd_demo(args) -> int:
     for flag, val in (("--seed", args.seed), ("--rate", args.rate)):
         if val is not None:
             sim_argv += [flag, str(val)]
-    sim = subprocess.Popen(sim_argv, env={**os.environ, "UNDERTOW_PARENT_PID": str(os.getpid())})
+    sim = subprocess.Popen(sim_argv, env={**os.environ, "UNDERTOW_PARENT_PID": str(os.getpid())},
+                           stdout=subprocess.DEVNULL)
     try:
         info = _wait_ready(ready, sim, 30.0)
         cfg = point_at_simulator(cfg, info["endpoints"])

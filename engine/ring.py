@@ -254,15 +254,20 @@ class Ring:
         return c
 
     def _ring_bells(self) -> None:
-        for i in np.flatnonzero(self._parked):
-            token = int(self._slots[i, _S_TOKEN])
-            addr = self._bell_addr.get(token)
-            if addr is None:
-                addr = self._bell_addr[token] = doorbell_address(token)
-            try:
-                self._bell.sendto(b"\1", addr)
-            except OSError:  # reader gone or its queue full: it wakes on its timeout
-                pass
+        word = self._mv[_W_PARKED]  # one snapshot: readers flip their bytes concurrently
+        i = 0
+        while word:
+            if word & 0xFF:
+                token = int(self._slots[i, _S_TOKEN])
+                addr = self._bell_addr.get(token)
+                if addr is None:
+                    addr = self._bell_addr[token] = doorbell_address(token)
+                try:
+                    self._bell.sendto(b"\1", addr)
+                except OSError:  # reader gone or its queue full: it wakes on its timeout
+                    pass
+            word >>= 8
+            i += 1
 
     # -- readers -----------------------------------------------------------
     def readers(self) -> list[dict]:

@@ -49,6 +49,7 @@ class BatchRunner:
         self.vol = VolatilityState(self.vol_windows_cfg, 1)
         self.unknown = 0
         self.scratch = np.zeros((max(len(self.velocity.widths), len(self.vol.windows)), C.LIQ_CHANNELS))
+        self.n_inst = self.n_assets = -1  # force the first refresh even for an empty registry
         self.refresh()
 
     # -- registry ---------------------------------------------------------

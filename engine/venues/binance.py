@@ -46,10 +46,11 @@ REST_WEIGHT_PER_MINUTE = 2400
 PARTIAL_DEPTHS = (5, 10, 20)
 # the trade stream each config stream name maps to, and the socket class carrying it
 STREAM_SUFFIX = {
-    "liquidations": ("forceOrder", "market"),
-    "trades": ("aggTrade", "market"),
-    "mark": ("markPrice@1s", "market"),
-    "book": (None, "public"),       # @depth<N>@100ms, chosen from depth_levels
+    "liquidations": (("forceOrder", "market"),),
+    "trades": (("aggTrade", "market"),),
+    "mark": (("markPrice@1s", "market"),),
+    # real-time best bid/ask, plus the top levels (@depth<N>@100ms, N from depth_levels)
+    "book": (("bookTicker", "public"), (None, "public")),
 }
 SPARSE_SUFFIXES = ("@forceOrder",)   # silent for hours in calm markets: never "stale"
 trade_stream_ids = True              # aggTrade `a` and trade `t` are consecutive per symbol
@@ -74,9 +75,9 @@ def streams_for(symbols: list[str], kinds: list[str], depth_levels: int) -> dict
     for kind in kinds:
         if kind not in STREAM_SUFFIX:
             continue  # "oi" is REST-only on Binance
-        suffix, path = STREAM_SUFFIX[kind]
-        suffix = suffix or _book_stream(depth_levels)
-        out[path].extend(f"{s.lower()}@{suffix}" for s in symbols)
+        for suffix, path in STREAM_SUFFIX[kind]:
+            suffix = suffix or _book_stream(depth_levels)
+            out[path].extend(f"{s.lower()}@{suffix}" for s in symbols)
     return out
 
 
