@@ -34,22 +34,8 @@ sys.path.insert(0, str(ROOT))
 from engine import shm  # noqa: E402
 from engine.actor_table import ActorTable, actor_table_segment  # noqa: E402
 from engine.bus import Subscriber  # noqa: E402
-from engine.cli import point_at_simulator  # noqa: E402
+from engine.cli import point_at_simulator, wait_ready_file  # noqa: E402
 from engine.config import Config, dump_json  # noqa: E402
-
-
-def wait_file(path: Path, proc: subprocess.Popen, timeout: float) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"simulator exited early with {proc.returncode}")
-        if path.exists():
-            try:
-                return json.loads(path.read_text())
-            except json.JSONDecodeError:
-                pass
-        time.sleep(0.05)
-    raise SystemExit("simulator not ready")
 
 
 def counters(ns: str) -> dict[str, dict[str, float]]:
@@ -84,7 +70,7 @@ def run_once(rate: float, duration: float, warmup: float, liq_share: float, symb
     stages: list[tuple[int, int, int]] = []
     sub = None
     try:
-        info = wait_file(ready, sim, 30)
+        info = wait_ready_file(ready, sim, 30)
         cfg = point_at_simulator(base, info["endpoints"])
         eff = dump_json(cfg, tmp / "engine.json")
         sub = Subscriber(cfg.bus.endpoint, ["liquidation.", "cascade.", "volatility."])

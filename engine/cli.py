@@ -77,7 +77,8 @@ def cmd_simulate(args) -> int:
 
 
 # -- demo ------------------------------------------------------------------
-def _wait_ready(path: Path, proc: subprocess.Popen, timeout: float) -> dict:
+def wait_ready_file(path: Path, proc: subprocess.Popen, timeout: float) -> dict:
+    """Wait for the JSON ``path`` that a starting ``proc`` writes when ready; exit if it dies first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -128,7 +129,7 @@ def cmd_demo(args) -> int:
     sim = subprocess.Popen(sim_argv, env={**os.environ, "UNDERTOW_PARENT_PID": str(os.getpid())},
                            stdout=subprocess.DEVNULL)
     try:
-        info = _wait_ready(ready, sim, 30.0)
+        info = wait_ready_file(ready, sim, 30.0)
         cfg = point_at_simulator(cfg, info["endpoints"])
         token = "set" if os.environ.get("TELEGRAM_BOT_TOKEN") else "not set"
         print(f"Undertow demo: simulator on port {info['port']}, signals on {cfg.bus.endpoint} "
