@@ -64,7 +64,7 @@ def run_once(rate: float, duration: float, warmup: float, liq_share: float, symb
     ready = tmp / "ready.json"
     sim = subprocess.Popen([sys.executable, "-m", "engine.cli", "--log-level", "WARNING", "simulate", "--config",
                             str(sim_cfg_file), "--ready-file", str(ready), "--liquidation-share", str(liq_share), "--no-throttle"],
-                           cwd=ROOT, preexec_fn=(lambda: os.nice(sim_nice)) if sim_nice else None)
+                           cwd=ROOT, stdout=subprocess.DEVNULL, preexec_fn=(lambda: os.nice(sim_nice)) if sim_nice else None)
     eng = None
     lat: list[int] = []
     stages: list[tuple[int, int, int]] = []
