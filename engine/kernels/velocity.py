@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit
 
 from . import columns as C
-from .windows import grow_ring, new_ring, record_ts, ring_add, ring_pow2, ring_sums
+from .windows import owned_asset, grow_ring, new_ring, record_ts, ring_add, ring_pow2, ring_sums
 
 __all__ = ["BUCKET_NS", "HOUR_BUCKET_NS", "VelocityLayout", "VelocityRings", "add_liquidation",
            "refresh_row", "update_batch"]
@@ -116,14 +116,10 @@ def update_batch(records, inst_asset, owned, inst_rings, asset_rings, widths, sl
     n = 0
     for i in range(records.shape[0]):
         rec = records[i]
-        if rec["kind"] != LIQUIDATION:
+        a = owned_asset(rec, LIQUIDATION, inst_asset, owned)
+        if a < 0:
             continue
         iid = rec["instrument"]
-        if iid >= inst_asset.shape[0]:
-            continue
-        a = inst_asset[iid]
-        if not owned[a]:
-            continue
         ts = record_ts(rec)
         add_liquidation(inst_rings, iid, ts, rec["side"], rec["notional"])
         add_liquidation(asset_rings, a, ts, rec["side"], rec["notional"])

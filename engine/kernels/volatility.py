@@ -23,7 +23,7 @@ import numpy as np
 from numba import njit
 
 from . import columns as C
-from .windows import EMPTY, grow_ring, new_ring, record_ts, ring_add, ring_pow2, ring_sums
+from .windows import owned_asset, EMPTY, grow_ring, new_ring, record_ts, ring_add, ring_pow2, ring_sums
 
 __all__ = ["SECOND_NS", "SECONDS_PER_YEAR", "MIN_OBS", "NORMAL", "VolatilityState", "on_trade",
            "refresh_instrument", "refresh_asset", "update_batch"]
@@ -151,14 +151,10 @@ def update_batch(records, inst_asset, owned, state, windows, asset_ptr, asset_in
     n_changed = 0
     for i in range(records.shape[0]):
         rec = records[i]
-        if rec["kind"] != TRADE:
+        a = owned_asset(rec, TRADE, inst_asset, owned)
+        if a < 0:
             continue
         iid = rec["instrument"]
-        if iid >= inst_asset.shape[0]:
-            continue
-        a = inst_asset[iid]
-        if not owned[a]:
-            continue
         if on_trade(state, iid, record_ts(rec), rec["price"]):
             refresh_instrument(state, iid, windows, scratch, inst_rows[iid])
             prev = refresh_asset(asset_ptr, asset_inst, inst_rows, a, nw, bounds, multipliers, asset_rows[a])

@@ -93,6 +93,18 @@ def ring_sums(buckets, head, key, now, widths, out):
 
 
 @njit(cache=True, inline="always")
+def owned_asset(rec, kind, inst_asset, owned):
+    """Asset id of ``rec`` if it is of ``kind`` and its asset is owned by this worker, else -1."""
+    if rec["kind"] != kind:
+        return -1
+    iid = rec["instrument"]
+    if iid >= inst_asset.shape[0]:
+        return -1
+    a = inst_asset[iid]
+    return a if owned[a] else -1
+
+
+@njit(cache=True, inline="always")
 def record_ts(rec):
     """Stream time of a record: exchange time, else receive time (kernels never read the clock)."""
     ts = rec["ts_exchange"]
