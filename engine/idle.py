@@ -12,7 +12,7 @@ import secrets
 import select
 import socket
 import time
-from typing import Callable, Protocol, Sequence
+from typing import Protocol, Sequence
 
 __all__ = ["Doorbell", "IdleStrategy", "Spin", "Backoff", "Sleep", "Park", "make_idle", "doorbell_address"]
 

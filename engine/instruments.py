@@ -103,15 +103,9 @@ class Registry:
     @classmethod
     def open(cls, name: str, max_instruments: int = 8192, max_assets: int = 2048) -> "Registry":
         """Attach to the registry ``name``, creating it if needed."""
-        with shm.locked(name):
-            seg, created = shm.open_or_create(name, cls._size(max_instruments, max_assets))
-            if created:
-                hdr = np.ndarray((HEADER // 8,), dtype=np.uint64, buffer=seg.buf)
-                hdr[_W_VERSION] = VERSION
-                hdr[_W_MAX_INSTR] = max_instruments
-                hdr[_W_MAX_ASSETS] = max_assets
-                hdr[_W_MAGIC] = MAGIC
-                del hdr
+        seg, _ = shm.open_or_create_stamped(
+            name, cls._size(max_instruments, max_assets),
+            {_W_VERSION: VERSION, _W_MAX_INSTR: max_instruments, _W_MAX_ASSETS: max_assets}, (_W_MAGIC, MAGIC))
         return cls(seg, name)
 
     @classmethod

@@ -12,7 +12,7 @@ import os
 from contextlib import contextmanager
 from multiprocessing import resource_tracker, shared_memory
 
-__all__ = ["create", "attach", "open_or_create", "unlink", "sweep", "segment_name", "list_segments", "locked"]
+__all__ = ["create", "attach", "open_or_create", "open_or_create_stamped", "unlink", "sweep", "segment_name", "list_segments", "locked"]
 
 SHM_DIR = "/dev/shm"
 
@@ -46,6 +46,26 @@ def open_or_create(name: str, size: int) -> tuple[shared_memory.SharedMemory, bo
         return create(name, size), True
     except FileExistsError:
         return attach(name), False
+
+
+def open_or_create_stamped(name: str, size: int, header: dict[int, int], magic: tuple[int, int]):
+    """Attach to ``name`` or create it, writing u64 ``header`` words and then the ``magic`` word last.
+
+    The magic (``(word index, value)``) marks the header complete, so a process
+    that attaches while another creates never trusts a half-written header.
+    Return (segment, created).
+    """
+    import numpy as np  # local: shm is imported by processes that never stamp a header
+
+    with locked(name):
+        seg, created = open_or_create(name, size)
+        if created:
+            words = np.ndarray((max([*header, magic[0]]) + 1,), dtype=np.uint64, buffer=seg.buf)
+            for i, v in header.items():
+                words[i] = v
+            words[magic[0]] = magic[1]
+            del words
+    return seg, created
 
 
 def unlink(name: str) -> bool:

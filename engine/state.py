@@ -71,16 +71,10 @@ class StateTable:
     def open(cls, namespace: str, max_instruments: int, max_assets: int) -> "StateTable":
         """Attach to the namespace's table, creating it with these sizes if it does not exist."""
         name = state_segment(namespace)
-        with shm.locked(name):
-            seg, created = shm.open_or_create(name, cls._size(max_instruments, max_assets))
-            if created:
-                hdr = np.ndarray((HEADER // 8,), dtype=np.uint64, buffer=seg.buf)
-                hdr[_W_VERSION] = VERSION
-                hdr[_W_MAX_INSTR] = max_instruments
-                hdr[_W_MAX_ASSETS] = max_assets
-                hdr[_W_NCOL] = C.NCOL
-                hdr[_W_MAGIC] = MAGIC
-                del hdr
+        seg, _ = shm.open_or_create_stamped(
+            name, cls._size(max_instruments, max_assets),
+            {_W_VERSION: VERSION, _W_MAX_INSTR: max_instruments, _W_MAX_ASSETS: max_assets, _W_NCOL: C.NCOL},
+            (_W_MAGIC, MAGIC))
         return cls(seg, name)
 
     @classmethod
