@@ -132,16 +132,16 @@ class ActorTable:
                 self.rows[idx]["restarts"] = restarts
         return ActorRow(self, idx)
 
-    def snapshot(self) -> list[dict]:
-        """Every claimed row as a dict."""
+    def snapshot(self, counters: bool = True) -> list[dict]:
+        """Every claimed row as a dict; ``counters=False`` skips decoding the counters (the watch loop's case)."""
         now = time.monotonic_ns()
         out = []
         for i in range(MAX_ACTORS):
             r = self.rows[i]
             if not r["name"]:
                 continue
-            row = ActorRow(self, i)
             out.append({"name": r["name"].decode(), "pid": int(r["pid"]), "state": int(r["state"]),
                         "restarts": int(r["restarts"]), "heartbeat_age_s": (now - int(r["heartbeat_ns"])) / 1e9,
-                        "started_ns": int(r["started_ns"]), "counters": row.counters()})
+                        "started_ns": int(r["started_ns"]),
+                        "counters": ActorRow(self, i).counters() if counters else {}})
         return out

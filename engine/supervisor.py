@@ -167,7 +167,7 @@ class Supervisor:
 
     def _check_children(self, now: float) -> None:
         sv = self.cfg.supervisor
-        rows = {r["name"]: r for r in self.table.snapshot()} if self.table is not None else {}
+        rows = {r["name"]: r for r in self.table.snapshot(counters=False)} if self.table is not None else {}
         for child in self.children.values():
             proc = child.proc
             if proc is None:
@@ -202,8 +202,8 @@ class Supervisor:
             log.error("%s exited with %s; restarting in %.2fs", child.spec.name, code, delay)
 
     # -- status -----------------------------------------------------------
-    def actor_status(self) -> list[dict]:
-        rows = {r["name"]: r for r in self.table.snapshot()} if self.table is not None else {}
+    def actor_status(self, counters: bool = True) -> list[dict]:
+        rows = {r["name"]: r for r in self.table.snapshot(counters)} if self.table is not None else {}
         out = []
         for name, child in self.children.items():
             row = rows.get(name, {"heartbeat_age_s": float("inf"), "counters": {}, "state": 0})
@@ -230,7 +230,7 @@ class Supervisor:
                                "sd_notify_sent_total": self.notifier.sent})
 
     def _status_line(self) -> str:
-        actors = self.actor_status()
+        actors = self.actor_status(counters=False)
         up = sum(a["up"] for a in actors)
         restarts = sum(a["restarts"] for a in actors)
         return f"{up}/{len(actors)} actors up, {restarts} restarts"
@@ -269,7 +269,7 @@ class Supervisor:
             if deadline is not None and now >= deadline:
                 break
             self._check_children(now)
-            if not ready_sent and all(a["up"] for a in self.actor_status()):
+            if not ready_sent and all(a["up"] for a in self.actor_status(counters=False)):
                 self.notifier.ready(self._status_line())
                 ready_sent = True
                 log.info("all actors up")
