@@ -104,7 +104,7 @@ def point_at_simulator(cfg: Config, endpoints: dict) -> Config:
             v = msgspec.structs.replace(v, enabled=False)
         elif ep is not None:
             v = msgspec.structs.replace(v, ws_urls=ep["ws_urls"], rest_url=ep["rest_url"],
-                                        symbols=[s for s in cfg.simulator.symbols])
+                                        symbols=list(ep.get("symbols") or cfg.simulator.symbols))
         venues[name] = v
     return msgspec.structs.replace(cfg, venues=msgspec.structs.replace(cfg.venues, **venues))
 

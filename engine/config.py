@@ -82,6 +82,12 @@ class VenuesConfig(msgspec.Struct, **_STRUCT):
     """Per-venue feeds. Empty ``ws_urls``/``rest_url`` mean the venue's live endpoints."""
 
     binance: VenueConfig = VenueConfig(symbols=["BTCUSDT", "ETHUSDT", "SOLUSDT"])
+    # Each venue below is switched on (here and in config.toml) by the change that adds its module.
+    bybit: VenueConfig = VenueConfig(enabled=False)
+    okx: VenueConfig = VenueConfig(enabled=False)
+    gate: VenueConfig = VenueConfig(enabled=False)
+    bitget: VenueConfig = VenueConfig(enabled=False)
+    hyperliquid: VenueConfig = VenueConfig(enabled=False)
 
 
 class SimulatorConfig(msgspec.Struct, **_STRUCT):
@@ -91,6 +97,7 @@ class SimulatorConfig(msgspec.Struct, **_STRUCT):
     port: int = 0                        # 0: pick a free port
     seed: int = 7
     mode: Literal["synthetic", "replay"] = "synthetic"
+    venues: list[str] = []               # venue protocols to serve; [] = every one the simulator speaks
     replay_files: list[str] = []
     speed: float = 1.0                   # replay speed factor; 0 = as fast as possible
     symbols: list[str] = msgspec.field(default_factory=lambda: ["BTCUSDT", "ETHUSDT", "SOLUSDT"])

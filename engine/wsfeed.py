@@ -67,7 +67,7 @@ class FeedStats:
     """Counters of one feed, read by the actor once a second."""
 
     __slots__ = ("frames", "outcomes", "kinds", "reconnects", "stale", "gaps", "duplicates",
-                 "rotations", "connects", "subscribes_sent")
+                 "rotations", "connects", "subscribes_sent", "pings_sent")
 
     def __init__(self) -> None:
         self.frames = 0
@@ -78,12 +78,13 @@ class FeedStats:
         self.gaps = 0
         self.duplicates = 0
         self.rotations = 0
+        self.pings_sent = 0
         self.connects = 0
         self.subscribes_sent = 0
 
     def as_dict(self) -> dict[str, float]:
         d = {"frames": self.frames, "reconnects": self.reconnects, "stale": self.stale, "gaps": self.gaps,
-             "duplicates": self.duplicates, "rotations": self.rotations, "connects": self.connects}
+             "duplicates": self.duplicates, "rotations": self.rotations, "connects": self.connects, "pings_sent": self.pings_sent}
         for o in Outcome:
             d[o.name.lower()] = self.outcomes[o]
         for k, name in Kind.NAMES.items():
@@ -143,6 +144,7 @@ class WsFeed:
         self.rotate_after_s = rotate_after_s
         self.interval_s = getattr(venue_module, "MESSAGE_INTERVAL_S", 0.0)
         self.consecutive_ids = getattr(venue_module, "trade_stream_ids", False)
+        self.ping_interval_s = getattr(venue_module, "PING_INTERVAL_S", 0.0)   # 0: protocol pings only
         self.connect_kwargs = {"compression": None, "max_size": 1 << 24, "open_timeout": 10.0, "close_timeout": 1.0,
                                **(connect_kwargs or {})}
         self.stats = FeedStats()
@@ -218,6 +220,10 @@ class WsFeed:
         loop = asyncio.get_running_loop()
         check_s = max(0.01, min(1.0, self.stale_after_ns / 4e9))
         rotate_at = loop.time() + self.rotate_after_s * (0.95 + 0.05 * random.random())
+        ping_every = self.ping_interval_s
+        if ping_every:
+            check_s = min(check_s, ping_every / 4)
+        next_ping = loop.time() + ping_every
         try:
             while not self._stop.is_set():
                 done, _ = await asyncio.wait({reader}, timeout=check_s)
@@ -225,6 +231,9 @@ class WsFeed:
                     break
                 if self._check_stale(sock, st):
                     break
+                if ping_every and loop.time() >= next_ping:
+                    next_ping = loop.time() + ping_every
+                    await self._ping(sock)
                 if loop.time() >= rotate_at:
                     new = await self._handover(sock, reader, st)
                     if new is None:
@@ -238,6 +247,14 @@ class WsFeed:
             await asyncio.shield(sock.ws.close())
             reader.cancel()
         return sock
+
+    async def _ping(self, sock: _Socket) -> None:
+        """Send the venue's application-level keepalive (its reply is parsed as CONTROL)."""
+        self.stats.pings_sent += 1
+        try:
+            await sock.ws.send(self.venue_module.ping_message())
+        except ConnectionClosed:
+            pass
 
     async def _handover(self, old: _Socket, old_reader: asyncio.Task, st: _PlanState):
         new = await self._open(st.plan)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import types
 
 import pytest
 from websockets.asyncio.server import serve
@@ -41,8 +42,9 @@ async def wait_until(pred, timeout: float = 5.0, what: str = "condition") -> Non
 class Harness:
     """A local server scripted per connection, and a WsFeed writing into a list."""
 
-    def __init__(self, script, streams=(STREAM,), watched=(STREAM,), in_url=False, **feed_kw):
+    def __init__(self, script, streams=(STREAM,), watched=(STREAM,), in_url=False, venue=binance, **feed_kw):
         self.script = script
+        self.venue = venue
         self.streams, self.watched, self.in_url = streams, watched, in_url
         self.feed_kw = {"reconnect_initial_s": 0.05, "reconnect_max_s": 0.2, "stale_after_s": 30.0, **feed_kw}
         self.records: list[tuple] = []
@@ -67,7 +69,7 @@ class Harness:
         url = f"{base}?streams={'/'.join(self.streams)}" if self.in_url else base
         plan = ConnectionPlan("market/0", url, tuple(self.streams), tuple(self.watched), self.in_url)
         ids = {"BTCUSDT": 7}
-        self.feed = WsFeed(binance, [plan], binance.Parser(ids.get), self.records.extend, **self.feed_kw)
+        self.feed = WsFeed(self.venue, [plan], binance.Parser(ids.get), self.records.extend, **self.feed_kw)
         self.task = asyncio.create_task(self.feed.run())
         return self
 
@@ -230,6 +232,29 @@ def test_server_ping_is_answered():
         async with Harness(script, in_url=True) as h:
             await wait_until(lambda: pongs, what="pong")
             assert h.connections == 1
+    asyncio.run(main())
+
+
+@pytest.mark.timeout(20)
+def test_application_keepalive_is_sent_at_the_venue_interval():
+    venue = types.ModuleType("pinging_binance")
+    venue.__dict__.update({k: v for k, v in vars(binance).items() if not k.startswith("__")})
+    venue.PING_INTERVAL_S = 0.05
+    venue.ping_message = lambda: "ping"
+
+    async def script(n, conn, inbox):
+        try:
+            async for msg in conn:
+                inbox.append(msg)
+        except Exception:
+            pass
+
+    async def main():
+        async with Harness(script, in_url=True, venue=venue) as h:
+            t0 = time.monotonic()
+            await wait_until(lambda: h.received and h.received[0].count("ping") >= 3, what="three keepalives")
+            assert time.monotonic() - t0 >= 0.1          # spaced by the interval, not sent in a burst
+            assert h.feed.stats.pings_sent >= 3 and h.connections == 1
     asyncio.run(main())
 
 

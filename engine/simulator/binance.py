@@ -244,6 +244,10 @@ class BinanceVenue:
                 self._force_order(liq, subs, now_ms, add)
         return out
 
+    def counters(self) -> dict:
+        """Venue counters merged into the simulator's ``counters()``."""
+        return {"force_orders_suppressed": self.force_orders_suppressed, "wrong_path_streams": self.wrong_path_streams}
+
     @property
     def force_orders_suppressed(self) -> int:
         return self.throttle.suppressed if self.throttle is not None else 0

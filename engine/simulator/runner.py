@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import json
 import logging
 import os
@@ -16,7 +17,6 @@ import msgspec
 
 from engine.config import SimulatorConfig
 
-from .binance import BinanceVenue
 from .market import STEP_S, SyntheticMarket
 from .replay import CaptureReplay
 from .server import SimServer
@@ -26,6 +26,19 @@ __all__ = ["Simulator", "run", "start_in_thread", "SimulatorHandle"]
 log = logging.getLogger("undertow.simulator")
 
 _MAX_BACKLOG_S = 0.5     # further behind than this, the synthetic clock skips ahead instead of bursting
+
+# Venue protocols the simulator speaks: name -> "module:class". Adding a venue is one line here.
+# A venue class takes ``(symbols, *, market, throttle)`` (``throttle``: apply the venue's real push
+# caps) and implements the interface :class:`~engine.simulator.server.SimServer` documents.
+SIM_VENUES: dict[str, str] = {
+    "binance": "engine.simulator.binance:BinanceVenue",
+}
+
+
+def venue_class(name: str) -> type:
+    """Return the simulator class of venue ``name``; raise KeyError if the simulator does not speak it."""
+    module, _, cls = SIM_VENUES[name].partition(":")
+    return getattr(importlib.import_module(module), cls)
 
 
 class Simulator:
@@ -45,8 +58,12 @@ class Simulator:
             if not cfg.replay_files:
                 raise ValueError("simulator mode 'replay' needs replay_files")
             self.replay = CaptureReplay(cfg.replay_files, speed=cfg.speed)
-        self.binance = BinanceVenue(cfg.symbols, market=self.market, throttle=throttle)
-        self.server = SimServer([self.binance], host=cfg.host, port=cfg.port,
+        names = cfg.venues or list(SIM_VENUES)
+        unknown = [n for n in names if n not in SIM_VENUES]
+        if unknown:
+            raise ValueError(f"simulator.venues: no simulator for {', '.join(unknown)} (have {', '.join(SIM_VENUES)})")
+        self.venues = [venue_class(n)(cfg.symbols, market=self.market, throttle=throttle) for n in names]
+        self.server = SimServer(self.venues, host=cfg.host, port=cfg.port,
                                 ping_interval_s=cfg.ping_interval_s, pong_timeout_s=cfg.pong_timeout_s,
                                 max_connection_age_s=cfg.max_connection_age_s,
                                 max_messages_per_s=max_messages_per_s)
@@ -105,9 +122,17 @@ class Simulator:
         self.trigger_cascade(query.get("symbol"), all_symbols=query.get("all") == "1")
         return {"cascade": True}
 
+    def venue(self, name: str) -> Any:
+        """The simulator object of venue ``name``."""
+        return self.server.venues[name]
+
     def _counters(self) -> dict:
-        out = {"force_orders_suppressed": self.binance.force_orders_suppressed,
-               "wrong_path_streams": self.binance.wrong_path_streams}
+        out: dict = {}
+        for v in self.venues:   # venue counters at top level (Binance's first, as before), and per venue
+            extra = v.counters() if hasattr(v, "counters") else {}
+            out.setdefault("venues", {})[v.name] = extra
+            for k, val in extra.items():
+                out.setdefault(k, val)
         if self.market is not None:
             out.update(liquidations_generated=self.market.liquidations_generated,
                        cascades_started=self.market.cascades_started, market_time_s=self.market.t)
@@ -118,7 +143,7 @@ class Simulator:
     async def _run_market(self) -> None:
         """Step the market in real time and publish each batch of events."""
         loop = asyncio.get_running_loop()
-        market, venue, server = self.market, self.binance, self.server
+        market, venues, server = self.market, self.venues, self.server
         origin = loop.time() - market.t
         while True:
             if not server.running.is_set():
@@ -133,8 +158,9 @@ class Simulator:
             events: list = []
             while market.steps < due:
                 events.extend(market.step())
-            frames = venue.render(events, market.t, server.subs[venue.name], time.time_ns() // 1_000_000)
-            server.publish(venue.name, frames)
+            now_ms = time.time_ns() // 1_000_000
+            for venue in venues:
+                server.publish(venue.name, venue.render(events, market.t, server.subs[venue.name], now_ms))
             await asyncio.sleep(max(0.0, origin + (market.steps + 1) * STEP_S - loop.time()))
 
 

@@ -8,6 +8,23 @@ slow-consumer drop), the subscription index and fan-out, counters, and the
 fault API (clean/abrupt disconnect, pause/resume), also reachable over HTTP at
 ``GET /_sim/<action>``.
 
+A venue object (one module per venue, registered in ``runner.SIM_VENUES``) provides:
+
+=====================================  ==================================================
+``name``                               venue name (``"binance"``)
+``owns(path)``                         whether a WS request path is this venue's
+``open_session(path)``                 ``(category, combined, streams)``; ValueError if invalid
+``accept_streams(category, names)``    the names deliverable on that category
+``handle_text(client, msg, hub)``      the reply (bytes/str) to one client message, or ``None``;
+                                       ``hub.subscribe/unsubscribe(client, names)`` route streams
+``envelope(stream, raw)``              wrap a raw payload for a combined connection
+``endpoints(host, port)``              ``{"ws_urls": {...}, "rest_url": ..., ["symbols": [...]]}``
+                                       (native symbols, when they differ from the market's)
+``render(events, t, subs, now_ms)``    market events -> ``[(stream, payload), ...]``
+``rest(path)``                         ``(status, body)`` for a REST path (404: not mine)
+``counters()``                         optional dict merged into the simulator's counters
+=====================================  ==================================================
+
 Lifecycle: :meth:`SimServer.publish` is synchronous and writes frames straight
 into each connection's transport (the library's documented ``broadcast`` path,
 batched per connection), so a slow client never stalls the others; one whose
@@ -269,7 +286,9 @@ class SimServer:
                     self.stats["rate_limit_disconnects"] += 1
                     await conn.close(1008, "Too many messages")
                     break
-                self._write(client, [venue.handle_text(client, message, self)])
+                reply = venue.handle_text(client, message, self)
+                if reply is not None:
+                    self._write(client, [reply if isinstance(reply, bytes) else reply.encode()])
         except Exception:  # a dropped socket ends the loop with ConnectionClosed
             pass
         finally:

@@ -16,6 +16,9 @@ that knows it. The connection manager (:mod:`engine.wsfeed`), the REST poller
 ``oi_request(symbol)``     ``(path, params, weight)`` of one open-interest poll
 ``parse_open_interest``    ``(payload, lookup, ts_recv_ns, ref_price, out) -> Outcome``
 ``parse_exchange_info``    ``(payload) -> list[InstrumentInfo] | None``
+``PING_INTERVAL_S``        optional: seconds between application-level keepalives
+``ping_message()``         optional: the keepalive frame (str = text, bytes = binary); the
+                           reply must parse as ``Outcome.CONTROL``
 =========================  ===========================================================
 
 Adding a venue: one module here, one line in :data:`VENUES`, one fixture
