@@ -15,6 +15,8 @@ Formats:
   The recorder's ``configuration: <json>`` line is metadata and is skipped.
 * ``hftbacktest``: ``<local ts> <raw JSON>``; ns in ``*.gz``, µs in ``*.dat.gz``.
   A REST depth snapshot the recorder put into the stream is returned as ``"rest"``.
+* ``jsonl``: one raw JSON frame per line and no local clock (Bybit's historical
+  order-book dumps); ``ts_ns`` is 0.
 """
 from __future__ import annotations
 
@@ -52,12 +54,14 @@ def _first_line(path: Path) -> bytes:
 
 
 def detect_format(path: str | os.PathLike) -> str:
-    """Return ``"cryptofeed"`` or ``"hftbacktest"`` for the capture at ``path``."""
+    """Return ``"cryptofeed"``, ``"hftbacktest"`` or ``"jsonl"`` for the capture at ``path``."""
     p = Path(path)
     line = _first_line(p)
     head, _, rest = line.partition(b" ")
     if head.isdigit() and rest.lstrip().startswith((b"{", b"[")):
         return "hftbacktest"
+    if line.lstrip().startswith(b"{"):
+        return "jsonl"
     if b"://" in head or head.rstrip(b":").replace(b".", b"", 1).isdigit():
         return "cryptofeed"
     raise CaptureFormatError(f"{p}: unknown capture format (first line {line[:60]!r})")
@@ -107,7 +111,15 @@ def _iter_hftbacktest(path: Path) -> Iterator[CaptureFrame]:
             yield CaptureFrame(int(ts) * scale, direction, None, body)
 
 
-_READERS = {"cryptofeed": _iter_cryptofeed, "hftbacktest": _iter_hftbacktest}
+def _iter_jsonl(path: Path) -> Iterator[CaptureFrame]:
+    with _open(path) as f:
+        for raw in f:
+            line = raw.strip()
+            if line:
+                yield CaptureFrame(0, "recv", None, line)
+
+
+_READERS = {"cryptofeed": _iter_cryptofeed, "hftbacktest": _iter_hftbacktest, "jsonl": _iter_jsonl}
 
 
 def iter_capture(path: str | os.PathLike) -> Iterator[CaptureFrame]:

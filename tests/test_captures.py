@@ -51,6 +51,23 @@ def test_unknown_format_is_an_error(tmp_path):
         detect_format(p)
 
 
+@pytest.mark.unit
+def test_jsonl_lines_have_no_clock(tmp_path):
+    p = tmp_path / "dump.data"
+    p.write_bytes(b'{"topic":"a","ts":1}\n\n{"topic":"b","ts":2}\n')
+    assert detect_format(p) == "jsonl"
+    assert [(f.ts_ns, f.direction, f.payload) for f in iter_capture(p)] == [
+        (0, "recv", b'{"topic":"a","ts":1}'), (0, "recv", b'{"topic":"b","ts":2}')]
+
+
+@pytest.mark.playback
+@needs_data
+def test_bybit_dump_is_jsonl():
+    frames = list(iter_capture(SHARED / "bybit/nautilus_trader/2024-12-01_XRPUSDT_ob500.data"))
+    assert len(frames) == 50     # PROVENANCE.md section 5: 1 snapshot + 49 deltas
+    assert frames[0].payload.startswith(b'{"topic":"orderbook.500.XRPUSDT","type":"snapshot"')
+
+
 # frames per direction, from PROVENANCE.md sections 1-3 (recv = the "frames" column)
 EXPECTED = {
     "cryptofeed/sample_data/BINANCE_FUTURES.ws.1.0": {"open": 1, "recv": 1535},
