@@ -10,6 +10,7 @@ TRADE          taker side (BUY/SELL)     trade price         base quantity      
 LIQUIDATION    liquidated position       average fill price  filled base quantity   filled USD value    order price / 0
                (LONG/SHORT)
 BOOK_TOP       0                         best bid            bid size               bid+ask USD at top  best ask / ask size
+BOOK_DEPTH     0                         mid price           band (share of mid)    USD in band (both)  bid USD / ask USD in band
 MARK           0                         mark price          index price (0 = n/a)  0                   funding rate per interval / next funding time (ms)
 OPEN_INTEREST  0                         price used for USD  open interest (base)   open interest USD   0 / 0
 CONTROL        0                         0                   0                      0                   control code / count
@@ -57,8 +58,9 @@ class Kind:
     MARK = 4
     OPEN_INTEREST = 5
     CONTROL = 6
+    BOOK_DEPTH = 7   # one record per depth band of a synced book (engine/books.py)
 
-    NAMES = {1: "trade", 2: "liquidation", 3: "book", 4: "mark", 5: "oi", 6: "control"}
+    NAMES = {1: "trade", 2: "liquidation", 3: "book", 4: "mark", 5: "oi", 6: "control", 7: "depth"}
 
 
 class Side:
