@@ -1,0 +1,638 @@
+"""Gate.io USDT-settled perpetual futures: wire contract and a pure parser.
+
+Contract (PROTOCOLS.md §4, as of 2026):
+
+* One JSON socket ``wss://fx-ws.gateio.ws/v4/ws/usdt`` carries every channel.
+  Client frame ``{"time":s,"channel":"futures.trades","event":"subscribe","payload":["BTC_USDT"]}``;
+  ack ``{"time":..,"time_ms":..,"channel":..,"event":"subscribe","result":{"status":"success"}}``
+  (an ``error`` object when refused). No documented subscription cap: sockets are
+  split by ``max_streams_per_connection`` anyway.
+* Keepalive: the server sends protocol pings (websockets answers them); the client
+  also sends ``{"time":s,"channel":"futures.ping"}`` every ``PING_INTERVAL_S`` and gets
+  ``{"channel":"futures.pong",...}``.
+* Sizes are **contracts**, signed; base units = ``abs(size) * quanto_multiplier``
+  (REST ``/futures/usdt/contracts``). With the request header ``X-Gate-Size-Decimal: 1``
+  (:data:`WS_HEADERS`) sizes are decimal strings, else floored integers: both parse.
+* ``futures.trades``: sign of ``size`` is the taker side (+ buy); ``is_internal`` fills
+  (insurance fund / ADL takeovers) are flagged ``NON_MARKET``.
+* ``futures.public_liquidates``: batches of liquidation orders; ``size < 0`` is a sell
+  order, i.e. a **long** position liquidated (inferred, §4.2 / §11.2). Item ``time`` is ms
+  since 2026-08-20 and seconds before, when the stream was capped at one order per
+  contract per second: seconds-stamped items are flagged ``CAPPED``.
+* Book: ``futures.order_book_update`` (``U``/``u`` ids, continuity ``U == last u + 1``
+  against a REST ``/futures/usdt/order_book?with_id=true`` snapshot of the same level
+  count), ``futures.obu`` (V2, ``full`` snapshot first), ``futures.book_ticker`` (BBO).
+* Mark/index/funding: ``futures.tickers``; open interest: REST ``/futures/usdt/contracts/{c}``
+  ``position_size`` (contracts) or WS ``futures.contract_stats`` ``open_interest``.
+* Times: envelope ``time`` s and ``time_ms`` ms; trades ``create_time_ms``; stats ``time`` s.
+
+The parser is pure: bytes in, record tuples appended to a caller's list; the
+receive time, the symbol -> instrument lookup and the contract sizes are passed in.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable, Mapping
+
+import msgspec
+
+from engine.record import Flag, Kind, Side, Venue
+from engine.venues import ConnectionPlan, InstrumentInfo, Outcome
+
+__all__ = [
+    "VENUE", "DEFAULT_WS_URLS", "DEFAULT_REST_URL", "Parser", "plan", "subscribe_messages", "streams_for",
+    "stream_symbol", "ping_message", "oi_request", "parse_open_interest", "parse_exchange_info", "parse_tickers",
+    "depth_snapshot_request", "parse_depth_snapshot", "base_from_symbol",
+]
+
+VENUE = Venue.GATE
+DEFAULT_WS_URLS = {"usdt": "wss://fx-ws.gateio.ws/v4/ws/usdt"}
+DEFAULT_REST_URL = "https://api.gateio.ws/api/v4"
+WS_HEADERS = {"X-Gate-Size-Decimal": "1"}   # decimal contract sizes (integers are floored without it)
+MAX_STREAMS_PER_CONNECTION = 400     # no documented cap; Gate advises splitting heavy subscriptions
+MAX_CONTRACTS_PER_SUBSCRIBE = 100
+MESSAGE_INTERVAL_S = 0.11            # no documented client-message rate; stay at 10/s like the simulator
+PING_INTERVAL_S = 15.0
+REST_WEIGHT_PER_MINUTE = 600         # one weight per request; public futures REST is limited per endpoint
+BOOK_INTERVAL = "100ms"
+BOOK_LEVEL = "20"                    # WS level; the REST snapshot `limit` must be the same
+CHANNELS = {
+    "liquidations": "futures.public_liquidates",
+    "trades": "futures.trades",
+    "mark": "futures.tickers",
+    "book": ("futures.book_ticker", "futures.order_book_update"),
+}
+SPARSE_CHANNELS = ("futures.public_liquidates:",)   # silent for hours in calm markets: never "stale"
+trade_stream_ids = False             # ids rise per contract, but consecutiveness is not documented
+_IGNORED_CHANNELS = frozenset({
+    "futures.candlesticks", "futures.order_book", "futures.contract_info", "futures.contract_stats_all",
+})
+_CONTROL_CHANNELS = frozenset({"futures.pong", "futures.ping", "futures.system"})
+_INF = float("inf")
+_MS = 1_000_000
+
+
+# -- wire ------------------------------------------------------------------------
+
+def streams_for(symbols: list[str], kinds: list[str]) -> list[str]:
+    """Return ``"<channel>:<contract>"`` stream names for ``symbols`` (OI comes from REST)."""
+    out = []
+    for kind in kinds:
+        channels = CHANNELS.get(kind, ())
+        for ch in (channels,) if isinstance(channels, str) else channels:
+            out.extend(f"{ch}:{s}" for s in symbols)
+    return out
+
+
+def plan(vcfg, ws_urls: dict[str, str] | None = None, subscribe_in_url: bool = False) -> list[ConnectionPlan]:
+    """Shard the configured streams over sockets of at most ``max_streams_per_connection``."""
+    url = {**DEFAULT_WS_URLS, **(ws_urls or vcfg.ws_urls or {})}["usdt"]
+    per = max(1, min(vcfg.max_streams_per_connection, MAX_STREAMS_PER_CONNECTION))
+    streams = streams_for(vcfg.symbols, vcfg.streams)
+    plans = []
+    for i in range(0, len(streams), per):
+        chunk = tuple(streams[i:i + per])
+        watched = tuple(s for s in chunk if not s.startswith(SPARSE_CHANNELS))
+        plans.append(ConnectionPlan(f"usdt/{i // per}", url, chunk, watched, False))
+    return plans
+
+
+def subscribe_messages(streams: tuple[str, ...] | list[str], first_id: int = 1) -> list[bytes]:
+    """Return subscribe frames: one per channel (contracts batched), one per order-book contract."""
+    now = int(time.time())
+    by_channel: dict[str, list[str]] = {}
+    for s in streams:
+        channel, _, contract = s.partition(":")
+        by_channel.setdefault(channel, []).append(contract)
+    msgs = []
+    for channel, contracts in by_channel.items():
+        if channel == "futures.order_book_update":
+            payloads = [[c, BOOK_INTERVAL, BOOK_LEVEL] for c in contracts]
+        else:
+            payloads = [contracts[i:i + MAX_CONTRACTS_PER_SUBSCRIBE]
+                        for i in range(0, len(contracts), MAX_CONTRACTS_PER_SUBSCRIBE)]
+        for p in payloads:
+            msgs.append(msgspec.json.encode({"time": now, "id": first_id + len(msgs), "channel": channel,
+                                             "event": "subscribe", "payload": p}))
+    return msgs
+
+
+def stream_symbol(stream: str) -> str:
+    """Native contract of a stream name (``futures.trades:BTC_USDT`` -> ``BTC_USDT``)."""
+    contract = stream.partition(":")[2]
+    return "" if contract.startswith("!") else contract
+
+
+def ping_message() -> str:
+    """The application-level keepalive; the server answers ``futures.pong``."""
+    return f'{{"time":{int(time.time())},"channel":"futures.ping"}}'
+
+
+def oi_request(symbol: str) -> tuple[str, dict[str, str], int]:
+    """Return (path, query, weight) of one open-interest poll (the contract's ``position_size``)."""
+    return f"/futures/usdt/contracts/{symbol}", {}, 1
+
+
+def depth_snapshot_request(symbol: str, limit: int = int(BOOK_LEVEL)) -> tuple[str, dict[str, str], int]:
+    """Return (path, query, weight) of the REST book snapshot that anchors ``order_book_update`` ids."""
+    return "/futures/usdt/order_book", {"contract": symbol, "limit": str(limit), "with_id": "true"}, 1
+
+
+EXCHANGE_INFO_REQUEST = ("/futures/usdt/contracts", {}, 1)
+TICKERS_REQUEST = ("/futures/usdt/tickers", {}, 1)
+
+
+# -- messages ----------------------------------------------------------------------
+
+class TradeItem(msgspec.Struct, gc=False):
+    """``{"size":"-108.5","id":27753479,"create_time":1545136464,"create_time_ms":1545136464123,"price":"96.4","contract":"BTC_USDT","is_internal":true}``"""
+
+    contract: str
+    size: float
+    price: float
+    id: int = 0
+    create_time_ms: int = 0
+    create_time: float = 0.0
+    is_internal: bool = False
+
+
+class LiquidationItem(msgspec.Struct, gc=False):
+    """``{"price":"215.1","size":"-124.5","time":1541486601123,"contract":"BTC_USDT"}`` (``time`` s before 2026-08-20)."""
+
+    contract: str
+    size: float
+    price: float
+    time: int = 0
+    time_ms: int = 0
+
+
+class Level(msgspec.Struct, gc=False):
+    p: float
+    s: float
+
+
+class BookUpdate(msgspec.Struct, gc=False):
+    """``{"t":1615366381417,"s":"BTC_USDT","U":2517661101,"u":2517661113,"b":[{"p":"54672.1","s":"0"}],"a":[...],"l":"100"}``"""
+
+    s: str
+    U: int
+    u: int
+    b: msgspec.Raw
+    a: msgspec.Raw
+    t: int = 0
+    full: bool = False
+
+
+class Obu(msgspec.Struct, gc=False):
+    """``{"t":1743673026995,"full":true,"s":"ob.BTC_USDT.400","u":79072179673,"b":[["83705.9","30166"]],"a":[["83706","4208"]]}``"""
+
+    s: str
+    u: int
+    b: msgspec.Raw
+    a: msgspec.Raw
+    U: int = 0
+    t: int = 0
+    full: bool = False
+
+
+class BookTicker(msgspec.Struct, gc=False):
+    """``{"t":1684930165621,"u":6159967,"s":"PHB_USDT","b":"0.7379","B":814,"a":"0.739","A":677}``"""
+
+    s: str
+    b: float
+    B: float
+    a: float
+    A: float
+    t: int = 0
+    u: int = 0
+
+
+class TickerItem(msgspec.Struct, gc=False):
+    """``{"contract":"BTC_USDT","last":"118.4","funding_rate":"-0.000114","mark_price":"118.35","index_price":"118.36","total_size":"73648.5","volume_24h_quote":"1665006","t":1541659086123}``"""
+
+    contract: str
+    mark_price: float
+    index_price: str = ""
+    funding_rate: str = ""
+    t: int = 0
+
+
+class StatsItem(msgspec.Struct, gc=False):
+    """``{"time":1603865400,"contract":"BTC_USDT","open_interest":"124724","mark_price":"8865","open_interest_usd":1511}``"""
+
+    contract: str
+    open_interest: float
+    mark_price: float
+    time: int = 0
+
+
+def _update(result_type):
+    return msgspec.defstruct(f"Update[{getattr(result_type, '__name__', 'list')}]",
+                             [("channel", str), ("result", result_type), ("event", str, ""), ("time_ms", int, 0)],
+                             gc=False)
+
+
+class _Head(msgspec.Struct):
+    """Lenient view of any JSON object, used to classify a frame the fast path refused."""
+
+    channel: object = None
+    event: object = None
+    error: object = None
+    result: msgspec.Raw = msgspec.Raw(b"null")
+    time_ms: object = 0
+
+
+_RESULT_TYPES = {
+    "futures.trades": list[TradeItem],
+    "futures.public_liquidates": list[LiquidationItem],
+    "futures.order_book_update": BookUpdate,
+    "futures.obu": Obu,
+    "futures.book_ticker": BookTicker,
+    "futures.tickers": list[TickerItem],
+    "futures.contract_stats": list[StatsItem],
+}
+_UPDATE_DECODERS = {ch: msgspec.json.Decoder(_update(t), strict=False) for ch, t in _RESULT_TYPES.items()}
+_RESULT_DECODERS = {ch: msgspec.json.Decoder(t, strict=False) for ch, t in _RESULT_TYPES.items()}
+_head_decoder = msgspec.json.Decoder(_Head)
+_levels_decoder = msgspec.json.Decoder(list[Level], strict=False)
+_pairs_decoder = msgspec.json.Decoder(list[tuple[float, float]], strict=False)
+_DecodeErrors = (msgspec.DecodeError, UnicodeDecodeError, ValueError, OverflowError, TypeError)
+_CHANNEL_KEY = b'"channel":"'
+_DATA_EVENTS = ("update", "all")
+
+EMITTED, PARSED, CONTROL, IGNORED, UNKNOWN, MALFORMED = (
+    Outcome.EMITTED, Outcome.PARSED, Outcome.CONTROL, Outcome.IGNORED, Outcome.UNKNOWN, Outcome.MALFORMED)
+
+
+def _num(text: str) -> float:
+    """A numeric string field that may be empty ("" -> 0.0); NaN for garbage."""
+    if not text:
+        return 0.0
+    try:
+        return float(text)
+    except ValueError:
+        return float("nan")
+
+
+def _book_top(flags, iid, ts_ex, ts_recv, bid, bid_qty, ask, ask_qty, out) -> Outcome:
+    if not (0.0 < bid < _INF and 0.0 < ask < _INF and 0.0 <= bid_qty < _INF and 0.0 <= ask_qty < _INF):
+        return MALFORMED
+    out.append((Kind.BOOK_TOP, VENUE, 0, flags, iid, ts_ex, ts_recv,
+                bid, bid_qty, bid * bid_qty + ask * ask_qty, ask, ask_qty))
+    return EMITTED
+
+
+def _best(bids: list, asks: list) -> tuple[float, float, float, float] | None:
+    """Best bid/ask (price, size) of unsorted (price, size) levels, zero-size levels skipped."""
+    bid = max(((p, s) for p, s in bids if s > 0.0), default=None)
+    ask = min(((p, s) for p, s in asks if s > 0.0), default=None)
+    if bid is None or ask is None:
+        return None
+    return bid[0], bid[1], ask[0], ask[1]
+
+
+class Parser:
+    """Turn Gate USDT-futures frames into record tuples.
+
+    ``lookup`` maps a contract (``"BTC_USDT"``) to an instrument id or None (IGNORED).
+    ``contract_sizes`` maps a contract to its ``quanto_multiplier`` (base units per
+    contract, from :func:`parse_exchange_info`); the mapping is read at parse time, so
+    the caller may add contracts later. Gate quotes every size in contracts, so there is
+    no default: frames of a contract without a known size are IGNORED and counted in
+    ``missing_contract_size``. ``flags`` is OR-ed into every record.
+    """
+
+    def __init__(self, lookup: Callable[[str], int | None], flags: int = 0,
+                 contract_sizes: Mapping[str, float] | None = None):
+        self.lookup = lookup
+        self.flags = flags
+        self.contract_sizes = contract_sizes if contract_sizes is not None else {}
+        self.missing_contract_size = 0
+        self._handlers = {
+            "futures.trades": self._trades, "futures.public_liquidates": self._liquidations,
+            "futures.order_book_update": self._book_update, "futures.obu": self._obu,
+            "futures.book_ticker": self._book_ticker, "futures.tickers": self._tickers,
+            "futures.contract_stats": self._stats,
+        }
+
+    def parse(self, payload: bytes, ts_recv: int, out: list) -> tuple[Outcome, str]:
+        """Parse one frame; append records to ``out``; return (outcome, stream name)."""
+        start = payload.find(_CHANNEL_KEY)
+        if start >= 0:
+            start += len(_CHANNEL_KEY)
+            channel = payload[start:payload.find(b'"', start)].decode("ascii", "replace")
+            decoder = _UPDATE_DECODERS.get(channel)
+            if decoder is not None:
+                try:
+                    msg = decoder.decode(payload)
+                except _DecodeErrors:
+                    return self._slow(payload, ts_recv, out)
+                if msg.event in _DATA_EVENTS or not msg.event:
+                    return self._dispatch(channel, msg.result, msg.time_ms, ts_recv, out)
+                return CONTROL, ""
+        return self._slow(payload, ts_recv, out)
+
+    def _dispatch(self, channel, result, time_ms, ts_recv, out) -> tuple[Outcome, str]:
+        start = len(out)
+        try:
+            outcome, contract = self._handlers[channel](result, time_ms, ts_recv, out)
+        except _DecodeErrors:  # nested level lists are decoded lazily
+            outcome, contract = MALFORMED, ""
+        if outcome is MALFORMED:
+            del out[start:]
+        return outcome, f"{channel}:{contract}" if contract else ""
+
+    def _slow(self, payload: bytes, ts_recv: int, out: list) -> tuple[Outcome, str]:
+        """Classify a frame the fast path refused: ack, error, unknown channel or broken (slow path)."""
+        try:
+            head = _head_decoder.decode(payload)
+        except _DecodeErrors:
+            return MALFORMED, ""
+        channel, event = head.channel, head.event
+        if not isinstance(channel, str):
+            return MALFORMED, ""
+        if channel in _CONTROL_CHANNELS or event in ("subscribe", "unsubscribe") or head.error is not None:
+            return CONTROL, ""
+        if channel in _IGNORED_CHANNELS:
+            return IGNORED, ""
+        decoder = _RESULT_DECODERS.get(channel)
+        if decoder is None:
+            return UNKNOWN, ""
+        if not (event is None or event == "" or event in _DATA_EVENTS) or not isinstance(head.time_ms, int):
+            return MALFORMED, ""
+        try:  # a known channel that the fast path missed (spaced JSON) or refused (bad fields)
+            result = decoder.decode(head.result)
+        except _DecodeErrors:
+            return MALFORMED, ""
+        return self._dispatch(channel, result, head.time_ms, ts_recv, out)
+
+    def _size_of(self, contract: str) -> float:
+        size = self.contract_sizes.get(contract)
+        if size is None or not 0.0 < size < _INF:
+            self.missing_contract_size += 1
+            return 0.0
+        return size
+
+    # -- handlers: each returns (Outcome, contract) -------------------------------------
+    def _trades(self, items: list[TradeItem], time_ms, ts_recv, out):
+        """``{"channel":"futures.trades","event":"update","time_ms":1541503698123,"result":[{"size":-108,"id":27753479,"create_time":1545136464,"create_time_ms":1545136464123,"price":"96.4","contract":"BTC_USDT"}]}``"""
+        outcome = IGNORED
+        for it in items:
+            p, size = it.price, it.size
+            if not (0.0 <= p < _INF and -_INF < size < _INF and it.create_time_ms >= 0):
+                return MALFORMED, ""
+            if p == 0.0 or size == 0.0:
+                outcome = PARSED if outcome is IGNORED else outcome
+                continue
+            iid = self.lookup(it.contract)
+            mult = self._size_of(it.contract) if iid is not None else 0.0
+            if not mult:
+                continue
+            qty = abs(size) * mult
+            ts = it.create_time_ms * _MS or int(it.create_time * 1e9) or time_ms * _MS
+            flags = self.flags | Flag.NON_MARKET if it.is_internal else self.flags
+            out.append((Kind.TRADE, VENUE, Side.BUY if size > 0.0 else Side.SELL, flags, iid, ts, ts_recv,
+                        p, qty, p * qty, float(it.id), 1.0))
+            outcome = EMITTED
+        return outcome, items[0].contract if items else ""
+
+    def _liquidations(self, items: list[LiquidationItem], time_ms, ts_recv, out):
+        """``{"channel":"futures.public_liquidates","event":"update","time_ms":1541505434123,"result":[{"price":"215.1","size":"-124.5","time":1541486601123,"contract":"BTC_USDT"}]}``"""
+        outcome = IGNORED
+        for it in items:
+            p, size, t = it.price, it.size, it.time_ms or it.time
+            if not (0.0 <= p < _INF and -_INF < size < _INF and t >= 0):
+                return MALFORMED, ""
+            if p == 0.0 or size == 0.0:
+                outcome = PARSED if outcome is IGNORED else outcome
+                continue
+            iid = self.lookup(it.contract)
+            mult = self._size_of(it.contract) if iid is not None else 0.0
+            if not mult:
+                continue
+            flags = self.flags
+            if 0 < t < 100_000_000_000:   # seconds: the pre-2026-08-20 stream, one order per contract per second
+                t *= 1000
+                flags |= Flag.CAPPED
+            qty = abs(size) * mult
+            side = Side.LONG if size < 0.0 else Side.SHORT   # a sell order closes a long position
+            out.append((Kind.LIQUIDATION, VENUE, side, flags, iid, (t or time_ms) * _MS, ts_recv,
+                        p, qty, p * qty, p, 0.0))
+            outcome = EMITTED
+        return outcome, items[0].contract if items else ""
+
+    def _book_update(self, msg: BookUpdate, time_ms, ts_recv, out):
+        """A delta is PARSED (the synced book is engine/books.py's); a ``full`` one is a BOOK_TOP.
+
+        ``{"channel":"futures.order_book_update","event":"update","result":{"U":203083177,"a":[{"p":"0.2983","s":0}],"b":[],"s":"RDNT_USDT","t":1684930165217,"u":203083177}}``
+        """
+        if msg.U > msg.u + 1 or msg.u < 0:
+            return MALFORMED, ""
+        if not msg.full:
+            return PARSED, msg.s
+        bids = [(lv.p, lv.s) for lv in _levels_decoder.decode(msg.b)]
+        asks = [(lv.p, lv.s) for lv in _levels_decoder.decode(msg.a)]
+        return self._levels_top(msg.s, bids, asks, msg.t or time_ms, ts_recv, out), msg.s
+
+    def _obu(self, msg: Obu, time_ms, ts_recv, out):
+        """``{"channel":"futures.obu","result":{"t":1743673026995,"full":true,"s":"ob.BTC_USDT.400","u":79072179673,"b":[["83705.9","30166"]],"a":[["83706","4208"]]},"time_ms":1743673026999}``"""
+        contract = msg.s.split(".")[1] if msg.s.count(".") == 2 else ""
+        if not contract or msg.u < 0:
+            return MALFORMED, ""
+        if not msg.full:
+            return PARSED, contract
+        bids, asks = _pairs_decoder.decode(msg.b), _pairs_decoder.decode(msg.a)
+        return self._levels_top(contract, bids, asks, msg.t or time_ms, ts_recv, out), contract
+
+    def _levels_top(self, contract, bids, asks, t_ms, ts_recv, out) -> Outcome:
+        for p, s in bids + asks:
+            if not (0.0 < p < _INF and 0.0 <= s < _INF):
+                return MALFORMED
+        best = _best(bids, asks)
+        if best is None:
+            return PARSED
+        iid = self.lookup(contract)
+        mult = self._size_of(contract) if iid is not None else 0.0
+        if not mult:
+            return IGNORED
+        bid, bq, ask, aq = best
+        return _book_top(self.flags | Flag.SNAPSHOT, iid, t_ms * _MS, ts_recv, bid, bq * mult, ask, aq * mult, out)
+
+    def _book_ticker(self, msg: BookTicker, time_ms, ts_recv, out):
+        """``{"channel":"futures.book_ticker","event":"update","result":{"t":1684930165621,"u":6159967,"s":"PHB_USDT","b":"0.7379","B":814,"a":"0.739","A":677}}``"""
+        if not (0.0 <= msg.B < _INF and 0.0 <= msg.A < _INF):
+            return MALFORMED, ""
+        iid = self.lookup(msg.s)
+        mult = self._size_of(msg.s) if iid is not None else 0.0
+        if not mult:
+            return IGNORED, msg.s
+        return _book_top(self.flags, iid, (msg.t or time_ms) * _MS, ts_recv,
+                         msg.b, msg.B * mult, msg.a, msg.A * mult, out), msg.s
+
+    def _tickers(self, items: list[TickerItem], time_ms, ts_recv, out):
+        """MARK: mark, index, funding rate (next funding time: not in the frame, 0).
+
+        ``{"channel":"futures.tickers","event":"update","time_ms":1541659086123,"result":[{"contract":"BTC_USDT","last":"118.4","funding_rate":"-0.000114","mark_price":"118.35","index_price":"118.36","total_size":"73648.5","t":1541659086123}]}``
+        """
+        outcome = IGNORED
+        for it in items:
+            m, i, r = it.mark_price, _num(it.index_price), _num(it.funding_rate)
+            if not (0.0 < m < _INF and 0.0 <= i < _INF and -_INF < r < _INF and it.t >= 0):
+                return MALFORMED, ""
+            iid = self.lookup(it.contract)
+            if iid is None:
+                continue
+            out.append((Kind.MARK, VENUE, 0, self.flags, iid, (it.t or time_ms) * _MS, ts_recv, m, i, 0.0, r, 0.0))
+            outcome = EMITTED
+        return outcome, items[0].contract if items else ""
+
+    def _stats(self, items: list[StatsItem], time_ms, ts_recv, out):
+        """OPEN_INTEREST from ``open_interest`` (contracts) at ``mark_price``.
+
+        ``{"channel":"futures.contract_stats","event":"update","result":[{"time":1603865400,"contract":"BTC_USDT","open_interest":"124724","mark_price":"8865","open_interest_usd":1511}]}``
+        """
+        outcome = IGNORED
+        for it in items:
+            oi, m = it.open_interest, it.mark_price
+            if not (0.0 <= oi < _INF and 0.0 <= m < _INF and it.time >= 0):
+                return MALFORMED, ""
+            iid = self.lookup(it.contract)
+            mult = self._size_of(it.contract) if iid is not None else 0.0
+            if not mult:
+                continue
+            qty = oi * mult
+            ts = it.time * 1_000_000_000 or time_ms * _MS
+            out.append((Kind.OPEN_INTEREST, VENUE, 0, self.flags, iid, ts, ts_recv, m, qty, qty * m, 0.0, 0.0))
+            outcome = EMITTED
+        return outcome, items[0].contract if items else ""
+
+
+# -- REST ------------------------------------------------------------------------
+
+class _Contract(msgspec.Struct):
+    """One item of ``GET /futures/usdt/contracts`` (also ``/contracts/{name}``), trimmed."""
+
+    name: str
+    quanto_multiplier: str = ""
+    type: str = "direct"
+    order_price_round: str = ""
+    mark_price: str = ""
+    position_size: float = 0.0
+    in_delisting: bool = False
+    status: str = ""
+
+
+class _Ticker(msgspec.Struct):
+    contract: str
+    last: str = ""
+    volume_24h_quote: str = ""
+    volume_24h_base: str = ""
+
+
+class _Snapshot(msgspec.Struct, gc=False):
+    """``{"current":1684930166.384,"update":1684930166.35,"asks":[{"s":803,"p":"0.2974"}],"bids":[...],"id":203083287}``"""
+
+    asks: list[Level]
+    bids: list[Level]
+    id: int = 0
+    current: float = 0.0
+    update: float = 0.0
+
+
+_contract_decoder = msgspec.json.Decoder(_Contract, strict=False)
+_contracts_decoder = msgspec.json.Decoder(list[_Contract], strict=False)
+_tickers_decoder = msgspec.json.Decoder(list[_Ticker], strict=False)
+_snapshot_decoder = msgspec.json.Decoder(_Snapshot, strict=False)
+
+
+def parse_exchange_info(payload: bytes) -> list[InstrumentInfo] | None:
+    """``GET /futures/usdt/contracts`` -> every contract (all perpetual), or None if unusable."""
+    try:
+        contracts = _contracts_decoder.decode(payload)
+    except _DecodeErrors:
+        return None
+    out = []
+    for c in contracts:
+        base, _, quote = c.name.partition("_")
+        if not base or not quote:
+            continue
+        mult = _num(c.quanto_multiplier)
+        if not 0.0 < mult < _INF:
+            continue    # no usable contract size: sizes could not be converted
+        tick = _num(c.order_price_round)
+        if c.in_delisting:
+            status = "delisting"
+        else:
+            status = c.status.lower() if c.status and c.status.lower() != "trading" else "trading"
+        out.append(InstrumentInfo(c.name, base, quote, "perpetual", status,
+                                  tick if 0.0 < tick < _INF else 0.0, mult))
+    return out
+
+
+def parse_tickers(payload: bytes) -> dict[str, float] | None:
+    """``GET /futures/usdt/tickers`` -> contract -> 24 h volume in USD (USDT quote volume)."""
+    try:
+        tickers = _tickers_decoder.decode(payload)
+    except _DecodeErrors:
+        return None
+    out = {}
+    for t in tickers:
+        usd = _num(t.volume_24h_quote)
+        if not usd:
+            usd = _num(t.volume_24h_base) * _num(t.last)
+        if 0.0 <= usd < _INF:
+            out[t.contract] = usd
+    return out
+
+
+def parse_open_interest(payload: bytes, lookup: Callable[[str], int | None], ts_recv: int,
+                        ref_price: float, out: list, flags: int = 0) -> Outcome:
+    """``GET /futures/usdt/contracts/{c}`` -> OPEN_INTEREST: ``position_size`` x multiplier, USD at mark.
+
+    The body carries its own multiplier and mark price; ``ref_price`` is used only when
+    the mark is missing. It has no timestamp: the exchange time is the receive time.
+    """
+    try:
+        c = _contract_decoder.decode(payload)
+    except _DecodeErrors:
+        return MALFORMED
+    mult, mark, oi = _num(c.quanto_multiplier), _num(c.mark_price) or ref_price, c.position_size
+    if not (0.0 < mult < _INF and 0.0 <= mark < _INF and 0.0 <= oi < _INF):
+        return MALFORMED
+    iid = lookup(c.name)
+    if iid is None:
+        return IGNORED
+    qty = oi * mult
+    out.append((Kind.OPEN_INTEREST, VENUE, 0, flags, iid, ts_recv, ts_recv, mark, qty, qty * mark, 0.0, 0.0))
+    return EMITTED
+
+
+def parse_depth_snapshot(payload: bytes, symbol: str, lookup: Callable[[str], int | None], ts_recv: int,
+                         out: list, flags: int = 0, contract_size: float | None = None) -> Outcome:
+    """``GET /futures/usdt/order_book?with_id=true`` -> one BOOK_TOP flagged SNAPSHOT.
+
+    The body names no contract (pass ``symbol``) and sizes are contracts: without a
+    ``contract_size`` the snapshot is IGNORED.
+    """
+    try:
+        snap = _snapshot_decoder.decode(payload)
+    except _DecodeErrors:
+        return MALFORMED
+    levels = [(lv.p, lv.s) for lv in snap.bids], [(lv.p, lv.s) for lv in snap.asks]
+    for p, s in levels[0] + levels[1]:
+        if not (0.0 < p < _INF and 0.0 <= s < _INF):
+            return MALFORMED
+    best = _best(*levels)
+    if best is None:
+        return PARSED
+    iid = lookup(symbol)
+    if iid is None or not (contract_size is not None and 0.0 < contract_size < _INF):
+        return IGNORED
+    bid, bq, ask, aq = best
+    ts = round(snap.current * 1000.0) * _MS if 0.0 < snap.current < 1e11 else ts_recv
+    return _book_top(flags | Flag.SNAPSHOT, iid, ts, ts_recv, bid, bq * contract_size, ask, aq * contract_size, out)
+
+
+def base_from_symbol(symbol: str) -> str:
+    """Fallback when the contract list is unavailable: ``BTC_USDT`` -> ``BTC``."""
+    return symbol.partition("_")[0]
