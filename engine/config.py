@@ -8,6 +8,7 @@ live here: the Telegram token comes from ``TELEGRAM_BOT_TOKEN``.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -18,6 +19,7 @@ __all__ = ["Config", "ConfigError", "load", "loads", "dump_json", "to_toml_dict"
 _STRUCT = dict(frozen=True, kw_only=True, forbid_unknown_fields=True)
 
 IdleName = Literal["spin", "backoff", "sleep", "park"]
+SYMBOL_SELECTOR = re.compile(r"^(all|top:([1-9][0-9]*))$")   # VenueConfig.symbols given as a string
 
 
 class ConfigError(ValueError):
@@ -66,10 +68,16 @@ class VenueConfig(msgspec.Struct, **_STRUCT):
     enabled: bool = True
     ws_urls: dict[str, str] = {}
     rest_url: str = ""
-    symbols: list[str] = []
+    # native symbols, or "all" (every trading perpetual margined in symbol_quotes) or "top:N" (by 24 h USD volume)
+    symbols: list[str] | str = []
+    symbol_quotes: list[str] = msgspec.field(default_factory=lambda: ["USDT"])
+    fallback_symbols: list[str] = []     # used for "all"/"top:N" when the venue's REST cannot be read
+    resolve_interval_s: float = 3600.0   # re-resolve "all"/"top:N" this often (new listings); 0 = at start only
     streams: list[str] = msgspec.field(default_factory=lambda: ["liquidations", "trades", "book", "mark", "oi"])
     depth_levels: int = 20
-    oi_poll_interval_s: float = 10.0
+    oi_poll_interval_s: float = 10.0     # open-interest poll period of the hot tier
+    oi_hot_symbols: int = 20             # hot tier: the top N symbols by 24 h volume
+    oi_tail_interval_s: float = 60.0     # poll period of every other symbol (stretched to fit the weight budget)
     stale_after_s: float = 30.0          # no data on a subscribed stream this long: resubscribe/reconnect
     rotate_after_s: float = 82800.0      # proactive reconnect before the venue's forced close
     reconnect_initial_s: float = 0.5
@@ -86,8 +94,8 @@ class VenuesConfig(msgspec.Struct, **_STRUCT):
     bybit: VenueConfig = VenueConfig(enabled=False)
     okx: VenueConfig = VenueConfig(enabled=False)
     gate: VenueConfig = VenueConfig(enabled=False)
-    bitget: VenueConfig = VenueConfig(enabled=False)
-    hyperliquid: VenueConfig = VenueConfig(enabled=False)
+    bitget: VenueConfig = VenueConfig(ws_urls={"public": "wss://ws.bitget.com/v2/ws/public", "uta": "wss://ws.bitget.com/v3/ws/public"}, rest_url="https://api.bitget.com", symbols=["BTCUSDT", "ETHUSDT", "SOLUSDT"], depth_levels=15, max_streams_per_connection=50, rest_weight_per_minute=3000)
+    hyperliquid: VenueConfig = VenueConfig(ws_urls={"ws": "wss://api.hyperliquid.xyz/ws"}, rest_url="https://api.hyperliquid.xyz", symbols=["BTC", "ETH", "SOL"], streams=["trades", "book", "mark", "oi"], max_streams_per_connection=100, rest_weight_per_minute=600)
 
 
 class SimulatorConfig(msgspec.Struct, **_STRUCT):
@@ -206,8 +214,19 @@ def _check(cfg: Config) -> None:
         bad("bus.endpoint", "must start with tcp:// or ipc://")
     for name in VenuesConfig.__struct_fields__:
         v: VenueConfig = getattr(cfg.venues, name)
-        if v.enabled and not v.symbols:
+        if isinstance(v.symbols, str):
+            if not SYMBOL_SELECTOR.match(v.symbols):
+                bad(f"venues.{name}.symbols", f'must be a list of symbols, "all" or "top:N" (N >= 1), got {v.symbols!r}')
+            if v.enabled and not v.fallback_symbols:
+                bad(f"venues.{name}.fallback_symbols", f"symbols = {v.symbols!r} needs a fallback list for when REST fails")
+        elif v.enabled and not v.symbols:
             bad(f"venues.{name}.symbols", "an enabled venue needs at least one symbol")
+        if not 0 < v.oi_poll_interval_s <= v.oi_tail_interval_s:
+            bad(f"venues.{name}.oi_tail_interval_s", "need 0 < oi_poll_interval_s <= oi_tail_interval_s")
+        if v.oi_hot_symbols < 0:
+            bad(f"venues.{name}.oi_hot_symbols", "must be >= 0")
+        if v.resolve_interval_s < 0:
+            bad(f"venues.{name}.resolve_interval_s", "must be >= 0 (0: resolve at start only)")
         if v.reconnect_initial_s <= 0 or v.reconnect_max_s < v.reconnect_initial_s:
             bad(f"venues.{name}.reconnect_max_s", "need 0 < reconnect_initial_s <= reconnect_max_s")
         if v.stale_after_s <= 0:

@@ -13,7 +13,8 @@ Contract (2026 layout):
   (the live venue silently delivers nothing, so the feed's stale-stream handling is
   what catches it).
 * ``forceOrder``: at most one order per symbol per 1000 ms, the latest (throttle on by default).
-* REST: ``/fapi/v1/exchangeInfo``, ``/fapi/v1/openInterest``, ``/fapi/v1/depth``,
+* REST: ``/fapi/v1/exchangeInfo`` (the market's perpetuals plus :data:`LISTING_EXTRAS`),
+  ``/fapi/v1/ticker/24hr``, ``/fapi/v1/openInterest``, ``/fapi/v1/depth``,
   ``/fapi/v1/premiumIndex``, ``/fapi/v1/time``, ``/fapi/v1/ping``.
 
 Real frame (c9s/bbgo PR #1232)::
@@ -23,9 +24,11 @@ Real frame (c9s/bbgo PR #1232)::
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import time
+import zlib
 from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import parse_qs, urlsplit
 
@@ -46,6 +49,19 @@ _MARKET_RE = re.compile(
     r"|assetIndex)|!markPrice@arr(@1s)?|!forceOrder@arr|!contractInfo|!ticker@arr|!miniTicker@arr"
     r"|!bookTicker|![a-zA-Z]+@arr\w*)$")
 _DEPTH_SPEED_MS = {"": 250, "@0ms": 100, "@100ms": 100, "@250ms": 250, "@500ms": 500}
+# Listed beside the market's perpetuals but never traded here, each with a 24 h volume above any market
+# symbol's, so a symbol selector that forgets to filter (quarterly, USDC-margined, settling) shows it.
+LISTING_EXTRAS = (
+    ("BTCUSDT_261225", "BTC", "USDT", "CURRENT_QUARTER", "TRADING", 9e10),
+    ("BTCUSDC", "BTC", "USDC", "PERPETUAL", "TRADING", 8e10),
+    ("OLDUSDT", "OLD", "USDT", "", "SETTLING", 7e10),
+)
+
+
+def listing_volume_usd(spec: SymbolSpec) -> float:
+    """Synthetic 24 h volume of a market symbol: its share of the event rate, and a per-symbol factor
+    (stable across runs) so that generic small caps do not tie."""
+    return spec.weight * spec.trade_usd * 2e5 * (0.5 + (zlib.crc32(spec.symbol.encode()) % 1000) / 1000)
 
 
 class PathError(ValueError):
@@ -345,6 +361,8 @@ class BinanceVenue:
             return 200, {"serverTime": now_ms}
         if route == "/fapi/v1/exchangeInfo":
             return 200, self._exchange_info(now_ms)
+        if route == "/fapi/v1/ticker/24hr":
+            return self._tickers(query.get("symbol"), now_ms)
         if route not in ("/fapi/v1/openInterest", "/fapi/v1/depth", "/fapi/v1/premiumIndex"):
             return 404, {"code": -5000, "msg": f"Path {parts.path}, Method GET is invalid"}
         symbol = query.get("symbol")
@@ -369,8 +387,27 @@ class BinanceVenue:
                      "bids": [[_fmt(p, ss.pd), _fmt(q, ss.qd)] for p, q in bids],
                      "asks": [[_fmt(p, ss.pd), _fmt(q, ss.qd)] for p, q in asks]}
 
+    def _tickers(self, symbol: str | None, now_ms: int) -> tuple[int, Any]:
+        """``/fapi/v1/ticker/24hr``: synthetic 24 h volumes that rank the market's symbols by their weight."""
+        rows = []
+        for ss in self.symbols.values():
+            spec = ss.spec
+            price = self.market.price(spec.symbol) if self.market is not None else spec.price
+            rows.append((spec.symbol, price, listing_volume_usd(spec)))
+        rows += [(sym, spec_for(sym).price, vol) for sym, *_, vol in LISTING_EXTRAS]
+        if symbol is not None:
+            rows = [r for r in rows if r[0] == symbol]
+            if not rows:
+                return 400, {"code": -1121, "msg": "Invalid symbol."}
+        body = [{"symbol": sym, "lastPrice": _fmt(price, 8), "volume": _fmt(vol / price, 3),
+                 "quoteVolume": _fmt(vol, 2), "openTime": now_ms - 86_400_000, "closeTime": now_ms, "count": 1000}
+                for sym, price, vol in rows]
+        return 200, body if symbol is None else body[0]
+
     def rest_weight(self, path: str) -> int:
         parts = urlsplit(path)
+        if parts.path.startswith("/fapi/v1/ticker/24hr"):
+            return 1 if parse_qs(parts.query).get("symbol") else 40
         if parts.path.startswith("/fapi/v1/depth"):
             limit = int(parse_qs(parts.query).get("limit", ["500"])[0] or 500)
             return 2 if limit <= 50 else 5 if limit <= 100 else 10 if limit <= 500 else 20
@@ -384,12 +421,14 @@ class BinanceVenue:
                 "nextFundingTime": (now_ms // FUNDING_INTERVAL_MS + 1) * FUNDING_INTERVAL_MS, "time": now_ms}
 
     def _exchange_info(self, now_ms: int) -> dict:
+        listed = [(ss.spec, "PERPETUAL", "TRADING") for ss in self.symbols.values()]
+        listed += [(dataclasses.replace(spec_for(sym), symbol=sym, base=base, quote=quote), ctype, status)
+                   for sym, base, quote, ctype, status, _ in LISTING_EXTRAS]
         symbols = []
-        for ss in self.symbols.values():
-            spec = ss.spec
+        for spec, ctype, status in listed:
             symbols.append({
-                "symbol": spec.symbol, "pair": spec.symbol, "contractType": "PERPETUAL",
-                "deliveryDate": 4133404800000, "onboardDate": 1569398400000, "status": "TRADING",
+                "symbol": spec.symbol, "pair": spec.symbol.split("_")[0], "contractType": ctype,
+                "deliveryDate": 4133404800000, "onboardDate": 1569398400000, "status": status,
                 "baseAsset": spec.base, "quoteAsset": spec.quote, "marginAsset": spec.quote,
                 "pricePrecision": spec.price_decimals, "quantityPrecision": spec.qty_decimals,
                 "baseAssetPrecision": 8, "quotePrecision": 8, "underlyingType": "COIN",

@@ -27,12 +27,14 @@ from urllib.parse import urlencode
 
 import msgspec
 
+from engine.books import pu_chain
 from engine.record import Flag, Kind, Side, Venue
 from engine.venues import ConnectionPlan, InstrumentInfo, Outcome
 
 __all__ = [
     "VENUE", "DEFAULT_WS_URLS", "DEFAULT_REST_URL", "Parser", "plan", "subscribe_messages",
     "streams_for", "stream_symbol", "oi_request", "parse_open_interest", "parse_depth_snapshot", "parse_exchange_info",
+    "parse_tickers", "TICKERS_REQUEST",
 ]
 
 VENUE = Venue.BINANCE
@@ -44,13 +46,17 @@ MAX_CONNECTION_AGE_S = 86400.0
 MAX_PARAMS_PER_SUBSCRIBE = 100
 REST_WEIGHT_PER_MINUTE = 2400
 PARTIAL_DEPTHS = (5, 10, 20)
+# the local book: @depth@100ms diffs synced against the REST snapshot (§1.5) by engine/books.py
+BOOK_RULE = pu_chain
+BOOK_SOURCE = "rest"
+DEPTH_SNAPSHOT_LIMIT = 1000
 # the trade stream each config stream name maps to, and the socket class carrying it
 STREAM_SUFFIX = {
     "liquidations": (("forceOrder", "market"),),
     "trades": (("aggTrade", "market"),),
     "mark": (("markPrice@1s", "market"),),
-    # real-time best bid/ask, plus the top levels (@depth<N>@100ms, N from depth_levels)
-    "book": (("bookTicker", "public"), (None, "public")),
+    # real-time best bid/ask, plus the diffs of the local book
+    "book": (("bookTicker", "public"), ("depth@100ms", "public")),
 }
 SPARSE_SUFFIXES = ("@forceOrder",)   # silent for hours in calm markets: never "stale"
 trade_stream_ids = True              # aggTrade `a` and trade `t` are consecutive per symbol
@@ -64,19 +70,14 @@ _MS = 1_000_000
 
 # -- wire ------------------------------------------------------------------------
 
-def _book_stream(depth_levels: int) -> str:
-    n = next((d for d in PARTIAL_DEPTHS if d >= depth_levels), PARTIAL_DEPTHS[-1])
-    return f"depth{n}@100ms"
-
-
 def streams_for(symbols: list[str], kinds: list[str], depth_levels: int) -> dict[str, list[str]]:
-    """Return stream names by socket class (``public``/``market``) for ``symbols``."""
+    """Return stream names by socket class (``public``/``market``) for ``symbols`` (the book keeps
+    ``depth_levels`` itself: the diff stream carries every level)."""
     out: dict[str, list[str]] = {"public": [], "market": []}
     for kind in kinds:
         if kind not in STREAM_SUFFIX:
             continue  # "oi" is REST-only on Binance
         for suffix, path in STREAM_SUFFIX[kind]:
-            suffix = suffix or _book_stream(depth_levels)
             out[path].extend(f"{s.lower()}@{suffix}" for s in symbols)
     return out
 
@@ -116,6 +117,13 @@ def oi_request(symbol: str) -> tuple[str, dict[str, str], int]:
 
 
 EXCHANGE_INFO_REQUEST = ("/fapi/v1/exchangeInfo", {}, 1)
+TICKERS_REQUEST = ("/fapi/v1/ticker/24hr", {}, 40)   # weight 40 for all symbols at once (1 with a symbol)
+
+
+def depth_snapshot_request(symbol: str, limit: int = DEPTH_SNAPSHOT_LIMIT) -> tuple[str, dict[str, str], int]:
+    """Return (path, query, weight) of the REST book snapshot the local book syncs against."""
+    weight = 2 if limit <= 50 else 5 if limit <= 100 else 10 if limit <= 500 else 20
+    return "/fapi/v1/depth", {"symbol": symbol, "limit": str(limit)}, weight
 
 
 def depth_snapshot_url(rest_url: str, symbol: str, limit: int = 1000) -> str:
@@ -264,6 +272,13 @@ class _ExchangeInfo(msgspec.Struct):
     symbols: list[_SymbolInfo]
 
 
+class _Ticker24h(msgspec.Struct):
+    """REST ``/fapi/v1/ticker/24hr`` item: ``{"symbol":"BTCUSDT","volume":"8913.30","quoteVolume":"15.30e7",..}``"""
+
+    symbol: str
+    quoteVolume: float = 0.0
+
+
 _envelope_decoder = msgspec.json.Decoder(Envelope, strict=False)
 _event_decoder = msgspec.json.Decoder(_Event, strict=False)
 _head_decoder = msgspec.json.Decoder(Union[_Head, list])
@@ -271,6 +286,7 @@ _levels_decoder = msgspec.json.Decoder(list[tuple[float, float]], strict=False)
 _snapshot_decoder = msgspec.json.Decoder(DepthSnapshot, strict=False)
 _oi_decoder = msgspec.json.Decoder(OpenInterest, strict=False)
 _exchange_info_decoder = msgspec.json.Decoder(_ExchangeInfo, strict=False)
+_tickers_decoder = msgspec.json.Decoder(list[_Ticker24h], strict=False)
 _DecodeErrors = (msgspec.DecodeError, UnicodeDecodeError, ValueError, OverflowError)
 
 EMITTED, PARSED, CONTROL, IGNORED, UNKNOWN, MALFORMED = (
@@ -292,8 +308,11 @@ class Parser:
     (frames of unregistered symbols are IGNORED). ``flags`` is OR-ed into every
     record (e.g. ``Flag.REPLAY``). ``partial_depth`` says whether un-wrapped
     ``depthUpdate`` payloads are partial-depth snapshots (a combined envelope
-    tells by its stream name).
+    tells by its stream name). ``books`` (an :class:`engine.books.BookSet`, set by
+    :func:`engine.books.attach`) turns diffs into a synced book; without it diffs are PARSED.
     """
+
+    books = None
 
     def __init__(self, lookup: Callable[[str], int | None], flags: int = 0, partial_depth: bool = False):
         self.lookup = lookup
@@ -388,15 +407,20 @@ class Parser:
                          msg.b, msg.B, msg.a, msg.A, out)
 
     def _depth(self, msg: DepthUpdate, stream, ts_recv, out) -> Outcome:
-        """Partial ``@depth<N>`` -> BOOK_TOP; a diff is PARSED (the synced book is a later issue).
+        """Partial ``@depth<N>`` -> BOOK_TOP; a diff goes to the synced book (PARSED without one).
 
         ``{"stream":"btcusdt@depth@0ms","data":{"e":"depthUpdate","E":1721347022557,"T":1721347022553,"s":"BTCUSDT","U":4984028370826,"u":4984028373334,"pu":4984028370730,"b":[["63620.10","0.000"]],"a":[["63944.00","0.095"]]}}``
         """
         partial = stream[stream.find("@depth") + 6:][:1].isdigit() if stream else self.partial_depth
-        if not partial:
+        if not partial and self.books is None:
             return PARSED
         bids = _levels_decoder.decode(msg.b)
         asks = _levels_decoder.decode(msg.a)
+        if not partial:
+            iid = self.lookup(msg.s)
+            if iid is None:
+                return IGNORED
+            return self.books.delta(msg.s, iid, msg.U, msg.u, msg.pu, bids, asks, (msg.T or msg.E) * _MS, ts_recv, out)
         if not bids or not asks:
             return PARSED
         iid = self.lookup(msg.s)
@@ -405,6 +429,20 @@ class Parser:
         (bid, bq), (ask, aq) = bids[0], asks[0]
         return _book_top(VENUE, self.flags | Flag.SNAPSHOT, iid, (msg.T or msg.E) * _MS, ts_recv,
                          bid, bq, ask, aq, out)
+
+    def book_snapshot(self, symbol: str, payload: bytes, ts_recv: int, out: list) -> Outcome:
+        """REST ``/fapi/v1/depth`` body -> the synced book of ``symbol`` (records once consistent)."""
+        if self.books is None:
+            return IGNORED
+        try:
+            msg = _snapshot_decoder.decode(payload)
+        except _DecodeErrors:
+            return MALFORMED
+        iid = self.lookup(symbol)
+        if iid is None:
+            return IGNORED
+        return self.books.snapshot(symbol, iid, msg.lastUpdateId, msg.bids, msg.asks, (msg.T or msg.E) * _MS,
+                                   ts_recv, out)
 
     def _mark_one(self, msg: MarkPrice, ts_recv, out) -> Outcome:
         p, i = msg.p, msg.i
@@ -482,8 +520,20 @@ def parse_depth_snapshot(payload: bytes, symbol: str, lookup: Callable[[str], in
     return _book_top(VENUE, flags | Flag.SNAPSHOT, iid, (msg.T or msg.E) * _MS, ts_recv, bid, bq, ask, aq, out)
 
 
+def _contract_type(raw: str) -> str:
+    if raw.endswith("PERPETUAL"):            # PERPETUAL, TRADIFI_PERPETUAL
+        return "perpetual"
+    if raw.endswith(("_QUARTER", "_MONTH")):  # CURRENT_QUARTER, NEXT_QUARTER, ...
+        return "future"
+    return "other"                           # "" on contracts being settled or delisted
+
+
 def parse_exchange_info(payload: bytes) -> list[InstrumentInfo] | None:
-    """``GET /fapi/v1/exchangeInfo`` -> instrument metadata, or None if the body is unusable."""
+    """``GET /fapi/v1/exchangeInfo`` -> every instrument, normalised; None if the body is unusable.
+
+    ``contract_type`` is "perpetual"/"future"/"other"; ``status`` "trading" or the raw status lower-cased.
+    USD-M sizes are already base units, so ``contract_size`` is 1.0.
+    """
     try:
         info = _exchange_info_decoder.decode(payload)
     except _DecodeErrors:
@@ -495,9 +545,18 @@ def parse_exchange_info(payload: bytes) -> list[InstrumentInfo] | None:
             tick_size = float(tick) if tick else 0.0
         except ValueError:
             tick_size = 0.0
-        out.append(InstrumentInfo(s.symbol, s.baseAsset, s.quoteAsset, s.contractType,
-                                  s.status or s.contractStatus, tick_size, s.contractSize))
+        out.append(InstrumentInfo(s.symbol, s.baseAsset, s.quoteAsset, _contract_type(s.contractType),
+                                  (s.status or s.contractStatus).lower(), tick_size, 1.0))
     return out
+
+
+def parse_tickers(payload: bytes) -> dict[str, float] | None:
+    """``GET /fapi/v1/ticker/24hr`` -> 24 h quote volume (USDT/USDC, taken as USD) per symbol; None if unusable."""
+    try:
+        items = _tickers_decoder.decode(payload)
+    except _DecodeErrors:
+        return None
+    return {t.symbol: t.quoteVolume for t in items if 0.0 <= t.quoteVolume < _INF}
 
 
 def base_from_symbol(symbol: str, quotes: tuple[str, ...] = ("USDT", "USDC", "BUSD", "USD")) -> str:
