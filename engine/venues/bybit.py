@@ -188,7 +188,7 @@ _Num = Optional[Union[str, float]]
 
 
 class TickerData(msgspec.Struct, gc=False):
-    """The ticker fields used; ``None`` = absent (unchanged in a delta), ``""`` = not applicable."""
+    """The ticker fields used, in the parser's state order; ``None`` = absent (unchanged in a delta), ``""`` = n/a."""
 
     symbol: str
     markPrice: _Num = None
@@ -235,24 +235,8 @@ _IGNORED_FAMILIES = frozenset({
 })
 
 
-def _num(v, what: str) -> float | None:
-    """A ticker field as a float: None when absent or empty; raise ValueError when not a finite number."""
-    if v is None or v == "":
-        return None
-    x = float(v)
-    if not -_INF < x < _INF:
-        raise ValueError(what)
-    return x
-
-
-class _TickerState:
-    """The merged ``tickers.{s}`` fields of one symbol (None = never received)."""
-
-    __slots__ = ("mark", "index", "funding", "next_funding", "oi", "oi_value", "single_oi", "single_oi_value")
-
-    def __init__(self) -> None:
-        self.mark = self.index = self.funding = self.next_funding = None
-        self.oi = self.oi_value = self.single_oi = self.single_oi_value = None
+# lower bound of each TickerData number field (funding may be negative; a zero mark means not trading)
+_TICKER_LOW = (0.0, 0.0, -_INF, 0.0, 0.0, 0.0, 0.0, 0.0)
 
 
 class Parser:
@@ -270,7 +254,7 @@ class Parser:
         self.lookup = lookup
         self.flags = flags
         self.contract_sizes = dict(contract_sizes or {})
-        self.tickers: dict[str, _TickerState] = {}
+        self.tickers: dict[str, list] = {}   # symbol -> merged TickerData numbers (None = unknown)
         self._handlers = {
             "publicTrade": (_trade_decoder, self._trades), "allLiquidation": (_liq_decoder, self._liquidations),
             "orderbook": (_book_decoder, self._book), "tickers": (_ticker_decoder, self._ticker),
@@ -410,58 +394,42 @@ class Parser:
         ``{"topic":"tickers.BTCUSDT","type":"snapshot","data":{"symbol":"BTCUSDT",…,"markPrice":"17217.33","indexPrice":"17227.36","openInterest":"68744.761","openInterestValue":"1183601235.91",…,"nextFundingTime":"1673280000000","fundingRate":"-0.000212",…},"cs":24987956059,"ts":1673272861686}``
         """
         d = msg.data
-        if not 0 <= msg.ts < _TS_MAX:
+        kind = msg.type
+        if kind != "snapshot" and kind != "delta" or not 0 <= msg.ts < _TS_MAX:
             return MALFORMED
-        if msg.type == "snapshot":
-            fresh = True
-        elif msg.type == "delta":
-            fresh = False
-        else:
-            return MALFORMED
-        mark = _num(d.markPrice, "markPrice")
-        index = _num(d.indexPrice, "indexPrice")
-        funding = _num(d.fundingRate, "fundingRate")
-        next_funding = _num(d.nextFundingTime, "nextFundingTime")
-        oi = _num(d.openInterest, "openInterest")
-        oi_value = _num(d.openInterestValue, "openInterestValue")
-        single = _num(d.singleOpenInterest, "singleOpenInterest")
-        single_value = _num(d.singleOpenInterestValue, "singleOpenInterestValue")
-        for x in (mark, index, next_funding, oi, oi_value, single, single_value):
-            if x is not None and x < 0.0:
-                return MALFORMED
-        if mark == 0.0:
-            mark = None   # not trading yet (pre-listing)
+        raw = msgspec.structs.astuple(d)   # symbol, then the number fields in TickerData order
+        prev = self.tickers.get(d.symbol)
+        st = [None] * 8 if prev is None or kind == "snapshot" else prev.copy()
+        # absent (None) = unchanged; "" = not applicable; validate everything before the state changes
+        for i in range(8):
+            v = raw[i + 1]
+            if v is not None:
+                if v == "":
+                    st[i] = None
+                    continue
+                x = float(v)
+                if not (_TICKER_LOW[i] <= x < _INF):
+                    return MALFORMED
+                st[i] = x
         iid = self.lookup(d.symbol)
         if iid is None:
             return IGNORED
-        st = self.tickers.get(d.symbol)
-        if st is None or fresh:
-            st = self.tickers[d.symbol] = _TickerState()
-        # a field absent from a delta is unchanged; "" (not applicable) clears it
-        for name, x, raw in (("mark", mark, d.markPrice), ("index", index, d.indexPrice),
-                             ("funding", funding, d.fundingRate), ("next_funding", next_funding, d.nextFundingTime),
-                             ("oi", oi, d.openInterest), ("oi_value", oi_value, d.openInterestValue),
-                             ("single_oi", single, d.singleOpenInterest),
-                             ("single_oi_value", single_value, d.singleOpenInterestValue)):
-            if raw is not None:
-                setattr(st, name, x)
+        self.tickers[d.symbol] = st
+        mark, index, funding, next_funding, oi, oi_value, single, single_value = st
         start = len(out)
         ts = msg.ts * _MS
-        mark_came = d.markPrice is not None or d.indexPrice is not None or d.fundingRate is not None \
-            or d.nextFundingTime is not None
-        if mark_came and st.mark is not None:
-            out.append((Kind.MARK, VENUE, 0, self.flags, iid, ts, ts_recv, st.mark, st.index or 0.0, 0.0,
-                        st.funding or 0.0, st.next_funding or 0.0))
-        oi_came = d.openInterest is not None or d.singleOpenInterest is not None
-        if oi_came:
-            # prefer the single-side figure (comparable with other venues, §2.5); USD at the mark
-            qty, value = (st.single_oi, st.single_oi_value) if st.single_oi is not None else (st.oi, st.oi_value)
+        if mark and (raw[1] is not None or raw[2] is not None or raw[3] is not None or raw[4] is not None):
+            out.append((Kind.MARK, VENUE, 0, self.flags, iid, ts, ts_recv, mark, index or 0.0, 0.0,
+                        funding or 0.0, next_funding or 0.0))
+        if raw[5] is not None or raw[7] is not None:
+            # prefer the single-side figure (comparable with other venues, §2.5); USD at the mark if not given
+            qty, usd = (single, single_value) if single is not None else (oi, oi_value)
             if qty is not None:
-                size = self.contract_sizes.get(d.symbol, 1.0) if self.contract_sizes else 1.0
-                qty *= size
-                price = st.mark or 0.0
-                usd = value if value is not None else qty * price
-                out.append((Kind.OPEN_INTEREST, VENUE, 0, self.flags, iid, ts, ts_recv, price, qty, usd, 0.0, 0.0))
+                if self.contract_sizes:
+                    qty *= self.contract_sizes.get(d.symbol, 1.0)
+                price = mark or 0.0
+                out.append((Kind.OPEN_INTEREST, VENUE, 0, self.flags, iid, ts, ts_recv, price, qty,
+                            qty * price if usd is None else usd, 0.0, 0.0))
         return EMITTED if len(out) > start else PARSED
 
 
