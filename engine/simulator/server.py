@@ -5,8 +5,26 @@ object decides which paths it owns, parses sessions and client messages, formats
 frames and answers REST. This core owns connection lifecycle (ping/pong via the
 library's keepalive, incoming-message rate limit, maximum connection age,
 slow-consumer drop), the subscription index and fan-out, counters, and the
-fault API (clean/abrupt disconnect, pause/resume), also reachable over HTTP at
-``GET /_sim/<action>``.
+fault API, also reachable over HTTP at ``GET /_sim/<action>?<query>``:
+
+=================================================  ============================================================
+``disconnect?venue=&mode=clean|reset``             close every connection: close frame 1001, or TCP reset
+``pause`` / ``resume``                             stall every stream (the market clock stops; pings answered)
+``stall?venue=&pings=1|0`` / ``unstall?venue=``    drop one venue's frames; ``pings=0`` also stops reading the
+                                                   sockets, so pings go unanswered (a dead peer)
+``drop|duplicate|reorder?n=&venue=&stream=``       the next ``n`` frames of a stream (or of a venue): not sent,
+                                                   sent twice, or each held back behind the next matching frame
+``corrupt?n=&mode=truncate|garble&venue=&stream=`` the next ``n`` frames cut short or with bytes overwritten
+``http_error?status=429&n=&retry_after=``          the next ``n`` REST requests answer ``status`` (429 and 418
+                                                   carry ``Retry-After``; use 500/502/503 for 5xx)
+``refuse?seconds=``                                refuse new connections (HTTP 503 to every handshake and REST
+                                                   request) for that long
+``faults``                                         the faults still pending
+=================================================  ============================================================
+
+Every fault is counted in :meth:`SimServer.counters` (``fault_*``) and the
+random parts (where a frame is cut, which bytes are garbled) come from a
+``random.Random(seed)``, so a run is reproducible.
 
 A venue object (one module per venue, registered in ``runner.SIM_VENUES``) provides:
 
@@ -37,6 +55,7 @@ import collections
 import http
 import json
 import logging
+import random
 import socket
 import struct
 import time
@@ -48,7 +67,7 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
-__all__ = ["SimServer", "Client"]
+__all__ = ["SimServer", "Client", "FrameFault"]
 
 log = logging.getLogger("undertow.simulator")
 
@@ -69,13 +88,35 @@ class Client:
         self.age_timer: asyncio.TimerHandle | None = None
 
 
+class FrameFault:
+    """A pending fault on the next ``n`` frames of ``stream`` (or of all streams of ``venue``)."""
+
+    __slots__ = ("action", "venue", "stream", "n", "mode", "held")
+    ACTIONS = ("drop", "duplicate", "reorder", "corrupt")
+
+    def __init__(self, action: str, n: int, venue: str | None = None, stream: str | None = None,
+                 mode: str = "truncate") -> None:
+        if action not in self.ACTIONS:
+            raise ValueError(f"unknown frame fault {action!r}")
+        if mode not in ("truncate", "garble"):
+            raise ValueError(f"unknown corrupt mode {mode!r}")
+        self.action, self.n, self.venue, self.stream, self.mode = action, n, venue, stream, mode
+        self.held: tuple | None = None   # reorder: the frame waiting for the next one
+
+    def matches(self, venue: str, stream: str) -> bool:
+        return (self.venue is None or self.venue == venue) and (self.stream is None or self.stream == stream)
+
+    def describe(self) -> dict:
+        return {"action": self.action, "n": self.n, "venue": self.venue, "stream": self.stream, "mode": self.mode}
+
+
 class SimServer:
     """Serve ``venues`` on ``host:port``; route published frames to subscribed clients."""
 
     def __init__(self, venues: Iterable[Any], *, host: str = "127.0.0.1", port: int = 0,
                  ping_interval_s: float = 180.0, pong_timeout_s: float = 600.0,
                  max_connection_age_s: float = 86400.0, max_messages_per_s: int = 10,
-                 max_write_buffer: int = 64 << 20) -> None:
+                 max_write_buffer: int = 64 << 20, seed: int = 0) -> None:
         self.venues = {v.name: v for v in venues}
         self.host, self.requested_port = host, port
         self.ping_interval_s, self.pong_timeout_s = ping_interval_s, pong_timeout_s
@@ -93,6 +134,11 @@ class SimServer:
         self.port = 0
         self.frames_by_stream: collections.Counter[str] = collections.Counter()
         self.stats = collections.Counter()
+        self.rng = random.Random(seed)
+        self.frame_faults: list[FrameFault] = []
+        self.http_faults: collections.deque[tuple[int, float]] = collections.deque()
+        self.stalled: dict[str, bool] = {}   # venue -> pings still answered
+        self.refuse_until = 0.0              # time.monotonic() before which new connections are refused
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -138,6 +184,11 @@ class SimServer:
         """Send ``(stream, raw[, wrapped])`` frames to the subscribers of each stream; return frames sent."""
         if not frames:
             return 0
+        if venue in self.stalled:
+            self.stats["fault_frames_stalled"] += len(frames)
+            return 0
+        if self.frame_faults:
+            frames = self._apply_frame_faults(venue, frames)
         index = self.subs[venue]
         envelope = self.venues[venue].envelope
         batches: dict[Client, list[bytes]] = {}
@@ -198,6 +249,86 @@ class SimServer:
         self.stats["forced_disconnects"] += len(victims)
         return len(victims)
 
+    def _apply_frame_faults(self, venue: str, frames: list[tuple]) -> list[tuple]:
+        out: list[tuple] = []
+        for frame in frames:
+            fault = next((f for f in self.frame_faults if f.n > 0 and f.matches(venue, frame[0])), None)
+            if fault is None:
+                out.append(frame)
+                continue
+            action = fault.action
+            if action == "reorder":
+                if fault.held is None:
+                    fault.held = frame
+                    continue
+                out.append(frame)
+                out.append(fault.held)
+                fault.held = None
+                self.stats["fault_reordered"] += 1
+            elif action == "drop":
+                self.stats["fault_dropped"] += 1
+            elif action == "duplicate":
+                out.append(frame)
+                out.append(frame)
+                self.stats["fault_duplicated"] += 1
+            else:
+                out.append((frame[0], self._corrupt(frame[1], fault.mode)))   # a wrapped copy would stay intact
+                self.stats["fault_corrupted"] += 1
+            fault.n -= 1
+        self.frame_faults = [f for f in self.frame_faults if f.n > 0 or f.held is not None]
+        return out
+
+    def _corrupt(self, raw: bytes, mode: str) -> bytes:
+        if len(raw) < 2:
+            return b"{"
+        if mode == "truncate":
+            return raw[:self.rng.randrange(1, len(raw))]
+        data = bytearray(raw)
+        for _ in range(max(1, len(data) // 16)):
+            data[self.rng.randrange(len(data))] = self.rng.choice(b'{}[]",:x\\')
+        return bytes(data)
+
+    def inject(self, action: str, n: int = 1, *, venue: str | None = None, stream: str | None = None,
+               mode: str = "truncate") -> FrameFault:
+        """Drop / duplicate / reorder / corrupt the next ``n`` frames of ``stream`` (or of ``venue``, or all)."""
+        fault = FrameFault(action, int(n), venue, stream, mode)
+        self.frame_faults.append(fault)
+        self.stats[f"fault_{action}_injected"] += 1
+        return fault
+
+    def stall(self, venue: str | None = None, *, pings: bool = True) -> None:
+        """Stop ``venue``'s frames (every venue if None); ``pings=False`` also stops answering pings."""
+        for name in ([venue] if venue else list(self.venues)):
+            self.stalled[name] = pings
+            if not pings:
+                for c in self.clients:
+                    if c.venue.name == name:
+                        c.conn.transport.pause_reading()
+        self.stats["fault_stalls"] += 1
+
+    def unstall(self, venue: str | None = None) -> None:
+        """Undo :meth:`stall` (of ``venue``, or of every venue)."""
+        for name in ([venue] if venue else list(self.stalled)):
+            if self.stalled.pop(name, True) is False:
+                for c in self.clients:
+                    if c.venue.name == name and not c.conn.transport.is_closing():
+                        c.conn.transport.resume_reading()
+
+    def http_error(self, status: int = 429, n: int = 1, retry_after: float = 1.0) -> None:
+        """Answer the next ``n`` REST requests with ``status`` (429/418 with ``Retry-After``)."""
+        if not 400 <= status <= 599:
+            raise ValueError(f"status must be 4xx or 5xx, got {status}")
+        self.http_faults.extend([(int(status), float(retry_after))] * int(n))
+
+    def refuse(self, seconds: float) -> None:
+        """Refuse new connections and REST requests for ``seconds``."""
+        self.refuse_until = time.monotonic() + float(seconds)
+
+    def faults(self) -> dict:
+        """The faults still pending."""
+        return {"frames": [f.describe() for f in self.frame_faults], "http": len(self.http_faults),
+                "stalled": sorted(self.stalled), "refusing_s": max(0.0, self.refuse_until - time.monotonic())}
+
     @staticmethod
     def _reset(conn: ServerConnection) -> None:
         sock = conn.transport.get_extra_info("socket")
@@ -215,7 +346,9 @@ class SimServer:
     def counters(self) -> dict:
         """Return a snapshot of the server's counters."""
         out = dict.fromkeys(("frames_sent", "connections_opened", "connections_closed", "forced_disconnects",
-                             "rate_limit_disconnects", "pong_timeouts", "slow_consumer_drops", "rest_requests"), 0)
+                             "rate_limit_disconnects", "pong_timeouts", "slow_consumer_drops", "rest_requests",
+                             "fault_dropped", "fault_duplicated", "fault_reordered", "fault_corrupted",
+                             "fault_frames_stalled", "fault_stalls", "fault_http_errors", "fault_refused"), 0)
         out.update(self.stats)
         out.update(connections=len(self.clients), paused=not self.running.is_set(),
                    frames_by_stream=dict(self.frames_by_stream))
@@ -230,6 +363,9 @@ class SimServer:
         route = urlsplit(path).path
         if route.startswith("/_sim/"):
             return await self._control(route[len("/_sim/"):], path)
+        if self.refuse_until and time.monotonic() < self.refuse_until:
+            self.stats["fault_refused"] += 1
+            return _json(503, {"code": -1, "msg": "simulator: refusing connections"})
         venue = self._venue_for(path)
         upgrade = "websocket" in request.headers.get("Upgrade", "").lower()
         if upgrade:
@@ -240,8 +376,19 @@ class SimServer:
                 answer = v.rest(path)
             if answer is not None and answer[0] != 404:
                 self.stats["rest_requests"] += 1
+                if self.http_faults:
+                    return self._http_fault()
                 return _json(*answer)
         return _json(404, {"code": -5000, "msg": f"Path {route}, Method GET is invalid"})
+
+    def _http_fault(self) -> Response:
+        status, retry_after = self.http_faults.popleft()
+        self.stats["fault_http_errors"] += 1
+        self.stats[f"fault_http_{status}"] += 1
+        resp = _json(status, {"code": -1003 if status in (418, 429) else -1000, "msg": f"simulator: HTTP {status}"})
+        if status in (418, 429):
+            resp.headers["Retry-After"] = f"{retry_after:g}"
+        return resp
 
     async def _control(self, action: str, path: str) -> Response:
         query = {k: v[0] for k, v in parse_qs(urlsplit(path).query).items()}
@@ -256,10 +403,40 @@ class SimServer:
         if action == "resume":
             self.resume()
             return _json(200, {"paused": False})
+        try:
+            return _json(200, self._fault_action(action, query))
+        except KeyError:
+            pass
+        except ValueError as exc:
+            return _json(400, {"error": str(exc)})
         hook = getattr(self, "control_" + action, None)  # extra actions installed by the Simulator
         if hook is not None:
             return _json(200, hook(query))
         return _json(404, {"error": f"unknown control action {action!r}"})
+
+    def _fault_action(self, action: str, q: dict) -> dict:
+        """Run one fault action of the HTTP API; KeyError if ``action`` is not one."""
+        venue, stream = q.get("venue"), q.get("stream")
+        if venue is not None and venue not in self.venues:
+            raise ValueError(f"unknown venue {venue!r}")
+        if action in FrameFault.ACTIONS:
+            f = self.inject(action, int(q.get("n", "1")), venue=venue, stream=stream, mode=q.get("mode", "truncate"))
+            return {"injected": f.describe()}
+        if action == "stall":
+            self.stall(venue, pings=q.get("pings", "1") != "0")
+            return {"stalled": sorted(self.stalled)}
+        if action == "unstall":
+            self.unstall(venue)
+            return {"stalled": sorted(self.stalled)}
+        if action == "http_error":
+            self.http_error(int(q.get("status", "429")), int(q.get("n", "1")), float(q.get("retry_after", "1")))
+            return {"http": len(self.http_faults)}
+        if action == "refuse":
+            self.refuse(float(q.get("seconds", "1")))
+            return self.faults()
+        if action == "faults":
+            return self.faults()
+        raise KeyError(action)
 
     def _venue_for(self, path: str) -> Any:
         return next((v for v in self.venues.values() if v.owns(path)), None)
