@@ -16,6 +16,7 @@ import msgspec
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from engine.books import attach, monotonic
 from engine.captures import iter_capture
 from engine.config import VenueConfig
 from engine.record import Flag, Kind, Side, Venue
@@ -108,6 +109,53 @@ def test_ob500_snapshot_top_matches_the_frame_and_update_ids_are_contiguous():
     # an observation for the synced book (PROTOCOLS §11.10): on this real excerpt u steps by exactly 1
     us = [json.loads(f)["data"]["u"] for f in frames]
     assert us == list(range(us[0], us[0] + len(us)))
+
+
+def replay_book(frames: list[bytes]) -> tuple[dict, dict]:
+    """Independent stdlib reconstruction of a Bybit book (snapshot resets, size 0 deletes, else set)."""
+    bids: dict[float, float] = {}
+    asks: dict[float, float] = {}
+    for f in frames:
+        m = json.loads(f)
+        if m["type"] == "snapshot":
+            bids.clear()
+            asks.clear()
+        for side, key in ((bids, "b"), (asks, "a")):
+            for p, q in m["data"][key]:
+                if float(q) == 0.0:
+                    side.pop(float(p), None)
+                else:
+                    side[float(p)] = float(q)
+    return bids, asks
+
+
+@pytest.mark.playback
+@needs_data
+def test_ob500_through_the_synced_book():
+    frames = [fr.payload for fr in iter_capture(SHARED / OB500)]
+    parser = bybit.Parser({"XRPUSDT": 4}.get, flags=Flag.REPLAY)
+    books = attach(parser, bybit, depth_levels=50)
+    assert books.source == "resubscribe" and books.rule is monotonic
+    tops, outcomes = [], Counter()
+    for f in frames:
+        out: list = []
+        outcomes[parser.parse(f, 1, out)[0]] += 1
+        assert not [r for r in out if r[0] == Kind.CONTROL]          # never loses sync on real data
+        tops += [r for r in out if r[0] == Kind.BOOK_TOP]
+    assert outcomes[Outcome.MALFORMED] == 0 and outcomes[Outcome.EMITTED] >= 1
+    counters = books.counters()
+    assert (counters["book_snapshots"], counters["book_gaps"], counters["book_stale"]) == (1, 0, 0)
+    bids, asks = replay_book(frames)
+    bid, ask = max(bids), min(asks)
+    assert (tops[-1][7], tops[-1][8], tops[-1][10], tops[-1][11]) == (bid, bids[bid], ask, asks[ask])
+    book = books.book("XRPUSDT")
+    assert book.bids == bids and book.asks == asks
+    # a replayed older delta is stale; "u"=1 is a restart and resets the book
+    assert parser.parse(frames[5], 1, [])[0] == Outcome.PARSED and books.counters()["book_stale"] == 1
+    reset = json.loads(frames[1])
+    reset["data"]["u"] = 1
+    parser.parse(json.dumps(reset).encode(), 1, [])
+    assert books.book("XRPUSDT").bids == {float(p): float(q) for p, q in reset["data"]["b"] if float(q)}
 
 
 @pytest.mark.playback
@@ -306,21 +354,22 @@ def test_plan_topics_and_sharding():
     cfg = VenueConfig(symbols=["BTCUSDT", "ETHUSDT"], depth_levels=20)
     (p,) = bybit.plan(cfg)
     assert p.url == "wss://stream.bybit.com/v5/public/linear" and not p.subscribe_in_url
-    assert p.streams == ("allLiquidation.BTCUSDT", "publicTrade.BTCUSDT", "orderbook.1.BTCUSDT",
-                         "orderbook.50.BTCUSDT", "tickers.BTCUSDT", "allLiquidation.ETHUSDT", "publicTrade.ETHUSDT",
-                         "orderbook.1.ETHUSDT", "orderbook.50.ETHUSDT", "tickers.ETHUSDT")
+    assert p.streams == ("allLiquidation.BTCUSDT", "publicTrade.BTCUSDT", "orderbook.50.BTCUSDT", "tickers.BTCUSDT",
+                         "allLiquidation.ETHUSDT", "publicTrade.ETHUSDT", "orderbook.50.ETHUSDT", "tickers.ETHUSDT")
+    assert bybit.topics_for(["X"], ["book"], 100) == ["orderbook.200.X"]
+    assert bybit.topics_for(["X"], ["book"], 5000) == ["orderbook.1000.X"]
     assert "allLiquidation.BTCUSDT" not in p.watched and "tickers.BTCUSDT" in p.watched
     assert not any(s.startswith("liquidation.") for s in p.streams)
     assert bybit.plan(cfg, {"linear": "ws://h:1/v5/public/linear"})[0].url == "ws://h:1/v5/public/linear"
-    # 1000 symbols x 5 topics: every socket under the 21,000-character args limit and the topic cap
+    # 1000 symbols x 4 topics: every socket under the 21,000-character args limit and the topic cap
     many = VenueConfig(symbols=[f"S{i:04d}USDT" for i in range(1000)], max_streams_per_connection=2000)
     plans = bybit.plan(many)
-    assert sum(len(x.streams) for x in plans) == 5000 and len({s for x in plans for s in x.streams}) == 5000
+    assert sum(len(x.streams) for x in plans) == 4000 and len({s for x in plans for s in x.streams}) == 4000
     assert all(sum(map(len, x.streams)) <= bybit.MAX_ARGS_CHARS_PER_CONNECTION for x in plans)
     assert len(plans) == math.ceil(sum(len(s) for x in plans for s in x.streams) / 21_000)
-    capped = bybit.plan(VenueConfig(symbols=[f"S{i}USDT" for i in range(30)], max_streams_per_connection=40))
-    assert [len(x.streams) for x in capped] == [40, 40, 40, 30]
-    assert [x.key for x in capped] == ["linear/0", "linear/1", "linear/2", "linear/3"]
+    capped = bybit.plan(VenueConfig(symbols=[f"S{i}USDT" for i in range(25)], max_streams_per_connection=40))
+    assert [len(x.streams) for x in capped] == [40, 40, 20]
+    assert [x.key for x in capped] == ["linear/0", "linear/1", "linear/2"]
 
 
 @pytest.mark.unit
@@ -330,6 +379,9 @@ def test_subscribe_ping_and_stream_symbol():
     assert [m["req_id"] for m in msgs] == ["7", "8", "9"] and {m["op"] for m in msgs} == {"subscribe"}
     assert sum((m["args"] for m in msgs), []) == topics
     assert json.loads(bybit.ping_message())["op"] == "ping" and bybit.PING_INTERVAL_S == 20.0
+    (unsub,) = [json.loads(m) for m in bybit.unsubscribe_messages(["orderbook.50.BTCUSDT"], 3)]
+    assert unsub == {"req_id": "3", "op": "unsubscribe", "args": ["orderbook.50.BTCUSDT"]}
+    assert bybit.is_book_stream("orderbook.50.BTCUSDT") and not bybit.is_book_stream("tickers.BTCUSDT")
     assert bybit.stream_symbol("orderbook.50.BTCUSDT") == "BTCUSDT"
     assert bybit.stream_symbol("tickers.1000PEPEUSDT") == "1000PEPEUSDT"
     assert bybit.stream_symbol("nothing") == ""

@@ -31,14 +31,15 @@ from typing import Callable, Mapping, Optional, Union
 
 import msgspec
 
+from engine.books import monotonic
 from engine.record import Flag, Kind, Side, Venue
 from engine.venues import ConnectionPlan, InstrumentInfo, Outcome
 from engine.venues.binance import _book_top
 
 __all__ = [
     "VENUE", "DEFAULT_WS_URLS", "DEFAULT_REST_URL", "Parser", "plan", "topics_for", "subscribe_messages",
-    "stream_symbol", "ping_message", "oi_request", "parse_open_interest", "parse_exchange_info", "next_page",
-    "parse_tickers", "base_from_symbol",
+    "unsubscribe_messages", "is_book_stream", "stream_symbol", "ping_message", "oi_request", "parse_open_interest",
+    "parse_exchange_info", "next_page", "parse_tickers", "base_from_symbol",
 ]
 
 VENUE = Venue.BYBIT
@@ -49,10 +50,14 @@ MAX_ARGS_CHARS_PER_CONNECTION = 21_000   # Bybit's per-connection limit (charact
 MAX_ARGS_PER_SUBSCRIBE = 100             # futures have no per-request cap; keep frames modest
 MESSAGE_INTERVAL_S = 0.11                # not documented for public sockets; stay at <10 messages/s
 PING_INTERVAL_S = 20.0
-# A token bucket the size of one minute's budget may burst it at once: 500 keeps a
-# burst inside Bybit's 600-requests-per-5-s window.
+# the budget is per rolling minute and may all be spent in one burst: 500 keeps even
+# that inside Bybit's 600 requests per 5 s
 REST_WEIGHT_PER_MINUTE = 500
-BOOK_DEPTHS = (50, 200, 1000)            # linear depths beside level 1
+BOOK_DEPTHS = (50, 200, 1000)            # linear depths with deltas (level 1 is snapshot-only)
+# the local book (engine/books.py): orderbook.{N} snapshot + deltas, u only grows, u == 1 resets;
+# a resubscription makes Bybit push a fresh snapshot (§2.4)
+BOOK_RULE = monotonic
+BOOK_SOURCE = "resubscribe"
 trade_stream_ids = False                 # trade ids are UUID strings: TRADE aux is 0
 OI_IN_STREAM = True                      # tickers.{s} pushes open interest; REST polling is optional
 
@@ -77,8 +82,8 @@ def topics_for(symbols: list[str], kinds: list[str], depth_levels: int) -> list[
                 out.append(f"allLiquidation.{s}")
             elif kind == "trades":
                 out.append(f"publicTrade.{s}")
-            elif kind == "book":
-                out += [f"orderbook.1.{s}", f"orderbook.{_book_depth(depth_levels)}.{s}"]
+            elif kind == "book":   # the synced book gives the top; level 1 would duplicate it
+                out.append(f"orderbook.{_book_depth(depth_levels)}.{s}")
             elif kind in ("mark", "oi"):
                 out.append(f"tickers.{s}")
     return list(dict.fromkeys(out))
@@ -109,6 +114,18 @@ def subscribe_messages(streams: tuple[str, ...] | list[str], first_id: int = 1) 
     return [msgspec.json.encode({"req_id": str(first_id + n), "op": "subscribe",
                                  "args": list(streams[i:i + MAX_ARGS_PER_SUBSCRIBE])})
             for n, i in enumerate(range(0, len(streams), MAX_ARGS_PER_SUBSCRIBE))]
+
+
+def unsubscribe_messages(streams: tuple[str, ...] | list[str], first_id: int = 1) -> list[bytes]:
+    """Return unsubscribe frames for ``streams`` (a book resync unsubscribes, then subscribes again)."""
+    return [msgspec.json.encode({"req_id": str(first_id + n), "op": "unsubscribe",
+                                 "args": list(streams[i:i + MAX_ARGS_PER_SUBSCRIBE])})
+            for n, i in enumerate(range(0, len(streams), MAX_ARGS_PER_SUBSCRIBE))]
+
+
+def is_book_stream(stream: str) -> bool:
+    """Whether a topic is an order-book stream (resubscribed to resync that symbol's book)."""
+    return stream.startswith("orderbook.")
 
 
 def ping_message() -> str:
@@ -247,7 +264,12 @@ class Parser:
     record. ``contract_sizes`` maps a symbol to base units per contract; the
     default 1.0 is exact for the linear category, which quotes base coin.
     Ticker deltas are merged into per-symbol state, so one Parser serves one feed.
+    ``books`` (an :class:`engine.books.BookSet`, set by :func:`engine.books.attach`)
+    keeps the ``orderbook.{50,200,1000}`` books; without it a snapshot gives one
+    BOOK_TOP and deltas are PARSED. ``orderbook.1`` frames always give BOOK_TOP directly.
     """
+
+    books = None
 
     def __init__(self, lookup: Callable[[str], int | None], flags: int = 0,
                  contract_sizes: Mapping[str, float] | None = None):
@@ -362,7 +384,7 @@ class Parser:
         return EMITTED if len(out) > start else IGNORED if skipped else PARSED
 
     def _book(self, msg: BookMsg, ts_recv: int, out: list) -> Outcome:
-        """Snapshot (or a ``u == 1`` reset) -> BOOK_TOP; a delta is PARSED until the synced book lands.
+        """Through the synced book when attached; else a snapshot (or a ``u == 1`` reset) -> BOOK_TOP, a delta PARSED.
 
         ``{"topic":"orderbook.50.BTCUSDT","type":"delta","ts":1687940967466,"data":{"s":"BTCUSDT","b":[["30247.20","30.028"],["30240.00","0"]],"a":[["30248.70","0"]],"u":177400507,"seq":66544703342},"cts":1687940967464}``
         """
@@ -370,6 +392,18 @@ class Parser:
         kind = msg.type
         if not (0 <= msg.ts < _TS_MAX and 0 <= msg.cts < _TS_MAX):
             return MALFORMED
+        books = self.books
+        if books is not None and (kind == "snapshot" or kind == "delta") and not msg.topic.startswith("orderbook.1."):
+            iid = self.lookup(d.s)
+            if iid is None:
+                return IGNORED
+            bids = _levels_decoder.decode(d.b)
+            asks = _levels_decoder.decode(d.a)
+            size = self.contract_sizes.get(d.s, 1.0) if self.contract_sizes else 1.0
+            ts = (msg.cts or msg.ts) * _MS
+            if kind == "snapshot":
+                return books.snapshot(d.s, iid, d.u, bids, asks, ts, ts_recv, out, scale=size)
+            return books.delta(d.s, iid, d.u, d.u, -1, bids, asks, ts, ts_recv, out, scale=size)
         if kind != "snapshot":
             if kind != "delta":
                 return MALFORMED
