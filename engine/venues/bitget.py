@@ -1,0 +1,619 @@
+"""Bitget USDT-M futures: wire contract and a pure parser.
+
+Contract (PROTOCOLS.md §5, as of 2026):
+
+* Two public sockets that must not be mixed: v2 "classic" ``/v2/ws/public``
+  (args ``{"instType":"USDT-FUTURES","channel":..,"instId":..}``) carries
+  ``trade``, ``books``/``books1``/``books5``/``books15`` and ``ticker``; v3 "UTA"
+  ``/v3/ws/public`` (args ``{"instType":"usdt-futures","topic":..}``) carries the
+  only public ``liquidation`` topic (per instType, no symbol).
+* Client messages ``{"op":"subscribe","args":[..]}``, one ack per arg
+  ``{"event":"subscribe","arg":{..}}``; errors ``{"event":"error","code":..,"msg":..}``.
+  10 messages/s per socket (the text ``ping`` included); 240 subscribe requests
+  per hour per socket; 1000 channels per socket, fewer than 50 recommended.
+* Keepalive: the client sends the text ``ping`` every 30 s and gets ``pong``; no
+  ``ping`` for 2 min closes the socket, and every socket is closed at 24 h.
+* Pushes ``{"action":"snapshot"|"update","arg":{..},"data":[..],"ts":<ms>}``;
+  numbers are strings, times ms. v2 USDT-FUTURES sizes are **base coin**
+  (contract size 1.0); ``trade`` replays recent history as its first
+  ``snapshot``, which is not live and emits nothing.
+* ``liquidation``: ``side`` is the **position** side (``buy`` = a long was
+  liquidated), ``amount`` is **quote** (USDT), so base = ``amount / price``; the
+  feed is aggregated/sampled (records carry ``Flag.CAPPED``).
+* ``ticker`` carries mark, index, funding, next funding time and
+  ``holdingAmount`` (open interest, base coin).
+* REST ``https://api.bitget.com``: 6000 requests/min per IP; contracts
+  ``/api/v2/mix/market/contracts`` (not paginated), OI
+  ``/api/v2/mix/market/open-interest``, 24 h tickers ``/api/v2/mix/market/tickers``.
+
+The legacy v1 ``mix`` stream (instType ``mc``, recorded captures only) has the same
+envelope: its ``ticker`` (``capitalRate``, ``holding``), ``books`` and array-shaped
+``trade`` are parsed too; v1 spot (``sp``) and candles are IGNORED.
+
+Trade ids (``tradeId``) are 19-digit snowflakes: a float64 ``aux`` cannot hold them
+exactly, and equal rounded ids would make the feed's dedup drop real trades, so
+``aux`` carries the id only when it is below 2**53 (0 otherwise: no id).
+"""
+from __future__ import annotations
+
+from typing import Callable, Mapping
+
+import msgspec
+
+from engine.record import Flag, Kind, Side, Venue
+from engine.venues import ConnectionPlan, InstrumentInfo, Outcome
+from engine.venues.binance import _DecodeErrors, _book_top, base_from_symbol
+
+__all__ = [
+    "VENUE", "DEFAULT_WS_URLS", "DEFAULT_REST_URL", "Parser", "plan", "subscribe_messages", "streams_for",
+    "stream_symbol", "oi_request", "parse_open_interest", "parse_exchange_info", "parse_tickers",
+    "base_from_symbol", "ping_message",
+]
+
+VENUE = Venue.BITGET
+DEFAULT_WS_URLS = {"public": "wss://ws.bitget.com/v2/ws/public", "uta": "wss://ws.bitget.com/v3/ws/public"}
+DEFAULT_REST_URL = "https://api.bitget.com"
+PRODUCT_TYPE = "USDT-FUTURES"        # v2 spelling
+UTA_INST_TYPE = "usdt-futures"       # v3 spelling
+MAX_STREAMS_PER_CONNECTION = 50      # hard limit 1000; the docs strongly recommend fewer than 50
+MAX_ARGS_PER_SUBSCRIBE = 25          # keeps one subscribe frame well under 4 KiB
+MESSAGE_INTERVAL_S = 0.12            # 10 messages/s per socket, pings included
+PING_INTERVAL_S = 30.0
+MAX_CONNECTION_AGE_S = 86400.0
+REST_WEIGHT_PER_MINUTE = 6000        # every public GET weighs 1
+BOOK_CHANNELS = (1, 5, 15)           # snapshot channels books<N>; ``books`` is full depth with deltas
+LIQUIDATION_STREAM = "liquidation"
+trade_stream_ids = False             # snowflake ids: increasing, never consecutive
+
+_INF = float("inf")
+_MS = 1_000_000
+_EXACT_ID = float(1 << 53)
+_CONTROL_EVENTS = frozenset({"subscribe", "unsubscribe", "error", "login"})
+_IGNORED_PREFIXES = ("candle", "index-candle", "mark-candle")
+
+
+# -- wire ------------------------------------------------------------------------
+
+def _book_channel(depth_levels: int) -> str:
+    n = next((d for d in BOOK_CHANNELS if d >= depth_levels), BOOK_CHANNELS[-1])
+    return f"books{n}"
+
+
+def streams_for(symbols: list[str], kinds: list[str], depth_levels: int) -> dict[str, list[str]]:
+    """Return stream names by socket (``public`` = v2, ``uta`` = v3) for ``symbols``.
+
+    A stream name is ``<channel>.<instId>`` (``ticker.BTCUSDT``) or ``liquidation``.
+    ``mark`` and ``oi`` both come from ``ticker``.
+    """
+    channels: list[str] = []
+    for kind in kinds:
+        ch = {"trades": "trade", "mark": "ticker", "oi": "ticker"}.get(kind)
+        if kind == "book":
+            ch = _book_channel(depth_levels)
+        if ch is not None and ch not in channels:
+            channels.append(ch)
+    public = [f"{ch}.{s}" for s in symbols for ch in channels]   # symbol-major: plan() keeps a symbol on one socket
+    return {"public": public, "uta": [LIQUIDATION_STREAM] if "liquidations" in kinds else []}
+
+
+def plan(vcfg, ws_urls: dict[str, str] | None = None, subscribe_in_url: bool = False) -> list[ConnectionPlan]:
+    """Shard the configured streams over sockets; Bitget always subscribes by message."""
+    urls = {**DEFAULT_WS_URLS, **(ws_urls or vcfg.ws_urls or {})}
+    limit = max(1, min(vcfg.max_streams_per_connection, MAX_STREAMS_PER_CONNECTION))
+    plans = []
+    for path, streams in streams_for(vcfg.symbols, vcfg.streams, vcfg.depth_levels).items():
+        per_symbol = len({s.partition(".")[0] for s in streams}) or 1
+        per = limit - limit % per_symbol if limit >= per_symbol else limit
+        for i in range(0, len(streams), per):
+            chunk = tuple(streams[i:i + per])
+            # trades of quiet symbols and liquidations are silent for long spells: never "stale"
+            watched = tuple(s for s in chunk if s.startswith(("ticker.", "books")))
+            plans.append(ConnectionPlan(f"{path}/{i // per}", urls[path], chunk, watched, False))
+    return plans
+
+
+def _arg(stream: str) -> dict[str, str]:
+    if stream == LIQUIDATION_STREAM:
+        return {"instType": UTA_INST_TYPE, "topic": "liquidation"}
+    channel, _, inst = stream.partition(".")
+    return {"instType": PRODUCT_TYPE, "channel": channel, "instId": inst}
+
+
+def subscribe_messages(streams: tuple[str, ...] | list[str], first_id: int = 1) -> list[bytes]:
+    """Return subscribe frames for ``streams`` (Bitget has no request id; ``first_id`` is unused)."""
+    return [msgspec.json.encode({"op": "subscribe", "args": [_arg(s) for s in streams[i:i + MAX_ARGS_PER_SUBSCRIBE]]})
+            for i in range(0, len(streams), MAX_ARGS_PER_SUBSCRIBE)]
+
+
+def ping_message() -> str:
+    """The keepalive: the text ``ping`` (answered by the text ``pong``)."""
+    return "ping"
+
+
+def stream_symbol(stream: str) -> str:
+    """Native symbol of a stream name (``trade.BTCUSDT`` -> ``BTCUSDT``; ``liquidation`` -> ``""``)."""
+    return stream.partition(".")[2]
+
+
+def oi_request(symbol: str) -> tuple[str, dict[str, str], int]:
+    """Return (path, query, weight) of one open-interest poll."""
+    return "/api/v2/mix/market/open-interest", {"symbol": symbol, "productType": PRODUCT_TYPE}, 1
+
+
+EXCHANGE_INFO_REQUEST = ("/api/v2/mix/market/contracts", {"productType": PRODUCT_TYPE}, 1)
+TICKERS_REQUEST = ("/api/v2/mix/market/tickers", {"productType": PRODUCT_TYPE}, 1)
+
+
+# -- messages ----------------------------------------------------------------------
+
+class Arg(msgspec.Struct, gc=False):
+    """Subscription key of a push: v2 ``channel``/``instId``, v3 ``topic``/``symbol``."""
+
+    instType: str = ""
+    channel: str = ""
+    instId: str = ""
+    topic: str = ""
+    symbol: str = ""
+
+
+class TradeItem(msgspec.Struct, gc=False):
+    """v2 ``trade``: ``{"ts":"1695716760565","price":"27000.5","size":"0.001","side":"buy","tradeId":"1111111111"}``"""
+
+    ts: int
+    price: float
+    size: float
+    side: str
+    tradeId: int = 0
+
+
+class BookItem(msgspec.Struct, gc=False):
+    """``books*``: ``{"asks":[["27000.5","8.760"]],"bids":[["27000.0","2.710"]],"checksum":0,"seq":123,"ts":"1695716059516"}``"""
+
+    asks: msgspec.Raw
+    bids: msgspec.Raw
+    ts: int = 0
+    checksum: int = 0
+    seq: int = 0
+
+
+class TickerItem(msgspec.Struct, gc=False):
+    """v2 ``ticker`` (fields used): ``markPrice``, ``indexPrice``, ``fundingRate``, ``nextFundingTime``, ``holdingAmount``, ``ts``."""
+
+    markPrice: float
+    indexPrice: float = 0.0
+    fundingRate: float = 0.0
+    nextFundingTime: int = 0
+    holdingAmount: float = -1.0      # -1: absent
+    ts: int = 0
+
+
+class LegacyTickerItem(msgspec.Struct, gc=False):
+    """v1 mix ``ticker``: ``{"instId":"DASHUSDT","markPrice":"113.381","indexPrice":"113.427","capitalRate":"-0.000100","nextSettleTime":1649314800000,"systemTime":1649290077309,"holding":"21957.17",..}``"""
+
+    markPrice: float
+    indexPrice: float = 0.0
+    capitalRate: float = 0.0
+    nextSettleTime: int = 0
+    holding: float = -1.0
+    systemTime: int = 0
+
+
+class LiquidationItem(msgspec.Struct, gc=False):
+    """v3 ``liquidation``: ``{"symbol":"BTCUSDT","side":"buy","price":"89000","amount":"37.722858","ts":"1736371332162"}``"""
+
+    symbol: str
+    side: str
+    price: float
+    amount: float
+    ts: int
+
+
+_LegacyTrade = tuple[int, float, float, str]   # v1 mix ``trade``: ["1649290078916","9.977","1","sell"]
+
+
+_frame_decoders: dict = {}
+
+
+def _frame_decoder(item_type) -> msgspec.json.Decoder:
+    """Decoder of a whole push ``{"action","arg","data":[item..],"ts"}`` (one per item type)."""
+    if item_type not in _frame_decoders:
+        frame = msgspec.defstruct("Frame", [("action", str), ("arg", Arg), ("data", list[item_type]), ("ts", int, 0)],
+                                  gc=False)
+        _frame_decoders[item_type] = msgspec.json.Decoder(frame, strict=False)
+    return _frame_decoders[item_type]
+
+
+class _Envelope(msgspec.Struct, gc=False):
+    """Lenient view of any push or event; ``data`` decoded later by the route found in ``arg``."""
+
+    action: object = None
+    arg: object = None
+    data: msgspec.Raw = msgspec.Raw(b"null")
+    event: object = None
+
+
+class _ContractInfo(msgspec.Struct):
+    symbol: str
+    baseCoin: str = ""
+    quoteCoin: str = ""
+    symbolType: str = ""
+    symbolStatus: str = ""
+    status: str = ""                 # v1 spot products
+    pricePlace: int = -1
+    priceEndStep: float = 1.0
+    priceScale: int = -1             # v1 spot products
+
+
+class _Listing(msgspec.Struct):
+    data: list[_ContractInfo]
+
+
+class _TickerRow(msgspec.Struct):
+    symbol: str
+    lastPr: float = 0.0
+    baseVolume: float = 0.0
+    quoteVolume: float = -1.0
+    usdtVolume: float = -1.0
+
+
+class _Tickers(msgspec.Struct):
+    data: list[_TickerRow]
+
+
+class _OIRow(msgspec.Struct):
+    symbol: str
+    size: float
+
+
+class _OIData(msgspec.Struct):
+    openInterestList: list[_OIRow]
+    ts: int = 0
+
+
+class _OIReply(msgspec.Struct):
+    data: _OIData
+
+
+_envelope_decoder = msgspec.json.Decoder(_Envelope)
+_levels_decoder = msgspec.json.Decoder(list[tuple[float, float]], strict=False)
+_level_decoder = msgspec.json.Decoder(list[float], strict=False)
+_listing_decoder = msgspec.json.Decoder(_Listing, strict=False)
+_tickers_decoder = msgspec.json.Decoder(_Tickers, strict=False)
+_oi_decoder = msgspec.json.Decoder(_OIReply, strict=False)
+
+EMITTED, PARSED, CONTROL, IGNORED, UNKNOWN, MALFORMED = (
+    Outcome.EMITTED, Outcome.PARSED, Outcome.CONTROL, Outcome.IGNORED, Outcome.UNKNOWN, Outcome.MALFORMED)
+
+_TAKER = {"buy": Side.BUY, "sell": Side.SELL}
+_POSITION = {"buy": Side.LONG, "sell": Side.SHORT}     # Bitget names the liquidated position
+
+
+def _best_level(raw: msgspec.Raw) -> tuple[float, float] | None:
+    """The first ``[price, size]`` of a level list, without decoding the other levels (None: no levels)."""
+    text = bytes(raw)
+    i = text.find(b"[", 1)
+    if i < 0:
+        if _levels_decoder.decode(text):   # not a list of levels at all: raises
+            raise ValueError("book side is not a list of levels")
+        return None
+    level = _level_decoder.decode(text[i:text.find(b"]", i) + 1])
+    if len(level) < 2:
+        raise ValueError("book level without a size")
+    return level[0], level[1]
+
+
+def _route_key(payload: bytes) -> tuple[bytes, bytes] | None:
+    """``(instType, channel)`` (v3: ``(instType, b"v3:" + topic)``) read from the frame's head, where
+    the venue puts ``"arg":{"instType":..,"channel"|"topic":..``; None if the head looks otherwise."""
+    i = payload.find(b'"instType":"', 0, 160)
+    if i < 0:
+        return None
+    i += 12
+    j = payload.find(b'"', i, i + 24)
+    if j < 0:
+        return None
+    if payload.startswith(b',"channel":"', j + 1):
+        k = j + 13
+        e = payload.find(b'"', k, k + 40)
+        return (payload[i:j], payload[k:e]) if e > 0 else None
+    if payload.startswith(b',"topic":"', j + 1):
+        k = j + 11
+        e = payload.find(b'"', k, k + 40)
+        return (payload[i:j], b"v3:" + payload[k:e]) if e > 0 else None
+    return None
+
+
+class Parser:
+    """Turn Bitget frames into record tuples.
+
+    ``lookup`` maps a native symbol (``"BTCUSDT"``) to an instrument id or None
+    (frames of unregistered symbols are IGNORED). ``flags`` is OR-ed into every
+    record. ``contract_sizes`` maps a symbol to base units per size unit; every
+    Bitget USDT-FUTURES size is already base coin, so the default is 1.0 and
+    :func:`parse_exchange_info` reports 1.0 for every listing.
+    """
+
+    def __init__(self, lookup: Callable[[str], int | None], flags: int = 0,
+                 contract_sizes: Mapping[str, float] | None = None):
+        self.lookup = lookup
+        self.flags = flags
+        self.contract_sizes = dict(contract_sizes or {})
+        self._last_oi: dict[int, float] = {}
+        books = (self._books, BookItem)
+        # (instType upper-cased, channel or "v3:"+topic) -> (handler, item type)
+        routes = {
+            (b"USDT-FUTURES", b"trade"): (self._trade, TradeItem),
+            (b"USDT-FUTURES", b"ticker"): (self._ticker, TickerItem),
+            (b"USDT-FUTURES", b"books"): books,
+            (b"USDT-FUTURES", b"v3:liquidation"): (self._liquidation, LiquidationItem),
+            (b"MC", b"trade"): (self._legacy_trade, _LegacyTrade),
+            (b"MC", b"ticker"): (self._legacy_ticker, LegacyTickerItem),
+            (b"MC", b"books"): books,
+        }
+        for n in BOOK_CHANNELS:
+            routes[b"USDT-FUTURES", b"books%d" % n] = books
+        # the venue spells instType upper-case on v2 and lower-case on v3 and v1
+        routes.update({(inst.lower(), ch): r for (inst, ch), r in routes.items()})
+        # per route: the handler, a one-pass decoder of the whole frame, and one of ``data`` alone
+        self._routes = {k: (h, _frame_decoder(item), msgspec.json.Decoder(list[item], strict=False))
+                        for k, (h, item) in routes.items()}
+
+    def parse(self, payload: bytes, ts_recv: int, out: list) -> tuple[Outcome, str]:
+        """Parse one frame; append records to ``out``; return (outcome, stream name)."""
+        if type(payload) is not bytes:
+            payload = bytes(payload) if not isinstance(payload, str) else payload.encode()
+        if payload == b"pong":
+            return CONTROL, ""
+        route = self._routes.get(_route_key(payload))
+        if route is None:   # events, unknown channels, ``arg`` keys in another order
+            return self._slow(payload, ts_recv, out)
+        handler, decoder, _ = route
+        try:
+            msg = decoder.decode(payload)
+        except _DecodeErrors:
+            return self._slow(payload, ts_recv, out)
+        return self._dispatch(handler, msg.action, msg.arg, msg.data, ts_recv, out)
+
+    def _dispatch(self, handler, action: str, arg: Arg, data: list, ts_recv: int, out: list) -> tuple[Outcome, str]:
+        stream = LIQUIDATION_STREAM if arg.topic else f"{arg.channel}.{arg.instId}"
+        start = len(out)
+        try:
+            outcome = handler(action, arg, data, ts_recv, out)
+        except (TypeError, *_DecodeErrors):   # e.g. a book level that is not a [price, size] pair
+            outcome = MALFORMED
+        if outcome is MALFORMED:
+            del out[start:]
+        return outcome, stream
+
+    def _slow(self, payload: bytes, ts_recv: int, out: list) -> tuple[Outcome, str]:
+        """Events, unknown channels, reordered keys and broken frames (slow path)."""
+        try:
+            env = _envelope_decoder.decode(payload)
+        except _DecodeErrors:
+            return MALFORMED, ""
+        if isinstance(env.event, str):
+            return (CONTROL if env.event in _CONTROL_EVENTS else UNKNOWN), ""
+        if env.event is not None or not isinstance(env.arg, dict):
+            return (MALFORMED if env.action is not None or env.arg is not None else UNKNOWN), ""
+        try:
+            arg = msgspec.convert(env.arg, Arg)
+        except msgspec.ValidationError:
+            return MALFORMED, ""
+        name = arg.channel or (("v3:" + arg.topic) if arg.topic else "")
+        stream = LIQUIDATION_STREAM if arg.topic == "liquidation" else f"{arg.channel or arg.topic}.{arg.instId or arg.symbol}"
+        inst = arg.instType.upper()
+        route = self._routes.get((inst.encode(), name.encode()))
+        if route is None:
+            if inst not in ("USDT-FUTURES", "MC") or name.split(":")[-1].startswith(_IGNORED_PREFIXES):
+                return IGNORED, stream      # other products (spot, coin-M), candles
+            return UNKNOWN, stream
+        if not isinstance(env.action, str):
+            return MALFORMED, stream
+        handler, _, data_decoder = route
+        try:
+            data = data_decoder.decode(env.data)
+        except _DecodeErrors:
+            return MALFORMED, stream
+        return self._dispatch(handler, env.action, arg, data, ts_recv, out)
+
+    # -- handlers: each returns an Outcome ----------------------------------------
+    def _size(self, symbol: str) -> float:
+        return self.contract_sizes.get(symbol, 1.0) if self.contract_sizes else 1.0
+
+    def _trades(self, symbol: str, items, ts_recv: int, out: list) -> Outcome:
+        """Items ``(ts, price, size, side, id)``; a bad item spoils the frame."""
+        iid = self.lookup(symbol)
+        if iid is None:
+            return IGNORED
+        mult = self._size(symbol)
+        flags = self.flags
+        outcome = PARSED
+        for ts, p, q, side, tid in items:
+            s = _TAKER.get(side)
+            if s is None or not (0.0 <= p < _INF and 0.0 <= q < _INF) or ts < 0:
+                return MALFORMED
+            if p == 0.0 or q == 0.0:
+                continue
+            q *= mult
+            out.append((Kind.TRADE, VENUE, s, flags, iid, ts * _MS, ts_recv, p, q, p * q,
+                        float(tid) if 0 < tid < _EXACT_ID else 0.0, 1.0))
+            outcome = EMITTED
+        return outcome
+
+    def _trade(self, action: str, arg: Arg, data: list[TradeItem], ts_recv: int, out: list) -> Outcome:
+        """``{"action":"update","arg":{"instType":"USDT-FUTURES","channel":"trade","instId":"BTCUSDT"},"data":[{"ts":"1695716760565","price":"27000.5","size":"0.001","side":"buy","tradeId":"1111111111"}],"ts":1695716761589}``"""
+        if action != "update":
+            return PARSED if action == "snapshot" else MALFORMED   # the snapshot replays history
+        return self._trades(arg.instId, ((t.ts, t.price, t.size, t.side, t.tradeId) for t in data), ts_recv, out)
+
+    def _legacy_trade(self, action: str, arg: Arg, data: list, ts_recv: int, out: list) -> Outcome:
+        """v1 mix: ``{"action":"update","arg":{"instType":"mc","channel":"trade","instId":"UNIUSDT"},"data":[["1649290078916","9.977","1","sell"]]}``"""
+        if action != "update":
+            return PARSED if action == "snapshot" else MALFORMED
+        return self._trades(arg.instId, ((ts, p, q, side, 0) for ts, p, q, side in data), ts_recv, out)
+
+    def _books(self, action: str, arg: Arg, data: list[BookItem], ts_recv: int, out: list) -> Outcome:
+        """``books<N>`` and every ``snapshot`` -> BOOK_TOP; a full-depth ``update`` is PARSED (the synced book is a later issue).
+
+        ``{"action":"snapshot","arg":{"instType":"USDT-FUTURES","channel":"books5","instId":"BTCUSDT"},"data":[{"asks":[["27000.5","8.760"]],"bids":[["27000.0","2.710"]],"checksum":0,"seq":123,"ts":"1695716059516"}],"ts":1695716059516}``
+        """
+        if action not in ("snapshot", "update"):
+            return MALFORMED
+        if action == "update" or not data:
+            return PARSED
+        item = data[-1]
+        best_bid = _best_level(item.bids)
+        best_ask = _best_level(item.asks)
+        if best_bid is None or best_ask is None:
+            return PARSED
+        iid = self.lookup(arg.instId)
+        if iid is None:
+            return IGNORED
+        mult = self._size(arg.instId)
+        (bid, bq), (ask, aq) = best_bid, best_ask
+        return _book_top(VENUE, self.flags | Flag.SNAPSHOT, iid, item.ts * _MS, ts_recv,
+                         bid, bq * mult, ask, aq * mult, out)
+
+    def _mark_and_oi(self, symbol: str, ts: int, mark: float, index: float, rate: float, next_ms: int,
+                     holding: float, ts_recv: int, out: list) -> Outcome:
+        if not (0.0 < mark < _INF and 0.0 <= index < _INF and -_INF < rate < _INF and next_ms >= 0 and ts >= 0
+                and (holding == -1.0 or 0.0 <= holding < _INF)):
+            return MALFORMED
+        iid = self.lookup(symbol)
+        if iid is None:
+            return IGNORED
+        ts_ex = ts * _MS
+        out.append((Kind.MARK, VENUE, 0, self.flags, iid, ts_ex, ts_recv, mark, index, 0.0, rate, float(next_ms)))
+        if holding >= 0.0 and self._last_oi.get(iid) != holding:   # the ticker repeats it several times a second
+            self._last_oi[iid] = holding
+            oi = holding * self._size(symbol)
+            out.append((Kind.OPEN_INTEREST, VENUE, 0, self.flags, iid, ts_ex, ts_recv, mark, oi, oi * mark, 0.0, 0.0))
+        return EMITTED
+
+    def _ticker(self, action: str, arg: Arg, data: list[TickerItem], ts_recv: int, out: list) -> Outcome:
+        """``{"action":"snapshot","arg":{"instType":"USDT-FUTURES","channel":"ticker","instId":"BIRBUSDT"},"data":[{"instId":"BIRBUSDT","lastPr":"0.07623",..,"fundingRate":"-0.006439","nextFundingTime":"1783080000000","markPrice":"0.07628","indexPrice":"0.0774530536255575","holdingAmount":"23439001",..,"ts":"1783066672529"}],"ts":1783066672529}``"""
+        outcome = PARSED
+        for t in data:
+            outcome = self._mark_and_oi(arg.instId, t.ts, t.markPrice, t.indexPrice, t.fundingRate,
+                                        t.nextFundingTime, t.holdingAmount, ts_recv, out)
+            if outcome is not EMITTED:
+                return outcome
+        return outcome
+
+    def _legacy_ticker(self, action: str, arg: Arg, data: list[LegacyTickerItem], ts_recv: int, out: list) -> Outcome:
+        """v1 mix: ``capitalRate`` is the funding rate, ``holding`` the open interest, ``systemTime`` the time."""
+        outcome = PARSED
+        for t in data:
+            outcome = self._mark_and_oi(arg.instId, t.systemTime, t.markPrice, t.indexPrice, t.capitalRate,
+                                        t.nextSettleTime, t.holding, ts_recv, out)
+            if outcome is not EMITTED:
+                return outcome
+        return outcome
+
+    def _liquidation(self, action: str, arg: Arg, data: list[LiquidationItem], ts_recv: int, out: list) -> Outcome:
+        """v3 ``{"action":"update","arg":{"instType":"usdt-futures","topic":"liquidation"},"data":[{"symbol":"BTCUSDT","side":"buy","price":"89000","amount":"37.722858","ts":"1736371332162"}],"ts":1736371332162}``
+
+        ``buy`` = a long position was liquidated; ``amount`` is USDT. A ``snapshot``
+        (if the venue sends one) is emitted flagged SNAPSHOT: it may repeat old events.
+        """
+        if action not in ("snapshot", "update"):
+            return MALFORMED
+        flags = self.flags | Flag.CAPPED | (Flag.SNAPSHOT if action == "snapshot" else 0)
+        outcome = PARSED
+        for x in data:
+            side = _POSITION.get(x.side)
+            p, amount = x.price, x.amount
+            if side is None or not (0.0 <= p < _INF and 0.0 <= amount < _INF) or x.ts < 0:
+                return MALFORMED
+            if p == 0.0 or amount == 0.0:
+                continue
+            iid = self.lookup(x.symbol)
+            if iid is None:
+                if outcome is PARSED:
+                    outcome = IGNORED
+                continue
+            out.append((Kind.LIQUIDATION, VENUE, side, flags, iid, x.ts * _MS, ts_recv,
+                        p, amount / p, amount, p, 0.0))
+            outcome = EMITTED
+        return outcome
+
+
+# -- REST ------------------------------------------------------------------------
+
+def parse_open_interest(payload: bytes, lookup: Callable[[str], int | None], ts_recv: int,
+                        ref_price: float, out: list, flags: int = 0) -> Outcome:
+    """``GET /api/v2/mix/market/open-interest`` -> OPEN_INTEREST (base coin; USD at ``ref_price``, 0 when unknown).
+
+    ``{"code":"00000","msg":"success","requestTime":1695796781343,"data":{"openInterestList":[{"symbol":"BTCUSDT","size":"34278.06"}],"ts":"1695796781344"}}``
+    """
+    try:
+        msg = _oi_decoder.decode(payload)
+    except _DecodeErrors:
+        return MALFORMED
+    if not 0.0 <= ref_price < _INF or msg.data.ts < 0:
+        return MALFORMED
+    start = len(out)
+    outcome = IGNORED
+    for row in msg.data.openInterestList:
+        oi = row.size
+        if not 0.0 <= oi < _INF:
+            del out[start:]
+            return MALFORMED
+        iid = lookup(row.symbol)
+        if iid is None:
+            continue
+        out.append((Kind.OPEN_INTEREST, VENUE, 0, flags, iid, msg.data.ts * _MS, ts_recv,
+                    ref_price, oi, oi * ref_price, 0.0, 0.0))
+        outcome = EMITTED
+    return outcome
+
+
+def _contract_type(c: _ContractInfo) -> str:
+    kind = c.symbolType.lower()
+    if kind:
+        return {"perpetual": "perpetual", "delivery": "future"}.get(kind, "other")
+    # v1 listings name the product in the symbol: BTCUSDT_UMCBL (perp), BTCUSD_DMCBL_220624 (future), .._SPBL
+    parts = c.symbol.split("_")
+    if len(parts) == 2 and parts[1].endswith("MCBL"):
+        return "perpetual"
+    if len(parts) == 3 and parts[1].endswith("MCBL"):
+        return "future"
+    return "spot" if parts[-1] == "SPBL" else "other"
+
+
+def parse_exchange_info(payload: bytes) -> list[InstrumentInfo] | None:
+    """``GET /api/v2/mix/market/contracts`` -> every listing, or None if the body is unusable.
+
+    ``symbolStatus`` ``normal`` (v1 spot: ``online``) becomes ``trading``; sizes are base
+    coin, so ``contract_size`` is 1.0 (``sizeMultiplier`` is an order step, not a contract value).
+    """
+    try:
+        listing = _listing_decoder.decode(payload)
+    except _DecodeErrors:
+        return None
+    out = []
+    for c in listing.data:
+        raw = (c.symbolStatus or c.status).lower()
+        status = "trading" if raw in ("normal", "online") else raw
+        if c.pricePlace >= 0:
+            tick = c.priceEndStep * 10.0 ** -c.pricePlace
+        else:
+            tick = 10.0 ** -c.priceScale if c.priceScale >= 0 else 0.0
+        if not 0.0 <= tick < _INF:
+            tick = 0.0
+        out.append(InstrumentInfo(c.symbol, c.baseCoin, c.quoteCoin, _contract_type(c), status, tick, 1.0))
+    return out
+
+
+def parse_tickers(payload: bytes) -> dict[str, float] | None:
+    """``GET /api/v2/mix/market/tickers`` -> native symbol -> 24 h volume in USD (USDT taken as USD)."""
+    try:
+        msg = _tickers_decoder.decode(payload)
+    except _DecodeErrors:
+        return None
+    out: dict[str, float] = {}
+    for r in msg.data:
+        usd = r.usdtVolume if r.usdtVolume != -1.0 else r.quoteVolume if r.quoteVolume != -1.0 else r.baseVolume * r.lastPr
+        if 0.0 <= usd < _INF:
+            out[r.symbol] = usd
+    return out
