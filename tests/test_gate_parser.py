@@ -130,6 +130,56 @@ def test_playback_rest_books_and_id_continuity(contract_sizes):
 
 @pytest.mark.playback
 @needs_data
+def test_playback_synced_books_match_an_independent_rebuild(contract_sizes):
+    """Replay the WS capture and the REST snapshots in receive order through engine/books.py (Gate's id rule):
+    every contract syncs with no gap, the deltas older than the snapshot are dropped, and each final top of book
+    equals a plain-dict rebuild (snapshot + every later delta)."""
+    from engine.books import attach
+
+    parser = gate.Parser(registry(), contract_sizes=contract_sizes)
+    books = attach(parser, gate, 20)
+    ws = [fr for fr in iter_capture(SHARED / WS) if fr.direction == "recv"]
+    rest = list(iter_capture(SHARED / HTTP))
+    ref: dict[str, tuple[int, dict, dict]] = {}
+    expected_stale = Counter()
+    for fr in sorted(ws + rest, key=lambda f: f.ts_ns):
+        out: list = []
+        if fr.direction == "rest":
+            contract = parse_qs(urlparse(fr.url).query)["contract"][0]
+            assert parser.book_snapshot(contract, fr.payload, fr.ts_ns, out) == Outcome.EMITTED
+            d = json.loads(fr.payload)
+            ref[contract] = (d["id"], {float(lv["p"]): lv["s"] for lv in d["bids"]},
+                             {float(lv["p"]): lv["s"] for lv in d["asks"]})
+        else:
+            outcome, _ = parser.parse(fr.payload, fr.ts_ns, out)
+            assert outcome != Outcome.MALFORMED
+        assert all(r[0] in (Kind.BOOK_TOP, Kind.BOOK_DEPTH) for r in out)   # never a BOOK_INVALID control
+    for fr in ws:   # the plain rebuild: every delta past the snapshot id, in stream order
+        d = json.loads(fr.payload)
+        if d["channel"] != "futures.order_book_update" or d["event"] != "update":
+            continue
+        u = d["result"]
+        base, bids, asks = ref[u["s"]]
+        if u["u"] <= base:
+            expected_stale[u["s"]] += 1
+            continue
+        for side, levels in ((bids, u["b"]), (asks, u["a"])):
+            for lv in levels:
+                if lv["s"] == 0:
+                    side.pop(float(lv["p"]), None)
+                else:
+                    side[float(lv["p"])] = lv["s"]
+    c = books.counters()
+    assert (c["book_gaps"], c["book_resyncs"], c["book_crossed"], c["book_unsynced"]) == (0, 0, 0, 0)
+    assert c["book_snapshots"] == EXPECTED_REST_BOOKS and c["book_stale"] == sum(expected_stale.values())
+    for contract, (_, bids, asks) in ref.items():
+        mult = contract_sizes[contract]
+        bid, ask = max(bids), min(asks)
+        assert books.book(contract).best() == (bid, pytest.approx(bids[bid] * mult), ask, pytest.approx(asks[ask] * mult))
+
+
+@pytest.mark.playback
+@needs_data
 def test_contract_list(contract_sizes):
     (fr,) = list(iter_capture(SHARED / CONTRACTS))
     infos = {i.symbol: i for i in gate.parse_exchange_info(fr.payload)}

@@ -110,6 +110,21 @@ def test_book_updates_continue_the_rest_snapshot_id(sim):
     assert any(u["U"] <= snap["id"] + 1 <= u["u"] for u in updates)
     for prev, cur in zip(updates, updates[1:]):
         assert cur["U"] == prev["u"] + 1
+    # the same frames through engine/books.py: the snapshot anchors the buffered deltas, no gap
+    from engine.books import attach
+    parser = gate.Parser(lambda s: 0, contract_sizes={"BTC_USDT": 0.0001})
+    books = attach(parser, gate, 20)
+    out: list = []
+    frame = lambda u: json.dumps({"channel": "futures.order_book_update", "event": "update", "result": u}).encode()
+    assert parser.parse(frame(updates[0]), 1, out)[0] == Outcome.PARSED and not out   # buffered, snapshot requested
+    assert books.counters()["book_requests"] == 1
+    assert parser.book_snapshot("BTC_USDT", json.dumps(snap).encode(), 2, out) == Outcome.EMITTED
+    for u in updates[1:]:
+        assert parser.parse(frame(u), 3, out)[0] in (Outcome.PARSED, Outcome.EMITTED)
+    c = books.counters()
+    assert (c["book_gaps"], c["book_resyncs"], c["book_unsynced"]) == (0, 0, 0)
+    tops = [r for r in out if r[0] == Kind.BOOK_TOP]
+    assert tops and all(50_000 < r[7] < r[10] < 200_000 and 0 < r[8] < 1_000 for r in tops)   # BTC, base units
 
 
 @pytest.mark.unit

@@ -36,6 +36,7 @@ from typing import Callable, Mapping
 
 import msgspec
 
+from engine.books import id_range
 from engine.record import Flag, Kind, Side, Venue
 from engine.venues import ConnectionPlan, InstrumentInfo, Outcome
 
@@ -56,6 +57,9 @@ PING_INTERVAL_S = 15.0
 REST_WEIGHT_PER_MINUTE = 600         # one weight per request; public futures REST is limited per endpoint
 BOOK_INTERVAL = "100ms"
 BOOK_LEVEL = "20"                    # WS level; the REST snapshot `limit` must be the same
+# the local book: order_book_update deltas synced against the REST snapshot (§4.4) by engine/books.py
+BOOK_RULE = id_range
+BOOK_SOURCE = "rest"
 CHANNELS = {
     "liquidations": "futures.public_liquidates",
     "trades": "futures.trades",
@@ -299,8 +303,12 @@ class Parser:
     contract, from :func:`parse_exchange_info`); the mapping is read at parse time, so
     the caller may add contracts later. Gate quotes every size in contracts, so there is
     no default: frames of a contract without a known size are IGNORED and counted in
-    ``missing_contract_size``. ``flags`` is OR-ed into every record.
+    ``missing_contract_size``. ``flags`` is OR-ed into every record. ``books`` (an
+    :class:`engine.books.BookSet`, set by :func:`engine.books.attach`) turns
+    ``order_book_update`` deltas into a synced book; without it deltas are PARSED.
     """
+
+    books = None
 
     def __init__(self, lookup: Callable[[str], int | None], flags: int = 0,
                  contract_sizes: Mapping[str, float] | None = None):
@@ -422,17 +430,45 @@ class Parser:
         return outcome, items[0].contract if items else ""
 
     def _book_update(self, msg: BookUpdate, time_ms, ts_recv, out):
-        """A delta is PARSED (the synced book is engine/books.py's); a ``full`` one is a BOOK_TOP.
+        """A delta goes to the synced book (PARSED without one); a ``full`` one is a snapshot.
 
         ``{"channel":"futures.order_book_update","event":"update","result":{"U":203083177,"a":[{"p":"0.2983","s":0}],"b":[],"s":"RDNT_USDT","t":1684930165217,"u":203083177}}``
         """
         if msg.U > msg.u + 1 or msg.u < 0:
             return MALFORMED, ""
-        if not msg.full:
+        books = self.books
+        if books is None and not msg.full:
             return PARSED, msg.s
         bids = [(lv.p, lv.s) for lv in _levels_decoder.decode(msg.b)]
         asks = [(lv.p, lv.s) for lv in _levels_decoder.decode(msg.a)]
-        return self._levels_top(msg.s, bids, asks, msg.t or time_ms, ts_recv, out), msg.s
+        if books is None:
+            return self._levels_top(msg.s, bids, asks, msg.t or time_ms, ts_recv, out), msg.s
+        iid = self.lookup(msg.s)
+        mult = self._size_of(msg.s) if iid is not None else 0.0
+        if not mult:
+            return IGNORED, msg.s
+        ts = (msg.t or time_ms) * _MS
+        if msg.full:
+            return books.snapshot(msg.s, iid, msg.u, bids, asks, ts, ts_recv, out, scale=mult), msg.s
+        return books.delta(msg.s, iid, msg.U, msg.u, -1, bids, asks, ts, ts_recv, out, scale=mult), msg.s
+
+    def book_snapshot(self, symbol: str, payload: bytes, ts_recv: int, out: list) -> Outcome:
+        """REST ``/futures/usdt/order_book?with_id=true`` body -> the synced book of ``symbol``."""
+        if self.books is None:
+            return IGNORED
+        try:
+            snap = _snapshot_decoder.decode(payload)
+        except _DecodeErrors:
+            return MALFORMED
+        if snap.id <= 0:
+            return MALFORMED   # without ``with_id=true`` the snapshot cannot anchor the deltas
+        iid = self.lookup(symbol)
+        mult = self._size_of(symbol) if iid is not None else 0.0
+        if not mult:
+            return IGNORED
+        bids, asks = [(lv.p, lv.s) for lv in snap.bids], [(lv.p, lv.s) for lv in snap.asks]
+        return self.books.snapshot(symbol, iid, snap.id, bids, asks, _snapshot_ts(snap, ts_recv), ts_recv, out,
+                                   scale=mult)
 
     def _obu(self, msg: Obu, time_ms, ts_recv, out):
         """``{"channel":"futures.obu","result":{"t":1743673026995,"full":true,"s":"ob.BTC_USDT.400","u":79072179673,"b":[["83705.9","30166"]],"a":[["83706","4208"]]},"time_ms":1743673026999}``"""
@@ -629,8 +665,12 @@ def parse_depth_snapshot(payload: bytes, symbol: str, lookup: Callable[[str], in
     if iid is None or not (contract_size is not None and 0.0 < contract_size < _INF):
         return IGNORED
     bid, bq, ask, aq = best
-    ts = round(snap.current * 1000.0) * _MS if 0.0 < snap.current < 1e11 else ts_recv
-    return _book_top(flags | Flag.SNAPSHOT, iid, ts, ts_recv, bid, bq * contract_size, ask, aq * contract_size, out)
+    return _book_top(flags | Flag.SNAPSHOT, iid, _snapshot_ts(snap, ts_recv), ts_recv, bid, bq * contract_size, ask, aq * contract_size, out)
+
+
+def _snapshot_ts(snap: _Snapshot, ts_recv: int) -> int:
+    """``current`` is float seconds with ms precision."""
+    return round(snap.current * 1000.0) * _MS if 0.0 < snap.current < 1e11 else ts_recv
 
 
 def base_from_symbol(symbol: str) -> str:
