@@ -1,26 +1,36 @@
 """The feed actor: one exchange's WebSocket and REST data into its ring.
 
 ``setup`` opens the ring (claiming the producer role) and the instrument
-registry; ``run`` registers the configured symbols (with exchangeInfo metadata
-when REST answers, else the base stripped from the symbol), then runs the
-sockets and the open-interest poller on a uvloop event loop. A task on that
-loop beats, heartbeats the ring and publishes counters about once a second,
-so a hung loop stops the beats and the supervisor restarts the process.
+registry. ``run`` resolves the venue's ``symbols`` setting (a list, ``all`` or
+``top:N``; :mod:`engine.symbols`) over REST, registers them (venue metadata
+where REST answered, else the base stripped from the symbol), then runs the
+sockets and the tiered open-interest pollers on a uvloop event loop. Every
+REST call of the venue shares ONE :class:`~engine.rest.WeightBudget`.
+
+A selector is re-resolved every ``resolve_interval_s``: new listings are
+registered and get sockets of their own (existing sockets are not touched),
+and the open-interest tiers are planned again. Symbols that drop out of the
+selection keep streaming until the actor restarts.
+
+A task on the loop beats, heartbeats the ring and publishes counters about
+once a second, so a hung loop stops the beats and the supervisor restarts
+the process.
 """
 from __future__ import annotations
 
 import asyncio
 import time
 
+import msgspec
 import uvloop
 
 from actors.base import Actor
 from engine.config import Config
-from engine.instruments import Market, Registry, canonical_asset, registry_segment
+from engine.instruments import Registry, registry_segment
 from engine.record import Kind
 from engine.rest import RestPoller, WeightBudget
 from engine.ring import Ring, ring_segment
-from engine import venues
+from engine import symbols, venues
 from engine.wsfeed import WsFeed
 
 __all__ = ["FeedActor"]
@@ -38,10 +48,16 @@ class FeedActor(Actor):
         self.venue_name = venue
         self.venue = venues.load(venue)
         self.vcfg = getattr(cfg.venues, venue)
+        self.budget_per_minute = min(self.vcfg.rest_weight_per_minute, self.venue.REST_WEIGHT_PER_MINUTE)
         self.ring: Ring | None = None
         self.registry: Registry | None = None
         self.ids: dict[str, int] = {}
         self.last_price: dict[int, float] = {}
+        self.volumes: dict[str, float] = {}
+        self.feeds: list[WsFeed] = []
+        self.feed_tasks: list[asyncio.Task] = []
+        self.oi_tasks: list[asyncio.Task] = []
+        self.oi_plan: symbols.OiSchedule | None = None
 
     def setup(self) -> None:
         e = self.cfg.engine
@@ -55,18 +71,11 @@ class FeedActor(Actor):
                 res.close()
 
     # -- instruments -----------------------------------------------------------------
-    def register(self, infos) -> None:
-        """Register the configured symbols, with venue metadata where known."""
-        by_symbol = {i.symbol: i for i in infos or ()}
-        for symbol in self.vcfg.symbols:
-            info = by_symbol.get(symbol)
-            base = info.base if info else self.venue.base_from_symbol(symbol)
-            asset, units = canonical_asset(base)
-            quote = info.quote if info else symbol[len(base):] or "USDT"
-            contract = (info.contract_size if info and info.contract_size > 0 else 1.0) * units
-            tick = info.tick_size if info else 0.0
-            self.ids[symbol] = self.registry.add(self.venue.VENUE, symbol, asset, Market.PERP_LINEAR,
-                                                 contract, tick, quote)
+    def register(self, resolution: symbols.Resolution) -> list[str]:
+        """Register the resolved symbols not registered yet; return those newly added."""
+        fresh = [s for s in resolution.symbols if s not in self.ids]
+        self.ids.update(symbols.register(self.registry, self.venue, fresh, resolution.infos))
+        return [s for s in fresh if s in self.ids]
 
     # -- records ---------------------------------------------------------------------
     def write(self, recs: list) -> None:
@@ -82,31 +91,78 @@ class FeedActor(Actor):
 
     async def _main(self) -> None:
         v = self.vcfg
-        rest = RestPoller(self.venue, v.rest_url or self.venue.DEFAULT_REST_URL,
-                          WeightBudget(min(v.rest_weight_per_minute, self.venue.REST_WEIGHT_PER_MINUTE)))
-        self.register(await rest.instruments())
-        plans = self.venue.plan(v, v.ws_urls or None)
-        feed = WsFeed(self.venue, plans, self.venue.Parser(self.ids.get), self.write,
-                      reconnect_initial_s=v.reconnect_initial_s, reconnect_max_s=v.reconnect_max_s,
-                      stale_after_s=v.stale_after_s, rotate_after_s=v.rotate_after_s)
-        tasks = [asyncio.create_task(feed.run(), name="ws")]
-        if "oi" in v.streams:
-            tasks.append(asyncio.create_task(rest.poll_open_interest(
-                list(v.symbols), v.oi_poll_interval_s, self.ids.get, lambda iid: self.last_price.get(iid, 0.0),
-                self.write, lambda: self.stopping), name="oi"))
+        rest = RestPoller(self.venue, v.rest_url or self.venue.DEFAULT_REST_URL, WeightBudget(self.budget_per_minute))
+        resolution = await symbols.resolve(v, self.venue, rest, self.venue_name)
+        self.volumes = resolution.volumes
+        self._start_feed(rest, self.register(resolution))
+        self._plan_oi(rest)
+        background = []
+        if isinstance(v.symbols, str) and v.resolve_interval_s > 0:
+            background.append(asyncio.create_task(self._re_resolve(rest), name="resolve"))
         await asyncio.sleep(0)  # let the first connects create their sockets before pinning
         if self.cfg.engine.feed_cores:
             self.pin(self.cfg.engine.feed_cores)
         try:
-            await self._housekeeping(feed, rest)
+            await self._housekeeping(rest)
         finally:
-            feed.stop()
-            for t in tasks[1:]:
+            for feed in self.feeds:
+                feed.stop()
+            for t in background + self.oi_tasks:
                 t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*self.feed_tasks, *background, *self.oi_tasks, return_exceptions=True)
             await rest.aclose()
 
-    async def _housekeeping(self, feed: WsFeed, rest: RestPoller) -> None:
+    def _new_feed(self, v, rest: RestPoller, plans) -> WsFeed:
+        feed = WsFeed(self.venue, plans, self.venue.Parser(self.ids.get), self.write,
+                      reconnect_initial_s=v.reconnect_initial_s, reconnect_max_s=v.reconnect_max_s,
+                      stale_after_s=v.stale_after_s, rotate_after_s=v.rotate_after_s)
+        return feed
+
+    def _start_feed(self, rest: RestPoller, new_symbols: list[str]) -> None:
+        """Run sockets for ``new_symbols`` (the venue's plan() shards them) beside any running ones."""
+        if not new_symbols:
+            return
+        v = msgspec.structs.replace(self.vcfg, symbols=new_symbols)
+        plans = self.venue.plan(v, v.ws_urls or None)
+        n = len(self.feeds)
+        if n:   # keep socket names unique across feeds
+            plans = [p._replace(key=f"{p.key}+{n}") for p in plans]
+        feed = self._new_feed(v, rest, plans)
+        self.feeds.append(feed)
+        self.feed_tasks.append(asyncio.create_task(feed.run(), name=f"ws+{n}"))
+
+    def _plan_oi(self, rest: RestPoller) -> None:
+        """(Re)start the open-interest pollers on a tier plan that fits the venue's weight budget."""
+        v = self.vcfg
+        if "oi" not in v.streams or getattr(self.venue, "oi_request", None) is None:
+            return
+        for t in self.oi_tasks:
+            t.cancel()
+        self.oi_plan = symbols.oi_schedule(list(self.ids), self.volumes, v, self.venue, self.budget_per_minute)
+        ref_price = lambda iid: self.last_price.get(iid, 0.0)
+        self.oi_tasks = [
+            asyncio.create_task(rest.poll_open_interest(tier, interval, self.ids.get, ref_price, self.write,
+                                                        lambda: self.stopping), name=f"oi/{n}")
+            for n, (tier, interval) in enumerate(self.oi_plan.tiers())]
+
+    async def _re_resolve(self, rest: RestPoller) -> None:
+        """Every ``resolve_interval_s``: add new listings; keep everything already streaming."""
+        v = self.vcfg
+        while not self.stopping:
+            await asyncio.sleep(v.resolve_interval_s)
+            resolution = await symbols.resolve(v, self.venue, rest, self.venue_name)
+            if resolution.source != "rest":
+                continue   # REST failed: keep what runs
+            hot_before = self.oi_plan.hot if self.oi_plan else []
+            self.volumes = resolution.volumes or self.volumes
+            added = self.register(resolution)
+            if added:
+                self.log.info("%d new instruments: %s", len(added), ", ".join(added[:20]))
+                self._start_feed(rest, added)
+            if added or (self.oi_plan and symbols.rank(list(self.ids), self.volumes)[:len(hot_before)] != hot_before):
+                self._plan_oi(rest)
+
+    async def _housekeeping(self, rest: RestPoller) -> None:
         """Beat, heartbeat the ring and publish counters until stopping."""
         tick = min(self.beat_interval_s, 0.25)
         next_counters = 0.0
@@ -116,9 +172,19 @@ class FeedActor(Actor):
             now = time.monotonic()
             if now >= next_counters:
                 next_counters = now + _COUNTER_INTERVAL_S
-                counters = feed.stats.as_dict()
-                counters["rest_errors"] = rest.errors
-                counters["rest_weight_used"] = rest.budget.used
-                counters["rest_requests"] = rest.requests
-                self.counters(counters)
+                self.counters(self.counter_values(rest))
             await asyncio.sleep(tick)
+
+    def counter_values(self, rest: RestPoller) -> dict[str, float]:
+        """Every socket's stats summed, the REST counters, and the symbol/OI plan."""
+        counters: dict[str, float] = {}
+        for feed in self.feeds:
+            for k, val in feed.stats.as_dict().items():
+                counters[k] = counters.get(k, 0) + val
+        counters.update(rest.counters())
+        counters["symbols"] = len(self.ids)
+        counters["connections"] = sum(len(f.plans) for f in self.feeds)
+        if self.oi_plan is not None:
+            counters["oi_hot_interval_s"] = self.oi_plan.hot_interval_s
+            counters["oi_tail_interval_s"] = self.oi_plan.tail_interval_s
+        return counters

@@ -145,10 +145,9 @@ class RestPoller:
         self.malformed = 0         # 2xx bodies the venue parser rejected
 
     def counters(self) -> dict[str, int]:
-        """Counters for the feed actor's published stats."""
+        """Counters for the feed actor's published stats (the actor table has room for few names)."""
         return {"rest_requests": self.requests, "rest_errors": self.errors, "rest_rate_limited": self.rate_limited,
                 "rest_server_errors": self.server_errors, "rest_timeouts": self.timeouts,
-                "rest_transport_errors": self.transport_errors, "rest_malformed": self.malformed,
                 "rest_weight_used": self.budget.used}
 
     async def get(self, path: str, params: dict, weight: int) -> bytes:
