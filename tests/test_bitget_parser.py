@@ -12,9 +12,10 @@ import msgspec
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from engine.books import attach
 from engine.captures import iter_capture
 from engine.config import VenueConfig
-from engine.record import Flag, Kind, Side, Venue
+from engine.record import Control, Flag, Kind, Side, Venue
 from engine.venues import Outcome, bitget
 
 SHARED = Path(os.environ.get("UNDERTOW_SHARED") or Path(__file__).resolve().parents[2] / "shared") / "data"
@@ -332,7 +333,7 @@ def test_open_interest_contracts_and_tickers_rest():
 @pytest.mark.unit
 def test_plan_splits_v2_and_v3_and_shards():
     symbols = [f"S{i}USDT" for i in range(30)]
-    plans = bitget.plan(VenueConfig(symbols=symbols, max_streams_per_connection=200))
+    plans = bitget.plan(VenueConfig(symbols=symbols, max_streams_per_connection=200, depth_levels=15))
     public = [p for p in plans if p.key.startswith("public/")]
     uta = [p for p in plans if p.key.startswith("uta/")]
     # trade + books15 + ticker per symbol (mark and oi share the ticker); 16 whole symbols per socket
@@ -351,6 +352,75 @@ def test_plan_splits_v2_and_v3_and_shards():
     assert bitget.stream_symbol("books15.BTCUSDT") == "BTCUSDT" and bitget.stream_symbol("liquidation") == ""
     assert bitget.ping_message() == "ping" and bitget.PING_INTERVAL_S == 30.0
     assert bitget.plan(VenueConfig(symbols=["BTCUSDT"], depth_levels=5))[0].streams[1] == "books5.BTCUSDT"
+    deep = bitget.plan(VenueConfig(symbols=["BTCUSDT"], depth_levels=20))[0].streams
+    assert deep[1] == "books.BTCUSDT" and bitget.is_book_stream(deep[1]) and not bitget.is_book_stream("books15.X")
+    assert json.loads(bitget.unsubscribe_messages([deep[1]])[0]) == {
+        "op": "unsubscribe", "args": [{"instType": "USDT-FUTURES", "channel": "books", "instId": "BTCUSDT"}]}
+
+
+# -- synced full-depth book (engine/books.py) ----------------------------------------
+
+def book_frame(action, seq, pseq, bids, asks, symbol="BTCUSDT"):
+    item = {"asks": [[str(p), str(q)] for p, q in asks], "bids": [[str(p), str(q)] for p, q in bids],
+            "checksum": 0, "seq": seq, "ts": "1695716059516"}
+    if pseq is not None:
+        item["pseq"] = pseq
+    return json.dumps({"action": action, "arg": {"instType": "USDT-FUTURES", "channel": "books", "instId": symbol},
+                       "data": [item], "ts": 1695716059516}).encode()
+
+
+def synced_parser():
+    parser = bitget.Parser(registry())
+    books_ = attach(parser, bitget, depth_levels=20)
+    assert books_ is not None and books_.source == "resubscribe"
+    return parser, books_
+
+
+@pytest.mark.unit
+def test_full_depth_book_chains_pseq_and_resyncs_on_a_gap():
+    parser, books_ = synced_parser()
+    asked = []
+    books_.on_resync = asked.append
+    out: list = []
+    assert parser.parse(book_frame("snapshot", 10, None, [(100.0, 1.0), (99.0, 2.0)], [(101.0, 3.0)]), 1, out)[0] \
+        is Outcome.EMITTED
+    assert out[0][0] == Kind.BOOK_TOP and (out[0][7], out[0][8], out[0][10], out[0][11]) == (100.0, 1.0, 101.0, 3.0)
+    out.clear()
+    parser.parse(book_frame("update", 11, 10, [(100.0, 0.0)], []), 2, out)   # best bid removed
+    tops = [r for r in out if r[0] == Kind.BOOK_TOP]
+    assert tops and tops[-1][7] == 99.0 and tops[-1][8] == 2.0
+    out.clear()
+    parser.parse(book_frame("update", 14, 13, [(98.0, 1.0)], []), 3, out)   # pseq 13 != 11: a gap
+    assert asked == ["BTCUSDT"] and not books_.book("BTCUSDT").synced
+    assert [r[10] for r in out if r[0] == Kind.CONTROL] == [Control.BOOK_INVALID]
+    out.clear()
+    parser.parse(book_frame("snapshot", 20, None, [(97.0, 1.0)], [(98.5, 1.0)]), 4, out)   # the resubscribe's snapshot
+    assert books_.book("BTCUSDT").synced and out[0][7] == 97.0
+    out.clear()
+    parser.parse(book_frame("update", 5, 0, [(96.0, 4.0)], [(96.5, 1.0)]), 5, out)   # pseq 0: a new book
+    assert books_.book("BTCUSDT").synced and [r[7] for r in out if r[0] == Kind.BOOK_TOP][-1] == 96.0
+
+
+@pytest.mark.playback
+@needs_data
+def test_legacy_books_replay_through_the_synced_book():
+    """The v1 mix ``books`` (snapshot + deltas with checksums, no seq) taken as a continuous chain:
+    every delta applies and the book never crosses."""
+    parser, books_ = synced_parser()
+    tops = 0
+    for fr in iter_capture(CAPTURES / "BITGET.ws.2.0"):
+        if fr.direction == "recv" and fr.payload.startswith(b'{"action"') and b'"channel":"books"' in fr.payload[:100]:
+            out: list = []
+            assert parser.parse(fr.payload, fr.ts_ns, out)[0] in (Outcome.EMITTED, Outcome.PARSED)
+            for r in out:
+                assert r[0] != Kind.CONTROL
+                if r[0] == Kind.BOOK_TOP:
+                    check_record(r)
+                    assert r[7] < r[10]
+                    tops += 1
+    c = books_.counters()
+    assert c["book_gaps"] == 0 and c["book_crossed"] == 0 and c["book_snapshots"] == 2
+    assert tops > 2
 
 
 # -- fuzzing -----------------------------------------------------------------------

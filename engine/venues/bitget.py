@@ -40,6 +40,7 @@ from typing import Callable, Mapping
 
 import msgspec
 
+from engine.books import prev_chain_zero_reset
 from engine.record import Flag, Kind, Side, Venue
 from engine.venues import ConnectionPlan, InstrumentInfo, Outcome
 from engine.venues.binance import _DecodeErrors, _book_top, base_from_symbol
@@ -47,7 +48,7 @@ from engine.venues.binance import _DecodeErrors, _book_top, base_from_symbol
 __all__ = [
     "VENUE", "DEFAULT_WS_URLS", "DEFAULT_REST_URL", "Parser", "plan", "subscribe_messages", "streams_for",
     "stream_symbol", "oi_request", "parse_open_interest", "parse_exchange_info", "parse_tickers",
-    "base_from_symbol", "ping_message",
+    "base_from_symbol", "ping_message", "unsubscribe_messages", "is_book_stream",
 ]
 
 VENUE = Venue.BITGET
@@ -62,6 +63,10 @@ PING_INTERVAL_S = 30.0
 MAX_CONNECTION_AGE_S = 86400.0
 REST_WEIGHT_PER_MINUTE = 6000        # every public GET weighs 1
 BOOK_CHANNELS = (1, 5, 15)           # snapshot channels books<N>; ``books`` is full depth with deltas
+# ``books`` (asked for by depth_levels > 15) is kept in engine/books.py: ``pseq`` must equal the previous
+# ``seq``, ``pseq == 0`` is a reset; a resubscription makes Bitget push a fresh snapshot (§5.1, §5.2)
+BOOK_RULE = prev_chain_zero_reset
+BOOK_SOURCE = "resubscribe"
 LIQUIDATION_STREAM = "liquidation"
 trade_stream_ids = False             # snowflake ids: increasing, never consecutive
 
@@ -75,8 +80,9 @@ _IGNORED_PREFIXES = ("candle", "index-candle", "mark-candle")
 # -- wire ------------------------------------------------------------------------
 
 def _book_channel(depth_levels: int) -> str:
-    n = next((d for d in BOOK_CHANNELS if d >= depth_levels), BOOK_CHANNELS[-1])
-    return f"books{n}"
+    """``books1/5/15`` snapshots up to 15 levels; beyond, the full-depth ``books`` kept as a synced book."""
+    n = next((d for d in BOOK_CHANNELS if d >= depth_levels), None)
+    return "books" if n is None else f"books{n}"
 
 
 def streams_for(symbols: list[str], kinds: list[str], depth_levels: int) -> dict[str, list[str]]:
@@ -123,6 +129,17 @@ def subscribe_messages(streams: tuple[str, ...] | list[str], first_id: int = 1) 
     """Return subscribe frames for ``streams`` (Bitget has no request id; ``first_id`` is unused)."""
     return [msgspec.json.encode({"op": "subscribe", "args": [_arg(s) for s in streams[i:i + MAX_ARGS_PER_SUBSCRIBE]]})
             for i in range(0, len(streams), MAX_ARGS_PER_SUBSCRIBE)]
+
+
+def unsubscribe_messages(streams: tuple[str, ...] | list[str], first_id: int = 1) -> list[bytes]:
+    """Return unsubscribe frames for ``streams`` (a book resync unsubscribes, then subscribes again)."""
+    return [msgspec.json.encode({"op": "unsubscribe", "args": [_arg(s) for s in streams[i:i + MAX_ARGS_PER_SUBSCRIBE]]})
+            for i in range(0, len(streams), MAX_ARGS_PER_SUBSCRIBE)]
+
+
+def is_book_stream(stream: str) -> bool:
+    """Whether a stream is the full-depth book (resubscribed to resync that symbol's book)."""
+    return stream.startswith("books.")
 
 
 def ping_message() -> str:
@@ -174,6 +191,7 @@ class BookItem(msgspec.Struct, gc=False):
     ts: int = 0
     checksum: int = 0
     seq: int = 0
+    pseq: int = -1                   # seen since 2026-06 (JKorf/Bitget.Net PR #89); -1: absent
 
 
 class TickerItem(msgspec.Struct, gc=False):
@@ -331,7 +349,12 @@ class Parser:
     record. ``contract_sizes`` maps a symbol to base units per size unit; every
     Bitget USDT-FUTURES size is already base coin, so the default is 1.0 and
     :func:`parse_exchange_info` reports 1.0 for every listing.
+    ``books`` (an :class:`engine.books.BookSet`, set by :func:`engine.books.attach`) keeps the
+    full-depth ``books`` channel; without it a ``books`` snapshot gives one BOOK_TOP and its
+    updates are PARSED. ``books1/5/15`` pushes are whole snapshots and give BOOK_TOP directly.
     """
+
+    books = None
 
     def __init__(self, lookup: Callable[[str], int | None], flags: int = 0,
                  contract_sizes: Mapping[str, float] | None = None):
@@ -339,6 +362,7 @@ class Parser:
         self.flags = flags
         self.contract_sizes = dict(contract_sizes or {})
         self._last_oi: dict[int, float] = {}
+        self._book_seq: dict[str, int] = {}   # last ``books`` seq per symbol, for frames without pseq/seq
         books = (self._books, BookItem)
         # (instType upper-cased, channel or "v3:"+topic) -> (handler, item type)
         routes = {
@@ -459,6 +483,8 @@ class Parser:
         """
         if action not in ("snapshot", "update"):
             return MALFORMED
+        if self.books is not None and arg.channel == "books" and data:
+            return self._synced_book(action, arg.instId, data[-1], ts_recv, out)
         if action == "update" or not data:
             return PARSED
         item = data[-1]
@@ -473,6 +499,25 @@ class Parser:
         (bid, bq), (ask, aq) = best_bid, best_ask
         return _book_top(VENUE, self.flags | Flag.SNAPSHOT, iid, item.ts * _MS, ts_recv,
                          bid, bq * mult, ask, aq * mult, out)
+
+    def _synced_book(self, action: str, symbol: str, item: BookItem, ts_recv: int, out: list) -> Outcome:
+        """Feed the full-depth ``books`` channel to the BookSet. A delta chains ``pseq`` to the previous
+        ``seq``; frames without ``pseq`` (or, v1, without ``seq``) are taken as continuous."""
+        iid = self.lookup(symbol)
+        if iid is None:
+            return IGNORED
+        bids = _levels_decoder.decode(item.bids)
+        asks = _levels_decoder.decode(item.asks)
+        mult = self._size(symbol)
+        if action == "snapshot":
+            seq = item.seq or 1
+            self._book_seq[symbol] = seq
+            return self.books.snapshot(symbol, iid, seq, bids, asks, item.ts * _MS, ts_recv, out, scale=mult)
+        last = self._book_seq.get(symbol, -1)
+        prev = item.pseq if item.pseq >= 0 else last
+        seq = item.seq or last + 1
+        self._book_seq[symbol] = seq
+        return self.books.delta(symbol, iid, seq, seq, prev, bids, asks, item.ts * _MS, ts_recv, out, scale=mult)
 
     def _mark_and_oi(self, symbol: str, ts: int, mark: float, index: float, rate: float, next_ms: int,
                      holding: float, ts_recv: int, out: list) -> Outcome:
