@@ -103,8 +103,10 @@ def point_at_simulator(cfg: Config, endpoints: dict) -> Config:
             log.warning("the simulator does not serve %s yet; disabling it for the demo", name)
             v = msgspec.structs.replace(v, enabled=False)
         elif ep is not None:
-            v = msgspec.structs.replace(v, ws_urls=ep["ws_urls"], rest_url=ep["rest_url"],
-                                        symbols=list(ep.get("symbols") or cfg.simulator.symbols))
+            served = list(ep.get("symbols") or cfg.simulator.symbols)
+            # a selector ("all", "top:N") is resolved against the simulator's own listing and tickers
+            picked = {"symbols": v.symbols, "fallback_symbols": served} if isinstance(v.symbols, str) else {"symbols": served}
+            v = msgspec.structs.replace(v, ws_urls=ep["ws_urls"], rest_url=ep["rest_url"], **picked)
         venues[name] = v
     return msgspec.structs.replace(cfg, venues=msgspec.structs.replace(cfg.venues, **venues))
 
@@ -144,6 +146,12 @@ def cmd_demo(args) -> int:
             except subprocess.TimeoutExpired:
                 sim.kill()
         ready.unlink(missing_ok=True)
+
+
+# -- capture-stats ---------------------------------------------------------
+def cmd_capture_stats(args) -> int:
+    from .capture_stats import main as capture_stats
+    return capture_stats(args.venue, args.files)
 
 
 # -- tail ------------------------------------------------------------------
@@ -274,6 +282,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("check-config", help="validate a config file and print the effective config")
     s.add_argument("path", nargs="?")
     s.set_defaults(func=cmd_check_config)
+
+    s = sub.add_parser("capture-stats", help="run a venue's parser over capture files; one JSON line of counts per file")
+    s.add_argument("--venue", required=True)
+    s.add_argument("files", nargs="+", metavar="FILE")
+    s.set_defaults(func=cmd_capture_stats)
 
     s = sub.add_parser("status", help="actors and rings of a running engine")
     s.add_argument("--config")

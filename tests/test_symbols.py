@@ -268,3 +268,16 @@ def test_binance_plan_shards_300_symbols_within_the_stream_limits():
     # a configured limit above Binance's 1024 streams per socket is capped at 1024
     big = binance.plan(VenueConfig(symbols=[f"S{i}USDT" for i in range(400)], max_streams_per_connection=5000))
     assert [len(p.streams) for p in big] == [800, 1024, 176]
+
+
+# -- the demo -----------------------------------------------------------------------------
+
+def test_demo_keeps_a_selector_and_falls_back_to_the_simulators_symbols():
+    from engine.cli import point_at_simulator
+    from engine.config import loads
+    ep = {"binance": {"ws_urls": {"public": "ws://h:1/public", "market": "ws://h:1/market"}, "rest_url": "http://h:1"}}
+    cfg = loads('[venues.binance]\nsymbols = "top:2"\nfallback_symbols = ["XRPUSDT"]\n')
+    b = point_at_simulator(cfg, ep).venues.binance
+    assert (b.symbols, b.fallback_symbols, b.rest_url) == ("top:2", cfg.simulator.symbols, "http://h:1")
+    listed = point_at_simulator(loads('[venues.binance]\nsymbols = ["XRPUSDT"]\n'), ep).venues.binance
+    assert listed.symbols == cfg.simulator.symbols
