@@ -25,6 +25,7 @@ import msgspec
 import uvloop
 
 from actors.base import Actor
+from engine.books import attach as attach_books
 from engine.config import Config
 from engine.instruments import Registry, registry_segment
 from engine.record import Kind
@@ -113,9 +114,13 @@ class FeedActor(Actor):
             await rest.aclose()
 
     def _new_feed(self, v, rest: RestPoller, plans) -> WsFeed:
-        feed = WsFeed(self.venue, plans, self.venue.Parser(self.ids.get), self.write,
+        parser = self.venue.Parser(self.ids.get)
+        attach_books(parser, self.venue, v.depth_levels)   # venues without BOOK_SOURCE keep no books
+        snapshot_request = getattr(self.venue, "depth_snapshot_request", None)
+        feed = WsFeed(self.venue, plans, parser, self.write,
                       reconnect_initial_s=v.reconnect_initial_s, reconnect_max_s=v.reconnect_max_s,
-                      stale_after_s=v.stale_after_s, rotate_after_s=v.rotate_after_s)
+                      stale_after_s=v.stale_after_s, rotate_after_s=v.rotate_after_s,
+                      snapshot_fetcher=(lambda symbol: rest.get(*snapshot_request(symbol))) if snapshot_request else None)
         return feed
 
     def _start_feed(self, rest: RestPoller, new_symbols: list[str]) -> None:

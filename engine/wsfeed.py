@@ -17,7 +17,13 @@ One :class:`WsFeed` runs every socket of one venue on an asyncio loop. Per
   make-before-break: the new socket runs beside the old one until it delivers
   data, and duplicate trades / liquidations across the handover are dropped;
 * after a reconnect, compares the first trade id per instrument with the last
-  one seen and writes ``Control.GAP`` (``aux2`` = missed ids) when trades were lost.
+  one seen and writes ``Control.GAP`` (``aux2`` = missed ids) when trades were lost;
+* resyncs one symbol's order book when the parser's :class:`engine.books.BookSet`
+  asks (``books.on_resync``): fetches the REST snapshot through the injected
+  ``snapshot_fetcher(symbol) -> bytes`` and hands it to ``parser.book_snapshot``,
+  or, for venues whose snapshot comes with a (re)subscription, unsubscribes and
+  resubscribes that symbol's book streams (the venue module's
+  ``is_book_stream(stream)`` and ``unsubscribe_messages(streams, first_id)``).
 
 websockets answers server pings by itself (the protocol layer queues the pong
 on receipt of a ping); ``tests/test_wsfeed.py`` pins that.
@@ -34,7 +40,7 @@ import random
 import time
 from collections import deque
 from types import ModuleType
-from typing import Callable
+from typing import Awaitable, Callable
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -49,6 +55,7 @@ log = logging.getLogger("undertow.wsfeed")
 CONNECTION_WIDE = 0xFFFFFFFF
 _STALE_RECONNECT_PERIODS = 3
 _HANDOVER_TIMEOUT_S = 10.0
+_SNAPSHOT_RETRY_S = (0.5, 1.0, 2.0)   # waits between failed snapshot fetches of one resync
 _TRADE, _LIQ = Kind.TRADE, Kind.LIQUIDATION
 
 
@@ -67,7 +74,8 @@ class FeedStats:
     """Counters of one feed, read by the actor once a second."""
 
     __slots__ = ("frames", "outcomes", "kinds", "reconnects", "stale", "gaps", "duplicates",
-                 "rotations", "connects", "subscribes_sent", "pings_sent")
+                 "rotations", "connects", "subscribes_sent", "pings_sent", "snapshot_fetches",
+                 "snapshot_errors", "book_resubscribes", "extra")
 
     def __init__(self) -> None:
         self.frames = 0
@@ -81,6 +89,10 @@ class FeedStats:
         self.pings_sent = 0
         self.connects = 0
         self.subscribes_sent = 0
+        self.snapshot_fetches = 0
+        self.snapshot_errors = 0
+        self.book_resubscribes = 0
+        self.extra: Callable[[], dict] | None = None   # e.g. the book counters, merged into as_dict()
 
     def as_dict(self) -> dict[str, float]:
         d = {"frames": self.frames, "reconnects": self.reconnects, "stale": self.stale, "gaps": self.gaps,
@@ -89,6 +101,11 @@ class FeedStats:
             d[o.name.lower()] = self.outcomes[o]
         for k, name in Kind.NAMES.items():
             d[f"events_{name}"] = self.kinds[k]
+        if self.extra is not None or self.snapshot_fetches:
+            d.update(snapshot_fetches=self.snapshot_fetches, snapshot_errors=self.snapshot_errors,
+                     book_resubscribes=self.book_resubscribes)
+        if self.extra is not None:
+            d.update(self.extra())
         return d
 
 
@@ -121,6 +138,7 @@ class _PlanState:
         self.last_data: dict[str, int] = {}
         self.stale_since: dict[str, int] = {}
         self.gap_check: set[int] | None = None  # instruments already checked since the last reconnect
+        self.sock: _Socket | None = None        # the socket serving the plan now
 
     def reset_freshness(self, now_ns: int) -> None:
         self.last_data = {s: now_ns for s in self.plan.watched}
@@ -132,7 +150,8 @@ class WsFeed:
 
     def __init__(self, venue_module: ModuleType, plans: list[ConnectionPlan], parser, write: Callable[[list], object],
                  *, reconnect_initial_s: float = 0.5, reconnect_max_s: float = 30.0, stale_after_s: float = 30.0,
-                 rotate_after_s: float = 82800.0, connect_kwargs: dict | None = None):
+                 rotate_after_s: float = 82800.0, connect_kwargs: dict | None = None,
+                 snapshot_fetcher: Callable[[str], Awaitable[bytes]] | None = None):
         self.venue_module = venue_module
         self.venue = venue_module.VENUE
         self.plans = plans
@@ -153,12 +172,20 @@ class WsFeed:
         self._recent_liq: dict[int, deque] = {}
         self._req_id = 0
         self._background: set[asyncio.Task] = set()
+        self._states: list[_PlanState] = []
+        self.snapshot_fetcher = snapshot_fetcher
+        self._resyncing: set[str] = set()
+        self.books = getattr(parser, "books", None)
+        if self.books is not None:
+            self.books.on_resync = self._on_resync
+            self.stats.extra = self.books.counters
 
     # -- lifecycle -------------------------------------------------------------------
     async def run(self) -> None:
         """Run every plan until :meth:`stop`."""
         self._stop = asyncio.Event()
-        tasks = [asyncio.create_task(self._run_plan(_PlanState(p)), name=f"ws:{p.key}") for p in self.plans]
+        self._states = [_PlanState(p) for p in self.plans]
+        tasks = [asyncio.create_task(self._run_plan(st), name=f"ws:{st.plan.key}") for st in self._states]
         try:
             await self._stop.wait()
         finally:
@@ -186,6 +213,7 @@ class WsFeed:
                 self.write([control_record(self.venue, Control.RECONNECTED, time.time_ns(), count=attempt + 1)])
                 st.gap_check = set()
             connected_before = True
+            st.sock = sock
             st.reset_freshness(time.time_ns())
             sock = await self._serve(sock, asyncio.create_task(self._read(sock, st)), st)
             attempt = 0 if sock.data_frames else attempt + 1
@@ -240,6 +268,7 @@ class WsFeed:
                         rotate_at = loop.time() + _HANDOVER_TIMEOUT_S  # old socket still serves; retry soon
                         continue
                     sock, reader = new
+                    st.sock = sock
                     self.stats.rotations += 1
                     rotate_at = loop.time() + self.rotate_after_s * (0.95 + 0.05 * random.random())
         finally:
@@ -378,6 +407,73 @@ class WsFeed:
             kinds[k] += 1
             keep.append(r)
         return keep
+
+    # -- book resync -----------------------------------------------------------------
+    def _on_resync(self, symbol: str) -> None:
+        """``books.on_resync``: start one resync task per symbol (called from the parser)."""
+        if symbol in self._resyncing:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:   # parsing outside the loop (tests, replay): leave it to the caller
+            self.books.requests.add(symbol)
+            return
+        self._resyncing.add(symbol)
+        task = loop.create_task(self._resync(symbol), name=f"resync:{symbol}")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _resync(self, symbol: str) -> None:
+        try:
+            if self.books.source == "rest":
+                await self._fetch_snapshot(symbol)
+            elif self.books.source == "resubscribe":
+                await self._resubscribe_book(symbol)
+        finally:
+            self._resyncing.discard(symbol)
+
+    async def _fetch_snapshot(self, symbol: str) -> None:
+        if self.snapshot_fetcher is None:
+            log.warning("book of %s needs a REST snapshot but no snapshot_fetcher was given", symbol)
+            return
+        for wait in (*_SNAPSHOT_RETRY_S, None):
+            self.stats.snapshot_fetches += 1
+            try:
+                payload = await self.snapshot_fetcher(symbol)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:   # HTTP error, 429, timeout: retried, then left to the book's re-request
+                self.stats.snapshot_errors += 1
+                log.warning("book snapshot of %s failed: %s", symbol, exc)
+                if wait is None or self._stop.is_set():
+                    return
+                await self._sleep(wait)
+                continue
+            out: list = []
+            outcome = self.parser.book_snapshot(symbol, payload, time.time_ns(), out)
+            self.stats.outcomes[outcome] += 1
+            if out:
+                self._emit(out, None)
+            return
+
+    async def _resubscribe_book(self, symbol: str) -> None:
+        vm = self.venue_module
+        is_book, unsubscribe = getattr(vm, "is_book_stream", None), getattr(vm, "unsubscribe_messages", None)
+        if is_book is None or unsubscribe is None:
+            log.warning("%s cannot resubscribe book streams (no is_book_stream/unsubscribe_messages)", vm.__name__)
+            return
+        for st in self._states:
+            streams = [s for s in st.plan.streams if is_book(s) and vm.stream_symbol(s) == symbol]
+            if not streams or st.sock is None:
+                continue
+            msgs = unsubscribe(streams, self._req_id + 1)
+            self._req_id += len(msgs)
+            self.stats.book_resubscribes += 1
+            try:
+                await st.sock.send_spaced(msgs)
+            except ConnectionClosed:
+                continue   # the reconnect resubscribes everything
+            await self._subscribe(st.sock, streams)
 
     async def _sleep(self, seconds: float) -> None:
         try:

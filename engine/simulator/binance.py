@@ -42,6 +42,7 @@ MAX_STREAMS_PER_CONNECTION = 1024
 FORCE_ORDER_WINDOW_S = 1.0
 DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
 FUNDING_INTERVAL_MS = 8 * 3600 * 1000
+TRUTH_KEPT = 1000   # true top-of-book states kept per symbol (about 100 s of diffs)
 
 _PUBLIC_RE = re.compile(r"^[a-z0-9_]+@(bookTicker|depth(5|10|20)?(@(0ms|100ms|250ms|500ms))?|rpiDepth.*)$")
 _MARKET_RE = re.compile(
@@ -123,6 +124,7 @@ class _SymbolStreams:
         self.pd, self.qd = spec.price_decimals, spec.qty_decimals
         self.diff_count = 0
         self.merged: dict[int, list] = {250: [], 500: []}   # BookDiffs waiting for a slow stream
+        self.truth: dict[int, tuple] = {}   # diff last_id -> (top bids, top asks) after it (book-sync tests)
 
 
 class BinanceVenue:
@@ -285,6 +287,9 @@ class BinanceVenue:
         ss = self.symbols[ev.symbol]
         ss.diff_count += 1
         n = ss.diff_count
+        ss.truth[ev.last_id] = (ev.top_bids, ev.top_asks)
+        if len(ss.truth) > TRUTH_KEPT:
+            del ss.truth[next(iter(ss.truth))]
         for name in ss.diff_fast:
             if name in subs:
                 add((name, self._depth_raw(ss, ev.first_id, ev.last_id, ev.prev_last_id, ev.bids, ev.asks, now_ms)))
@@ -313,6 +318,12 @@ class BinanceVenue:
                 if nm in subs:
                     add((nm, self._depth_raw(ss, ev.first_id, ev.last_id, ev.prev_last_id,
                                              ev.top_bids[:levels], ev.top_asks[:levels], now_ms)))
+
+    def true_book(self, symbol: str, update_id: int) -> tuple[list, list] | None:
+        """The market's best ``TOP_LEVELS`` bids and asks right after the diff ending at ``update_id``
+        (None if no diff ended there or it is too old)."""
+        ss = self.symbols.get(symbol)
+        return None if ss is None else ss.truth.get(update_id)
 
     @staticmethod
     def _depth_raw(ss: _SymbolStreams, first: int, last: int, prev: int, bids: list, asks: list,
