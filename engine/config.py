@@ -89,7 +89,8 @@ class VenueConfig(msgspec.Struct, **_STRUCT):
 class VenuesConfig(msgspec.Struct, **_STRUCT):
     """Per-venue feeds. Empty ``ws_urls``/``rest_url`` mean the venue's live endpoints."""
 
-    binance: VenueConfig = VenueConfig(symbols=["BTCUSDT", "ETHUSDT", "SOLUSDT"])
+    binance: VenueConfig = VenueConfig(symbols=["BTCUSDT", "ETHUSDT", "SOLUSDT"],
+                                       fallback_symbols=["BTCUSDT", "ETHUSDT", "SOLUSDT"])
     # Each venue below is switched on (here and in config.toml) by the change that adds its module.
     bybit: VenueConfig = VenueConfig(enabled=False)
     okx: VenueConfig = VenueConfig(enabled=False)
