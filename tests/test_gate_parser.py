@@ -207,6 +207,19 @@ def test_open_interest_from_a_real_contract_object():
     assert r[9] == pytest.approx(28561 * 100 * 0.003014)
 
 
+@pytest.mark.playback
+@needs_data
+def test_doc_example_fixtures_have_the_parsed_shape():
+    """Shape check of nautilus_trader's Gate doc examples, where present (field names only, not market data)."""
+    folder = SHARED / "fixtures_doc_examples/nautilus_trader/gate"
+    files = sorted(folder.rglob("*.json")) if folder.is_dir() else []
+    if not files:
+        pytest.skip(f"no Gate doc-example fixtures in {folder.parent} (PROVENANCE.md section 10 lists none)")
+    for f in files:
+        outcome, _, _ = parse_one(f.read_bytes())
+        assert outcome not in (Outcome.MALFORMED,), f.name
+
+
 # -- rules pinned on real or documented messages ---------------------------------------
 
 def test_liquidation_side_is_the_liquidated_position():
