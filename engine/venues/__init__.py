@@ -35,6 +35,7 @@ __all__ = ["VENUES", "load", "Outcome", "ConnectionPlan", "InstrumentInfo"]
 
 VENUES: dict[str, str] = {
     "binance": "engine.venues.binance",
+    "bybit": "engine.venues.bybit",
     "okx": "engine.venues.okx",
     "bitget": "engine.venues.bitget",
     "hyperliquid": "engine.venues.hyperliquid",
