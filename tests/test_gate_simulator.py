@@ -12,6 +12,7 @@ import urllib.request
 import pytest
 from websockets.sync.client import connect
 
+from engine.books import attach
 from engine.config import VenueConfig
 from engine.record import Kind, Side, Venue
 from engine.simulator import start_in_thread
@@ -111,7 +112,6 @@ def test_book_updates_continue_the_rest_snapshot_id(sim):
     for prev, cur in zip(updates, updates[1:]):
         assert cur["U"] == prev["u"] + 1
     # the same frames through engine/books.py: the snapshot anchors the buffered deltas, no gap
-    from engine.books import attach
     parser = gate.Parser(lambda s: 0, contract_sizes={"BTC_USDT": 0.0001})
     books = attach(parser, gate, 20)
     out: list = []
@@ -184,17 +184,23 @@ def test_wsfeed_receives_trades_and_liquidations(sim):
     infos = gate.parse_exchange_info(json.dumps(contracts).encode())
     ids = {s: i for i, s in enumerate(ep["symbols"])}
     parser = gate.Parser(ids.get, contract_sizes={i.symbol: i.contract_size for i in infos})
+    books = attach(parser, gate, 20)
     vcfg = VenueConfig(symbols=ep["symbols"], ws_urls=ep["ws_urls"], rest_url=ep["rest_url"])
     records: list = []
 
+    async def fetch(symbol: str) -> bytes:
+        path, params, _ = gate.depth_snapshot_request(symbol)
+        url = ep["rest_url"] + path + "?" + "&".join(f"{k}={v}" for k, v in params.items())
+        return await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=5).read())
+
     async def main():
-        feed = WsFeed(gate, gate.plan(vcfg), parser, records.extend,
+        feed = WsFeed(gate, gate.plan(vcfg), parser, records.extend, snapshot_fetcher=fetch,
                       connect_kwargs={"additional_headers": gate.WS_HEADERS})
         task = asyncio.create_task(feed.run())
         deadline = time.monotonic() + 8.0
         while time.monotonic() < deadline:
             kinds = {r[0] for r in records}
-            if {Kind.TRADE, Kind.LIQUIDATION, Kind.BOOK_TOP, Kind.MARK} <= kinds:
+            if {Kind.TRADE, Kind.LIQUIDATION, Kind.BOOK_TOP, Kind.BOOK_DEPTH, Kind.MARK} <= kinds:
                 break
             await asyncio.sleep(0.05)
         feed.stop()
@@ -203,13 +209,15 @@ def test_wsfeed_receives_trades_and_liquidations(sim):
 
     stats = asyncio.run(main())
     kinds = {r[0] for r in records}
-    assert {Kind.TRADE, Kind.LIQUIDATION, Kind.BOOK_TOP, Kind.MARK} <= kinds, stats.as_dict()
+    assert {Kind.TRADE, Kind.LIQUIDATION, Kind.BOOK_TOP, Kind.BOOK_DEPTH, Kind.MARK} <= kinds, stats.as_dict()
+    c = books.counters()   # every book synced from its REST snapshot, none lost
+    assert c["book_snapshots"] >= 3 and c["book_gaps"] == 0 and c["book_unsynced"] == 0, c
     assert stats.outcomes[Outcome.MALFORMED] == 0 and stats.outcomes[Outcome.UNKNOWN] == 0
     assert stats.outcomes[Outcome.CONTROL] >= len(gate.subscribe_messages(gate.plan(vcfg)[0].streams))
     assert parser.missing_contract_size == 0
     for r in records:
         assert r[1] == Venue.GATE and r[4] in ids.values()
-        assert all(math.isfinite(v) for v in r[7:12]) and min(r[7:10]) >= 0.0
+        assert all(math.isfinite(v) for v in r[7:12]) and min(r[7:10]) >= 0.0 and r[0] != Kind.CONTROL
     btc = ids["BTC_USDT"]
     for r in records:
         if r[0] in (Kind.TRADE, Kind.LIQUIDATION):
