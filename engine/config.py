@@ -93,7 +93,7 @@ class VenuesConfig(msgspec.Struct, **_STRUCT):
                                        fallback_symbols=["BTCUSDT", "ETHUSDT", "SOLUSDT"])
     # Each venue below is switched on (here and in config.toml) by the change that adds its module.
     bybit: VenueConfig = VenueConfig(ws_urls={"linear": "wss://stream.bybit.com/v5/public/linear"}, rest_url="https://api.bybit.com", symbols=["BTCUSDT", "ETHUSDT", "SOLUSDT"], fallback_symbols=["BTCUSDT", "ETHUSDT", "SOLUSDT"], rest_weight_per_minute=500)
-    okx: VenueConfig = VenueConfig(enabled=False)
+    okx: VenueConfig = VenueConfig(ws_urls={"public": "wss://ws.okx.com:8443/ws/v5/public"}, rest_url="https://www.okx.com", symbols=["BTC-USDT-SWAP", "ETH-USDT-SWAP", "SOL-USDT-SWAP"], fallback_symbols=["BTC-USDT-SWAP", "ETH-USDT-SWAP", "SOL-USDT-SWAP"], rest_weight_per_minute=300)
     gate: VenueConfig = VenueConfig(ws_urls={"usdt": "wss://fx-ws.gateio.ws/v4/ws/usdt"}, rest_url="https://api.gateio.ws/api/v4", symbols=["BTC_USDT", "ETH_USDT", "SOL_USDT"], rest_weight_per_minute=600)
     bitget: VenueConfig = VenueConfig(ws_urls={"public": "wss://ws.bitget.com/v2/ws/public", "uta": "wss://ws.bitget.com/v3/ws/public"}, rest_url="https://api.bitget.com", symbols=["BTCUSDT", "ETHUSDT", "SOLUSDT"], depth_levels=15, max_streams_per_connection=50, rest_weight_per_minute=3000)
     hyperliquid: VenueConfig = VenueConfig(ws_urls={"ws": "wss://api.hyperliquid.xyz/ws"}, rest_url="https://api.hyperliquid.xyz", symbols=["BTC", "ETH", "SOL"], streams=["trades", "book", "mark", "oi"], max_streams_per_connection=100, rest_weight_per_minute=600)

@@ -1,0 +1,471 @@
+"""OKX v5 public WebSocket and REST for the simulator (PROTOCOLS.md §3, §9).
+
+Contract:
+
+* WS path ``/ws/v5/public`` (``/ws/v5/business`` is accepted but carries nothing the
+  simulator makes); no streams in the URL: ``{"op":"subscribe","args":[{"channel":..,"instId":..}]}``
+  acked by one ``{"event":"subscribe","arg":{..},"connId":..}`` per arg; bad requests get
+  ``{"event":"error","code":"60012"|"60018"|"64003","msg":..,"connId":..}`` (``id`` echoed).
+* Text ``ping`` -> text ``pong``. A socket that was pushed nothing for
+  :attr:`OkxVenue.idle_close_s` (30 s) is closed, as OKX does.
+* Channels: ``trades``, ``bbo-tbt``, ``books`` (snapshot on subscribe with ``prevSeqId:-1``,
+  then updates chained ``prevSeqId`` = previous ``seqId``, ``checksum:0``; a no-change update is
+  the empty heartbeat with ``seqId == prevSeqId``), ``books5``, ``mark-price`` (1 s),
+  ``funding-rate`` (on subscribe, then every 30 s), ``open-interest`` (every 3 s),
+  ``tickers`` (1 s) and ``liquidation-orders`` per ``instType`` (SWAP only).
+* Sizes are contracts of ``ctVal`` base units (BTC 0.01, ETH 0.1, SOL 1: OKX's own
+  values); a liquidation's ``side`` is the order side (``sell`` = long liquidated) with
+  ``posSide`` ``net``, or ``long``/``short`` for every third one (hedge-mode accounts).
+* ``liquidation-orders`` is sampled: at most one order per instrument per second, the
+  latest (throttle on by default; OKX's old docs state this cap, the current ones say only
+  that the stream is partial).
+* REST: ``/api/v5/public/instruments``, ``/api/v5/public/open-interest``,
+  ``/api/v5/market/tickers``, ``/api/v5/market/ticker``, ``/api/v5/public/mark-price``,
+  ``/api/v5/public/funding-rate``, ``/api/v5/public/liquidation-orders``, ``/api/v5/public/time``;
+  bodies are ``{"code":"0","msg":"","data":[..]}``.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import math
+import time
+from typing import Any, Callable, Iterable, Mapping
+from urllib.parse import parse_qs, urlsplit
+
+from .binance import ForceOrderThrottle
+from .market import BookDiff, BookTop, Liquidation, MarkBatch, MarkUpdate, SymbolSpec, Trade, spec_for
+
+__all__ = ["OkxVenue", "inst_id", "CT_VAL"]
+
+NAME = "okx"
+WS_PATHS = ("/ws/v5/public", "/ws/v5/business")
+CT_VAL = {"BTC": 0.01, "ETH": 0.1, "SOL": 1.0}   # OKX's ctVal of the BTC/ETH/SOL-USDT swaps
+GENERIC_CT_VAL = 10.0                             # other synthetic symbols: sizes still in contracts
+IDLE_CLOSE_S = 30.0
+FUNDING_EVERY = 30          # mark batches (s) between funding-rate pushes
+OI_EVERY = 3                # mark batches between open-interest pushes
+FUNDING_INTERVAL_MS = 8 * 3600 * 1000
+SNAPSHOT_LEVELS = 400
+LIQUIDATION_HISTORY = 200   # details kept for REST /liquidation-orders
+INST_CHANNELS = frozenset({"trades", "bbo-tbt", "books", "books5", "mark-price", "funding-rate",
+                           "open-interest", "tickers"})
+VIP_CHANNELS = frozenset({"books-l2-tbt", "books50-l2-tbt"})   # VIP4+ only: error 64003
+
+
+def inst_id(symbol: str) -> str:
+    """OKX instrument id of a simulator symbol (``BTCUSDT`` -> ``BTC-USDT-SWAP``)."""
+    spec = spec_for(symbol)
+    return f"{spec.base}-{spec.quote}-SWAP"
+
+
+class _Inst:
+    """One swap: names, contract size and number formats, book chain state."""
+
+    def __init__(self, spec: SymbolSpec) -> None:
+        self.spec = spec
+        self.inst = i = inst_id(spec.symbol)
+        self.family = f"{spec.base}-{spec.quote}"
+        self.ct = CT_VAL.get(spec.base, GENERIC_CT_VAL)
+        self.cd = max(0, spec.qty_decimals + round(math.log10(self.ct)))   # contract decimals
+        self.pd = spec.price_decimals
+        self.trades, self.bbo, self.books, self.books5 = f"trades:{i}", f"bbo-tbt:{i}", f"books:{i}", f"books5:{i}"
+        self.mark, self.funding, self.oi, self.ticker = (
+            f"mark-price:{i}", f"funding-rate:{i}", f"open-interest:{i}", f"tickers:{i}")
+        self.seq: int | None = None         # seqId of the last book update rendered
+        self.pending: list = []             # clients waiting for their books snapshot
+        self.arg_prefix = {}
+
+    def sz(self, qty: float) -> str:
+        return f"{qty / self.ct:.{self.cd}f}"
+
+    def px(self, price: float) -> str:
+        return f"{price:.{self.pd}f}"
+
+    def head(self, channel: str) -> str:
+        head = self.arg_prefix.get(channel)
+        if head is None:
+            head = self.arg_prefix[channel] = f'{{"arg":{{"channel":"{channel}","instId":"{self.inst}"}},'
+        return head
+
+    def levels(self, levels: Iterable) -> str:
+        return ",".join(f'["{p:.{self.pd}f}","{self.sz(q)}","0","{_orders(q, self.ct)}"]' for p, q in levels)
+
+
+def _orders(qty: float, ct: float) -> int:
+    return 0 if qty <= 0.0 else 1 + int(qty / ct) % 7
+
+
+class OkxVenue:
+    """Format neutral market events as OKX v5 pushes and speak OKX's WS/REST rules."""
+
+    name = NAME
+
+    def __init__(self, symbols: Iterable[str], *, market: Any = None, throttle: bool = True) -> None:
+        self.market = market
+        self.insts = {spec_for(s).symbol: _Inst(spec_for(s)) for s in symbols}
+        self.by_inst = {v.inst: v for v in self.insts.values()}
+        self.throttle = ForceOrderThrottle() if throttle else None
+        self.idle_close_s = IDLE_CLOSE_S
+        self.mark_count = 0
+        self.liquidation_count = 0
+        self.recent_liquidations: collections.deque = collections.deque(maxlen=LIQUIDATION_HISTORY)
+        self.stats = collections.Counter()
+        self._hub: Any = None
+        self._last_push: dict[Any, float] = {}
+        self._activate: list[tuple[Any, str]] = []
+        self._next_idle_check = 0.0
+
+    # ---------------------------------------------------------------- connections
+
+    def owns(self, path: str) -> bool:
+        """Say whether this venue serves the WebSocket request path."""
+        return urlsplit(path).path.rstrip("/") in WS_PATHS
+
+    def open_session(self, path: str) -> tuple[str, bool, list[str]]:
+        """``(category, combined, streams)``: OKX subscribes by message only."""
+        route = urlsplit(path).path.rstrip("/")
+        if route not in WS_PATHS:
+            raise ValueError(path)
+        return route.rsplit("/", 1)[1], False, []
+
+    def accept_streams(self, category: str, names: Iterable[str]) -> list[str]:
+        return list(names) if category == "public" else []
+
+    @staticmethod
+    def envelope(stream: str, raw: bytes) -> bytes:
+        return raw   # no combined mode: every push already names its channel in "arg"
+
+    def endpoints(self, host: str, port: int) -> dict:
+        return {"ws_urls": {"public": f"ws://{host}:{port}/ws/v5/public"}, "rest_url": f"http://{host}:{port}",
+                "symbols": [v.inst for v in self.insts.values()]}
+
+    def counters(self) -> dict:
+        """Venue counters merged into the simulator's ``counters()``."""
+        suppressed = self.throttle.suppressed if self.throttle is not None else 0
+        return {"okx_liquidations_suppressed": suppressed, **{f"okx_{k}": v for k, v in self.stats.items()}}
+
+    # ---------------------------------------------------------------- client messages
+
+    def handle_text(self, client: Any, text: str | bytes, hub: Any) -> bytes | None:
+        """Answer one client message (acks and snapshots are written to the client directly)."""
+        self._hub = hub
+        self._last_push[client] = time.monotonic()
+        if text in ("ping", b"ping"):
+            return b"pong"
+        conn_id = f"{id(client) & 0xFFFFFFFF:08x}"
+        try:
+            req = json.loads(text)
+        except ValueError:
+            return _error("60012", f"Invalid request: {_text(text)}", conn_id)
+        if not isinstance(req, dict):
+            return _error("60012", f"Invalid request: {_text(text)}", conn_id)
+        rid = req.get("id")
+        if rid is not None and not (isinstance(rid, str) and 1 <= len(rid) <= 32 and rid.isalnum()):
+            return _error("60012", f"Invalid request: {_text(text)}", conn_id)
+        op, args = req.get("op"), req.get("args")
+        if op not in ("subscribe", "unsubscribe") or not isinstance(args, list) or not args:
+            return _error("60012", f"Invalid request: {_text(text)}", conn_id, rid)
+        names = []
+        for a in args:
+            name, code, msg = self._stream_of(a, client.category)
+            if name is None:
+                self.stats["subscribe_errors"] += 1
+                return _error(code, msg, conn_id, rid)
+            names.append(name)
+        acks = [_ack(op, a, conn_id, rid) for a in args]
+        if op == "unsubscribe":
+            hub.unsubscribe(client, names)
+            for v in self.insts.values():
+                v.pending = [c for c in v.pending if c is not client or v.books not in names]
+            hub._write(client, acks)   # noqa: SLF001 - one ack per arg, as OKX sends them
+            return None
+        direct, later = [], []
+        initial = []
+        for name in names:
+            channel, _, key = name.partition(":")
+            v = self.by_inst.get(key)
+            if channel == "books":
+                hub.unsubscribe(client, [name])   # a resubscribe starts over from a fresh snapshot
+                if client not in v.pending:
+                    v.pending.append(client)   # subscribed once its snapshot went out (render)
+                continue
+            if channel == "funding-rate" and self.market is not None:
+                initial.append(self._funding_frame(v, self.market.mark(v.spec.symbol), _now_ms()))
+            direct.append(name)
+        hub.subscribe(client, direct)
+        hub._write(client, acks + initial)   # noqa: SLF001
+        self.stats["subscribes"] += 1
+        return None
+
+    def _stream_of(self, arg: Any, category: str) -> tuple[str | None, str, str]:
+        """Stream name of one subscribe arg, or (None, code, msg) when OKX would refuse it."""
+        if not isinstance(arg, dict) or not isinstance(arg.get("channel"), str):
+            return None, "60012", f"Invalid request: {json.dumps(arg)}"
+        channel = arg["channel"]
+        if channel in VIP_CHANNELS:
+            return None, "64003", "Your trading fee tier doesn't meet the requirement to access this channel"
+        if category == "public" and channel == "liquidation-orders":
+            inst_type = arg.get("instType")
+            if inst_type in ("SWAP", "FUTURES", "MARGIN", "OPTION"):
+                return f"liquidation-orders:{inst_type}", "", ""
+            return None, "60018", f"Wrong URL or channel:{channel},instType:{inst_type} doesn't exist."
+        inst = arg.get("instId")
+        if category == "public" and channel in INST_CHANNELS and inst in self.by_inst:
+            return f"{channel}:{inst}", "", ""
+        return None, "60018", (f"Wrong URL or channel:{channel},instId:{inst} doesn't exist. Please use the "
+                               f"correct URL, channel and parameters referring to API document.")
+
+    # ---------------------------------------------------------------- market events -> frames
+
+    def render(self, events: list, t: float, subs: Mapping[str, Any], now_ms: int) -> list[tuple[str, bytes]]:
+        """Format ``events`` for the subscribed streams; send due book snapshots; close idle sockets."""
+        hub = self._hub
+        if self._activate:
+            for client, name in self._activate:
+                hub.subscribe(client, [name])
+            self._activate.clear()
+        out: list[tuple[str, bytes]] = []
+        add = out.append
+        insts = self.insts
+        liqs: list[Liquidation] = []
+        ts = f'"ts":"{now_ms}"'
+        for ev in events:
+            kind = type(ev)
+            if kind is BookTop:
+                v = insts[ev.symbol]
+                if v.bbo in subs:
+                    add((v.bbo, (f'{v.head("bbo-tbt")}"data":[{{"asks":[["{v.px(ev.ask)}","{v.sz(ev.ask_qty)}","0","1"]],'
+                                 f'"bids":[["{v.px(ev.bid)}","{v.sz(ev.bid_qty)}","0","1"]],{ts},"seqId":{ev.update_id}}}]}}'
+                                 ).encode()))
+            elif kind is Trade:
+                v = insts[ev.symbol]
+                if v.trades in subs:
+                    add((v.trades, (f'{v.head("trades")}"data":[{{"instId":"{v.inst}","tradeId":"{ev.trade_id}",'
+                                    f'"px":"{v.px(ev.price)}","sz":"{v.sz(ev.qty)}","side":"{"buy" if ev.taker_buy else "sell"}",'
+                                    f'{ts},"count":"1","source":"0","seqId":{ev.trade_id}}}]}}').encode()))
+            elif kind is Liquidation:
+                if self.throttle is not None:
+                    self.throttle.offer(ev)
+                else:
+                    liqs.append(ev)
+            elif kind is BookDiff:
+                self._books(insts[ev.symbol], ev, subs, ts, add)
+            elif kind is MarkBatch:
+                self._marks(ev, subs, now_ms, add)
+        if self.throttle is not None:
+            liqs.extend(self.throttle.due(t))
+        if liqs:
+            self._liquidations(liqs, subs, now_ms, add)
+        for v in insts.values():
+            if v.pending and v.seq is not None and hub is not None:
+                self._send_snapshots(v, hub, now_ms)
+        if out or self._last_push:
+            self._track_pushes(out, subs)
+        return out
+
+    def _books(self, v: _Inst, ev: BookDiff, subs: Mapping, ts: str, add: Callable) -> None:
+        prev = ev.prev_last_id if v.seq is None else v.seq
+        empty = not ev.bids and not ev.asks
+        v.seq = prev if empty else ev.last_id   # a no-change update is the heartbeat: seqId == prevSeqId
+        if v.books in subs:
+            add((v.books, (f'{v.head("books")}"action":"update","data":[{{"asks":[{v.levels(ev.asks)}],'
+                           f'"bids":[{v.levels(ev.bids)}],{ts},"checksum":0,"prevSeqId":{prev},"seqId":{v.seq}}}]}}'
+                           ).encode()))
+        if v.books5 in subs:
+            add((v.books5, (f'{v.head("books5")}"data":[{{"asks":[{v.levels(ev.top_asks[:5])}],'
+                            f'"bids":[{v.levels(ev.top_bids[:5])}],"instId":"{v.inst}",{ts},"seqId":{v.seq}}}]}}'
+                            ).encode()))
+
+    def _send_snapshots(self, v: _Inst, hub: Any, now_ms: int) -> None:
+        """Write the 400-level snapshot to clients that subscribed ``books``; they get updates from the next batch."""
+        _, bids, asks = self.market.book_snapshot(v.spec.symbol, SNAPSHOT_LEVELS)
+        raw = (f'{v.head("books")}"action":"snapshot","data":[{{"asks":[{v.levels(asks)}],"bids":[{v.levels(bids)}],'
+               f'"ts":"{now_ms}","checksum":0,"prevSeqId":-1,"seqId":{v.seq}}}]}}').encode()
+        for client in v.pending:
+            if client in hub.clients:
+                hub._write(client, [raw])   # noqa: SLF001 - a snapshot goes to the new subscriber only
+                self._activate.append((client, v.books))
+                self.stats["book_snapshots"] += 1
+        v.pending.clear()
+
+    def _marks(self, ev: MarkBatch, subs: Mapping, now_ms: int, add: Callable) -> None:
+        self.mark_count += 1
+        funding = self.mark_count % FUNDING_EVERY == 0
+        oi = self.mark_count % OI_EVERY == 0
+        for m in ev.marks:
+            v = self.insts[m.symbol]
+            if v.mark in subs:
+                add((v.mark, (f'{v.head("mark-price")}"data":[{{"instId":"{v.inst}","instType":"SWAP",'
+                              f'"markPx":"{v.px(m.mark)}","ts":"{now_ms}"}}]}}').encode()))
+            if funding and v.funding in subs:
+                add((v.funding, self._funding_frame(v, m, now_ms)))
+            if oi and v.oi in subs:
+                add((v.oi, f'{v.head("open-interest")}"data":[{json.dumps(self._oi(v, m.mark, now_ms))}]}}'.encode()))
+            if v.ticker in subs:
+                add((v.ticker, f'{v.head("tickers")}"data":[{json.dumps(self._ticker(v, m.mark, now_ms))}]}}'.encode()))
+
+    def _funding_frame(self, v: _Inst, m: MarkUpdate, now_ms: int) -> bytes:
+        settle = (now_ms // FUNDING_INTERVAL_MS + 1) * FUNDING_INTERVAL_MS
+        d = {"fundingRate": f"{m.funding_rate:.10f}", "fundingTime": str(settle), "formulaType": "withRate",
+             "impactValue": "", "instId": v.inst, "instType": "SWAP", "interestRate": "0.0001",
+             "maxFundingRate": "0.00375", "method": "current_period", "minFundingRate": "-0.00375",
+             "nextFundingRate": "", "nextFundingTime": str(settle + FUNDING_INTERVAL_MS),
+             "premium": f"{(m.mark - m.index) / m.index:.8f}" if m.index else "0",
+             "settFundingRate": f"{m.funding_rate:.10f}", "settState": "settled", "sprd": "0", "ts": str(now_ms)}
+        return f'{v.head("funding-rate")}"data":[{json.dumps(d, separators=(",", ":"))}]}}'.encode()
+
+    def _oi(self, v: _Inst, price: float, now_ms: int) -> dict:
+        base = self.market.open_interest(v.spec.symbol)
+        return {"instId": v.inst, "instType": "SWAP", "oi": v.sz(base), "oiCcy": f"{base:.{v.spec.qty_decimals}f}",
+                "oiUsd": f"{base * price:.2f}", "ts": str(now_ms)}
+
+    def _ticker(self, v: _Inst, mark: float, now_ms: int) -> dict:
+        spec = v.spec
+        # 24 h volume implied by the market's trade rate and typical size (the market keeps no totals)
+        base_vol = spec.trade_usd * spec.weight * self.market.rate * 0.4 * 86400.0 / max(mark, 1e-12)
+        px = v.px(self.market.price(spec.symbol))
+        return {"instType": "SWAP", "instId": v.inst, "last": px, "lastSz": v.sz(spec.step), "askPx": px,
+                "askSz": "1", "bidPx": px, "bidSz": "1", "open24h": px, "high24h": px, "low24h": px,
+                "volCcy24h": f"{base_vol:.{spec.qty_decimals}f}", "vol24h": v.sz(base_vol),
+                "sodUtc0": px, "sodUtc8": px, "ts": str(now_ms)}
+
+    def _liquidations(self, liqs: list, subs: Mapping, now_ms: int, add: Callable) -> None:
+        groups: dict[str, list] = {}
+        for ev in liqs:
+            v = self.insts[ev.symbol]
+            self.liquidation_count += 1
+            hedge = self.liquidation_count % 3 == 0
+            pos = ("long" if ev.long_liquidated else "short") if hedge else "net"
+            detail = {"bkLoss": "0", "bkPx": v.px(ev.price), "ccy": "", "posSide": pos,
+                      "side": "sell" if ev.long_liquidated else "buy", "sz": v.sz(ev.qty), "ts": str(now_ms)}
+            groups.setdefault(ev.symbol, []).append(detail)
+            self.recent_liquidations.append((v, detail))
+        if "liquidation-orders:SWAP" not in subs:
+            return
+        data = [self._group(self.insts[s], details) for s, details in groups.items()]
+        add(("liquidation-orders:SWAP", (
+            '{"arg":{"channel":"liquidation-orders","instType":"SWAP"},"data":'
+            + json.dumps(data, separators=(",", ":")) + "}").encode()))
+
+    @staticmethod
+    def _group(v: _Inst, details: list) -> dict:
+        return {"details": details, "instFamily": v.family, "instId": v.inst, "instType": "SWAP", "uly": v.family}
+
+    # ---------------------------------------------------------------- keepalive
+
+    def _track_pushes(self, out: list, subs: Mapping) -> None:
+        """Note which clients got a push; close those silent for ``idle_close_s`` (OKX's 30 s rule)."""
+        now = time.monotonic()
+        last = self._last_push
+        for name in {name for name, _ in out}:
+            for client in subs.get(name, ()):
+                last[client] = now
+        if now < self._next_idle_check or self._hub is None:
+            return
+        self._next_idle_check = now + min(1.0, self.idle_close_s / 4)
+        live = self._hub.clients
+        for client in [c for c in last if c not in live]:
+            del last[client]
+        loop = asyncio.get_running_loop()
+        for client, at in list(last.items()):
+            if client.venue is self and now - at > self.idle_close_s:
+                del last[client]
+                self.stats["idle_closes"] += 1
+                loop.create_task(client.conn.close(4004, "No data received in 30s."))
+
+    # ---------------------------------------------------------------- REST
+
+    def rest(self, path: str) -> tuple[int, Any]:
+        """Answer a REST GET: return ``(status, json-able body)``; 404 when the path is not OKX's."""
+        parts = urlsplit(path)
+        route = parts.path.rstrip("/")
+        if not route.startswith("/api/v5/"):
+            return 404, {"code": "50000", "msg": "not an OKX path", "data": []}
+        q = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        now_ms = _now_ms()
+        if route == "/api/v5/public/time":
+            return 200, _ok([{"ts": str(now_ms)}])
+        handler = {
+            "/api/v5/public/instruments": self._rest_instruments,
+            "/api/v5/public/open-interest": self._rest_open_interest,
+            "/api/v5/market/tickers": self._rest_tickers,
+            "/api/v5/market/ticker": self._rest_tickers,
+            "/api/v5/public/mark-price": self._rest_marks,
+            "/api/v5/public/funding-rate": self._rest_funding,
+            "/api/v5/public/liquidation-orders": self._rest_liquidations,
+        }.get(route)
+        if handler is None:
+            return 404, {"code": "50000", "msg": f"Path {route} not found", "data": []}
+        if route not in ("/api/v5/market/ticker", "/api/v5/public/funding-rate") and not q.get("instType"):
+            return 400, {"code": "50014", "msg": "Parameter instType can not be empty.", "data": []}
+        if route in ("/api/v5/market/ticker", "/api/v5/public/funding-rate") and not q.get("instId"):
+            return 400, {"code": "50014", "msg": "Parameter instId can not be empty.", "data": []}
+        inst = q.get("instId")
+        if inst is not None and inst not in self.by_inst:
+            return 400, {"code": "51001", "msg": "Instrument ID does not exist", "data": []}
+        if q.get("instType", "SWAP") != "SWAP":
+            return 200, _ok([])   # the simulator lists perpetual swaps only
+        chosen = [self.by_inst[inst]] if inst else list(self.insts.values())
+        if self.market is None and route != "/api/v5/public/instruments":
+            return 503, {"code": "50001", "msg": "Service temporarily unavailable", "data": []}
+        return 200, _ok(handler(chosen, q, now_ms))
+
+    @staticmethod
+    def _rest_instruments(chosen: list, q: dict, now_ms: int) -> list:
+        return [{
+            "alias": "", "baseCcy": "", "category": "1", "ctMult": "1", "ctType": "linear",
+            "ctVal": f"{v.ct:g}", "ctValCcy": v.spec.base, "expTime": "", "instFamily": v.family, "instId": v.inst,
+            "instType": "SWAP", "lever": "100", "listTime": "1611916828000", "lotSz": f"{10.0 ** -v.cd:.{v.cd}f}",
+            "maxLmtSz": "100000000", "maxMktSz": "10000", "minSz": f"{10.0 ** -v.cd:.{v.cd}f}", "optType": "",
+            "quoteCcy": "", "ruleType": "normal", "settleCcy": v.spec.quote, "state": "live", "stk": "",
+            "tickSz": f"{v.spec.tick:.{v.pd}f}", "uly": v.family,
+        } for v in chosen]
+
+    def _rest_open_interest(self, chosen: list, q: dict, now_ms: int) -> list:
+        return [self._oi(v, self.market.mark(v.spec.symbol).mark, now_ms) for v in chosen]
+
+    def _rest_tickers(self, chosen: list, q: dict, now_ms: int) -> list:
+        return [self._ticker(v, self.market.mark(v.spec.symbol).mark, now_ms) for v in chosen]
+
+    def _rest_marks(self, chosen: list, q: dict, now_ms: int) -> list:
+        return [{"instType": "SWAP", "instId": v.inst, "markPx": v.px(self.market.mark(v.spec.symbol).mark),
+                 "ts": str(now_ms)} for v in chosen]
+
+    def _rest_funding(self, chosen: list, q: dict, now_ms: int) -> list:
+        return [json.loads(self._funding_frame(v, self.market.mark(v.spec.symbol), now_ms))["data"][0]
+                for v in chosen]
+
+    def _rest_liquidations(self, chosen: list, q: dict, now_ms: int) -> list:
+        family = q.get("instFamily") or q.get("uly")
+        wanted = {v.inst for v in chosen if family in (None, v.family)}
+        groups: dict[str, list] = {}
+        for v, detail in reversed(self.recent_liquidations):   # newest first, as OKX lists them
+            if v.inst in wanted:
+                groups.setdefault(v.inst, []).append(detail)
+        return [self._group(self.by_inst[i], d) for i, d in groups.items()]
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _ok(data: list) -> dict:
+    return {"code": "0", "msg": "", "data": data}
+
+
+def _text(text: str | bytes) -> str:
+    return text.decode(errors="replace") if isinstance(text, bytes) else text
+
+
+def _ack(op: str, arg: dict, conn_id: str, rid: Any) -> bytes:
+    body = {"id": rid} if rid is not None else {}
+    body.update(event=op, arg=arg, connId=conn_id)
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def _error(code: str, msg: str, conn_id: str, rid: Any = None) -> bytes:
+    body = {"id": rid} if rid is not None else {}
+    body.update(event="error", code=code, msg=msg, connId=conn_id)
+    return json.dumps(body, separators=(",", ":")).encode()
