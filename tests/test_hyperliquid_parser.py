@@ -92,6 +92,31 @@ def test_trade_side_is_the_taker_side_on_real_frames():
     assert checked[Side.BUY] > 10 and checked[Side.SELL] > 10
 
 
+@pytest.mark.playback
+@needs_data
+def test_playback_through_the_synced_book():
+    """With engine/books.py attached every l2Book push replaces the book: BOOK_TOP on change, depth bands."""
+    from engine.books import attach
+
+    parser = hl.Parser(registry())
+    books = attach(parser, hl)
+    assert books is not None and books.source == "push" and books.rule is None
+    kinds, pushes = Counter(), 0
+    for fr in capture_frames():
+        out: list = []
+        outcome, stream = parser.parse(fr.payload, fr.ts_ns, out)
+        assert outcome in (Outcome.EMITTED, Outcome.PARSED)
+        pushes += stream.startswith("l2Book")
+        for r in out:
+            check_record(r)
+            kinds[r[0]] += 1
+    c = books.counters()
+    assert pushes == 46 and c["book_snapshots"] == 46 and c["book_crossed"] == 0 and c["book_requests"] == 0
+    assert 0 < kinds[Kind.BOOK_TOP] <= 46 and kinds[Kind.BOOK_DEPTH] > 0 and kinds[Kind.CONTROL] == 0
+    top = books.book("BTC").best()
+    assert top == (105050.0, 1.12931, 105051.0, 6.13423)   # the last push of the capture
+
+
 # The last trades frame of the capture, verbatim except the users' addresses shortened.
 REAL_TRADE = (b'{"channel":"trades","data":[{"coin":"BTC","hash":"0x84f7cbe3596546489dac041c922b5b01650050179ee3058'
               b'030bca59dd434d1d5","px":"105056.0","side":"B","sz":"0.01853","tid":754186699313231,'
@@ -350,16 +375,21 @@ def frames(draw):
 @settings(max_examples=600, deadline=None)
 @given(frames())
 def test_fuzzed_frames_never_raise_or_emit_bad_numbers(raw):
-    out: list = []
-    outcome, stream = hl.Parser(registry()).parse(raw, 1, out)
-    assert isinstance(outcome, Outcome) and isinstance(stream, str)
-    if outcome != Outcome.EMITTED:
-        assert out == []
-    for r in out:
-        assert r[0] != Kind.LIQUIDATION
-        for v in (r[7], r[8], r[9]):
-            assert math.isfinite(v) and v >= 0.0
-        assert math.isfinite(r[10]) and math.isfinite(r[11])
+    from engine.books import attach
+
+    with_books = hl.Parser(registry())
+    attach(with_books, hl)
+    for parser in (hl.Parser(registry()), with_books):
+        out: list = []
+        outcome, stream = parser.parse(raw, 1, out)
+        assert isinstance(outcome, Outcome) and isinstance(stream, str)
+        if outcome != Outcome.EMITTED:
+            assert all(r[0] == Kind.CONTROL for r in out)
+        for r in out:
+            assert r[0] != Kind.LIQUIDATION
+            for v in (r[7], r[8], r[9]):
+                assert math.isfinite(v) and v >= 0.0
+            assert math.isfinite(r[10]) and math.isfinite(r[11])
     for fn in (hl.parse_exchange_info, hl.parse_tickers, hl.post_response):
         fn(raw)   # REST helpers never raise either
     assert hl.parse_open_interest(raw, registry(), 1, 0.0, []) in Outcome

@@ -36,6 +36,7 @@ SIM_VENUES: dict[str, str] = {
     "bitget": "engine.simulator.bitget:BitgetVenue",
     "bybit": "engine.simulator.bybit:BybitVenue",
     "gate": "engine.simulator.gate:GateVenue",
+    "hyperliquid": "engine.simulator.hyperliquid:HyperliquidVenue",
 }
 
 

@@ -66,6 +66,9 @@ MESSAGE_INTERVAL_S = 0.105           # 2000 messages/min per IP over a few socke
 PING_INTERVAL_S = 50.0               # the server drops a connection after 60 s without traffic
 FUNDING_INTERVAL_MS = 3_600_000      # funding is paid hourly; ``funding`` is the hourly rate
 LIQUIDATIONS_AVAILABLE = False       # no public market-wide liquidation stream (PROTOCOLS.md §0.1, §6)
+# the local book (engine/books.py): every l2Book push is a whole book, no sequence rule, nothing to request
+BOOK_RULE = None
+BOOK_SOURCE = "push"
 OI_STREAMED = True                   # open interest arrives on activeAssetCtx; REST polling is only a fallback
 trade_stream_ids = False             # tid is a hash, not a per-coin sequence
 # config stream name -> subscription types ("mark" and "oi" share one activeAssetCtx subscription)
@@ -301,6 +304,7 @@ _info_decoder = msgspec.json.Decoder(Union[_Meta, tuple[_Meta, list[_RestCtx]]],
 _post_decoder = msgspec.json.Decoder(_PostData)
 _post_payload_decoder = msgspec.json.Decoder(_PostPayload)
 _level_decoder = msgspec.json.Decoder(Level, strict=False)
+_side_decoder = msgspec.json.Decoder(list[Level], strict=False)
 _DecodeErrors = (msgspec.DecodeError, UnicodeDecodeError, ValueError, OverflowError)
 
 EMITTED, PARSED, CONTROL, IGNORED, UNKNOWN, MALFORMED = (
@@ -323,7 +327,12 @@ class Parser:
     keeps, per coin, the newest trade time and the tids seen at it, to drop the
     recent-trades batch re-sent on every (re)subscription (``duplicates`` counts
     them); the first trades frame after a subscribe ack is flagged SNAPSHOT.
+    ``books`` (an :class:`engine.books.BookSet`, set by :func:`engine.books.attach`)
+    keeps each pushed book whole (BOOK_TOP on change, BOOK_DEPTH bands); without
+    it only the first level of each side is decoded, into one BOOK_TOP per push.
     """
+
+    books = None
 
     def __init__(self, lookup: Callable[[str], int | None], flags: int = 0):
         self.lookup = lookup
@@ -402,7 +411,19 @@ class Parser:
 
     def _book(self, msg: L2Book, ts_recv: int, out: list) -> tuple[Outcome, str]:
         """``{"channel":"l2Book","data":{"coin":"BTC","levels":[[{"n":5,"px":"105055.0","sz":"3.03622"},…],[{"n":13,"px":"105056.0","sz":"6.34472"},…]],"time":1737918843542}}``"""
-        return _book_record(msg.data, ts_recv, out, self.lookup, self.flags | Flag.SNAPSHOT), "l2Book:" + msg.data.coin
+        book = msg.data
+        stream = "l2Book:" + book.coin
+        if self.books is None:
+            return _book_record(book, ts_recv, out, self.lookup, self.flags | Flag.SNAPSHOT), stream
+        try:
+            bids, asks = _side_decoder.decode(book.levels[0]), _side_decoder.decode(book.levels[1])
+        except _DecodeErrors:
+            return MALFORMED, stream
+        iid = self.lookup(book.coin)
+        if iid is None:
+            return IGNORED, stream
+        return self.books.snapshot(book.coin, iid, book.time, [(lv.px, lv.sz) for lv in bids],
+                                   [(lv.px, lv.sz) for lv in asks], book.time * _MS, ts_recv, out), stream
 
     def _bbo(self, msg: Bbo, ts_recv: int, out: list) -> tuple[Outcome, str]:
         """``{"channel":"bbo","data":{"coin":"BTC","time":1737918843542,"bbo":[{"px":"105055.0","sz":"3.03622","n":5},{"px":"105056.0","sz":"6.34472","n":13}]}}``"""
