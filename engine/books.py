@@ -49,7 +49,17 @@ Provided rules (a venue module may pick one or write its own):
 buffer is replayed through the rule against it), ``"resubscribe"`` (Bybit,
 OKX, Bitget: resubscribing the book stream makes the venue push one; deltas
 before it are dropped), ``"push"`` (Hyperliquid: the next push is one; nothing
-is requested). A venue with a usable checksum passes ``checksum=fn`` (called
+is requested).
+
+What a venue module adds (``engine/venues/binance.py`` is the worked example):
+``BOOK_RULE`` (a rule above, or None) and ``BOOK_SOURCE``; its ``Parser`` has a
+``books = None`` class attribute (set by :func:`attach`) and feeds ``books``
+when it is not None; for ``"rest"``: ``depth_snapshot_request(symbol) ->
+(path, params, weight)`` and ``Parser.book_snapshot(symbol, payload, ts_recv,
+out) -> Outcome`` (decode the REST body, call ``books.snapshot``); for
+``"resubscribe"``: ``is_book_stream(stream) -> bool`` and
+``unsubscribe_messages(streams, first_id) -> list[bytes]`` (the feed sends those,
+then ``subscribe_messages``, on the socket carrying the stream). A venue with a usable checksum passes ``checksum=fn`` (called
 with the :class:`Book` after a delta, returns the venue's checksum) and gives
 ``checksum=value`` to ``delta``; a mismatch resyncs the symbol.
 

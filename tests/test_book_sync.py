@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+import types
 from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from engine.books import attach
 from engine.captures import iter_capture
@@ -177,3 +180,92 @@ async def _until(predicate, timeout=8.0):
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("timed out")
         await asyncio.sleep(0.02)
+
+
+# -- the resubscribe source: WsFeed unsubscribes and resubscribes only that symbol's book stream --------
+
+def _resubscribing_venue():
+    """Binance's wire contract, posing as a venue whose snapshot comes with a (re)subscription."""
+    mod = types.ModuleType("resubscribing_binance")
+    mod.__dict__.update({k: v for k, v in vars(binance).items() if not k.startswith("__")})
+    mod.BOOK_SOURCE = "resubscribe"
+    mod.is_book_stream = lambda s: "@depth" in s
+    mod.unsubscribe_messages = lambda streams, first_id: [
+        json.dumps({"method": "UNSUBSCRIBE", "params": list(streams), "id": first_id}).encode()]
+    return mod
+
+
+@pytest.mark.process
+def test_resubscribe_resync_touches_only_the_symbols_book_stream():
+    sim = start_in_thread(SimulatorConfig(rate=300, seed=2, venues=["binance"], symbols=SYMBOLS,
+                                          first_cascade_after_s=1000.0))
+    try:
+        asyncio.run(asyncio.wait_for(_run_resubscribe(sim), 15))
+    finally:
+        sim.stop()
+
+
+async def _run_resubscribe(sim):
+    mod = _resubscribing_venue()
+    ep = sim.endpoints()
+    venue = sim.sim.venue("binance")
+    received: list = []
+    handle_text = venue.handle_text
+
+    def recording(client, text, hub):
+        received.append(json.loads(text))
+        return handle_text(client, text, hub)
+
+    sim.call(setattr, venue, "handle_text", recording)
+    streams = ("btcusdt@depth@100ms", "btcusdt@bookTicker", "ethusdt@depth@100ms")
+    plan = ConnectionPlan("public/0", f"{ep['ws_urls']['public']}/stream", streams, streams, False)
+    parser = binance.Parser({"BTCUSDT": 0}.get)    # ETHUSDT frames are IGNORED: it has no book
+    books = attach(parser, mod, N)
+    feed = WsFeed(mod, [plan], parser, lambda recs: None)
+    task = asyncio.create_task(feed.run())
+    try:
+        # BTC's first diff finds no synced book and asks for a snapshot: the feed resubscribes its stream
+        await _until(lambda: len(received) >= 3 and feed.stats.outcomes[Outcome.CONTROL] >= 3)
+    finally:
+        feed.stop()
+        await task
+    assert [(m["method"], m["params"]) for m in received] == [("SUBSCRIBE", list(streams)),
+                                                               ("UNSUBSCRIBE", ["btcusdt@depth@100ms"]),
+                                                               ("SUBSCRIBE", ["btcusdt@depth@100ms"])]
+    assert feed.stats.book_resubscribes == 1 and books.book("BTCUSDT").requests == 1
+    assert books.book("ETHUSDT") is None
+
+
+# -- fuzz: a books-enabled parser never raises and never publishes a bad record ----------------------
+
+_num = st.one_of(st.integers(-5, 10**6).map(str), st.sampled_from(["NaN", "Infinity", "-1", "1e400", "", "x"]),
+                 st.floats(allow_nan=True, allow_infinity=True).map(str))
+
+
+@pytest.mark.property
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.fixed_dictionaries({
+    "U": st.integers(0, 30), "du": st.integers(0, 3), "dpu": st.integers(-2, 2),
+    "b": st.lists(st.tuples(_num, _num), max_size=3), "a": st.lists(st.tuples(_num, _num), max_size=3),
+    "snapshot": st.booleans()}), max_size=25))
+def test_fuzzed_diffs_and_snapshots_never_raise(steps):
+    parser = binance.Parser({"BTCUSDT": 0}.get)
+    books = attach(parser, binance, 5)
+    for s in steps:
+        out: list = []
+        u = s["U"] + s["du"]
+        body = {"e": "depthUpdate", "E": 1, "T": 1, "s": "BTCUSDT", "U": s["U"], "u": u, "pu": s["U"] - 1 + s["dpu"],
+                "b": [list(l) for l in s["b"]], "a": [list(l) for l in s["a"]]}
+        frame = json.dumps({"stream": "btcusdt@depth@100ms", "data": body}).encode()
+        outcome, _ = parser.parse(frame, 1, out)
+        assert outcome in tuple(Outcome)
+        if s["snapshot"]:
+            snap = json.dumps({"lastUpdateId": u, "bids": body["b"], "asks": body["a"]}).encode()
+            assert parser.book_snapshot("BTCUSDT", snap, 1, out) in tuple(Outcome)
+        for r in out:
+            if r[0] in (Kind.BOOK_TOP, Kind.BOOK_DEPTH):
+                assert all(math.isfinite(v) and v >= 0.0 for v in r[7:12])
+        book = books.book("BTCUSDT")
+        if book is not None and book.synced and book.best():
+            bid, _, ask, _ = book.best()
+            assert bid < ask
