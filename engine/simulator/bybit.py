@@ -89,7 +89,9 @@ class _Symbol:
         self.bid_qty = self.ask_qty = 0.0
         self.open_price = spec.price
         self.high = self.low = spec.price
-        self.volume = self.turnover = 0.0
+        # 24 h figures start from a day at one weighted median trade a second, so rankings hold from the start
+        self.turnover = spec.weight * spec.trade_usd * 86_400.0
+        self.volume = self.turnover / spec.price
 
 
 class BybitVenue:
