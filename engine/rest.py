@@ -136,6 +136,7 @@ class RestPoller:
         self.base_url = base_url.rstrip("/")
         self.budget = budget
         self.client = client or httpx.AsyncClient(timeout=timeout_s)
+        self.post = getattr(venue_module, "REST_METHOD", "GET") == "POST"   # POST venues take params as a JSON body
         self.requests = 0
         self.errors = 0            # every failed request, whatever the cause
         self.rate_limited = 0      # 429 / 418
@@ -151,11 +152,15 @@ class RestPoller:
                 "rest_weight_used": self.budget.used}
 
     async def get(self, path: str, params: dict, weight: int) -> bytes:
-        """GET under the budget; raise RestError on failure (429/418 also block the venue)."""
+        """GET (or the venue's ``REST_METHOD = "POST"`` with ``params`` as JSON) under the budget;
+        raise RestError on failure (429/418 also block the venue)."""
         await self.budget.acquire(weight)
         self.requests += 1
         try:
-            resp = await self.client.get(self.base_url + path, params=params)
+            if self.post:
+                resp = await self.client.post(self.base_url + path, json=params)
+            else:
+                resp = await self.client.get(self.base_url + path, params=params)
         except httpx.TimeoutException as exc:
             self.errors += 1
             self.timeouts += 1

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import time
 import types
 
@@ -295,12 +296,10 @@ def test_instruments_follow_next_page_until_none():
         return httpx.Response(200, json={"list": syms, "next": nxt})
 
     def parse(payload):
-        import json
         return [InstrumentInfo(s, s[:-4], "USDT", "perpetual", "trading", 0.1, 1.0)
                 for s in json.loads(payload)["list"]]
 
     def next_page(payload, params):
-        import json
         nxt = json.loads(payload)["next"]
         return None if nxt is None else {**params, "after": nxt}
 
@@ -311,3 +310,17 @@ def test_instruments_follow_next_page_until_none():
     infos = run(p.instruments())
     assert [i.symbol for i in infos] == ["AUSDT", "BUSDT", "CUSDT", "DUSDT"]
     assert p.budget.used == 6 and p.requests == 3
+
+
+def test_post_venues_send_params_as_a_json_body():
+    seen = []
+
+    def handler(request):
+        seen.append((request.method, request.url.path, json.loads(request.content)))
+        return httpx.Response(200, json=[{"name": "BTC"}])
+
+    venue = types.SimpleNamespace(REST_METHOD="POST")
+    clock = VirtualClock()
+    p = RestPoller(venue, "http://hl", budget(100, clock), client=httpx.AsyncClient(transport=httpx.MockTransport(handler)))
+    assert run(p.get("/info", {"type": "metaAndAssetCtxs"}, 20)) == b'[{"name":"BTC"}]'
+    assert seen == [("POST", "/info", {"type": "metaAndAssetCtxs"})] and p.budget.used == 20

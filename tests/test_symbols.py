@@ -15,23 +15,12 @@ from engine.rest import RestPoller, WeightBudget
 from engine.simulator.binance import LISTING_EXTRAS, BinanceVenue
 from engine.symbols import OI_BUDGET_SHARE, oi_schedule, parse_selector, rank, register, resolve
 from engine.venues import InstrumentInfo, binance
+from tests.test_rest import VirtualClock
 
 pytestmark = pytest.mark.unit
 
 MARKET = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
 MANY = MARKET + [f"C{i:03d}USDT" for i in range(297)]      # 300 perpetuals
-
-
-class VirtualClock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
-
-    async def sleep(self, seconds: float) -> None:
-        self.t += seconds
-        await asyncio.sleep(0)
 
 
 def sim_rest(symbols, fail: set[str] = frozenset()):
