@@ -260,6 +260,8 @@ def test_contract_sizes_scale_quantities_and_default_to_base_units():
     parser = bybit.Parser(registry(), contract_sizes={"ROSEUSDT": 10.0})
     _, _, [r] = parse_one(DOC_ALL_LIQUIDATION, parser)
     assert (r[8], r[9]) == (200000.0, pytest.approx(200000 * 0.04499))
+    unusable = bybit.Parser(registry(), contract_sizes={"ROSEUSDT": float("nan"), "BTCUSDT": -1.0})
+    assert unusable.contract_sizes == {} and parse_one(DOC_ALL_LIQUIDATION, unusable)[2][0][8] == 20000.0
 
 
 @pytest.mark.unit

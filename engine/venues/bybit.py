@@ -275,7 +275,7 @@ class Parser:
                  contract_sizes: Mapping[str, float] | None = None):
         self.lookup = lookup
         self.flags = flags
-        self.contract_sizes = dict(contract_sizes or {})
+        self.contract_sizes = {s: float(c) for s, c in (contract_sizes or {}).items() if 0.0 < c < _INF}
         self.tickers: dict[str, list] = {}   # symbol -> merged TickerData numbers (None = unknown)
         self._handlers = {
             "publicTrade": (_trade_decoder, self._trades), "allLiquidation": (_liq_decoder, self._liquidations),
