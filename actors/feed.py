@@ -59,6 +59,7 @@ class FeedActor(Actor):
         self.feed_tasks: list[asyncio.Task] = []
         self.oi_tasks: list[asyncio.Task] = []
         self.oi_plan: symbols.OiSchedule | None = None
+        self.retired: list[asyncio.Task] = []
 
     def setup(self) -> None:
         e = self.cfg.engine
@@ -110,7 +111,8 @@ class FeedActor(Actor):
                 feed.stop()
             for t in background + self.oi_tasks:
                 t.cancel()
-            await asyncio.gather(*self.feed_tasks, *background, *self.oi_tasks, return_exceptions=True)
+            await asyncio.gather(*self.feed_tasks, *background, *self.oi_tasks, *self.retired,
+                                 return_exceptions=True)
             await rest.aclose()
 
     def _new_feed(self, v, rest: RestPoller, plans) -> WsFeed:
@@ -143,6 +145,7 @@ class FeedActor(Actor):
             return
         for t in self.oi_tasks:
             t.cancel()
+        self.retired.extend(self.oi_tasks)   # awaited at shutdown
         self.oi_plan = symbols.oi_schedule(list(self.ids), self.volumes, v, self.venue, self.budget_per_minute)
         ref_price = lambda iid: self.last_price.get(iid, 0.0)
         self.oi_tasks = [
