@@ -207,7 +207,9 @@ def test_control_unknown_ignored_and_malformed():
     assert p.parse(b'{"channel":"newThing","data":{}}', 1, [])[0] == Outcome.UNKNOWN
     for frame in (b'{"channel":"trades","data":[{"coin":"BTC"}]}', b'{"channel":7}', b"[1,2]", b"{", b"",
                   REAL_TRADE.replace(b'"side":"B"', b'"side":"X"'), REAL_TRADE.replace(b'"0.01853"', b'"-0.01853"'),
-                  REAL_TRADE.replace(b'"105056.0"', b'"NaN"'), REAL_TRADE.replace(b'"105056.0"', b'"Infinity"')):
+                  REAL_TRADE.replace(b'"105056.0"', b'"NaN"'), REAL_TRADE.replace(b'"105056.0"', b'"Infinity"'),
+                  REAL_TRADE.replace(b'"105056.0"', b'"1e308"').replace(b'"0.01853"', b'"1000"'),   # notional overflows
+                  json.dumps({"channel": "activeAssetCtx", "data": {"coin": "BTC", "ctx": dict(BTC_CTX, markPx=1e308)}}).encode()):
         assert p.parse(frame, 1, [])[0] == Outcome.MALFORMED, frame
     assert p.parse(REAL_TRADE, 1, []) == (Outcome.EMITTED, "trades:BTC")
     unregistered = hl.Parser(lambda s: None)
@@ -309,7 +311,10 @@ def test_subscribe_ping_and_rest_requests():
     assert hl.stream_symbol("l2Book:kPEPE") == "kPEPE" and hl.stream_symbol("allMids") == ""
     assert hl.base_from_symbol("kPEPE") == "kPEPE"
     assert hl.REST_METHOD == "POST" and hl.EXCHANGE_INFO_REQUEST == ("/info", {"type": "metaAndAssetCtxs"}, 20)
-    assert hl.oi_request("BTC") == hl.TICKERS_REQUEST == hl.EXCHANGE_INFO_REQUEST
+    assert hl.OI_REQUEST == hl.TICKERS_REQUEST == hl.EXCHANGE_INFO_REQUEST
+    assert hl.oi_request is None and hl.OI_STREAMED   # OI rides activeAssetCtx: the feed polls no REST for it
+    assert json.loads(hl.unsubscribe_messages(["l2Book:BTC"])[0]) == {
+        "method": "unsubscribe", "subscription": {"type": "l2Book", "coin": "BTC"}}
     assert json.loads(hl.post_message(4, {"type": "meta"})) == {
         "method": "post", "id": 4, "request": {"type": "info", "payload": {"type": "meta"}}}
     reply = b'{"channel":"post","data":{"id":4,"response":{"type":"info","payload":{"type":"meta","data":{"universe":[]}}}}}'

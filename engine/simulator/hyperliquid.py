@@ -38,6 +38,8 @@ from urllib.parse import urlsplit
 
 from websockets.protocol import State
 
+from engine.venues.hyperliquid import subscription
+
 from .market import BookDiff, BookTop, Liquidation, MarkBatch, Trade, spec_for
 
 __all__ = ["HyperliquidVenue"]
@@ -127,7 +129,7 @@ class HyperliquidVenue:
         return "ws", False, []
 
     def accept_streams(self, category: str, names: Iterable[str]) -> list[str]:
-        return [n for n in names if self._stream_of(_sub_of(n)) == n]
+        return [n for n in names if self._stream_of(subscription(n)) == n]
 
     def _stream_of(self, sub: Any) -> str | None:
         """Stream name of a subscription object, or None if this simulator cannot serve it."""
@@ -367,8 +369,3 @@ class HyperliquidVenue:
     def _meta(self) -> dict:
         return {"universe": [{"name": c.coin, "szDecimals": c.qd, "maxLeverage": 40, "onlyIsolated": False,
                               "isDelisted": None} for c in self.coins.values()]}
-
-
-def _sub_of(stream: str) -> dict:
-    t, _, coin = stream.partition(":")
-    return {"type": t, "coin": coin} if coin else {"type": t}

@@ -23,7 +23,10 @@ Contract (PROTOCOLS.md §6, Hyperliquid API docs, as of 2026):
 * ``l2Book``: full snapshots (``levels = [bids, asks]``), pushed per block at most
   every 0.5 s; no sequence numbers, no checksum: each one replaces the book.
 * ``activeAssetCtx``: mark, oracle (index), hourly funding and open interest in
-  coin units; it carries no timestamp, so its records use the receive time.
+  coin units (single- or double-sided is ❓ §11.8); it carries no timestamp, so its
+  records use the receive time. Open interest is therefore never polled over REST
+  (``oi_request = None``); :data:`OI_REQUEST` + :func:`parse_open_interest` remain
+  for a caller that wants a one-off snapshot of every coin.
 * **No public liquidation stream.** Liquidations exist only in per-user channels
   (``userEvents``, ``userFills`` with a ``liquidation`` block). Liquidation fills
   reach the public ``trades`` stream as ordinary trades with nothing marking them,
@@ -48,7 +51,8 @@ from engine.venues.binance import _book_top
 
 __all__ = [
     "VENUE", "DEFAULT_WS_URLS", "DEFAULT_REST_URL", "REST_METHOD", "LIQUIDATIONS_AVAILABLE", "Parser", "plan",
-    "streams_for", "subscribe_messages", "stream_symbol", "ping_message", "oi_request", "parse_open_interest",
+    "streams_for", "subscribe_messages", "unsubscribe_messages", "stream_symbol", "ping_message", "OI_REQUEST",
+    "parse_open_interest",
     "parse_exchange_info", "parse_tickers", "parse_l2_book", "post_message", "post_response", "base_from_symbol",
 ]
 
@@ -60,6 +64,7 @@ DEFAULT_REST_URL = "https://api.hyperliquid.xyz"
 REST_METHOD = "POST"                 # every request below is POST <path> with the params as the JSON body
 INFO_PATH = "/info"
 REST_WEIGHT_PER_MINUTE = 1200
+DEFAULT_QUOTE = "USDC"               # every perp margins in USDC (for registration without the instrument list)
 MAX_SUBSCRIPTIONS_PER_IP = 1000
 MAX_STREAMS_PER_CONNECTION = 100     # our sharding choice: well under the per-IP total and connection caps
 MESSAGE_INTERVAL_S = 0.105           # 2000 messages/min per IP over a few sockets; also the simulator's 10/s
@@ -69,7 +74,8 @@ LIQUIDATIONS_AVAILABLE = False       # no public market-wide liquidation stream 
 # the local book (engine/books.py): every l2Book push is a whole book, no sequence rule, nothing to request
 BOOK_RULE = None
 BOOK_SOURCE = "push"
-OI_STREAMED = True                   # open interest arrives on activeAssetCtx; REST polling is only a fallback
+OI_STREAMED = True                   # open interest arrives on activeAssetCtx, so the feed polls none:
+oi_request = None                    # (per-symbol REST polls would each fetch every coin; see OI_REQUEST)
 trade_stream_ids = False             # tid is a hash, not a per-coin sequence
 # config stream name -> subscription types ("mark" and "oi" share one activeAssetCtx subscription)
 STREAM_TYPES = {
@@ -90,6 +96,7 @@ _MS = 1_000_000
 _INFO_BODY = {"type": "metaAndAssetCtxs"}
 EXCHANGE_INFO_REQUEST = (INFO_PATH, _INFO_BODY, 20)
 TICKERS_REQUEST = (INFO_PATH, _INFO_BODY, 20)
+OI_REQUEST = (INFO_PATH, _INFO_BODY, 20)   # one answer carries every coin's open interest
 
 
 # -- wire ------------------------------------------------------------------------
@@ -136,6 +143,11 @@ def subscribe_messages(streams: tuple[str, ...] | list[str], first_id: int = 1) 
     return [msgspec.json.encode({"method": "subscribe", "subscription": subscription(s)}) for s in streams]
 
 
+def unsubscribe_messages(streams: tuple[str, ...] | list[str], first_id: int = 1) -> list[bytes]:
+    """Return one unsubscribe frame per stream (the subscription object must match the subscribe's)."""
+    return [msgspec.json.encode({"method": "unsubscribe", "subscription": subscription(s)}) for s in streams]
+
+
 def stream_symbol(stream: str) -> str:
     """Native coin of a stream name (``trades:BTC`` -> ``BTC``; ``allMids`` -> ``""``)."""
     return stream.partition(":")[2]
@@ -144,11 +156,6 @@ def stream_symbol(stream: str) -> str:
 def ping_message() -> str:
     """The application-level keepalive; the reply ``{"channel":"pong"}`` parses as CONTROL."""
     return '{"method":"ping"}'
-
-
-def oi_request(symbol: str) -> tuple[str, dict, int]:
-    """(path, JSON body, weight) of an open-interest poll; one answer covers every coin."""
-    return INFO_PATH, _INFO_BODY, 20
 
 
 def post_message(req_id: int, payload: dict) -> bytes:
@@ -372,7 +379,7 @@ class Parser:
         ignored = dups = 0
         for t in trades:
             px, sz, ms = t.px, t.sz, t.time
-            if not (0.0 <= px < _INF and 0.0 <= sz < _INF and ms >= 0):
+            if not (0.0 <= px < _INF and 0.0 <= sz < _INF and px * sz < _INF and ms >= 0):
                 del out[start:]
                 return MALFORMED, f"trades:{coin}"
             side = t.side
@@ -419,11 +426,15 @@ class Parser:
             bids, asks = _side_decoder.decode(book.levels[0]), _side_decoder.decode(book.levels[1])
         except _DecodeErrors:
             return MALFORMED, stream
+        bids = [(lv.px, lv.sz) for lv in bids]
+        asks = [(lv.px, lv.sz) for lv in asks]
+        for px, sz in bids + asks:
+            if not (0.0 < px and 0.0 <= sz and px * sz < _INF):
+                return MALFORMED, stream
         iid = self.lookup(book.coin)
         if iid is None:
             return IGNORED, stream
-        return self.books.snapshot(book.coin, iid, book.time, [(lv.px, lv.sz) for lv in bids],
-                                   [(lv.px, lv.sz) for lv in asks], book.time * _MS, ts_recv, out), stream
+        return self.books.snapshot(book.coin, iid, book.time, bids, asks, book.time * _MS, ts_recv, out), stream
 
     def _bbo(self, msg: Bbo, ts_recv: int, out: list) -> tuple[Outcome, str]:
         """``{"channel":"bbo","data":{"coin":"BTC","time":1737918843542,"bbo":[{"px":"105055.0","sz":"3.03622","n":5},{"px":"105056.0","sz":"6.34472","n":13}]}}``"""
@@ -435,7 +446,7 @@ class Parser:
         iid = self.lookup(d.coin)
         if iid is None:
             return IGNORED, stream
-        return _book_top(VENUE, self.flags, iid, d.time * _MS, ts_recv, bid.px, bid.sz, ask.px, ask.sz, out), stream
+        return _top(self.flags, iid, d.time * _MS, ts_recv, bid, ask, out), stream
 
     def _ctx(self, msg: ActiveAssetCtx, ts_recv: int, out: list) -> tuple[Outcome, str]:
         """MARK (mark, oracle as index, hourly funding, next hour) + OPEN_INTEREST (coin units, USD at mark).
@@ -446,7 +457,7 @@ class Parser:
         stream = "activeAssetCtx:" + d.coin
         c = d.ctx
         mark, oracle, funding, oi = c.markPx, c.oraclePx, c.funding, c.openInterest
-        if not (0.0 < mark < _INF and 0.0 <= oracle < _INF and -_INF < funding < _INF and 0.0 <= oi < _INF):
+        if not (0.0 < mark < _INF and 0.0 <= oracle < _INF and -_INF < funding < _INF and 0.0 <= oi * mark < _INF):
             return MALFORMED, stream
         iid = self.lookup(d.coin)
         if iid is None:
@@ -522,7 +533,13 @@ def _book_record(book: WsBook, ts_recv: int, out: list, lookup, flags: int) -> O
     iid = lookup(book.coin)
     if iid is None:
         return IGNORED
-    return _book_top(VENUE, flags, iid, book.time * _MS, ts_recv, b.px, b.sz, a.px, a.sz, out)
+    return _top(flags, iid, book.time * _MS, ts_recv, b, a, out)
+
+
+def _top(flags: int, iid: int, ts_ex: int, ts_recv: int, bid: Level, ask: Level, out: list) -> Outcome:
+    if not bid.px * bid.sz + ask.px * ask.sz < _INF:   # finite prices and sizes can still overflow the notional
+        return MALFORMED
+    return _book_top(VENUE, flags, iid, ts_ex, ts_recv, bid.px, bid.sz, ask.px, ask.sz, out)
 
 
 # -- REST (POST /info) -----------------------------------------------------------
@@ -609,7 +626,7 @@ def parse_open_interest(payload: bytes, lookup: Callable[[str], int | None], ts_
         seen += 1
         price = c.markPx if c.markPx is not None else ref_price
         oi = c.openInterest
-        if not (0.0 <= price < _INF and 0.0 <= oi < _INF):
+        if not (0.0 <= price < _INF and 0.0 <= oi < _INF and oi * price < _INF):
             bad += 1
             continue
         out.append((Kind.OPEN_INTEREST, VENUE, 0, flags, iid, ts_recv, ts_recv, price, oi, oi * price, 0.0, 0.0))

@@ -1,0 +1,81 @@
+"""The feed actor with the Hyperliquid venue, in its own process, against the simulator: records reach the ring."""
+from __future__ import annotations
+
+import multiprocessing
+import shutil
+import tempfile
+
+import pytest
+
+from engine.actor_table import ActorTable, actor_table_segment
+from engine.instruments import Registry, registry_segment
+from engine.record import Kind
+from engine.ring import Ring, RingReader, ring_segment
+from engine.simulator.runner import start_in_thread
+from tests.conftest import wait_until
+
+pytestmark = pytest.mark.process
+
+CONFIG = """
+[engine]
+namespace = "{ns}"
+run_dir = "{run}"
+ring_capacity = 65536
+max_instruments = 64
+max_assets = 32
+[venues.hyperliquid]
+ws_urls = {{ ws = "{ws}" }}
+rest_url = "{rest}"
+symbols = ["BTC", "ETH", "SOL"]
+streams = ["trades", "book", "mark", "oi"]
+"""
+
+
+def _run_feed(text: str) -> None:
+    from actors.feed import FeedActor
+    from engine.config import loads
+    raise SystemExit(FeedActor(loads(text), "hyperliquid").start())
+
+
+def test_feed_actor_streams_hyperliquid_into_the_ring(namespace):
+    run = tempfile.mkdtemp(prefix="ut-hl-feed-", dir="/tmp")
+    want = {Kind.TRADE, Kind.BOOK_TOP, Kind.MARK, Kind.OPEN_INTEREST}
+    with start_in_thread(venues=["hyperliquid"], rate=400.0, liquidation_share=0.3, seed=5) as sim:
+        ep = sim.endpoints("hyperliquid")
+        text = CONFIG.format(ns=namespace, run=run, ws=ep["ws_urls"]["ws"], rest=ep["rest_url"])
+        ring = Ring.open(ring_segment(namespace, "hyperliquid"), 65536)   # as the supervisor creates them
+        reg = Registry.open(registry_segment(namespace), 64, 32)
+        table = ActorTable.open(actor_table_segment(namespace))
+        proc = multiprocessing.get_context("spawn").Process(target=_run_feed, args=(text,), daemon=True)
+        proc.start()
+        try:
+            reader = RingReader(ring, "test", start="earliest")
+            seen: dict[int, set[int]] = {}
+
+            def every_coin_has_everything() -> bool:
+                recs, _ = reader.poll()
+                for r in recs:
+                    seen.setdefault(int(r["instrument"]), set()).add(int(r["kind"]))
+                return len(seen) == 3 and all(want <= kinds for kinds in seen.values())
+
+            wait_until(every_coin_has_everything, 15, 0.05, "trades, books, marks and OI of BTC, ETH and SOL")
+            assert all(Kind.LIQUIDATION not in kinds for kinds in seen.values())
+            rows = {bytes(r[4]).decode(): r for r in reg.rows[:3]}
+            assert set(rows) == {"BTC", "ETH", "SOL"}
+
+            def published():
+                rows = [r for r in table.snapshot() if r["name"] == "feed:hyperliquid"]
+                return rows[0]["counters"] if rows and rows[0]["counters"].get("frames") else None
+
+            c = wait_until(published, 5, message="feed counters")
+            assert c["malformed"] == 0 and c["unknown"] == 0 and c["events_liquidation"] == 0
+            proc.terminate()
+            proc.join(15)
+            assert proc.exitcode == 0
+        finally:
+            if proc.is_alive():
+                proc.kill()
+                proc.join(5)
+            for obj in (ring, reg, table):
+                obj.close()
+            shutil.rmtree(run, ignore_errors=True)
