@@ -24,7 +24,7 @@ from engine.instruments import Registry, registry_segment
 from engine.kernels import BatchRunner
 from engine.kernels import columns as C
 from engine.kernels.pipeline import EV_LEVEL, EV_REGIME
-from engine.record import VENUE_NAMES, Flag, Kind
+from engine.record import VENUE_NAMES, Flag
 from engine.ring import Ring, RingReader, ring_segment
 from engine.signals import LEVELS, REGIMES, Cascade, Liquidation, Volatility
 from engine.state import StateTable
@@ -78,12 +78,17 @@ class ComputeActor(Actor):
         self.runner = BatchRunner(det, self.registry, self.worker, eng.compute_workers)
         self.table.set_windows(self.runner.velocity.windows_s, self.runner.vol.windows, det.cascade.window_s)
         self.runner.warm_up()
-        params = {"timeout_s": eng.park_timeout_ms / 1000.0} if eng.idle == "park" else {}
+        params = ({"timeout_s": eng.park_timeout_ms / 1e3, "spin_s": eng.park_spin_us / 1e6}
+                  if eng.idle == "park" else {})
         self.idle = make_idle(eng.idle, self.readers, self.doorbell, **params)
         if eng.compute_cores:
             self.pin([eng.compute_cores[self.worker % len(eng.compute_cores)]])
         self._symbols: dict[int, tuple[str, str]] = {}
         self._last_cascade_pub = np.zeros(0, dtype=np.int64)
+        self._next_republish = 0       # stream time (ns) of the next due re-publication; 0 = check
+        self._inst_version = -1
+        self._inst_asset_list: list[int] = []
+        self._single_usd: list[float] = []
         self.stats = dict(records=0, lost=0, batches=0, max_batch=0, kernel_ns=0, unknown=0,
                           sig_liquidation=0, sig_cascade=0, sig_volatility=0)
 
@@ -164,26 +169,32 @@ class ComputeActor(Actor):
         return s
 
     def publish_liquidations(self, recs: np.ndarray) -> None:
+        """One signal per liquidation of an owned asset the kernel found in this batch."""
         r = self.runner
-        liq_cfg = self.cfg.detectors.liquidations
-        mask = (recs["kind"] == Kind.LIQUIDATION) & (recs["instrument"] < r.n_inst)
-        if not mask.any():
+        idx = r.liquidations()
+        if not len(idx):
             return
-        for i in np.flatnonzero(mask):
-            rec = recs[i]
-            iid = int(rec["instrument"])
-            a = int(r.inst_asset[iid])
-            usd = float(rec["notional"])
-            if not r.owned[a] or usd < liq_cfg.publish_min_usd:
+        liq_cfg = self.cfg.detectors.liquidations
+        for i in idx.tolist():
+            # one tuple in record field order: a single call, where per-field access costs one each
+            _, _, side, flags, iid, ts_exchange, ts_recv, price, qty, usd, _, _ = recs[i].item()
+            if usd < liq_cfg.publish_min_usd:
                 continue
+            a = self._asset_of(iid)
             symbol, venue = self._symbol(iid)
             self.publisher.publish(Liquidation(
-                asset=r.asset_names[a], venue=venue, symbol=symbol, ts_exchange=int(rec["ts_exchange"]),
-                ts_recv=int(rec["ts_recv"]), ts_computed=time.time_ns(),
-                side="short" if rec["side"] < 0 else "long", price=float(rec["price"]), qty=float(rec["qty"]),
-                notional_usd=usd, size_class=size_class(usd, float(r.single_usd[a]), liq_cfg),
-                capped=bool(rec["flags"] & Flag.CAPPED)))
+                asset=r.asset_names[a], venue=venue, symbol=symbol, ts_exchange=ts_exchange,
+                ts_recv=ts_recv, ts_computed=time.time_ns(), side="short" if side < 0 else "long",
+                price=price, qty=qty, notional_usd=usd, size_class=size_class(usd, self._single_usd[a], liq_cfg),
+                capped=bool(flags & Flag.CAPPED)))
             self.stats["sig_liquidation"] += 1
+
+    def _asset_of(self, iid: int) -> int:
+        if self._inst_version != self.runner.n_inst:   # the registry grew: new Python-side copies
+            self._inst_version = self.runner.n_inst
+            self._inst_asset_list = self.runner.inst_asset.tolist()
+            self._single_usd = self.runner.single_usd.tolist()
+        return self._inst_asset_list[iid]
 
     def publish_cascade(self, a: int, row: np.ndarray, prev: int, ts_exchange: int, ts_recv: int) -> None:
         r = self.runner
@@ -209,20 +220,33 @@ class ComputeActor(Actor):
             grown[: len(self._last_cascade_pub)] = self._last_cascade_pub
             self._last_cascade_pub = grown
         self._last_cascade_pub[a] = int(r.clock[0])
+        self._next_republish = min(self._next_republish, int(r.clock[0]) + int(
+            self.cfg.detectors.cascade.publish_interval_s * 1e9))
         r.asset_rows[a, C.LAST_SIGNAL_TS] = time.time_ns()
 
     def republish_cascades(self, ts_recv: int) -> None:
-        """Re-publish assets above NONE whose last cascade signal is ``publish_interval_s`` old (stream time)."""
+        """Re-publish assets above NONE whose last cascade signal is ``publish_interval_s`` old (stream time).
+
+        The scan runs only when the stream clock reaches the earliest due time it found last
+        (a level change resets that), not on every batch.
+        """
         r = self.runner
-        active = np.flatnonzero((r.asset_rows[:, C.LEVEL] > 0) & r.owned)
-        if not len(active):
+        now = int(r.clock[0])
+        if now < self._next_republish:
             return
         interval = int(self.cfg.detectors.cascade.publish_interval_s * 1e9)
-        now = int(r.clock[0])
-        for a in active:
-            if a < len(self._last_cascade_pub) and now - self._last_cascade_pub[a] >= interval:
+        active = np.flatnonzero((r.asset_rows[:, C.LEVEL] > 0) & r.owned)
+        next_due = now + interval
+        for a in active.tolist():
+            if a >= len(self._last_cascade_pub):
+                continue
+            due = int(self._last_cascade_pub[a]) + interval
+            if now >= due:
                 row = r.asset_rows[a]
-                self.publish_cascade(int(a), row.copy(), int(row[C.LEVEL]), now, ts_recv)
+                self.publish_cascade(a, row.copy(), int(row[C.LEVEL]), now, ts_recv)
+                due = now + interval
+            next_due = min(next_due, due)
+        self._next_republish = next_due
 
     def publish_volatility(self, ev) -> None:
         r = self.runner

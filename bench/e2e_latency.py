@@ -35,7 +35,7 @@ from engine import shm  # noqa: E402
 from engine.actor_table import ActorTable, actor_table_segment  # noqa: E402
 from engine.bus import Subscriber  # noqa: E402
 from engine.cli import point_at_simulator, wait_ready_file  # noqa: E402
-from engine.config import Config, dump_json  # noqa: E402
+from engine.config import Config, VenuesConfig, dump_json  # noqa: E402
 
 
 def counters(ns: str) -> dict[str, dict[str, float]]:
@@ -49,14 +49,17 @@ def counters(ns: str) -> dict[str, dict[str, float]]:
 
 
 def run_once(rate: float, duration: float, warmup: float, liq_share: float, symbols: list[str],
-             idle: str, seed: int, sim_nice: int = 10) -> dict:
+             idle: str, seed: int, sim_nice: int = 10, park_spin_us: float = 0.0) -> dict:
     ns = "bench" + uuid.uuid4().hex[:6]
     tmp = Path(tempfile.mkdtemp(prefix="undertow-bench-"))
     base = msgspec.convert({
-        "engine": {"namespace": ns, "run_dir": str(tmp), "idle": idle, "ring_capacity": 1 << 18},
+        "engine": {"namespace": ns, "run_dir": str(tmp), "idle": idle, "ring_capacity": 1 << 18,
+                   "park_spin_us": park_spin_us},
         "supervisor": {"health_port": 0},
         "bus": {"endpoint": f"ipc://{tmp}/bus.sock", "heartbeat_interval_s": 1.0},
-        "simulator": {"rate": rate, "seed": seed, "symbols": symbols},
+        "simulator": {"rate": rate, "seed": seed, "symbols": symbols, "venues": ["binance"]},
+        # one venue: --rate is the frame rate the engine sees, not six venues' renderings of it
+        "venues": {v: {"enabled": False} for v in VenuesConfig.__struct_fields__} | {"binance": {"symbols": symbols}},
         "alerts": {"enabled": False},
         "detectors": {"liquidations": {"publish_min_usd": 0.0}},
     }, Config)
@@ -145,6 +148,8 @@ def main(argv=None) -> int:
                     help="fraction of frames that are liquidations (each yields a signal)")
     ap.add_argument("--symbols", default="BTCUSDT,ETHUSDT,SOLUSDT")
     ap.add_argument("--idle", default="park", choices=["spin", "backoff", "sleep", "park"])
+    ap.add_argument("--park-spin-us", type=float, default=0.0,
+                    help="with --idle park: keep polling this long after work before parking")
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--sim-nice", type=int, default=10,
                     help="niceness of the simulator, which stands in for the remote exchange and should not "
@@ -155,7 +160,7 @@ def main(argv=None) -> int:
     results = []
     for i in range(args.runs):
         r = run_once(args.rate, args.duration, args.warmup, args.liquidation_share, args.symbols.split(","),
-                     args.idle, args.seed + i, args.sim_nice)
+                     args.idle, args.seed + i, args.sim_nice, args.park_spin_us)
         results.append(r)
         print(f"  stages (p50 µs): {r['stages']}", flush=True)
         print(f"run {i + 1}: rate {r['rate']:.0f}/s  signals {r['count']}  p50 {r['p50_us']} µs  p99 {r['p99_us']} µs"

@@ -39,6 +39,7 @@ class EngineConfig(msgspec.Struct, **_STRUCT):
     feed_cores: list[int] = []           # cores the feed processes may use; [] = any
     idle: IdleName = "park"              # compute readers: only one process may spin per free core
     park_timeout_ms: float = 5.0
+    park_spin_us: float = 0.0            # keep polling this long after work before parking (0: park at once)
     timer_slack_ns: int = 1
 
 
@@ -206,6 +207,8 @@ def _check(cfg: Config) -> None:
         bad("engine.compute_cores", "core numbers must be >= 0")
     if e.park_timeout_ms <= 0:
         bad("engine.park_timeout_ms", "must be > 0")
+    if not 0 <= e.park_spin_us <= 100_000:
+        bad("engine.park_spin_us", "must be between 0 and 100000")
     s = cfg.supervisor
     if s.heartbeat_timeout_ms < 200:
         bad("supervisor.heartbeat_timeout_ms", "must be >= 200")

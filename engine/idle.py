@@ -117,19 +117,30 @@ class Sleep(IdleStrategy):
 
 
 class Park(IdleStrategy):
-    """Block on a doorbell that producers ring; wake at least every ``timeout_s``."""
+    """Block on a doorbell that producers ring; wake at least every ``timeout_s``.
+
+    For ``spin_s`` after a poll that found work the reader keeps polling instead
+    of parking: records of one burst (a venue's packet carries several frames)
+    then cost neither a doorbell round trip nor the cold caches of a wake-up.
+    """
 
     name = "park"
 
     def __init__(self, readers: Sequence[Parkable], doorbell: Doorbell, timeout_s: float = 5e-3,
-                 extra_fds: Sequence[int] = ()):
+                 extra_fds: Sequence[int] = (), spin_s: float = 0.0):
         self.readers = list(readers)
         self.doorbell = doorbell
         self.timeout_s = timeout_s
         self.extra_fds = list(extra_fds)
+        self.spin_s = spin_s
+        self._spin_until = 0.0
 
     def idle(self, work: int) -> None:
         if work:
+            if self.spin_s:
+                self._spin_until = time.perf_counter() + self.spin_s
+            return
+        if self.spin_s and time.perf_counter() < self._spin_until:
             return
         for r in self.readers:
             r.set_parked(True)

@@ -360,13 +360,13 @@ class RingReader:
     def poll(self, max_records: int | None = None) -> tuple[np.ndarray, int]:
         """Return (records, lost): new records (a view valid until the next poll) and how many were missed."""
         ring = self.ring
-        hdr = ring._hdr
         w = ring._mv[_W_CURSOR]
         r = self._cursor
         if w == r:
             return self._empty, 0
         cap = ring.capacity
-        gen = int(hdr[_W_GENERATION])
+        mv = ring._mv
+        gen = mv[_W_GENERATION]
         if gen != self.generation:
             self.producer_restarts += gen - self.generation
             self.generation = gen
@@ -383,7 +383,7 @@ class RingReader:
         if first < n:
             out[first:n] = ring.data[:n - first]
         # Slots of records below (claim - capacity) may have been reused while we copied.
-        valid_from = int(hdr[_W_CLAIM]) - cap
+        valid_from = mv[_W_CLAIM] - cap
         skip = 0
         if r < valid_from:
             skip = min(valid_from - r, n)

@@ -32,6 +32,16 @@ endpoint = "ipc://{run}/bus.sock"
 heartbeat_interval_s = 0.2
 [venues.binance]
 symbols = ["BTCUSDT", "ETHUSDT"]
+[venues.bybit]
+enabled = false
+[venues.okx]
+enabled = false
+[venues.gate]
+enabled = false
+[venues.bitget]
+enabled = false
+[venues.hyperliquid]
+enabled = false
 [detectors.liquidations]
 enabled = {liq}
 [detectors.cascade]

@@ -69,8 +69,12 @@ def _refresh_velocity(rings, key, now, widths, slots, windows_s, scratch, row, v
 def process_batch(records, start, inst_asset, owned, asset_ptr, asset_inst, single_usd,
                   inst_rings, asset_rings, widths, slots, vel_windows,
                   vol_state, vol_windows, bounds, multipliers, cas_params,
-                  on, clock, inst_rows, asset_rows, scratch, events):
+                  on, clock, inst_rows, asset_rows, scratch, events, liqs):
     """Process ``records[start:]``; return (next record, events written, status).
+
+    The index of every liquidation of an owned asset is appended to ``liqs``
+    (``liqs[0]`` holds the count; the caller resets it per batch), so the
+    caller publishes them without scanning the batch again.
 
     Status ``EVENTS_FULL``: drain ``events`` and call again from the next
     record; ``UNKNOWN_INSTRUMENT``: refresh the registry (or skip that record)
@@ -127,6 +131,10 @@ def process_batch(records, start, inst_asset, owned, asset_ptr, asset_inst, sing
                 if prev != arow[C.REGIME]:
                     n_ev = _emit(events, n_ev, EV_REGIME, prev, arow[C.REGIME], a, iid, i, now, rec, arow)
         elif kind == LIQUIDATION:
+            n_liq = liqs[0] + 1
+            if n_liq < liqs.shape[0]:
+                liqs[n_liq] = i
+                liqs[0] = n_liq
             irow[C.LAST_LIQ_TS] = ts
             arow[C.LAST_LIQ_TS] = ts
             if on[ON_RINGS]:

@@ -8,12 +8,13 @@ from .cascade import cascade_params
 from .pipeline import (DONE, EVENT_DTYPE, EVENTS_FULL, ON_CASCADE, ON_RINGS, ON_VELOCITY, ON_VOLATILITY,
                        process_batch)
 from .velocity import VelocityLayout, VelocityRings
-from ..record import empty_records
+from ..record import RECORD_DTYPE, empty_records
 from .volatility import NORMAL, VolatilityState
 
 __all__ = ["BatchRunner", "single_usd_of"]
 
 EVENTS_CAPACITY = 4096
+LIQS_CAPACITY = 4096       # liquidation indices per batch (the ring reader's batch size)
 
 
 def single_usd_of(liq_cfg, asset: str) -> float:
@@ -49,6 +50,7 @@ class BatchRunner:
         self.vol = VolatilityState(self.vol_windows_cfg, 1)
         self.unknown = 0
         self.scratch = np.zeros((max(len(self.velocity.widths), len(self.vol.windows)), C.LIQ_CHANNELS))
+        self.liqs = np.zeros(LIQS_CAPACITY + 1, dtype=np.int64)
         self.n_inst = self.n_assets = -1  # force the first refresh even for an empty registry
         self.refresh()
 
@@ -75,7 +77,18 @@ class BatchRunner:
         if len(self.events) < self.events_needed + 64:
             self.events = np.zeros(self.events_needed + EVENTS_CAPACITY, dtype=EVENT_DTYPE)
         self.n_inst, self.n_assets = n_inst, n_assets
+        self._bind()
         return True
+
+    def _bind(self) -> None:
+        """Collect the kernel's fixed arguments once, and its compiled entry point for their types."""
+        self._static = (
+            self.inst_asset, self.owned, self.asset_ptr, self.asset_inst, self.single_usd,
+            self.inst_rings.as_tuple(), self.asset_rings.as_tuple(), self.velocity.widths,
+            self.velocity.slots, self.velocity.windows_s, self.vol.as_tuple(), self.vol.windows,
+            self.bounds, self.multipliers, self.cas_params, self.on, self.clock,
+            self.inst_rows, self.asset_rows, self.scratch, self.events, self.liqs)
+        self._entry = None
 
     def _grow_rows(self, rows: np.ndarray, n: int) -> np.ndarray:
         if n <= len(rows):
@@ -88,10 +101,17 @@ class BatchRunner:
 
     # -- batches ----------------------------------------------------------
     def run(self, records: np.ndarray) -> list[np.ndarray]:
-        """Feed ``records``; return the level/regime events found (copies), in stream order."""
+        """Feed ``records``; return the level/regime events found (copies), in stream order.
+
+        Afterwards :meth:`liquidations` lists the batch's liquidations of owned assets.
+        """
         out: list[np.ndarray] = []
         i = 0
         n = len(records)
+        if n >= len(self.liqs):
+            self.liqs = np.zeros(n + 1, dtype=np.int64)
+            self._bind()
+        self.liqs[0] = 0
         while i < n:
             i, n_ev, status = self._call(records, i)
             if n_ev:
@@ -103,13 +123,24 @@ class BatchRunner:
                 i += 1
         return out
 
+    def liquidations(self) -> np.ndarray:
+        """Indices (into the last batch) of its liquidations of owned assets, in stream order."""
+        return self.liqs[1:1 + self.liqs[0]]
+
     def _call(self, records: np.ndarray, start: int):
-        return process_batch(
-            records, start, self.inst_asset, self.owned, self.asset_ptr, self.asset_inst, self.single_usd,
-            self.inst_rings.as_tuple(), self.asset_rings.as_tuple(), self.velocity.widths,
-            self.velocity.slots, self.velocity.windows_s, self.vol.as_tuple(), self.vol.windows,
-            self.bounds, self.multipliers, self.cas_params, self.on, self.clock,
-            self.inst_rows, self.asset_rows, self.scratch, self.events)
+        entry = self._entry
+        if entry is not None and records.flags.c_contiguous and records.flags.writeable:
+            return entry(records, start, *self._static)
+        # First call with these argument types: go through the dispatcher (it compiles or loads
+        # from the cache), then keep the compiled entry point, which skips per-call type matching
+        # (a third of the call's cost when the caches are cold).
+        result = process_batch(records, start, *self._static)
+        sig = tuple(process_batch.typeof_pyval(a) for a in (records, start, *self._static))
+        overload = process_batch.overloads.get(sig)
+        if overload is not None and records.dtype == RECORD_DTYPE and records.flags.c_contiguous \
+                and records.flags.writeable:
+            self._entry = overload.entry_point
+        return result
 
     def warm_up(self) -> None:
         """Compile (or load from the cache) the fused kernel with an empty batch."""
