@@ -94,19 +94,15 @@ class FeedActor(Actor):
     async def _main(self) -> None:
         v = self.vcfg
         rest = RestPoller(self.venue, v.rest_url or self.venue.DEFAULT_REST_URL, WeightBudget(self.budget_per_minute))
-        resolution = await symbols.resolve(v, self.venue, rest, self.venue_name)
-        self.volumes = resolution.volumes
-        self._start_feed(rest, self.register(resolution))
-        self._plan_oi(rest)
-        background = []
-        if isinstance(v.symbols, str) and v.resolve_interval_s > 0:
-            background.append(asyncio.create_task(self._re_resolve(rest), name="resolve"))
-        await asyncio.sleep(0)  # let the first connects create their sockets before pinning
-        if self.cfg.engine.feed_cores:
-            self.pin(self.cfg.engine.feed_cores)
+        background: list[asyncio.Task] = []
+        # Beats start first: resolving symbols may wait out REST retries, and an actor that
+        # does not beat meanwhile is taken for hung; a stop during start-up cancels it.
+        startup = asyncio.create_task(self._startup(rest, background), name="startup")
         try:
-            await self._housekeeping(rest)
+            await self._housekeeping(rest, startup)
         finally:
+            startup.cancel()
+            await asyncio.gather(startup, return_exceptions=True)
             for feed in self.feeds:
                 feed.stop()
             for t in background + self.oi_tasks:
@@ -114,6 +110,18 @@ class FeedActor(Actor):
             await asyncio.gather(*self.feed_tasks, *background, *self.oi_tasks, *self.retired,
                                  return_exceptions=True)
             await rest.aclose()
+
+    async def _startup(self, rest: RestPoller, background: list[asyncio.Task]) -> None:
+        v = self.vcfg
+        resolution = await symbols.resolve(v, self.venue, rest, self.venue_name)
+        self.volumes = resolution.volumes
+        self._start_feed(rest, self.register(resolution))
+        self._plan_oi(rest)
+        if isinstance(v.symbols, str) and v.resolve_interval_s > 0:
+            background.append(asyncio.create_task(self._re_resolve(rest), name="resolve"))
+        await asyncio.sleep(0)  # let the first connects create their sockets before pinning
+        if self.cfg.engine.feed_cores:
+            self.pin(self.cfg.engine.feed_cores)
 
     def _new_feed(self, v, rest: RestPoller, plans) -> WsFeed:
         parser = self.venue.Parser(self.ids.get)
@@ -170,11 +178,13 @@ class FeedActor(Actor):
             if added or (self.oi_plan and symbols.rank(list(self.ids), self.volumes)[:len(hot_before)] != hot_before):
                 self._plan_oi(rest)
 
-    async def _housekeeping(self, rest: RestPoller) -> None:
+    async def _housekeeping(self, rest: RestPoller, startup: asyncio.Task) -> None:
         """Beat, heartbeat the ring and publish counters until stopping."""
         tick = min(self.beat_interval_s, 0.25)
         next_counters = 0.0
         while not self.stopping:
+            if startup.done() and not startup.cancelled() and startup.exception() is not None:
+                raise startup.exception()   # the actor exits; the supervisor restarts it
             self.beat()
             self.ring.heartbeat()
             now = time.monotonic()

@@ -106,7 +106,7 @@ def test_rest_depth_snapshots_and_exchange_info():
     (fr,) = list(iter_capture(SHARED / "cryptofeed/sample_data/BINANCE_FUTURES.0"))
     infos = {i.symbol: i for i in binance.parse_exchange_info(fr.payload)}
     assert infos["BTCUSDT"].base == "BTC" and infos["BTCUSDT"].quote == "USDT"
-    assert infos["BTCUSDT"].contract_type == "PERPETUAL" and infos["BTCUSDT"].tick_size > 0
+    assert infos["BTCUSDT"].contract_type == "perpetual" and infos["BTCUSDT"].tick_size > 0
     assert infos["SUSHIUSDT"].tick_size == 0.001
 
 

@@ -15,11 +15,13 @@ import pytest
 
 from engine import shm
 from engine.actor_table import RUNNING, ActorTable, actor_table_segment
+from engine.config import VenuesConfig
 
 from .conftest import wait_until
 
 pytestmark = pytest.mark.process
 ROOT = Path(__file__).resolve().parents[1]
+OTHER_VENUES = [v for v in VenuesConfig.__struct_fields__ if v != "binance"]
 
 
 def free_port() -> int:
@@ -57,6 +59,7 @@ symbols = ["BTCUSDT"]
 reconnect_initial_s = 0.2
 reconnect_max_s = 1.0
 """
+    text += "".join(f"\n[venues.{v}]\nenabled = false\n" for v in OTHER_VENUES)
     p = tmp_path / "config.toml"
     p.write_text(text)
     return p

@@ -32,10 +32,10 @@ _MAX_BACKLOG_S = 0.5     # further behind than this, the synthetic clock skips a
 # caps) and implements the interface :class:`~engine.simulator.server.SimServer` documents.
 SIM_VENUES: dict[str, str] = {
     "binance": "engine.simulator.binance:BinanceVenue",
-    "okx": "engine.simulator.okx:OkxVenue",
-    "bitget": "engine.simulator.bitget:BitgetVenue",
     "bybit": "engine.simulator.bybit:BybitVenue",
+    "okx": "engine.simulator.okx:OkxVenue",
     "gate": "engine.simulator.gate:GateVenue",
+    "bitget": "engine.simulator.bitget:BitgetVenue",
     "hyperliquid": "engine.simulator.hyperliquid:HyperliquidVenue",
 }
 
