@@ -19,6 +19,7 @@ import numpy as np
 
 from engine.bus import publisher_for
 from engine.config import Config, VenuesConfig
+from engine.detectors import DetectorContext, build as build_detectors
 from engine.idle import Doorbell, make_idle
 from engine.instruments import Registry, registry_segment
 from engine.kernels import BatchRunner
@@ -78,6 +79,7 @@ class ComputeActor(Actor):
         self.runner = BatchRunner(det, self.registry, self.worker, eng.compute_workers)
         self.table.set_windows(self.runner.velocity.windows_s, self.runner.vol.windows, det.cascade.window_s)
         self.runner.warm_up()
+        self.detectors = build_detectors(DetectorContext(cfg, self.registry, self.runner))
         params = ({"timeout_s": eng.park_timeout_ms / 1e3, "spin_s": eng.park_spin_us / 1e6}
                   if eng.idle == "park" else {})
         self.idle = make_idle(eng.idle, self.readers, self.doorbell, **params)
@@ -160,6 +162,11 @@ class ComputeActor(Actor):
                     self.publish_volatility(ev)
         if det.cascade.enabled:
             self.republish_cascades(int(recs["ts_recv"][-1]))
+        # after the liquidation/cascade signals: the plug-in detectors do not delay those
+        publish = self.publisher.publish
+        for d in self.detectors:
+            for sig in d.run(recs):
+                publish(sig)
 
     def _symbol(self, iid: int) -> tuple[str, str]:
         s = self._symbols.get(iid)
