@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import msgspec
 import zmq
 
+from .security import CurveClient, CurveServer, curve_server_for
 from .signals import Heartbeat, SignalBase, decode, encode, topic_of
 
 _set = msgspec.structs.force_setattr
@@ -19,15 +20,17 @@ class Publisher:
     """Publish signals as ``[topic, msgpack]``; ``bind`` or ``connect`` to ``endpoint``.
 
     Create it before pinning the process to a core (libzmq's I/O thread
-    inherits the creating thread's affinity).
+    inherits the creating thread's affinity). With ``curve`` the socket is a
+    CurveZMQ server: subscribers without its public key are refused.
     """
 
     def __init__(self, endpoint: str, name: str, bind: bool = True, sndhwm: int = 100000,
-                 context: zmq.Context | None = None, linger_ms: int = 200):
+                 context: zmq.Context | None = None, linger_ms: int = 200, curve: CurveServer | None = None):
         self.ctx = context or zmq.Context.instance()
         self.sock = self.ctx.socket(zmq.PUB)
         self.sock.setsockopt(zmq.SNDHWM, sndhwm)
         self.sock.setsockopt(zmq.LINGER, linger_ms)
+        self._auth = curve.apply(self.sock) if curve is not None else None
         if bind:
             self.sock.bind(endpoint)
         else:
@@ -63,6 +66,8 @@ class Publisher:
 
     def close(self) -> None:
         self.sock.close()
+        if self._auth is not None:
+            self._auth.stop()
 
 
 @dataclass
@@ -83,14 +88,16 @@ class _GapCounter:
 
 
 class Subscriber:
-    """Subscribe to topic prefixes at one or more endpoints and decode signals."""
+    """Subscribe to topic prefixes at one or more endpoints and decode signals (``curve``: a CurveZMQ bus)."""
 
     def __init__(self, endpoints: str | list[str], topics: list[str] | tuple[str, ...] = ("",),
-                 context: zmq.Context | None = None, rcvhwm: int = 100000):
+                 context: zmq.Context | None = None, rcvhwm: int = 100000, curve: CurveClient | None = None):
         self.ctx = context or zmq.Context.instance()
         self.sock = self.ctx.socket(zmq.SUB)
         self.sock.setsockopt(zmq.RCVHWM, rcvhwm)
         self.sock.setsockopt(zmq.LINGER, 0)
+        if curve is not None:
+            curve.apply(self.sock)
         for t in topics:
             self.sock.setsockopt(zmq.SUBSCRIBE, t.encode())
         for ep in [endpoints] if isinstance(endpoints, str) else endpoints:
@@ -147,6 +154,7 @@ def publisher_for(cfg, name: str, context: zmq.Context | None = None) -> Publish
     proxy, which owns the public endpoint.
     """
     if cfg.engine.compute_workers == 1:
-        return Publisher(cfg.bus.endpoint, name, bind=True, sndhwm=cfg.bus.sndhwm, context=context)
+        return Publisher(cfg.bus.endpoint, name, bind=True, sndhwm=cfg.bus.sndhwm, context=context,
+                         curve=curve_server_for(cfg.bus))
     return Publisher(internal_endpoint(cfg.engine.run_dir), name, bind=False, sndhwm=cfg.bus.sndhwm,
                      context=context)

@@ -14,6 +14,8 @@ from typing import Literal
 
 import msgspec
 
+from .security import endpoint_is_local
+
 __all__ = ["Config", "ConfigError", "load", "loads", "dump_json", "to_toml_dict", "default_path"]
 
 _STRUCT = dict(frozen=True, kw_only=True, forbid_unknown_fields=True)
@@ -61,6 +63,10 @@ class BusConfig(msgspec.Struct, **_STRUCT):
     endpoint: str = "tcp://127.0.0.1:7300"   # where subscribers connect
     heartbeat_interval_s: float = 1.0
     sndhwm: int = 100000
+    # CurveZMQ, required when endpoint binds beyond loopback: the server certificate (*.key_secret) and,
+    # optionally, a directory of client public certificates allowed to subscribe ("" = anyone with our public key)
+    curve_secret_key: str = ""
+    curve_clients_dir: str = ""
 
 
 class VenueConfig(msgspec.Struct, **_STRUCT):
@@ -158,11 +164,36 @@ class CascadeConfig(msgspec.Struct, **_STRUCT):
     publish_interval_s: float = 1.0      # while a level holds, re-publish at most this often
 
 
+class ZonesConfig(msgspec.Struct, **_STRUCT):
+    """Liquidation-zone model (engine/kernels/zones.py): positions reconstructed from open-interest flow."""
+
+    enabled: bool = True
+    bin_width: float = 0.0025            # price bin width, share of price (log-spaced bins)
+    bins: int = 1024                     # bins per asset grid, centred on the asset's first price
+    # leverage mix of new positions: key "venue:ASSET", "venue", "ASSET" or "*" -> [[leverage, weight], ...];
+    # "*" calibrated on the Hyperliquid position snapshots (bench/zones_calibration.py)
+    leverage: dict[str, list[list[float]]] = msgspec.field(default_factory=lambda: {"*": [[3.0, 0.10], [6.0, 0.14], [12.0, 0.26], [22.0, 0.26], [40.0, 0.16], [80.0, 0.08]]})
+    maintenance: dict[str, float] = msgspec.field(default_factory=lambda: {"*": 0.005})  # maintenance margin rate, same keys
+    taker_weight: float = 0.5            # long share = 0.5 + taker_weight * taker imbalance + funding term
+    funding_weight: float = 0.1
+    funding_scale: float = 0.0001        # funding rate per interval that gives the full funding tilt
+    split_clip: float = 0.05             # long share kept within [clip, 1 - clip]
+    split_uncertainty: float = 0.15      # std of the long share: the uncertainty band of each bin
+    eval_interval_s: float = 1.0         # stream time between zone evaluations per asset
+    vol_halflife_s: float = 300.0        # EWMA half-life of the 1 s return variance
+    horizon_s: float = 300.0             # look-ahead of the approach threshold
+    approach_sigmas: float = 1.0         # zone_approach when distance <= this many sigma over horizon_s
+    large_quantile: float = 0.9          # a zone is large when its USD is at or above this quantile of the side's bins
+    min_zone_usd: float = 100_000.0      # ... and at least this
+    zone_bins: int = 4                   # adjacent bins summed into one zone
+
+
 class DetectorsConfig(msgspec.Struct, **_STRUCT):
     liquidations: LiquidationsConfig = LiquidationsConfig()
     velocity: VelocityConfig = VelocityConfig()
     volatility: VolatilityConfig = VolatilityConfig()
     cascade: CascadeConfig = CascadeConfig()
+    zones: ZonesConfig = ZonesConfig()
 
 
 class ConsoleSinkConfig(msgspec.Struct, **_STRUCT):
@@ -179,6 +210,17 @@ class AlertsConfig(msgspec.Struct, **_STRUCT):
     console: ConsoleSinkConfig = ConsoleSinkConfig()
 
 
+class RecorderConfig(msgspec.Struct, **_STRUCT):
+    """The recorder actor: records and signals into daily compressed segments (engine/history.py)."""
+
+    enabled: bool = False
+    root: str = "/var/lib/undertow/history"
+    retention_days: float = 30.0
+    flush_interval_s: float = 5.0        # buffered records reach disk at least this often
+    codec: Literal["auto", "zlib", "zstd"] = "auto"   # auto: zstd when the zstandard package is installed, else zlib
+    level: int = 3
+
+
 class Config(msgspec.Struct, **_STRUCT):
     """The whole configuration."""
 
@@ -189,6 +231,7 @@ class Config(msgspec.Struct, **_STRUCT):
     simulator: SimulatorConfig = SimulatorConfig()
     detectors: DetectorsConfig = DetectorsConfig()
     alerts: AlertsConfig = AlertsConfig()
+    recorder: RecorderConfig = RecorderConfig()
 
 
 def _check(cfg: Config) -> None:
@@ -216,6 +259,13 @@ def _check(cfg: Config) -> None:
         bad("supervisor.health_port", "must be a TCP port (0 disables)")
     if not cfg.bus.endpoint.startswith(("tcp://", "ipc://")):
         bad("bus.endpoint", "must start with tcp:// or ipc://")
+    if not endpoint_is_local(cfg.bus.endpoint) and not cfg.bus.curve_secret_key:
+        bad("bus.curve_secret_key", f"bus.endpoint {cfg.bus.endpoint} is reachable beyond loopback: "
+            "give a CurveZMQ server certificate (*.key_secret) or bind to 127.0.0.1 / ipc://")
+    if cfg.bus.curve_secret_key and not Path(cfg.bus.curve_secret_key).is_file():
+        bad("bus.curve_secret_key", f"no such file: {cfg.bus.curve_secret_key}")
+    if cfg.bus.curve_clients_dir and not Path(cfg.bus.curve_clients_dir).is_dir():
+        bad("bus.curve_clients_dir", f"no such directory: {cfg.bus.curve_clients_dir}")
     for name in VenuesConfig.__struct_fields__:
         v: VenueConfig = getattr(cfg.venues, name)
         if isinstance(v.symbols, str):
@@ -247,6 +297,16 @@ def _check(cfg: Config) -> None:
         bad("detectors.velocity.windows_s", "needs positive windows")
     if "*" not in cfg.detectors.liquidations.single_usd:
         bad("detectors.liquidations.single_usd", "needs a \"*\" fallback entry")
+    z = cfg.detectors.zones
+    if not 0 < z.bin_width < 0.1 or z.bins < 16:
+        bad("detectors.zones.bin_width", "need 0 < bin_width < 0.1 and bins >= 16")
+    if "*" not in z.leverage or "*" not in z.maintenance:
+        bad("detectors.zones.leverage", "leverage and maintenance need a \"*\" entry")
+    for key, mix in z.leverage.items():
+        if not mix or any(len(p) != 2 or p[0] <= 1 or p[1] < 0 for p in mix) or sum(p[1] for p in mix) <= 0:
+            bad(f"detectors.zones.leverage.{key}", "needs [[leverage > 1, weight >= 0], ...] with a positive weight")
+    if cfg.recorder.retention_days <= 0 or cfg.recorder.flush_interval_s <= 0:
+        bad("recorder.retention_days", "retention_days and flush_interval_s must be > 0")
     if cfg.simulator.speed < 0:
         bad("simulator.speed", "must be >= 0")
 

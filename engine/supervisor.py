@@ -30,6 +30,7 @@ from .health import HealthServer, render_metrics
 from .instruments import Registry, registry_segment
 from .ring import Ring, ring_segment
 from .sdnotify import Notifier
+from .security import curve_server_for, ensure_private_dir, ipc_dir
 
 __all__ = ["Supervisor", "ActorSpec", "actor_specs", "bus_endpoint_file"]
 
@@ -98,6 +99,7 @@ class Supervisor:
         self.registry: Registry | None = None
         self._proxy: threading.Thread | None = None
         self._zctx: zmq.Context | None = None
+        self._auth = None   # ZAP authenticator of a CurveZMQ proxy with allow-listed clients
         self.started = time.monotonic()
         self.config_file = self.run_dir / f"{self.ns}.effective-config.json"
 
@@ -133,6 +135,9 @@ class Supervisor:
         xsub.bind(internal_endpoint(str(self.run_dir)))
         xpub = self._zctx.socket(zmq.XPUB)
         xpub.setsockopt(zmq.SNDHWM, self.cfg.bus.sndhwm)
+        curve = curve_server_for(self.cfg.bus)
+        if curve is not None:
+            self._auth = curve.apply(xpub)
         xpub.bind(self.cfg.bus.endpoint)
 
         def run():
@@ -241,7 +246,11 @@ class Supervisor:
 
     def start(self) -> None:
         """Create shared memory, the bus proxy, the health server and every actor."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        os.umask(0o077)   # runtime files (bus.json, effective config, ipc sockets) for the service user only
+        ensure_private_dir(self.run_dir)
+        bus_dir = ipc_dir(self.cfg.bus.endpoint)
+        if bus_dir is not None:
+            ensure_private_dir(bus_dir)
         self._create_shared()
         dump_json(self.cfg, self.config_file)
         self._start_proxy()
@@ -303,6 +312,8 @@ class Supervisor:
             c.proc = None
         if self.health is not None:
             self.health.stop()
+        if self._auth is not None:
+            self._auth.stop()
         if self._zctx is not None:
             self._zctx.term()
             if self._proxy is not None:
