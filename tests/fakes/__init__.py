@@ -1,0 +1,1 @@
+"""Test doubles for external services (a local Telegram Bot API in :mod:`tests.fakes.botapi`)."""
