@@ -69,6 +69,14 @@ def cmd_simulate(args) -> int:
                                  ("speed", args.speed)) if v is not None}
     if args.replay:
         changes.update(mode="replay", replay_files=args.replay)
+    if args.scenario:
+        from .simulator.scenarios import parse_script
+        for line in args.scenario:
+            try:
+                parse_script(line)
+            except ValueError as exc:
+                raise SystemExit(f"undertow simulate: --scenario {exc}") from None
+        changes.update(scenarios=[*sim.scenarios, *args.scenario])
     if changes:
         sim = msgspec.structs.replace(sim, **changes)
     run(sim, ready_file=args.ready_file, duration=args.duration, liquidation_share=args.liquidation_share,
@@ -262,6 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int)
     s.add_argument("--speed", type=float, help="replay speed factor (0 = as fast as possible)")
     s.add_argument("--replay", nargs="+", metavar="FILE", help="replay recorded captures instead of synthesizing")
+    s.add_argument("--scenario", action="append", metavar="NAME[:SYMBOL][@S][,k=v]",
+                   help="script a market episode (repeatable), e.g. oi_explosion:BTCUSDT@60,pct=40; "
+                        "names in engine/simulator/scenarios.py")
     s.add_argument("--duration", type=float)
     s.add_argument("--ready-file", help="write the listening port and endpoints here (JSON) once ready")
     s.add_argument("--liquidation-share", type=float, default=0.0,

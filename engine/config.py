@@ -120,6 +120,8 @@ class SimulatorConfig(msgspec.Struct, **_STRUCT):
     rate: float = 200.0                  # synthetic market: aggregate frames per second in calm periods
     cascade_every_s: float = 45.0        # mean time between synthetic cascades
     first_cascade_after_s: float = 20.0
+    correlation: float = 0.7             # loading of each symbol's returns on the market factor (the first symbol)
+    scenarios: list[str] = []            # scripted episodes "NAME[:SYMBOL][@SECONDS][,key=value...]" (engine/simulator/scenarios.py)
     ping_interval_s: float = 180.0
     pong_timeout_s: float = 600.0
     max_connection_age_s: float = 86400.0
@@ -309,6 +311,14 @@ def _check(cfg: Config) -> None:
         bad("recorder.retention_days", "retention_days and flush_interval_s must be > 0")
     if cfg.simulator.speed < 0:
         bad("simulator.speed", "must be >= 0")
+    if not -1.0 <= cfg.simulator.correlation <= 1.0:
+        bad("simulator.correlation", "must be in [-1, 1]")
+    from .simulator.scenarios import parse_script
+    for i, line in enumerate(cfg.simulator.scenarios):
+        try:
+            parse_script(line)
+        except ValueError as exc:
+            bad(f"simulator.scenarios[{i}]", str(exc))
 
 
 def loads(text: str | bytes, source: str = "<config>", fmt: str = "toml") -> Config:

@@ -21,13 +21,18 @@ Model, per symbol:
 * liquidations: sparse small background, optional flat share (benchmarks),
   and cascades: self-exciting (Hawkes) bursts lasting 10-60 s in which each
   liquidation of one side pushes price further the same way and raises volume,
-  sometimes on several symbols together.
+  sometimes on several symbols together;
+* returns share one market factor (the first symbol's shock) with loading
+  ``correlation``, so pairs have a stable correlation a scenario can break;
+* scripted scenarios (:mod:`engine.simulator.scenarios`: whale prints, volume
+  bursts, OI explosions/flushes, funding squeezes, book imbalance, depth
+  collapse, correlation breaks, cascades, calm hours) via :meth:`SyntheticMarket.script`.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import NamedTuple, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
@@ -166,6 +171,12 @@ class _State:
     basis: float = 0.0
     trade_id: int = 1_000_000
     book: _Book = field(default_factory=_Book)
+    # scenario knobs (neutral values leave the calm model unchanged)
+    volume_mult: float = 1.0
+    flow_bias: float = 0.0
+    basis_target: float = 0.0
+    book_mult: list = field(default_factory=lambda: [1.0, 1.0])   # bid, ask resting-size multipliers
+    loading: float | None = None      # market-factor loading override (correlation break)
 
     @property
     def price(self) -> float:
@@ -178,6 +189,8 @@ _REGIME_DWELL_S = (120.0, 90.0, 40.0)
 _HAWKES_JUMP = 0.5      # excitation added per liquidation (1/s)
 _HAWKES_DECAY = 1.0     # 1/s; branching ratio = jump / decay
 _BACKGROUND_LIQ_PER_S = 0.03
+_FUNDING_BASE = 0.0001   # 8 h funding rate at zero basis
+_FUNDING_BASIS_GAIN = 0.3
 _CALM_TRADE_SHARE = 0.4  # of non-liquidation events; the rest are book-top updates
 
 
@@ -186,11 +199,16 @@ class SyntheticMarket:
 
     def __init__(self, symbols: Sequence[str] = ("BTCUSDT", "ETHUSDT", "SOLUSDT"), *, seed: int = 7,
                  rate: float = 200.0, cascade_every_s: float = 45.0, first_cascade_after_s: float = 20.0,
-                 liquidation_share: float = 0.0) -> None:
+                 liquidation_share: float = 0.0, correlation: float = 0.7) -> None:
         if not symbols:
             raise ValueError("at least one symbol is needed")
         if not 0.0 <= liquidation_share < 1.0:
             raise ValueError(f"liquidation_share must be in [0, 1), got {liquidation_share}")
+        if not -1.0 <= correlation <= 1.0:
+            raise ValueError(f"correlation must be in [-1, 1], got {correlation}")
+        self.correlation = float(correlation)
+        self.scripted: list = []
+        self.calm_until = 0.0
         self.rng = np.random.default_rng(seed)
         self.rate = float(rate)
         self.cascade_every_s = float(cascade_every_s)
@@ -253,6 +271,60 @@ class SyntheticMarket:
         self.regime = 2
         return c
 
+    def script(self, name: str, symbol: str | None = None, *, at: float | None = None,
+               duration: float | None = None, **params) -> Any:
+        """Schedule scenario ``name`` on ``symbol`` (default: the first) at simulated time ``at`` (default: now)."""
+        from .scenarios import make_scenario
+        sym = (symbol or self.symbols[0]).upper()
+        if sym not in self.states:
+            raise ValueError(f"scenario {name}: unknown symbol {sym!r} (have {', '.join(self.symbols)})")
+        sc = make_scenario(name, sym, self.t if at is None else at, duration, **params)
+        self.scripted.append(sc)
+        return sc
+
+    def print_trade(self, st: _State, usd: float, taker_buy: bool, events: list) -> None:
+        """Emit one taker trade of ``usd`` at the touch (whale prints)."""
+        spec = st.spec
+        price = st.price
+        qty = max(spec.step, round(usd / price / spec.step) * spec.step)
+        bid = self._snap(price, spec, down=True)
+        st.trade_id += 1
+        events.append(Trade(spec.symbol, self.t, st.trade_id, bid + spec.tick if taker_buy else bid, qty, taker_buy))
+        st.oi += qty * 0.5
+
+    def scale_book(self, st: _State, side: int, factor: float) -> None:
+        """Multiply resting size on ``side`` (0 bid, 1 ask) now and in every later draw."""
+        if not factor > 0.0:
+            raise ValueError(f"book scale factor must be positive, got {factor}")
+        st.book_mult[side] *= factor
+        levels, dirty = (st.book.bids, st.book.dirty_bids) if side == 0 else (st.book.asks, st.book.dirty_asks)
+        for k, q in levels.items():
+            levels[k] = self._qty(q * factor, st.spec)
+            dirty.add(k)
+
+    @staticmethod
+    def basis_for_funding(rate_8h: float) -> float:
+        """The basis at which the synthetic funding formula gives ``rate_8h``."""
+        return (rate_8h - _FUNDING_BASE) / _FUNDING_BASIS_GAIN
+
+    def _run_scenarios(self, t: float, events: list) -> None:
+        keep = []
+        for sc in self.scripted:
+            if t < sc.start:
+                keep.append(sc)
+                continue
+            st = self.states[sc.symbol]
+            if not sc.started:
+                sc.started = True
+                sc.begin(self, st, events)
+            if t < sc.end:
+                sc.tick(self, st, t, events)
+                keep.append(sc)
+            else:
+                sc.finished = True
+                sc.finish(self, st, events)
+        self.scripted = keep
+
     # ---------------------------------------------------------------- stepping
 
     def step(self) -> list:
@@ -260,15 +332,19 @@ class SyntheticMarket:
         self.steps += 1
         t = self.t
         rng = self.rng
-        if t >= self.next_cascade_at:
+        events: list = []
+        if self.scripted:
+            self._run_scenarios(t, events)
+        if t >= self.next_cascade_at and t >= self.calm_until:
             c = self.trigger_cascade()
             gap = float(rng.exponential(self.cascade_every_s))
             self.next_cascade_at = t + max(gap, c.end - c.start + 5.0)
         self.cascades = [c for c in self.cascades if c.end > t]
         if rng.random() < STEP_S / _REGIME_DWELL_S[self.regime]:
             self.regime = int(rng.integers(0, 3))
+            if t < self.calm_until:
+                self.regime = min(self.regime, 1)
 
-        events: list = []
         share = self.liquidation_share
         sigma = _REGIME_VOL[self.regime] * math.sqrt(STEP_S / SECONDS_PER_YEAR)
         n_sym = len(self.symbols)
@@ -276,16 +352,23 @@ class SyntheticMarket:
         noise = rng.standard_normal(n_sym).tolist()
         uniforms = rng.random(n_sym).tolist()
         biases, means = [], []
+        factor = noise[0]   # the first symbol's shock is the market factor
+        rho = self.correlation
         for i, sym in enumerate(self.symbols):
             st = self.states[sym]
-            st.log_price += sigma * noise[i]
+            if i == 0:
+                st.log_price += sigma * factor
+            else:
+                load = rho if st.loading is None else st.loading
+                st.log_price += sigma * (load * factor + math.sqrt(1.0 - load * load) * noise[i])
             bias, intensity = self._cascade_liquidations(st, t, events)
             if share > 0.0:
                 self._share_liquidations(st, t, self.rate * share * self._weights[i], events)
             if uniforms[i] < _BACKGROUND_LIQ_PER_S * STEP_S:
                 self._background_liquidation(st, t, events)
-            biases.append(bias)
-            means.append(self.rate * (1.0 - share) * self._weights[i] * STEP_S * (1.0 + min(intensity, 4.0) / 2.0))
+            biases.append(max(-0.45, min(0.45, bias + st.flow_bias)))
+            means.append(self.rate * (1.0 - share) * self._weights[i] * STEP_S * (1.0 + min(intensity, 4.0) / 2.0)
+                         * st.volume_mult)
         counts = rng.poisson(np.outer(means, (_CALM_TRADE_SHARE, 1.0 - _CALM_TRADE_SHARE))).tolist()
         for i, sym in enumerate(self.symbols):
             st = self.states[sym]
@@ -384,8 +467,8 @@ class SyntheticMarket:
         self._move_top(st)
         rng = self.rng
         lot = st.spec.trade_usd / st.price
-        for side, best in ((book.bids, book.best_bid), (book.asks, book.best_ask)):
-            side[best] = self._qty(lot * float(rng.lognormal(1.0, 1.0)), st.spec)
+        for s, (side, best) in enumerate(((book.bids, book.best_bid), (book.asks, book.best_ask))):
+            side[best] = self._qty(lot * st.book_mult[s] * float(rng.lognormal(1.0, 1.0)), st.spec)
         book.dirty_bids.add(book.best_bid)
         book.dirty_asks.add(book.best_ask)
         book.update_id += 1
@@ -401,10 +484,12 @@ class SyntheticMarket:
         for _ in range(int(rng.integers(2, 8))):
             depth = int(rng.integers(1, BOOK_LEVELS))
             if rng.random() < 0.5:
-                book.bids[book.best_bid - depth] = self._qty(lot * float(rng.lognormal(1.5, 1.2)), st.spec)
+                book.bids[book.best_bid - depth] = self._qty(lot * st.book_mult[0] * float(rng.lognormal(1.5, 1.2)),
+                                                             st.spec)
                 book.dirty_bids.add(book.best_bid - depth)
             else:
-                book.asks[book.best_ask + depth] = self._qty(lot * float(rng.lognormal(1.5, 1.2)), st.spec)
+                book.asks[book.best_ask + depth] = self._qty(lot * st.book_mult[1] * float(rng.lognormal(1.5, 1.2)),
+                                                             st.spec)
                 book.dirty_asks.add(book.best_ask + depth)
         self._refill_book(st)
         book.update_id += 1
@@ -439,9 +524,9 @@ class SyntheticMarket:
                 book.dirty_asks.add(k)
         book.best_bid, book.best_ask = bid, ask
         lot = st.spec.trade_usd / st.price
-        for side, best, dirty in ((book.bids, bid, book.dirty_bids), (book.asks, ask, book.dirty_asks)):
+        for s, (side, best, dirty) in enumerate(((book.bids, bid, book.dirty_bids), (book.asks, ask, book.dirty_asks))):
             if best not in side:
-                side[best] = self._qty(lot * float(self.rng.lognormal(1.0, 1.0)), st.spec)
+                side[best] = self._qty(lot * st.book_mult[s] * float(self.rng.lognormal(1.0, 1.0)), st.spec)
                 dirty.add(best)
 
     def _refill_book(self, st: _State) -> None:
@@ -452,8 +537,8 @@ class SyntheticMarket:
             book.best_ask = book.best_bid + 1
         lot = st.spec.trade_usd / st.price
         rng = self.rng
-        for side, best, sign, dirty in ((book.bids, book.best_bid, -1, book.dirty_bids),
-                                        (book.asks, book.best_ask, 1, book.dirty_asks)):
+        for s, (side, best, sign, dirty) in enumerate(((book.bids, book.best_bid, -1, book.dirty_bids),
+                                                       (book.asks, book.best_ask, 1, book.dirty_asks))):
             far = best + sign * BOOK_LEVELS
             for k in [k for k in side if (k - far) * sign > 0]:
                 del side[k]
@@ -462,7 +547,7 @@ class SyntheticMarket:
                 for d in range(BOOK_LEVELS):
                     k = best + sign * d
                     if k not in side and (d == 0 or rng.random() < 0.6):
-                        side[k] = self._qty(lot * float(rng.lognormal(1.5, 1.2)), st.spec)
+                        side[k] = self._qty(lot * st.book_mult[s] * float(rng.lognormal(1.5, 1.2)), st.spec)
                         dirty.add(k)
 
     def _top(self, st: _State, limit: int) -> tuple[list, list]:
@@ -474,10 +559,10 @@ class SyntheticMarket:
 
     def _mark_of(self, st: _State, drift: bool = False) -> MarkUpdate:
         if drift:  # basis mean-reverts; a falling market drags it negative
-            st.basis = 0.9 * st.basis + float(self.rng.normal(0.0, 0.00005))
+            st.basis = 0.9 * st.basis + 0.1 * st.basis_target + float(self.rng.normal(0.0, 0.00005))
         index = st.price
         mark = index * (1.0 + st.basis)
-        funding = max(-0.0075, min(0.0075, 0.0001 + 0.3 * st.basis))
+        funding = max(-0.0075, min(0.0075, _FUNDING_BASE + _FUNDING_BASIS_GAIN * st.basis))
         return MarkUpdate(st.spec.symbol, mark, index, funding)
 
     @staticmethod

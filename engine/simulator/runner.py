@@ -19,6 +19,7 @@ from engine.config import SimulatorConfig
 
 from .market import STEP_S, SyntheticMarket
 from .replay import CaptureReplay
+from .scenarios import parse_script
 from .server import SimServer
 
 __all__ = ["Simulator", "run", "start_in_thread", "SimulatorHandle"]
@@ -58,7 +59,9 @@ class Simulator:
             self.market = SyntheticMarket(cfg.symbols, seed=cfg.seed, rate=cfg.rate,
                                           cascade_every_s=cfg.cascade_every_s,
                                           first_cascade_after_s=cfg.first_cascade_after_s,
-                                          liquidation_share=liquidation_share)
+                                          liquidation_share=liquidation_share, correlation=cfg.correlation)
+            for line in cfg.scenarios:
+                self.script(line)
         else:
             if not cfg.replay_files:
                 raise ValueError("simulator mode 'replay' needs replay_files")
@@ -74,6 +77,7 @@ class Simulator:
                                 max_messages_per_s=max_messages_per_s)
         self.server.extra_counters.append(self._counters)
         self.server.control_cascade = self._control_cascade
+        self.server.control_scenario = self._control_scenario
         if self.replay is not None:
             self.server.rest_override = self.replay.rest_answer
         self._pump: asyncio.Task | None = None
@@ -126,6 +130,24 @@ class Simulator:
     def _control_cascade(self, query: dict) -> dict:
         self.trigger_cascade(query.get("symbol"), all_symbols=query.get("all") == "1")
         return {"cascade": True}
+
+    def script(self, line: str) -> Any:
+        """Schedule a scenario from a script line ``NAME[:SYMBOL][@SECONDS][,key=value...]`` (synthetic mode only)."""
+        if self.market is None:
+            raise RuntimeError("scenarios exist only in synthetic mode")
+        name, symbol, at, params = parse_script(line)
+        return self.market.script(name, symbol, at=at, **params)
+
+    def _control_scenario(self, query: dict) -> dict:
+        """``/_sim/scenario?name=..&symbol=..[&at=..][&duration=..][&<param>=..]``."""
+        q = dict(query)
+        line = q.pop("name", "") + (":" + q.pop("symbol") if "symbol" in q else "") + \
+            ("@" + q.pop("at") if "at" in q else "") + "".join(f",{k}={v}" for k, v in q.items())
+        try:
+            sc = self.script(line)
+        except (ValueError, RuntimeError) as exc:
+            return {"scenario": False, "error": str(exc)}
+        return {"scenario": sc.name, "symbol": sc.symbol, "start": sc.start, "end": sc.end}
 
     def venue(self, name: str) -> Any:
         """The simulator object of venue ``name``."""
