@@ -19,6 +19,7 @@ the process.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 
 import msgspec
@@ -60,6 +61,7 @@ class FeedActor(Actor):
         self.oi_tasks: list[asyncio.Task] = []
         self.oi_plan: symbols.OiSchedule | None = None
         self.retired: list[asyncio.Task] = []
+        self.contract_sizes: dict[str, float] = {}   # native symbol -> base units per contract (instrument list)
 
     def setup(self) -> None:
         e = self.cfg.engine
@@ -77,6 +79,7 @@ class FeedActor(Actor):
         """Register the resolved symbols not registered yet; return those newly added."""
         fresh = [s for s in resolution.symbols if s not in self.ids]
         self.ids.update(symbols.register(self.registry, self.venue, fresh, resolution.infos))
+        self.contract_sizes.update({s: i.contract_size for s, i in resolution.infos.items() if i.contract_size > 0})
         return [s for s in fresh if s in self.ids]
 
     # -- records ---------------------------------------------------------------------
@@ -124,13 +127,18 @@ class FeedActor(Actor):
             self.pin(self.cfg.engine.feed_cores)
 
     def _new_feed(self, v, rest: RestPoller, plans) -> WsFeed:
-        parser = self.venue.Parser(self.ids.get)
-        attach_books(parser, self.venue, v.depth_levels)   # venues without BOOK_SOURCE keep no books
-        snapshot_request = getattr(self.venue, "depth_snapshot_request", None)
-        feed = WsFeed(self.venue, plans, parser, self.write,
+        venue = self.venue
+        # venues quoting contracts (OKX ctVal, Gate quanto_multiplier) need the listing's sizes
+        takes_sizes = "contract_sizes" in inspect.signature(venue.Parser).parameters
+        parser = venue.Parser(self.ids.get, contract_sizes=self.contract_sizes) if takes_sizes \
+            else venue.Parser(self.ids.get)
+        attach_books(parser, venue, v.depth_levels)   # venues without BOOK_SOURCE keep no books
+        snapshot_request = getattr(venue, "depth_snapshot_request", None)
+        feed = WsFeed(venue, plans, parser, self.write,
                       reconnect_initial_s=v.reconnect_initial_s, reconnect_max_s=v.reconnect_max_s,
                       stale_after_s=v.stale_after_s, rotate_after_s=v.rotate_after_s,
-                      snapshot_fetcher=(lambda symbol: rest.get(*snapshot_request(symbol))) if snapshot_request else None)
+                      snapshot_fetcher=(lambda symbol: rest.get(*snapshot_request(symbol))) if snapshot_request else None,
+                      connect_kwargs={"additional_headers": getattr(venue, "WS_HEADERS", {})})
         return feed
 
     def _start_feed(self, rest: RestPoller, new_symbols: list[str]) -> None:
@@ -149,7 +157,8 @@ class FeedActor(Actor):
     def _plan_oi(self, rest: RestPoller) -> None:
         """(Re)start the open-interest pollers on a tier plan that fits the venue's weight budget."""
         v = self.vcfg
-        if "oi" not in v.streams or getattr(self.venue, "oi_request", None) is None:
+        if ("oi" not in v.streams or getattr(self.venue, "oi_request", None) is None
+                or getattr(self.venue, "OI_STREAMED", False)):   # the socket pushes OI: no REST polls
             return
         for t in self.oi_tasks:
             t.cancel()

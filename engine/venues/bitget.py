@@ -60,6 +60,7 @@ MAX_STREAMS_PER_CONNECTION = 50      # hard limit 1000; the docs strongly recomm
 MAX_ARGS_PER_SUBSCRIBE = 25          # keeps one subscribe frame well under 4 KiB
 MESSAGE_INTERVAL_S = 0.12            # 10 messages/s per socket, pings included
 PING_INTERVAL_S = 30.0
+OI_STREAMED = True                   # the v2 ticker pushes holdingAmount: the feed polls no REST for OI
 MAX_CONNECTION_AGE_S = 86400.0
 REST_WEIGHT_PER_MINUTE = 6000        # every public GET weighs 1
 BOOK_CHANNELS = (1, 5, 15)           # snapshot channels books<N>; ``books`` is full depth with deltas

@@ -59,7 +59,7 @@ BOOK_DEPTHS = (50, 200, 1000)            # linear depths with deltas (level 1 is
 BOOK_RULE = monotonic
 BOOK_SOURCE = "resubscribe"
 trade_stream_ids = False                 # trade ids are UUID strings: TRADE aux is 0
-OI_IN_STREAM = True                      # tickers.{s} pushes open interest; REST polling is optional
+OI_STREAMED = True                       # tickers.{s} pushes open interest; REST polling is optional
 
 _INF = float("inf")
 _MS = 1_000_000
