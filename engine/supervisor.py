@@ -70,11 +70,13 @@ def enabled_venues(cfg: Config) -> list[str]:
 
 
 def actor_specs(cfg: Config) -> list[ActorSpec]:
-    """The actors ``cfg`` asks for: a feed per enabled venue, the compute workers, and alerts."""
+    """The actors ``cfg`` asks for: a feed per enabled venue, the compute workers, alerts and the recorder."""
     specs = [ActorSpec(f"feed:{v}", ["feed", "--venue", v]) for v in enabled_venues(cfg)]
     specs += [ActorSpec(f"compute:{k}", ["compute", "--worker", str(k)]) for k in range(cfg.engine.compute_workers)]
     if cfg.alerts.enabled:
         specs.append(ActorSpec("alerts", ["alerts"]))
+    if cfg.recorder.enabled:
+        specs.append(ActorSpec("recorder", ["recorder"]))
     return specs
 
 
