@@ -248,6 +248,12 @@ def cmd_status(args) -> int:
     return 0
 
 
+# -- top -------------------------------------------------------------------
+def cmd_top(args) -> int:
+    from .dashboard import run_top
+    return run_top(_load(args.config), args.refresh, args.duration)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="undertow", description="Liquidation-cascade radar for crypto perpetuals.")
     p.add_argument("--log-level", default=os.environ.get("UNDERTOW_LOG_LEVEL", "INFO"),
@@ -305,6 +311,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("status", help="actors and rings of a running engine")
     s.add_argument("--config")
     s.set_defaults(func=cmd_status)
+
+    s = sub.add_parser("top", help="live terminal dashboard of a running engine (venues, assets, latest alerts)")
+    s.add_argument("--config")
+    s.add_argument("--refresh", type=float, default=1.0, help="seconds between redraws")
+    s.add_argument("--duration", type=float, help="exit after this many seconds")
+    s.set_defaults(func=cmd_top)
 
     s = sub.add_parser("actor", help="run one actor in this process (used by the supervisor and systemd units)")
     s.add_argument("name", choices=["feed", "compute", "alerts", "recorder"])
