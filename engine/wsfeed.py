@@ -55,6 +55,7 @@ log = logging.getLogger("undertow.wsfeed")
 CONNECTION_WIDE = 0xFFFFFFFF
 _STALE_RECONNECT_PERIODS = 3
 _HANDOVER_TIMEOUT_S = 10.0
+_OVERLAP_KEYS = 200_000
 _SNAPSHOT_RETRY_S = (0.5, 1.0, 2.0)   # waits between failed snapshot fetches of one resync
 _TRADE, _LIQ = Kind.TRADE, Kind.LIQUIDATION
 
@@ -139,6 +140,9 @@ class _PlanState:
         self.stale_since: dict[str, int] = {}
         self.gap_check: set[int] | None = None  # instruments already checked since the last reconnect
         self.sock: _Socket | None = None        # the socket serving the plan now
+        # during a make-before-break handover: trades without ids (Bybit, Hyperliquid, Bitget's
+        # 19-digit ids) by (instrument, time, side, price, qty) -> the socket that delivered them first
+        self.overlap: dict[tuple, _Socket] | None = None
 
     def reset_freshness(self, now_ns: int) -> None:
         self.last_data = {s: now_ns for s in self.plan.watched}
@@ -234,10 +238,18 @@ class WsFeed:
             await self._subscribe(sock, plan.streams)
         return sock
 
-    async def _subscribe(self, sock: _Socket, streams) -> None:
-        msgs = self.venue_module.subscribe_messages(list(streams), self._req_id + 1)
-        self._req_id += len(msgs)
-        self.stats.subscribes_sent += len(msgs)
+    async def _subscribe(self, sock: _Socket, streams, renew: bool = False) -> None:
+        """Subscribe ``streams``; ``renew``: unsubscribe them first where the venue can (a venue that
+        answers a repeated subscribe with "already subscribed" would not restart a silent stream)."""
+        msgs = []
+        unsub = getattr(self.venue_module, "unsubscribe_messages", None) if renew else None
+        if unsub is not None:
+            msgs = unsub(list(streams), self._req_id + 1)
+            self._req_id += len(msgs)
+        subs = self.venue_module.subscribe_messages(list(streams), self._req_id + 1)
+        self._req_id += len(subs)
+        msgs += subs
+        self.stats.subscribes_sent += len(subs)
         try:
             await sock.send_spaced(msgs)
         except ConnectionClosed:
@@ -286,26 +298,30 @@ class WsFeed:
             pass
 
     async def _handover(self, old: _Socket, old_reader: asyncio.Task, st: _PlanState):
+        st.overlap = {}     # from before the new socket opens: it may start with what the old one just sent
         new = await self._open(st.plan)
         if new is None:
+            st.overlap = None
             return None
         reader = asyncio.create_task(self._read(new, st))
         deadline = asyncio.get_running_loop().time() + _HANDOVER_TIMEOUT_S
         while new.data_frames == 0 and not reader.done() and asyncio.get_running_loop().time() < deadline:
             await asyncio.wait({reader}, timeout=0.01)
         if reader.done() or new.data_frames == 0:
+            st.overlap = None
             reader.cancel()
             await new.ws.close()
             return None
-        retire = asyncio.create_task(self._retire(old, old_reader))
+        retire = asyncio.create_task(self._retire(old, old_reader, st))
         self._background.add(retire)
         retire.add_done_callback(self._background.discard)
         return new, reader
 
     @staticmethod
-    async def _retire(sock: _Socket, reader: asyncio.Task) -> None:
+    async def _retire(sock: _Socket, reader: asyncio.Task, st: _PlanState) -> None:
         await sock.ws.close()
         reader.cancel()
+        st.overlap = None
 
     def _check_stale(self, sock: _Socket, st: _PlanState) -> bool:
         """Flag silent streams; return True when the socket should be replaced."""
@@ -335,7 +351,7 @@ class WsFeed:
             self.write(recs)
             if silent == len(st.last_data):
                 return True
-            asyncio.get_running_loop().create_task(self._subscribe(sock, newly))
+            asyncio.get_running_loop().create_task(self._subscribe(sock, newly, renew=True))
         return False
 
     # -- frames ----------------------------------------------------------------------
@@ -360,10 +376,30 @@ class WsFeed:
                         if st.stale_since:
                             st.stale_since.pop(stream, None)
                 if out:
+                    if st.overlap is not None:
+                        self._drop_overlap(out, st, sock)
                     self._emit(out, st)
                     out.clear()
         except ConnectionClosed:
             return
+
+    def _drop_overlap(self, recs: list, st: _PlanState, sock: _Socket) -> None:
+        """During a handover, drop id-less trades the other socket already delivered (in place)."""
+        overlap = st.overlap
+        keep = []
+        for r in recs:
+            if r[0] == _TRADE and r[10] == 0.0:
+                key = (r[4], r[5], r[2], r[7], r[8])
+                first = overlap.setdefault(key, sock)
+                if first is not sock:
+                    self.stats.duplicates += 1
+                    continue
+            keep.append(r)
+        if len(keep) != len(recs):
+            recs[:] = keep
+        if len(overlap) > _OVERLAP_KEYS:    # a handover that never ends must not grow without bound
+            for key in list(overlap)[: len(overlap) // 2]:
+                del overlap[key]
 
     def _emit(self, recs: list, st: _PlanState) -> None:
         kinds = self.stats.kinds

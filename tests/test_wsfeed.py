@@ -42,9 +42,11 @@ async def wait_until(pred, timeout: float = 5.0, what: str = "condition") -> Non
 class Harness:
     """A local server scripted per connection, and a WsFeed writing into a list."""
 
-    def __init__(self, script, streams=(STREAM,), watched=(STREAM,), in_url=False, venue=binance, **feed_kw):
+    def __init__(self, script, streams=(STREAM,), watched=(STREAM,), in_url=False, venue=binance, parser=None,
+                 **feed_kw):
         self.script = script
         self.venue = venue
+        self.parser = parser
         self.streams, self.watched, self.in_url = streams, watched, in_url
         self.feed_kw = {"reconnect_initial_s": 0.05, "reconnect_max_s": 0.2, "stale_after_s": 30.0, **feed_kw}
         self.records: list[tuple] = []
@@ -69,7 +71,8 @@ class Harness:
         url = f"{base}?streams={'/'.join(self.streams)}" if self.in_url else base
         plan = ConnectionPlan("market/0", url, tuple(self.streams), tuple(self.watched), self.in_url)
         ids = {"BTCUSDT": 7}
-        self.feed = WsFeed(self.venue, [plan], binance.Parser(ids.get), self.records.extend, **self.feed_kw)
+        self.feed = WsFeed(self.venue, [plan], self.parser or binance.Parser(ids.get), self.records.extend,
+                           **self.feed_kw)
         self.task = asyncio.create_task(self.feed.run())
         return self
 
@@ -285,4 +288,91 @@ def test_rotation_is_make_before_break_and_drops_duplicate_trades():
         assert ids == sorted(set(ids)), "duplicate or out-of-order trade ids across a handover"
         assert h.feed.stats.duplicates > 0
         assert not h.controls(Control.RECONNECTED)
+    asyncio.run(main())
+
+
+class IdlessParser:
+    """Binance frames, parsed as a venue whose trades carry no numeric id (Bybit, Hyperliquid)."""
+
+    def __init__(self):
+        self.inner = binance.Parser({"BTCUSDT": 7}.get)
+        self.lookup = self.inner.lookup
+
+    def parse(self, payload, ts, out):
+        n = len(out)
+        result = self.inner.parse(payload, ts, out)
+        for i in range(n, len(out)):
+            if out[i][0] == Kind.TRADE:
+                out[i] = out[i][:10] + (0.0,) + out[i][11:]
+        return result
+
+
+@pytest.mark.timeout(20)
+def test_rotation_drops_id_less_trades_the_old_socket_delivered():
+    clock = {"tid": 1000}
+
+    def frame(tid):
+        data = {"e": "aggTrade", "E": tid, "a": tid, "s": "BTCUSDT", "p": "28145.10", "q": "0.020",
+                "f": tid, "l": tid, "T": 1680652700000 + tid, "m": True}
+        return json.dumps({"stream": STREAM, "data": data})
+
+    async def script(n, conn, inbox):
+        sent = 0
+        try:
+            while True:   # every connection sends each new trade once, at the same time as the others
+                tid = clock["tid"]
+                if tid != sent:
+                    await conn.send(frame(tid))
+                    sent = tid
+                await asyncio.sleep(0.001)
+        except Exception:
+            pass
+
+    async def ticker():
+        while True:
+            clock["tid"] += 1
+            await asyncio.sleep(0.003)
+
+    async def main():
+        t = asyncio.create_task(ticker())
+        async with Harness(script, in_url=True, rotate_after_s=0.2, parser=IdlessParser()) as h:
+            await wait_until(lambda: h.feed.stats.rotations >= 2, what="two rotations")
+        t.cancel()
+        trades = h.kind(Kind.TRADE)
+        assert trades and all(r[10] == 0.0 for r in trades)
+        times = [r[5] for r in trades]
+        assert len(times) == len(set(times)), "a trade delivered by both sockets during a handover got through twice"
+        assert h.feed.stats.duplicates > 0
+    asyncio.run(main())
+
+
+@pytest.mark.timeout(20)
+def test_silent_stream_is_unsubscribed_then_subscribed_where_the_venue_can():
+    venue = types.ModuleType("renewing_binance")
+    venue.__dict__.update({k: v for k, v in vars(binance).items() if not k.startswith("__")})
+    venue.unsubscribe_messages = lambda streams, first_id=1: [
+        json.dumps({"method": "UNSUBSCRIBE", "params": list(streams), "id": first_id}).encode()]
+
+    async def script(n, conn, inbox):
+        await expect_subscribe(conn, inbox)
+        tid = 500
+        try:
+            while True:   # the trade stream ticks, the mark stream never does
+                await conn.send(agg_trade(tid))
+                tid += 1
+                try:
+                    inbox.append(json.loads(await asyncio.wait_for(conn.recv(), 0.02)))
+                except asyncio.TimeoutError:
+                    pass
+        except Exception:
+            pass
+
+    async def main():
+        async with Harness(script, streams=(STREAM, MARK), watched=(STREAM, MARK), stale_after_s=0.15,
+                           venue=venue) as h:
+            await wait_until(lambda: h.received and len(h.received[0]) >= 3, what="unsubscribe + subscribe")
+            renew = h.received[0][1:3]
+            assert [(m["method"], m["params"]) for m in renew] == [("UNSUBSCRIBE", [MARK]), ("SUBSCRIBE", [MARK])]
+            assert renew[1]["id"] > renew[0]["id"]
+            assert h.connections == 1
     asyncio.run(main())
