@@ -21,6 +21,7 @@ import msgspec
 
 __all__ = [
     "SCHEMA_VERSION", "Signal", "SignalBase", "Liquidation", "Cascade", "Volatility", "Heartbeat",
+    "ZoneApproach",
     "topic_of", "encode", "decode", "SIGNAL_TYPES", "LEVELS", "REGIMES",
 ]
 
@@ -91,8 +92,28 @@ class Heartbeat(SignalBase, frozen=True, kw_only=True, tag="heartbeat"):
     info: dict[str, float] = {}
 
 
-Signal = Union[Liquidation, Cascade, Volatility, Heartbeat]
-SIGNAL_TYPES = (Liquidation, Cascade, Volatility, Heartbeat)
+class ZoneApproach(SignalBase, frozen=True, kw_only=True, tag="zone_approach"):
+    """Price came within the volatility-scaled distance of a large modelled liquidation zone (engine/kernels/zones.py).
+
+    ``side`` names the positions in the zone: ``long`` zones lie below price (their liquidation is forced selling).
+    """
+
+    side: str                    # "long" | "short"
+    price: float
+    zone_price: float            # USD-weighted liquidation price of the zone
+    zone_usd: float              # modelled position notional liquidated there
+    zone_band_usd: float = 0.0   # 1-sigma uncertainty of zone_usd
+    distance_pct: float = 0.0    # |zone_price - price| / price x 100
+    threshold_pct: float = 0.0   # approach distance in force (approach_sigmas x sigma over horizon_s) x 100
+    fuel_usd: float = 0.0        # modelled USD force-traded between price and the zone's far edge
+    depth_usd: float = 0.0       # resting book USD on that side over the same range (0: no book)
+    fuel_to_liquidity: float = 0.0   # fuel_usd / depth_usd (0 when depth is unknown)
+    coverage: float = 0.0        # share of the asset's open interest the model explains
+
+
+
+Signal = Union[Liquidation, Cascade, Volatility, Heartbeat, ZoneApproach]
+SIGNAL_TYPES = (Liquidation, Cascade, Volatility, Heartbeat, ZoneApproach)
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Signal)

@@ -29,7 +29,9 @@ import numpy as np
 __all__ = ["Detector", "DetectorContext", "DETECTORS", "build"]
 
 # name -> "module:Class". The name is the [detectors.<name>] table and the detector's id.
-DETECTORS: dict[str, str] = {}
+DETECTORS: dict[str, str] = {
+    "zones": "engine.detectors.zones:ZonesDetector",
+}
 
 
 class DetectorContext:
