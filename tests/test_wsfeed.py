@@ -317,7 +317,7 @@ def test_rotation_drops_id_less_trades_the_old_socket_delivered():
         return json.dumps({"stream": STREAM, "data": data})
 
     async def script(n, conn, inbox):
-        sent = 0
+        sent = clock["tid"]   # like a venue: a new subscriber gets the trades made after it subscribed
         try:
             while True:   # every connection sends each new trade once, at the same time as the others
                 tid = clock["tid"]
