@@ -1,32 +1,87 @@
-"""The alert actor: subscribe to the bus, suppress duplicates, deliver to sinks (console for now)."""
+"""The alert actor: subscribe to the bus and deliver alerts to the console, Telegram and a webhook.
+
+The routing rules live in :mod:`engine.alerts.router`; Telegram and webhook
+alerts go through the durable outbox (:mod:`engine.alerts.outbox`) and are
+sent by the delivery worker thread (:mod:`engine.alerts.delivery`), so a
+killed actor delivers what it had pending when it comes back.
+"""
 from __future__ import annotations
 
+import json
+import os
 import sys
 import time
+from pathlib import Path
 
-from engine.alerting import Dedup, format_console
+from engine.alerts.delivery import Delivery, DeliverySettings
+from engine.alerts.outbox import Outbox, outbox_path
+from engine.alerts.router import AlertRouter
+from engine.alerts.sinks import TelegramSender, WebhookSender
+from engine.alerts.tgclient import token_from_env
 from engine.bus import Subscriber
+from engine.supervisor import bus_endpoint_file, enabled_venues
 
 from .base import Actor
 
-__all__ = ["AlertsActor"]
+__all__ = ["AlertsActor", "bus_endpoint", "state_dir"]
+
+
+def bus_endpoint(cfg) -> str:
+    """Where to subscribe: ``$UNDERTOW_BUS``, else the running daemon's bus file, else ``[bus].endpoint``."""
+    if os.environ.get("UNDERTOW_BUS"):
+        return os.environ["UNDERTOW_BUS"]
+    f = bus_endpoint_file(cfg.engine.run_dir)
+    try:
+        return json.loads(f.read_text())["endpoint"]
+    except (OSError, ValueError, KeyError):
+        return cfg.bus.endpoint
+
+
+def state_dir(cfg) -> Path:
+    return Path(cfg.alerts.state_dir or Path(cfg.engine.run_dir) / "state")
 
 
 class AlertsActor(Actor):
-    """Print alerts to the console (the Telegram sink arrives with the alerts issue)."""
+    """Route bus signals to the sinks; see the module docstring."""
 
     kind = "alerts"
 
-    def __init__(self, cfg, out=None):
+    def __init__(self, cfg, out=None, env: dict | None = None):
         super().__init__(cfg, "alerts")
         self.out = out or sys.stdout
+        self.env = os.environ if env is None else env
         self.sub: Subscriber | None = None
-        a = cfg.alerts
-        self.dedup = Dedup(a.cooldown_s, kinds=a.kinds)
-        self.received = 0
+        self.outbox: Outbox | None = None
+        self.delivery: Delivery | None = None
+        self.router: AlertRouter | None = None
 
     def setup(self) -> None:
-        self.sub = Subscriber(self.cfg.bus.endpoint, [f"{k}." for k in self.cfg.alerts.kinds])
+        a = self.cfg.alerts
+        topics = {f"{k}." for k in a.kinds}
+        senders = {}
+        token = token_from_env(self.env)
+        tg = a.telegram
+        chats: list[int] = []
+        if tg.enabled and token:
+            if tg.chat_ids:
+                senders["telegram"] = TelegramSender(token, tg.api_base_url, tg.connect_timeout_s, tg.read_timeout_s)
+                chats = list(tg.chat_ids)
+                topics |= {"cascade.", "liquidation."}   # live cascade messages count every liquidation
+            else:
+                self.log.warning("TELEGRAM_BOT_TOKEN is set but [alerts.telegram].chat_ids is empty: no chat is allowed")
+        if a.webhook.enabled:
+            senders["webhook"] = WebhookSender(a.webhook.timeout_s)
+        if senders:
+            self.outbox = Outbox(outbox_path(state_dir(self.cfg)))
+            self.delivery = Delivery(self.outbox.path, senders, DeliverySettings(
+                tg.per_chat_per_s, tg.group_per_min, tg.global_per_s, a.retry_initial_s, a.retry_max_s,
+                a.max_age_s)).start()
+        self.router = AlertRouter(a, self.outbox, chats, a.webhook.url if a.webhook.enabled else None,
+                                  console_out=self.out,
+                                  on_enqueue=self.delivery.wake if self.delivery else None)
+        self.sub = Subscriber(bus_endpoint(self.cfg), sorted(topics))
+        if chats and tg.startup_notice:
+            self.router.startup_notice(enabled_venues(self.cfg), tg.startup_notice_min_gap_s)
 
     def run(self) -> None:
         last_counters = 0.0
@@ -34,17 +89,29 @@ class AlertsActor(Actor):
             msg = self.sub.recv(timeout_ms=100)
             self.beat()
             if msg is not None:
-                self.received += 1
-                decision = self.dedup.decide(msg.signal)
-                if decision.send and self.cfg.alerts.console.enabled:
-                    print(format_console(msg.signal, decision), file=self.out, flush=True)
+                self.router.handle(msg.signal)
+            self.router.tick()
             now = time.monotonic()
             if now - last_counters >= 1.0:
                 last_counters = now
-                self.counters({"signals_received": self.received, "alerts_sent": self.dedup.sent,
-                               "alerts_suppressed": self.dedup.suppressed, "bus_gaps": self.sub.gaps,
-                               "bus_malformed": self.sub.malformed})
+                self.counters(self._counters())
+
+    def _counters(self) -> dict[str, float]:
+        r = self.router.stats
+        c = {"signals_received": r.received, "alerts_sent": self.router.dedup.sent,
+             "alerts_suppressed": self.router.dedup.suppressed, "bus_gaps": self.sub.gaps,
+             "bus_malformed": self.sub.malformed, "telegram_enqueued": r.telegram_messages,
+             "telegram_edits_enqueued": r.telegram_edits, "held_for_digest": r.held_for_digest,
+             "webhook_enqueued": r.webhook_posts}
+        if self.delivery is not None:
+            c.update(self.delivery.stats.as_counters())
+            c.update({f"outbox_{k}": v for k, v in self.outbox.counts().items()})
+        return c
 
     def teardown(self) -> None:
+        if self.delivery is not None:
+            self.delivery.stop()
+        if self.outbox is not None:
+            self.outbox.close()
         if self.sub is not None:
             self.sub.close()

@@ -38,6 +38,7 @@ class _KeyState:
     level: int
     size: float
     suppressed: int = 0
+    price: float = 0.0
 
 
 class Dedup:
@@ -48,24 +49,28 @@ class Dedup:
       ``cooldown_s``; a lower but still elevated level is not an alert.
     * liquidation: only sizes above retail; per (asset, side, size class)
       one alert per ``cooldown_s`` unless the new one is at least
-      ``extend_factor`` times bigger than the last alerted.
+      ``extend_factor`` times bigger than the last alerted, or at a price
+      ``extend_price_pct`` % further in the liquidation's direction (lower
+      for longs, higher for shorts).
     * other kinds: one per (kind, asset) per ``cooldown_s``.
     """
 
-    def __init__(self, cooldown_s: float = 60.0, extend_factor: float = 1.5, kinds: tuple[str, ...] | list[str] = ("cascade", "liquidation")):
+    def __init__(self, cooldown_s: float = 60.0, extend_factor: float = 1.5,
+                 kinds: tuple[str, ...] | list[str] = ("cascade", "liquidation"), extend_price_pct: float = 0.0):
         self.cooldown_s = cooldown_s
         self.extend_factor = extend_factor
+        self.extend_price = extend_price_pct / 100.0
         self.kinds = set(kinds)
         self._state: dict[tuple, _KeyState] = {}
         self.sent = 0
         self.suppressed = 0
 
-    def _decide(self, key: tuple, now: float, level: int, size: float, rule) -> Decision:
+    def _decide(self, key: tuple, now: float, level: int, size: float, rule, price: float = 0.0) -> Decision:
         st = self._state.get(key)
         send, reason = rule(st)
         if send:
             before = st.suppressed if st else 0
-            self._state[key] = _KeyState(now, level, size)
+            self._state[key] = _KeyState(now, level, size, price=price)
             self.sent += 1
             return Decision(True, reason, before)
         if st is not None and reason != "not alertable":
@@ -102,8 +107,13 @@ class Dedup:
                     return True, "new"
                 if sig.notional_usd >= st.size * self.extend_factor:
                     return True, "bigger than last alert"
+                if self.extend_price > 0 and st.price > 0 and sig.price > 0:
+                    moved = (st.price - sig.price) if sig.side == "long" else (sig.price - st.price)
+                    if moved >= st.price * self.extend_price:
+                        return True, "further in price than last alert"
                 return False, "cooldown"
-            return self._decide(("liquidation", sig.asset, sig.side, sig.size_class), now, 0, sig.notional_usd, rule)
+            return self._decide(("liquidation", sig.asset, sig.side, sig.size_class), now, 0, sig.notional_usd, rule,
+                                price=sig.price)
 
         def rule(st):
             if st is None or now - st.last_sent >= self.cooldown_s:

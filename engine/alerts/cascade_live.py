@@ -1,0 +1,250 @@
+"""One live message per cascade, and one market report when several assets cascade at once.
+
+:class:`CascadeTracker` turns the stream of ``cascade`` and ``liquidation``
+signals into a few :class:`Action`s: ``start`` (send the live message),
+``edit`` (rewrite it, at most every ``edit_interval_s`` unless the level
+changed), ``escalate`` (a short new message when the level rises above any
+level already alerted: edits do not notify), ``end`` (the summary edit), and
+``market_start`` / ``market_edit`` / ``market_end`` for the market report.
+
+Hysteresis: a cascade that restarts within ``rearm_s`` of its end re-opens
+the same live message instead of sending a new one.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from ..signals import LEVELS, Cascade, Liquidation
+
+__all__ = ["CascadeState", "MarketReport", "Action", "CascadeTracker"]
+
+
+def _lvl(level: str) -> int:
+    return LEVELS.index(level) if level in LEVELS else 0
+
+
+@dataclass
+class CascadeState:
+    """What the live message shows for one asset's cascade."""
+
+    asset: str
+    key: str                       # live-message key in the outbox
+    started_ns: int
+    last: Cascade
+    active: bool = True
+    ended_ns: int = 0
+    ended_at: float = 0.0          # tracker clock
+    peak_level: str = "NONE"
+    peak_score: float = 0.0
+    peak_count: int = 0            # most liquidations in one cascade window
+    alerted_level: int = 0
+    n_long: int = 0
+    n_short: int = 0
+    long_usd: float = 0.0
+    short_usd: float = 0.0
+    venues: dict[str, float] = field(default_factory=dict)
+    minutes: dict[int, float] = field(default_factory=dict)
+    first_price: float = 0.0
+    last_price: float = 0.0
+    capped: bool = False
+    folded: bool = False           # part of the market report: no edits of its own
+    dirty: bool = False
+    last_edit: float = 0.0
+    chats: set = field(default_factory=set)   # chats that received the live message
+
+    @property
+    def total_usd(self) -> float:
+        return self.long_usd + self.short_usd
+
+    @property
+    def peak_minute(self) -> int:
+        return max(self.minutes, key=self.minutes.get) if self.minutes else 0
+
+    @property
+    def peak_minute_usd(self) -> float:
+        return max(self.minutes.values()) if self.minutes else 0.0
+
+    @property
+    def duration_s(self) -> float:
+        end = self.ended_ns or self.last.ts_exchange
+        return max(0.0, (end - self.started_ns) / 1e9) if end else 0.0
+
+    def add(self, liq: Liquidation) -> None:
+        if liq.side == "long":
+            self.n_long += 1
+            self.long_usd += liq.notional_usd
+        else:
+            self.n_short += 1
+            self.short_usd += liq.notional_usd
+        if liq.venue:
+            self.venues[liq.venue] = self.venues.get(liq.venue, 0.0) + liq.notional_usd
+        minute = int(liq.ts_exchange // 60_000_000_000)
+        self.minutes[minute] = self.minutes.get(minute, 0.0) + liq.notional_usd
+        if liq.price > 0:
+            self.first_price = self.first_price or liq.price
+            self.last_price = liq.price
+        self.capped |= liq.capped
+        self.dirty = True
+
+
+@dataclass
+class MarketReport:
+    key: str
+    members: dict[str, CascadeState]
+    dirty: bool = False
+    last_edit: float = 0.0
+    chats: set = field(default_factory=set)
+
+
+@dataclass
+class Action:
+    kind: str                      # start | edit | escalate | end | market_start | market_edit | market_end
+    state: CascadeState | None = None
+    market: MarketReport | None = None
+
+
+class CascadeTracker:
+    """Fold cascade and liquidation signals into live-message actions; see the module docstring."""
+
+    def __init__(self, market_wide_assets: int = 3, rearm_s: float = 120.0, edit_interval_s: float = 3.0,
+                 window_s: float = 60.0):
+        self.market_wide_assets = market_wide_assets
+        self.rearm_s = rearm_s
+        self.edit_interval_s = edit_interval_s
+        self.window_ns = int(window_s * 1e9)
+        self.states: dict[str, CascadeState] = {}
+        self.market: MarketReport | None = None
+        self._recent: dict[str, deque] = {}
+        self._n = 0
+
+    def active(self) -> list[CascadeState]:
+        return [s for s in self.states.values() if s.active]
+
+    def in_cascade(self, asset: str) -> bool:
+        st = self.states.get(asset)
+        return st is not None and st.active
+
+    def on_liquidation(self, liq: Liquidation) -> None:
+        """Count ``liq`` into its asset's cascade (or keep it for one that may start)."""
+        st = self.states.get(liq.asset)
+        if st is not None and st.active:
+            st.add(liq)
+            if st.folded and self.market is not None:
+                self.market.dirty = True
+            return
+        q = self._recent.setdefault(liq.asset, deque())
+        q.append(liq)
+        while q and liq.ts_exchange - q[0].ts_exchange > self.window_ns:
+            q.popleft()
+
+    def on_cascade(self, c: Cascade, now: float) -> list[Action]:
+        """Actions for a cascade signal (edits may be deferred to :meth:`due`)."""
+        st = self.states.get(c.asset)
+        lvl = _lvl(c.level)
+        if lvl == 0:
+            if st is None or not st.active:
+                return []
+            return self._end(st, c, now)
+        if st is not None and not st.active and (st.folded or now - st.ended_at > self.rearm_s):
+            del self.states[c.asset]
+            st = None
+        if st is None:
+            return self._start(c, now)
+        reopened = not st.active
+        st.active, st.ended_ns = True, 0
+        changed = reopened or c.level != st.last.level
+        self._update(st, c)
+        out = []
+        if lvl > st.alerted_level and not st.folded:
+            st.alerted_level = lvl
+            out.append(Action("escalate", st))
+        return out + self._maybe_edit(st, now, force=changed)
+
+    def due(self, now: float) -> list[Action]:
+        """Deferred edits whose ``edit_interval_s`` has passed."""
+        out = []
+        for st in self.states.values():
+            if st.active and not st.folded:
+                out += self._maybe_edit(st, now)
+        m = self.market
+        if m is not None and m.dirty and now - m.last_edit >= self.edit_interval_s:
+            m.dirty, m.last_edit = False, now
+            out.append(Action("market_edit", market=m))
+        return out
+
+    # -- internals ---------------------------------------------------------
+    def _update(self, st: CascadeState, c: Cascade) -> None:
+        st.last = c
+        st.peak_score = max(st.peak_score, c.score)
+        st.peak_count = max(st.peak_count, c.count)
+        if _lvl(c.level) > _lvl(st.peak_level):
+            st.peak_level = c.level
+        if c.price > 0:
+            st.first_price = st.first_price or c.price
+            st.last_price = c.price
+        st.dirty = True
+        if st.folded and self.market is not None:
+            self.market.dirty = True
+
+    def _start(self, c: Cascade, now: float) -> list[Action]:
+        self._n += 1
+        start_ns = c.ts_exchange - int(c.window_s * 1e9) if c.ts_exchange else 0
+        st = CascadeState(c.asset, f"cascade:{c.asset}:{c.ts_exchange}:{self._n}", c.ts_exchange, c,
+                          alerted_level=_lvl(c.level))
+        seeded = [liq for liq in self._recent.pop(c.asset, ()) if liq.ts_exchange >= start_ns]
+        for liq in seeded:  # the liquidations that built up to the start belong to the cascade
+            st.add(liq)
+        if seeded and seeded[0].ts_exchange:
+            st.started_ns = seeded[0].ts_exchange
+        self._update(st, c)
+        self.states[c.asset] = st
+        m = self.market
+        if m is not None:
+            st.folded = True
+            m.members[c.asset] = st
+            m.dirty = True
+            return self._maybe_market_edit(now)
+        active = self.active()
+        if len(active) >= self.market_wide_assets:
+            self.market = MarketReport(f"market:{c.ts_exchange}:{self._n}", {s.asset: s for s in active},
+                                       last_edit=now)
+            out = []
+            for s in active:
+                if s is not st:  # close the member's own live message; the report carries on
+                    s.dirty = False
+                    out.append(Action("edit", s))
+                s.folded = True
+            return out + [Action("market_start", market=self.market)]
+        st.dirty, st.last_edit = False, now
+        return [Action("start", st)]
+
+    def _end(self, st: CascadeState, c: Cascade, now: float) -> list[Action]:
+        self._update(st, c)
+        st.peak_level = st.peak_level if _lvl(st.peak_level) else (c.previous_level or "NONE")
+        st.active, st.ended_ns, st.ended_at, st.dirty = False, c.ts_exchange, now, False
+        if not st.folded:
+            st.last_edit = now
+            return [Action("end", st)]
+        m = self.market
+        if m is not None and not any(s.active for s in m.members.values()):
+            self.market = None
+            for a in list(m.members):
+                self.states.pop(a, None)
+            return [Action("market_end", market=m)]
+        return self._maybe_market_edit(now)
+
+    def _maybe_edit(self, st: CascadeState, now: float, force: bool = False) -> list[Action]:
+        if st.folded:
+            return self._maybe_market_edit(now)
+        if st.dirty and (force or now - st.last_edit >= self.edit_interval_s):
+            st.dirty, st.last_edit = False, now
+            return [Action("edit", st)]
+        return []
+
+    def _maybe_market_edit(self, now: float) -> list[Action]:
+        m = self.market
+        if m is not None and m.dirty and now - m.last_edit >= self.edit_interval_s:
+            m.dirty, m.last_edit = False, now
+            return [Action("market_edit", market=m)]
+        return []

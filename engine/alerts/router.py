@@ -1,0 +1,181 @@
+"""Signal -> alerts: the alert actor's logic, without the bus (unit-testable).
+
+For each signal: the console line (the demo's look) and the webhook post
+follow the duplicate-suppression decision (:class:`engine.alerting.Dedup`);
+Telegram gets one live message per cascade (:mod:`.cascade_live`),
+standalone alerts for the other kinds, each admitted per chat by tier,
+budget and quiet hours (:mod:`.policy`), and everything is written to the
+outbox (:mod:`.outbox`) for the delivery worker.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Callable
+
+import msgspec
+
+from ..alerting import Dedup, format_console
+from ..signals import Cascade, Heartbeat, Liquidation, SignalBase
+from . import formats as F
+from .cascade_live import Action, CascadeState, CascadeTracker
+from .outbox import Outbox
+from .policy import ChatGate, QuietHours, tier_for
+
+__all__ = ["AlertRouter", "RouterStats"]
+
+log = logging.getLogger("undertow.alerts")
+
+
+class RouterStats(msgspec.Struct):
+    received: int = 0
+    console_lines: int = 0
+    telegram_messages: int = 0      # rows enqueued (parts of split messages counted separately)
+    telegram_edits: int = 0
+    webhook_posts: int = 0
+    held_for_digest: int = 0
+    folded_into_cascade: int = 0    # liquidation alerts shown in a live cascade message instead
+
+
+def _sub_key(sig: SignalBase) -> str:
+    if isinstance(sig, Cascade):
+        return sig.level
+    if isinstance(sig, Liquidation):
+        return sig.size_class
+    return ""
+
+
+class AlertRouter:
+    """Turn signals into console lines and outbox rows; call :meth:`tick` often (deferred edits, digests)."""
+
+    def __init__(self, alerts_cfg, outbox: Outbox | None = None, chat_ids: list[int] | None = None,
+                 webhook_url: str | None = None, console_out=None, clock: Callable[[], float] = time.time,
+                 on_enqueue: Callable[[], None] | None = None):
+        a = alerts_cfg
+        self.a = a
+        self.outbox = outbox
+        self.chats = list(chat_ids or []) if outbox is not None else []
+        self.webhook_url = webhook_url if outbox is not None else None
+        self.console_out = console_out if console_out is not None else sys.stdout
+        self.clock = clock
+        self.on_enqueue = on_enqueue or (lambda: None)
+        self.kinds = set(a.kinds)
+        self.dedup = Dedup(a.cooldown_s, a.extend_factor, kinds=a.kinds, extend_price_pct=a.extend_price_pct)
+        self.tracker = CascadeTracker(a.market_wide_assets, a.rearm_s, a.telegram.edit_interval_s)
+        quiet = QuietHours(a.quiet_hours.start, a.quiet_hours.end) if a.quiet_hours.enabled else None
+        self.gate = ChatGate(a.max_per_hour, quiet, a.digest_interval_s)
+        self.stats = RouterStats()
+
+    @property
+    def telegram(self) -> bool:
+        return bool(self.chats)
+
+    # -- entry points --------------------------------------------------------
+    def handle(self, sig: SignalBase, now: float | None = None) -> None:
+        """Route one signal from the bus."""
+        now = self.clock() if now is None else now
+        if isinstance(sig, Heartbeat):
+            return
+        self.stats.received += 1
+        if isinstance(sig, Liquidation) and self.telegram:
+            self.tracker.on_liquidation(sig)
+        decision = self.dedup.decide(sig, now)
+        if decision.send:
+            if self.a.console.enabled:
+                print(format_console(sig, decision), file=self.console_out, flush=True)
+                self.stats.console_lines += 1
+            if self.webhook_url:
+                self._enqueue("webhook", self.webhook_url, msgspec.json.encode(msgspec.to_builtins(sig)).decode(),
+                              parse_mode=None)
+                self.stats.webhook_posts += 1
+        if not self.telegram:
+            return
+        kind = F.kind_of(sig)
+        if isinstance(sig, Cascade):
+            if kind in self.kinds:
+                self._apply(self.tracker.on_cascade(sig, now), now)
+        elif decision.send:
+            if isinstance(sig, Liquidation) and self.tracker.in_cascade(sig.asset) \
+                    and tier_for(self.a.tiers, kind, sig.size_class) != "urgent":
+                self.stats.folded_into_cascade += 1   # the live message already counts it
+            else:
+                self._broadcast(F.render_signal(sig, decision.suppressed_before),
+                                tier_for(self.a.tiers, kind, _sub_key(sig)), now)
+        self.on_enqueue()
+
+    def tick(self, now: float | None = None) -> None:
+        """Deferred live-message edits and due digests."""
+        if not self.telegram:
+            return
+        now = self.clock() if now is None else now
+        actions = self.tracker.due(now)
+        self._apply(actions, now)
+        digests = self.gate.due_digests(now)
+        for chat, lines, since in digests:
+            for part in F.split_html(F.render_digest(lines, int(since * 1e9))):
+                self._enqueue("telegram", chat, part)
+                self.stats.telegram_messages += 1
+        if actions or digests:
+            self.on_enqueue()
+
+    def startup_notice(self, venues: list[str], gap_s: float, now: float | None = None) -> bool:
+        """One notice to every allowed chat, unless one went out less than ``gap_s`` ago (an actor restart)."""
+        now = self.clock() if now is None else now
+        if not self.telegram or now - self.outbox.meta("startup_notice_at", -1e18) < gap_s:
+            return False
+        text = F.render_startup(venues, sorted(self.kinds), self.a.market_wide_assets)
+        for chat in self.chats:
+            self._enqueue("telegram", chat, text)
+            self.stats.telegram_messages += 1
+        self.outbox.set_meta("startup_notice_at", now)
+        self.on_enqueue()
+        return True
+
+    # -- internals -----------------------------------------------------------
+    def _enqueue(self, sink: str, target, body: str, op: str = "send", live_key: str | None = None,
+                 parse_mode: str | None = "HTML") -> None:
+        self.outbox.enqueue(sink, target, body, op=op, live_key=live_key, parse_mode=parse_mode)
+
+    def _broadcast(self, html: str, tier: str, now: float, live_key: str | None = None) -> set[int]:
+        """Send ``html`` to every chat that admits ``tier`` now; hold a one-line version for the others."""
+        parts = F.split_html(html)
+        got = set()
+        for chat in self.chats:
+            if not self.gate.admit(chat, tier, now):
+                self.gate.hold(chat, html.split("\n", 1)[0], now)
+                self.stats.held_for_digest += 1
+                continue
+            for i, part in enumerate(parts):
+                self._enqueue("telegram", chat, part, live_key=live_key if i == 0 else None)
+                self.stats.telegram_messages += 1
+            got.add(chat)
+        return got
+
+    def _edit(self, chats: set[int], key: str, html: str) -> None:
+        text = F.split_html(html)[0]  # a live message is one message; renderers keep it well under the limit
+        for chat in chats:
+            self._enqueue("telegram", chat, text, op="edit", live_key=key)
+            self.stats.telegram_edits += 1
+
+    def _apply(self, actions: list[Action], now: float) -> None:
+        for act in actions:
+            st: CascadeState | None = act.state
+            m = act.market
+            if act.kind == "start":
+                st.chats |= self._broadcast(F.render_cascade_live(st), tier_for(self.a.tiers, "cascade", st.last.level),
+                                            now, live_key=st.key)
+            elif act.kind == "edit":
+                html = F.render_cascade_live(st)
+                if st.folded:
+                    html += "\n➡️ <i>continues in the market-wide report</i>"
+                self._edit(st.chats, st.key, html)
+            elif act.kind == "escalate":
+                self._broadcast(F.render_escalation(st), tier_for(self.a.tiers, "cascade", st.last.level), now)
+            elif act.kind == "end":
+                self._edit(st.chats, st.key, F.render_cascade_summary(st))
+            elif act.kind == "market_start":
+                m.chats |= self._broadcast(F.render_market_report(m.members.values()),
+                                           tier_for(self.a.tiers, "market"), now, live_key=m.key)
+            elif act.kind in ("market_edit", "market_end"):
+                self._edit(m.chats, m.key, F.render_market_report(m.members.values(), active=act.kind == "market_edit"))
