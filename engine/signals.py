@@ -21,6 +21,7 @@ import msgspec
 
 __all__ = [
     "SCHEMA_VERSION", "Signal", "SignalBase", "Liquidation", "Cascade", "Volatility", "Heartbeat",
+    "VolumeSpike", "DeltaPressure", "WhaleTrade", "TradeMix",
     "ZoneApproach",
     "topic_of", "encode", "decode", "SIGNAL_TYPES", "LEVELS", "REGIMES",
 ]
@@ -112,8 +113,138 @@ class ZoneApproach(SignalBase, frozen=True, kw_only=True, tag="zone_approach"):
 
 
 
-Signal = Union[Liquidation, Cascade, Volatility, Heartbeat, ZoneApproach]
-SIGNAL_TYPES = (Liquidation, Cascade, Volatility, Heartbeat, ZoneApproach)
+class VolumeSpike(SignalBase, frozen=True, kw_only=True, tag="volume"):
+    """USD volume over a window well above the key's own baseline (trimmed median of past windows)."""
+
+    level: str                   # LOW | MODERATE | HIGH | EXTREME
+    previous_level: str = "NORMAL"
+    window_s: float
+    volume_usd: float
+    baseline_usd: float
+    spike_pct: float             # (volume - baseline) / baseline, in %
+    trades: int = 0
+    buy_share: float = 0.5       # taker-buy share of the window's USD
+    dominant_side: str = "balanced"   # buy | sell | balanced
+    whale_share: float = 0.0     # USD share of trades at or above the whale size
+    whale_usd: float = 0.0       # the whale size in force
+    whale_driven: bool = False
+
+
+class DeltaPressure(SignalBase, frozen=True, kw_only=True, tag="cvd"):
+    """Extreme taker-flow pressure: the window delta far out in the key's own distribution."""
+
+    direction: str               # buy | sell
+    market: str = "perp"         # perp | spot
+    window_s: float
+    delta_usd: float             # taker buy - sell USD over the window
+    zscore: float = 0.0          # robust z-score (0 while the fallback applies)
+    buy_share: float = 0.5
+    buy_sell_ratio: float = 1.0
+    cvd_usd: float = 0.0         # cumulative delta since the session start
+    acceleration_usd_s2: float = 0.0
+    volume_usd: float = 0.0
+    fallback: bool = False       # judged by the configured buy-share bound (history still short)
+
+
+class WhaleTrade(SignalBase, frozen=True, kw_only=True, tag="whale"):
+    """One trade at or above the asset's dynamic whale size."""
+
+    side: str                    # taker side: buy | sell
+    market: str = "perp"
+    price: float
+    qty: float                   # base units
+    notional_usd: float
+    threshold_usd: float
+    multiple: float              # notional / threshold
+    fallback: bool = False       # threshold from config (the asset's history is still short)
+
+
+class TradeMix(SignalBase, frozen=True, kw_only=True, tag="smart_money"):
+    """The asset's trade-size mix turned institutional (large trades dominate and lean one way)."""
+
+    mix: str                     # institutional_accumulation | institutional_distribution | mixed | retail_driven
+    previous_mix: str = "none"
+    window_s: float
+    volume_usd: float
+    large_share: float           # USD share of trades at or above the large size
+    large_net: float             # (buy - sell) / large USD
+    large_usd: float             # the large size in force
+    trades: int = 0
+
+
+class OpenInterestMove(SignalBase, frozen=True, kw_only=True, tag="open_interest"):
+    """Open interest exploding or flushing over a window, confirmed across venues (aggregated per asset)."""
+
+    event: str                   # explosion | flush
+    change_pct: float            # mean change of the agreeing venues over the window, in %
+    threshold_pct: float         # mean threshold in force for them, in %
+    window_s: float
+    oi_usd: float                # OI of the agreeing venues
+    venues: int                  # venues agreeing
+
+
+class FundingPressure(SignalBase, frozen=True, kw_only=True, tag="funding"):
+    """Funding (normalised to a common interval, averaged across venues) extreme or moving fast."""
+
+    event: str                   # extreme | momentum
+    direction: str               # positive (longs pay) | negative (shorts pay)
+    rate: float                  # asset funding rate per common interval (fraction)
+    interval_h: float            # the common interval
+    annualised_pct: float
+    value: float                 # the judged value: the rate (extreme) or its change over the window (momentum)
+    threshold: float
+    centre: float = 0.0          # the asset's own mean the value is judged around (0 while on the fallback)
+    window_s: float = 0.0        # momentum window
+
+
+class BookPressure(SignalBase, frozen=True, kw_only=True, tag="book"):
+    """Persistent bid/ask USD imbalance near the top of one venue's book, or its resting depth vanishing."""
+
+    event: str                   # imbalance | depth_collapse
+    side: str                    # bid | ask (the heavier side) | both (collapse)
+    imbalance: float             # (bid - ask) / (bid + ask) USD in the band
+    threshold: float = 0.0
+    band: float = 0.0            # share of mid (0 = top of book)
+    bid_usd: float = 0.0
+    ask_usd: float = 0.0
+    depth_usd: float = 0.0
+    baseline_usd: float = 0.0
+    persisted_s: float = 0.0
+
+
+class CorrelationBreak(SignalBase, frozen=True, kw_only=True, tag="correlation"):
+    """Short-window return correlation of a pair fell well below its longer-run level."""
+
+    pair: str                    # "BTC/ETH@binance" or "BTC@binance/BTC@bybit"
+    short_corr: float
+    long_corr: float
+    gap: float                   # long - short
+    threshold: float
+    resolution_s: float = 0.0
+
+
+
+class ZoneApproach(SignalBase, frozen=True, kw_only=True, tag="zone_approach"):
+    """Price came within the volatility-scaled distance of a large modelled liquidation zone (engine/kernels/zones.py).
+
+    ``side`` names the positions in the zone: ``long`` zones lie below price (their liquidation is forced selling).
+    """
+
+    side: str                    # "long" | "short"
+    price: float
+    zone_price: float            # USD-weighted liquidation price of the zone
+    zone_usd: float              # modelled position notional liquidated there
+    zone_band_usd: float = 0.0   # 1-sigma uncertainty of zone_usd
+    distance_pct: float = 0.0    # |zone_price - price| / price x 100
+    threshold_pct: float = 0.0   # approach distance in force (approach_sigmas x sigma over horizon_s) x 100
+    fuel_usd: float = 0.0        # modelled USD force-traded between price and the zone's far edge
+    depth_usd: float = 0.0       # resting book USD on that side over the same range (0: no book)
+    fuel_to_liquidity: float = 0.0   # fuel_usd / depth_usd (0 when depth is unknown)
+    coverage: float = 0.0        # share of the asset's open interest the model explains
+
+
+Signal = Union[Liquidation, Cascade, Volatility, Heartbeat, ZoneApproach, VolumeSpike, DeltaPressure, WhaleTrade, TradeMix]
+SIGNAL_TYPES = (Liquidation, Cascade, Volatility, Heartbeat, ZoneApproach, VolumeSpike, DeltaPressure, WhaleTrade, TradeMix)
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Signal)

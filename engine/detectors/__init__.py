@@ -31,6 +31,9 @@ __all__ = ["Detector", "DetectorContext", "DETECTORS", "build"]
 # name -> "module:Class". The name is the [detectors.<name>] table and the detector's id.
 DETECTORS: dict[str, str] = {
     "zones": "engine.detectors.zones:ZonesDetector",
+    "volume": "engine.detectors.volume:VolumeDetector",
+    "cvd": "engine.detectors.cvd:CvdDetector",
+    "whales": "engine.detectors.whales:WhalesDetector",
 }
 
 
