@@ -332,13 +332,63 @@ class ConsoleSinkConfig(msgspec.Struct, **_STRUCT):
     color: bool = True
 
 
+class TelegramConfig(msgspec.Struct, **_STRUCT):
+    """Telegram delivery (engine/alerts/). The token comes only from TELEGRAM_BOT_TOKEN; unset = no Telegram."""
+
+    enabled: bool = True
+    api_base_url: str = "https://api.telegram.org/bot"   # a local Bot API for tests / air-gapped setups
+    chat_ids: list[int] = []             # numeric allow-list; empty admits nobody
+    admin_user_ids: list[int] = []       # users allowed to run commands that change state
+    startup_notice: bool = True          # allowed chats get one notice when monitoring starts
+    startup_notice_min_gap_s: float = 600.0   # an actor restarted sooner than this sends none
+    per_chat_per_s: float = 1.0          # Telegram's flood limits: ~1 message/s per chat ...
+    group_per_min: float = 20.0          # ... 20/min in a group ...
+    global_per_s: float = 30.0           # ... ~30/s overall
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 10.0
+    edit_interval_s: float = 3.0         # a live cascade message is edited at most this often (level changes at once)
+
+
+class WebhookConfig(msgspec.Struct, **_STRUCT):
+    """HTTP POST of each alerted signal as JSON (through the outbox, with retries)."""
+
+    enabled: bool = False
+    url: str = ""
+    timeout_s: float = 5.0
+
+
+class QuietHoursConfig(msgspec.Struct, **_STRUCT):
+    """A daily UTC window in which only urgent alerts are sent; the rest wait for the digest."""
+
+    enabled: bool = False
+    start: str = "23:00"
+    end: str = "07:00"
+
+
 class AlertsConfig(msgspec.Struct, **_STRUCT):
-    """The alert actor: dedup and sinks."""
+    """The alert actor: dedup, priorities, budgets and sinks."""
 
     enabled: bool = True
     cooldown_s: float = 60.0
     kinds: list[str] = msgspec.field(default_factory=lambda: ["cascade", "liquidation"])
+    extend_factor: float = 1.5           # within the cooldown, re-alert a liquidation this much bigger ...
+    extend_price_pct: float = 1.0        # ... or this much further in price (in the liquidation's direction)
+    state_dir: str = ""                  # the durable outbox lives here; "" = <engine.run_dir>/state
+    max_age_s: float = 3600.0            # an alert undeliverable this long expires (counted)
+    retry_initial_s: float = 1.0         # network-error back-off, doubling up to retry_max_s
+    retry_max_s: float = 60.0
+    market_wide_assets: int = 3          # this many assets cascading at once: one market report instead
+    rearm_s: float = 120.0               # a cascade restarting this soon after its end re-opens its message
+    max_per_hour: int = 30               # per chat; normal alerts past it wait for the digest (0 = no cap)
+    digest_interval_s: float = 900.0
+    # tier per "<kind>.<level or size class>", "<kind>" or "*": digest | normal | urgent
+    tiers: dict[str, str] = msgspec.field(default_factory=lambda: {
+        "cascade.CRITICAL": "urgent", "cascade": "normal", "market": "urgent", "liquidation.institutional": "urgent",
+        "liquidation": "normal", "volatility": "digest", "*": "normal"})
+    quiet_hours: QuietHoursConfig = QuietHoursConfig()
     console: ConsoleSinkConfig = ConsoleSinkConfig()
+    telegram: TelegramConfig = TelegramConfig()
+    webhook: WebhookConfig = WebhookConfig()
 
 
 class RecorderConfig(msgspec.Struct, **_STRUCT):
@@ -438,6 +488,7 @@ def _check(cfg: Config) -> None:
             bad(f"detectors.zones.leverage.{key}", "needs [[leverage > 1, weight >= 0], ...] with a positive weight")
     if cfg.recorder.retention_days <= 0 or cfg.recorder.flush_interval_s <= 0:
         bad("recorder.retention_days", "retention_days and flush_interval_s must be > 0")
+    _check_alerts(cfg.alerts, bad)
     _check_flow(cfg.detectors, bad)
     if cfg.simulator.speed < 0:
         bad("simulator.speed", "must be >= 0")
@@ -449,6 +500,27 @@ def _check(cfg: Config) -> None:
             parse_script(line)
         except ValueError as exc:
             bad(f"simulator.scenarios[{i}]", str(exc))
+
+
+def _check_alerts(a: AlertsConfig, bad) -> None:
+    """Rules of the [alerts] tables."""
+    bad_tiers = {k: v for k, v in a.tiers.items() if v not in ("digest", "normal", "urgent")}
+    if bad_tiers:
+        bad("alerts.tiers", f"tiers are digest, normal or urgent; got {bad_tiers}")
+    for key in ("start", "end"):
+        if not re.match(r"^([01][0-9]|2[0-3]):[0-5][0-9]$", getattr(a.quiet_hours, key)):
+            bad(f"alerts.quiet_hours.{key}", "must be HH:MM (UTC)")
+    t = a.telegram
+    if not t.api_base_url.startswith(("http://", "https://")):
+        bad("alerts.telegram.api_base_url", "must be an http(s) URL")
+    if min(t.per_chat_per_s, t.group_per_min, t.global_per_s, t.read_timeout_s, t.connect_timeout_s) <= 0:
+        bad("alerts.telegram", "rates and timeouts must be > 0")
+    if a.webhook.enabled and not a.webhook.url.startswith(("http://", "https://")):
+        bad("alerts.webhook.url", "an enabled webhook needs an http(s) URL")
+    if a.retry_initial_s <= 0 or a.retry_max_s < a.retry_initial_s or a.max_age_s <= 0:
+        bad("alerts.retry_max_s", "need 0 < retry_initial_s <= retry_max_s and max_age_s > 0")
+    if a.market_wide_assets < 2:
+        bad("alerts.market_wide_assets", "must be >= 2")
 
 
 def _check_flow(det: DetectorsConfig, bad) -> None:
