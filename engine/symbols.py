@@ -121,7 +121,7 @@ def register(registry: Registry, venue: ModuleType, symbols: Sequence[str],
             quote = info.quote
         else:
             rest_of_symbol = symbol[len(base):] if symbol.startswith(base) else symbol
-            quote = next((q for q in _QUOTES if q in rest_of_symbol), "USDT")
+            quote = next((q for q in _QUOTES if q in rest_of_symbol), getattr(venue, "DEFAULT_QUOTE", "USDT"))
         contract = (info.contract_size if info and info.contract_size > 0 else 1.0) * units
         market = Market.PERP_INVERSE if quote == "USD" else Market.PERP_LINEAR
         try:

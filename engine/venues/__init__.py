@@ -16,6 +16,16 @@ that knows it. The connection manager (:mod:`engine.wsfeed`), the REST poller
 ``oi_request(symbol)``     ``(path, params, weight)`` of one open-interest poll
 ``parse_open_interest``    ``(payload, lookup, ts_recv_ns, ref_price, out) -> Outcome``
 ``parse_exchange_info``    ``(payload) -> list[InstrumentInfo] | None``
+``TICKERS_REQUEST``        ``(path, params, weight)`` of the 24 h tickers; ``parse_tickers(payload)``
+                           -> ``{symbol: 24 h USD volume}`` (``top:N`` selection)
+``next_page``              optional ``(payload, params) -> params | None`` of a paginated listing
+``REST_METHOD``            optional ``"POST"``: params go as a JSON body (Hyperliquid ``/info``)
+``Parser(..., contract_sizes=)`` optional: native symbol -> base units per contract (from the listing)
+``OI_STREAMED``            optional: open interest arrives on the socket; the feed polls no REST for it
+``LIQUIDATIONS_AVAILABLE`` optional ``False``: the venue has no public liquidation stream
+``WS_HEADERS``             optional: extra headers on the WebSocket handshake
+``BOOK_RULE``/``BOOK_SOURCE`` optional: order-book sequence rule and snapshot source (:mod:`engine.books`)
+``unsubscribe_messages``   optional: frames to drop streams (a silent stream is renewed with them)
 ``PING_INTERVAL_S``        optional: seconds between application-level keepalives
 ``ping_message()``         optional: the keepalive frame (str = text, bytes = binary); the
                            reply must parse as ``Outcome.CONTROL``
