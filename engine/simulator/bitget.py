@@ -419,4 +419,4 @@ def _ok(data: Any, now_ms: int) -> dict:
 def _send(hub: Any, client: Any, frames: list[bytes]) -> None:
     """Write several frames to one client now (the server core's reply path takes one frame)."""
     if frames:
-        hub._write(client, frames)
+        hub.send(client, frames)

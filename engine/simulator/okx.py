@@ -179,7 +179,7 @@ class OkxVenue:
             hub.unsubscribe(client, names)
             for v in self.insts.values():
                 v.pending = [c for c in v.pending if c is not client or v.books not in names]
-            hub._write(client, acks)   # noqa: SLF001 - one ack per arg, as OKX sends them
+            hub.send(client, acks)   # one ack per arg, as OKX sends them
             return None
         direct, later = [], []
         initial = []
@@ -195,7 +195,7 @@ class OkxVenue:
                 initial.append(self._funding_frame(v, self.market.mark(v.spec.symbol), _now_ms()))
             direct.append(name)
         hub.subscribe(client, direct)
-        hub._write(client, acks + initial)   # noqa: SLF001
+        hub.send(client, acks + initial)
         self.stats["subscribes"] += 1
         return None
 
@@ -285,7 +285,7 @@ class OkxVenue:
                f'"ts":"{now_ms}","checksum":0,"prevSeqId":-1,"seqId":{v.seq}}}]}}').encode()
         for client in v.pending:
             if client in hub.clients:
-                hub._write(client, [raw])   # noqa: SLF001 - a snapshot goes to the new subscriber only
+                hub.send(client, [raw])   # a snapshot goes to the new subscriber only
                 self._activate.append((client, v.books))
                 self.stats["book_snapshots"] += 1
         v.pending.clear()

@@ -74,7 +74,7 @@ class Simulator:
         self.server = SimServer(self.venues, host=cfg.host, port=cfg.port,
                                 ping_interval_s=cfg.ping_interval_s, pong_timeout_s=cfg.pong_timeout_s,
                                 max_connection_age_s=cfg.max_connection_age_s,
-                                max_messages_per_s=max_messages_per_s)
+                                max_messages_per_s=max_messages_per_s, seed=cfg.seed)
         self.server.extra_counters.append(self._counters)
         self.server.control_cascade = self._control_cascade
         self.server.control_scenario = self._control_scenario

@@ -33,7 +33,8 @@ A venue object (one module per venue, registered in ``runner.SIM_VENUES``) provi
 ``owns(path)``                         whether a WS request path is this venue's
 ``open_session(path)``                 ``(category, combined, streams)``; ValueError if invalid
 ``accept_streams(category, names)``    the names deliverable on that category
-``handle_text(client, msg, hub)``      the reply (bytes/str) to one client message, or ``None``;
+``handle_text(client, msg, hub)``      the reply (bytes/str, or a list of them) to one client message,
+                                       or ``None``; ``hub.send(client, payloads)`` sends more;
                                        ``hub.subscribe/unsubscribe(client, names)`` route streams
 ``envelope(stream, raw)``              wrap a raw payload for a combined connection
 ``endpoints(host, port)``              ``{"ws_urls": {...}, "rest_url": ..., ["symbols": [...]]}``
@@ -218,6 +219,10 @@ class SimServer:
             self._write(c, payloads)
         self.stats["frames_sent"] += sent
         return sent
+
+    def send(self, client: Client, payloads: list[bytes]) -> None:
+        """Send ``payloads`` to one client only (per-arg acks, a snapshot for a new subscriber)."""
+        self._write(client, payloads)
 
     def _write(self, client: Client, payloads: list[bytes]) -> None:
         conn = client.conn
@@ -465,7 +470,8 @@ class SimServer:
                     break
                 reply = venue.handle_text(client, message, self)
                 if reply is not None:
-                    self._write(client, [reply if isinstance(reply, bytes) else reply.encode()])
+                    replies = reply if isinstance(reply, list) else [reply]
+                    self._write(client, [r if isinstance(r, bytes) else r.encode() for r in replies])
         except Exception:  # a dropped socket ends the loop with ConnectionClosed
             pass
         finally:
