@@ -159,6 +159,38 @@ def cmd_demo(args) -> int:
         ready.unlink(missing_ok=True)
 
 
+# -- replay / heatmap ------------------------------------------------------
+def cmd_replay(args) -> int:
+    from .replay import run_replay
+    cfg = _load(args.config)
+    if args.endpoint:
+        cfg = msgspec.structs.replace(cfg, bus=msgspec.structs.replace(cfg.bus, endpoint=args.endpoint))
+    try:
+        stats = run_replay(cfg, args.path, speed=0.0 if args.max else args.speed, venue=args.venue,
+                           with_alerts=not args.quiet, log_level=args.log_level)
+    except (FileNotFoundError, ValueError, KeyError) as exc:
+        print(f"undertow replay: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(stats))
+    return 0
+
+
+def cmd_heatmap(args) -> int:
+    from .history import parse_span
+    from .images import heatmap_from_history
+    cfg = _load(args.config)
+    root = args.history or cfg.recorder.root
+    try:
+        png = heatmap_from_history(root, args.asset.upper(), cfg.detectors.zones, parse_span(args.span),
+                                   chart=args.chart)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"undertow heatmap: {exc}", file=sys.stderr)
+        return 2
+    Path(args.out).write_bytes(png)
+    print(f"wrote {args.out} ({len(png):,} bytes)", file=sys.stderr)
+    return 0
+
+
 # -- capture-stats ---------------------------------------------------------
 def cmd_capture_stats(args) -> int:
     from .capture_stats import main as capture_stats
@@ -307,6 +339,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--venue", required=True)
     s.add_argument("files", nargs="+", metavar="FILE")
     s.set_defaults(func=cmd_capture_stats)
+
+    s = sub.add_parser("replay", help="feed recorded segments (or a venue capture) through the pipeline")
+    s.add_argument("path", help="a history root written by the recorder, or a capture file (with --venue)")
+    s.add_argument("--speed", type=float, default=1.0, help="1 = real time (default), 10 = ten times faster")
+    s.add_argument("--max", action="store_true", help="as fast as the compute workers take it")
+    s.add_argument("--venue", help="venue of a capture file")
+    s.add_argument("--endpoint", help="bus endpoint for the replayed signals (default: the config's)")
+    s.add_argument("--quiet", action="store_true", help="no console alerts")
+    s.add_argument("--config")
+    s.set_defaults(func=cmd_replay)
+
+    s = sub.add_parser("heatmap", help="liquidation heatmap PNG of an asset from the recorded history")
+    s.add_argument("asset")
+    s.add_argument("--out", required=True, metavar="FILE.png")
+    s.add_argument("--span", default="24h", help="history to draw, e.g. 6h, 24h, 7d")
+    s.add_argument("--history", help="history root (default: [recorder] root)")
+    s.add_argument("--chart", choices=["heatmap", "cvd"], default="heatmap",
+                   help="heatmap (default) or the CVD / liquidations chart")
+    s.add_argument("--config")
+    s.set_defaults(func=cmd_heatmap)
 
     s = sub.add_parser("status", help="actors and rings of a running engine")
     s.add_argument("--config")
