@@ -35,9 +35,10 @@ Inject faults (each consumed by the next matching request; ``times`` repeats it)
     api.inject(Fault.flood(1), method="sendMessage", chat_id=42, times=3)
 
 Flood control is enforced like Telegram's: after a 429 the chat (or, for
-``scope="global"``, the bot) that sends again before ``retry_after`` has
-passed gets another 429, and that send is counted in :attr:`FakeBotAPI.early_sends`,
-which a test asserts is zero. Optional rate limits (``per_chat_per_s``,
+``scope="global"``, every chat) that sends again before ``retry_after`` has
+passed gets another 429; a send from a chat that had already been given a
+429 for that flood is counted in :attr:`FakeBotAPI.early_sends`, which a
+test asserts is zero. Optional rate limits (``per_chat_per_s``,
 ``global_per_s``) answer 429 as Telegram's flood control would.
 
 ``sendMessage``/``editMessageText`` validate like Telegram: empty text, more
@@ -258,6 +259,7 @@ class FakeBotAPI:
         self._blocked: set = set()
         self._migrated: dict = {}
         self._flood_until: dict = {}  # chat id (or None for global) -> monotonic deadline
+        self._flood_told: dict = {}   # same keys -> chats that have received a 429 for that flood
         self._rate_window: dict = {}  # chat id (or None) -> recent send times
         self._next_message_id = 1
         self._next_update_id = 1
@@ -367,6 +369,12 @@ class FakeBotAPI:
             def log_message(self, *args) -> None:  # quiet: the calls are recorded instead
                 pass
 
+            def handle(self) -> None:
+                try:
+                    super().handle()
+                except (ConnectionError, TimeoutError):
+                    pass  # a client killed or gone mid-request (the SIGKILL tests)
+
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
@@ -429,7 +437,10 @@ class FakeBotAPI:
         for key in (None, chat_id):
             until = self._flood_until.get(key)
             if until is not None and now < until:
-                self.early_sends += 1
+                told = self._flood_told.setdefault(key, set())
+                if chat_id in told:  # a chat can only wait for a 429 it has been given
+                    self.early_sends += 1
+                told.add(chat_id)
                 left = max(1, int(until - now + 0.999))
                 return self._error(429, f"Too Many Requests: retry after {left}", {"retry_after": left})
         for key, limit in ((chat_id, self.per_chat_per_s), (None, self.global_per_s)):
@@ -438,6 +449,7 @@ class FakeBotAPI:
             recent = [t for t in self._rate_window.get(key, []) if now - t < 1.0]
             if len(recent) >= limit:
                 self._flood_until[key] = now + 1.0
+                self._flood_told[key] = {chat_id}
                 return self._error(429, "Too Many Requests: retry after 1", {"retry_after": 1})
             recent.append(now)
             self._rate_window[key] = recent
@@ -456,8 +468,9 @@ class FakeBotAPI:
                     return self._error(403, "Forbidden: bot was blocked by the user")
             fault = self._take_fault(method, chat_id)
             if fault is not None and fault.status == 429:
-                self._flood_until[None if fault.scope == "global" else chat_id] = \
-                    now + fault.parameters["retry_after"]
+                key = None if fault.scope == "global" else chat_id
+                self._flood_until[key] = now + fault.parameters["retry_after"]
+                self._flood_told[key] = {chat_id}
                 return self._error(429, fault.description, fault.parameters)
             if fault is None and sends:
                 flooded = self._flood_check(chat_id, now)
