@@ -174,7 +174,7 @@ class ZonesConfig(msgspec.Struct, **_STRUCT):
     bins: int = 1024                     # bins per asset grid, centred on the asset's first price
     # leverage mix of new positions: key "venue:ASSET", "venue", "ASSET" or "*" -> [[leverage, weight], ...];
     # "*" calibrated on the Hyperliquid position snapshots (bench/zones_calibration.py)
-    leverage: dict[str, list[list[float]]] = msgspec.field(default_factory=lambda: {"*": [[3.0, 0.10], [6.0, 0.14], [12.0, 0.26], [22.0, 0.26], [40.0, 0.16], [80.0, 0.08]]})
+    leverage: dict[str, list[list[float]]] = msgspec.field(default_factory=lambda: {"*": [[2.2, 0.621], [5.3, 0.122], [10.6, 0.069], [19.7, 0.032], [40.9, 0.018], [75.7, 0.003]]})
     maintenance: dict[str, float] = msgspec.field(default_factory=lambda: {"*": 0.005})  # maintenance margin rate, same keys
     taker_weight: float = 0.5            # long share = 0.5 + taker_weight * taker imbalance + funding term
     funding_weight: float = 0.1
