@@ -215,132 +215,6 @@ class CvdConfig(msgspec.Struct, **_STRUCT):
     session_offset_s: float = 0.0        # ...at this offset from 00:00 UTC
     pressure_window_s: float = 300.0     # one of windows_s
     history_windows: int = 96            # past aligned pressure windows kept
-    min_history: int = 12                # before that, the buy-share fallback applies
-    pressure_z: float = 3.5              # robust z-score of the window delta
-    fallback_buy_share: float = 0.75     # pressure while history is short: buy share >= x or <= 1 - x
-    # |delta| floor in USD for any pressure signal; "*" = any other asset
-    min_pressure_usd: dict[str, float] = msgspec.field(
-        default_factory=lambda: {"BTC": 1_000_000.0, "ETH": 500_000.0, "SOL": 200_000.0, "*": 50_000.0})
-
-
-class WhalesConfig(msgspec.Struct, **_STRUCT):
-    """Whale trades (above a high quantile of the asset's own sizes) and the trade-size mix."""
-
-    enabled: bool = True
-    whale_quantile: float = 0.999
-    large_quantile: float = 0.95         # large trades make up the mix's institutional share
-    min_trades: int = 2000               # trades seen before the quantiles replace the fallbacks
-    half_life_trades: float = 50_000.0   # older trades weigh half after this many newer ones
-    # whale size while history is short; "*" = any other asset
-    fallback_usd: dict[str, float] = msgspec.field(
-        default_factory=lambda: {"BTC": 500_000.0, "ETH": 250_000.0, "SOL": 100_000.0, "*": 50_000.0})
-    large_fallback_ratio: float = 0.1    # large size while history is short = fallback_usd x this
-    min_usd: float = 10_000.0            # the whale size never drops below this
-    mix_window_s: float = 300.0          # multiple of 5 s
-    mix_min_trades: int = 50
-    institutional_share: float = 0.6     # large-trade USD share for an institutional mix...
-    institutional_net: float = 0.3       # ...with (buy - sell) / large USD at least this (accumulation)
-    retail_share: float = 0.25           # large-trade share at most this: retail-driven
-
-
-class OpenInterestConfig(msgspec.Struct, **_STRUCT):
-    """OI explosions and flushes per asset, confirmed across venues (engine/detectors/open_interest.py)."""
-
-    enabled: bool = True
-    resolution_s: float = 10.0           # OI sampled per instrument at this resolution (venues push or are polled)
-    window_s: float = 900.0              # change measured over this window
-    # fallback |change| in % over the window while an instrument's own history is short (the existing bot's numbers)
-    change_pct: dict[str, float] = msgspec.field(default_factory=lambda: {"BTC": 15.0, "ETH": 18.0, "SOL": 25.0, "*": 30.0})
-    floor_pct: float = 5.0               # the own-distribution threshold never goes below this
-    z: float = 5.0                       # own threshold: z x EW standard deviation of the instrument's past changes
-    min_samples: int = 360               # buckets of history before the own threshold replaces the fallback
-    ew_alpha: float = 0.002              # weight of each closed bucket in that history
-    min_oi_usd: float = 10_000_000.0     # the agreeing venues' OI must reach this
-    min_venues: int = 2                  # venues agreeing in direction (fewer when fewer report the asset)
-    rearm: float = 0.5                   # re-arm once fewer than min_venues stay beyond rearm x threshold
-
-
-class FundingConfig(msgspec.Struct, **_STRUCT):
-    """Funding level, momentum and extremes per asset, normalised to a common interval (engine/detectors/funding.py)."""
-
-    enabled: bool = True
-    common_interval_h: float = 8.0
-    # the interval each venue's MARK funding rate is quoted for; "*" for any other
-    interval_h: dict[str, float] = msgspec.field(default_factory=lambda: {"binance": 8.0, "bybit": 8.0, "okx": 8.0, "gate": 8.0, "bitget": 8.0, "hyperliquid": 1.0, "*": 8.0})
-    resolution_s: float = 60.0           # the asset's level is sampled at this resolution
-    momentum_window_s: float = 900.0
-    # fallback |rate| per common interval while history is short (ORIGIN labels 0.01 % a squeeze, which is the
-    # default rate itself, so the fallback is 0.05 %), and the floor of the own threshold
-    extreme_rate: dict[str, float] = msgspec.field(default_factory=lambda: {"*": 0.0005})
-    extreme_floor: float = 0.0003
-    momentum_rate: dict[str, float] = msgspec.field(default_factory=lambda: {"*": 0.0003})
-    momentum_floor: float = 0.0001
-    z: float = 5.0
-    min_samples: int = 240
-    ew_alpha: float = 0.01
-    rearm: float = 0.5
-
-
-class BookConfig(msgspec.Struct, **_STRUCT):
-    """Order-book pressure: persistent imbalance and depth collapse per venue book (engine/detectors/book.py)."""
-
-    enabled: bool = True
-    band: float = 0.005                  # the BOOK_DEPTH band judged (share of mid); BOOK_TOP when a book has none
-    imbalance: dict[str, float] = msgspec.field(default_factory=lambda: {"*": 0.5})   # fallback |imbalance|
-    imbalance_floor: float = 0.3
-    z: float = 4.0
-    min_samples: int = 600
-    ew_alpha: float = 0.002
-    persist_s: float = 10.0              # the imbalance must hold this long on one side (no one-tick flickers)
-    baseline_tau_s: float = 300.0        # time constant of the depth baseline
-    min_baseline_samples: int = 60
-    collapse_ratio: float = 0.3          # depth at or below this share of its baseline ...
-    collapse_persist_s: float = 2.0      # ... for this long: resting liquidity vanished
-    rearm_ratio: float = 0.6
-
-
-class CorrelationConfig(msgspec.Struct, **_STRUCT):
-    """Correlation breaks between asset pairs on one venue and one asset across venues (engine/detectors/correlation.py)."""
-
-    enabled: bool = True
-    pairs: list[list[str]] = msgspec.field(default_factory=lambda: [["BTC", "ETH"], ["BTC", "SOL"]])
-    cross_venue: bool = True             # also each asset's perp on one venue vs another
-    resolution_s: float = 5.0            # returns sampled at this resolution (MARK index, else mark price)
-    short_window_s: float = 300.0        # EW time constants of the short and the longer-run correlation
-    long_window_s: float = 3600.0
-    gap: float = 0.5                     # fallback break: long - short correlation at least this
-    gap_floor: float = 0.35
-    z: float = 5.0
-    min_samples: int = 720
-    min_long_corr: float = 0.3           # only a pair that is normally correlated can break
-    rearm: float = 0.5
-
-
-class VolumeConfig(msgspec.Struct, **_STRUCT):
-    """Volume spikes: rolling USD volume per window against the asset's own trimmed-median baseline."""
-
-    enabled: bool = True
-    windows_s: list[float] = msgspec.field(default_factory=lambda: [60.0, 300.0, 900.0])  # multiples of 5 s
-    baseline_windows: int = 96           # past aligned windows kept per window length
-    min_history: int = 10                # past windows needed before a baseline exists (no spikes before)
-    trim: float = 0.05                   # share trimmed from each end before the median
-    min_baseline_usd_per_min: float = 10_000.0   # floor of the baseline, per minute of window
-    # spike % over the baseline: LOW, MODERATE, HIGH, EXTREME (the existing bot's levels)
-    levels_pct: list[float] = msgspec.field(default_factory=lambda: [50.0, 150.0, 300.0, 500.0])
-    publish_level: Literal["LOW", "MODERATE", "HIGH", "EXTREME"] = "MODERATE"
-    whale_driven_share: float = 0.5      # whale USD share of the window that marks a spike whale-driven
-    dominant_share: float = 0.6          # taker-buy (or sell) USD share that names a dominant side
-
-
-class CvdConfig(msgspec.Struct, **_STRUCT):
-    """Delta / CVD from taker flow, spot and perp separately, and extreme-pressure signals."""
-
-    enabled: bool = True
-    windows_s: list[float] = msgspec.field(default_factory=lambda: [60.0, 300.0, 900.0])  # multiples of 5 s
-    session_period_s: float = 86_400.0   # CVD restarts every period...
-    session_offset_s: float = 0.0        # ...at this offset from 00:00 UTC
-    pressure_window_s: float = 300.0     # one of windows_s
-    history_windows: int = 96            # past aligned pressure windows kept
     min_history: int = 24                # before that, the buy-share fallback applies (12 gave 2 calm episodes/h)
     pressure_z: float = 4.0              # robust z-score of the window delta
     fallback_buy_share: float = 0.75     # pressure while history is short: buy share >= x or <= 1 - x
@@ -448,9 +322,6 @@ class DetectorsConfig(msgspec.Struct, **_STRUCT):
     volatility: VolatilityConfig = VolatilityConfig()
     cascade: CascadeConfig = CascadeConfig()
     zones: ZonesConfig = ZonesConfig()
-    volume: VolumeConfig = VolumeConfig()
-    cvd: CvdConfig = CvdConfig()
-    whales: WhalesConfig = WhalesConfig()
     volume: VolumeConfig = VolumeConfig()
     cvd: CvdConfig = CvdConfig()
     whales: WhalesConfig = WhalesConfig()
@@ -619,7 +490,6 @@ def _check(cfg: Config) -> None:
         bad("recorder.retention_days", "retention_days and flush_interval_s must be > 0")
     _check_alerts(cfg.alerts, bad)
     _check_flow(cfg.detectors, bad)
-    _check_flow(cfg.detectors, bad)
     if cfg.simulator.speed < 0:
         bad("simulator.speed", "must be >= 0")
     if not -1.0 <= cfg.simulator.correlation <= 1.0:
@@ -630,61 +500,6 @@ def _check(cfg: Config) -> None:
             parse_script(line)
         except ValueError as exc:
             bad(f"simulator.scenarios[{i}]", str(exc))
-
-
-def _check_alerts(a: AlertsConfig, bad) -> None:
-    """Rules of the [alerts] tables."""
-    bad_tiers = {k: v for k, v in a.tiers.items() if v not in ("digest", "normal", "urgent")}
-    if bad_tiers:
-        bad("alerts.tiers", f"tiers are digest, normal or urgent; got {bad_tiers}")
-    for key in ("start", "end"):
-        if not re.match(r"^([01][0-9]|2[0-3]):[0-5][0-9]$", getattr(a.quiet_hours, key)):
-            bad(f"alerts.quiet_hours.{key}", "must be HH:MM (UTC)")
-    t = a.telegram
-    if not t.api_base_url.startswith(("http://", "https://")):
-        bad("alerts.telegram.api_base_url", "must be an http(s) URL")
-    if min(t.per_chat_per_s, t.group_per_min, t.global_per_s, t.read_timeout_s, t.connect_timeout_s) <= 0:
-        bad("alerts.telegram", "rates and timeouts must be > 0")
-    if a.webhook.enabled and not a.webhook.url.startswith(("http://", "https://")):
-        bad("alerts.webhook.url", "an enabled webhook needs an http(s) URL")
-    if a.retry_initial_s <= 0 or a.retry_max_s < a.retry_initial_s or a.max_age_s <= 0:
-        bad("alerts.retry_max_s", "need 0 < retry_initial_s <= retry_max_s and max_age_s > 0")
-    if a.market_wide_assets < 2:
-        bad("alerts.market_wide_assets", "must be >= 2")
-
-
-def _check_flow(det: DetectorsConfig, bad) -> None:
-    """Rules of the volume, cvd and whales tables (their kernels use 5 s buckets)."""
-    def windows(path: str, ws: list[float]) -> None:
-        if not ws or any(w <= 0 or abs(w / 5.0 - round(w / 5.0)) > 1e-9 for w in ws) or sorted(set(ws)) != ws:
-            bad(path, "needs increasing positive multiples of 5 s")
-
-    v, c, w = det.volume, det.cvd, det.whales
-    windows("detectors.volume.windows_s", v.windows_s)
-    if len(v.levels_pct) != 4 or sorted(v.levels_pct) != v.levels_pct:
-        bad("detectors.volume.levels_pct", "needs 4 increasing spike % (LOW, MODERATE, HIGH, EXTREME)")
-    if not 0 <= v.trim < 0.5:
-        bad("detectors.volume.trim", "must be in [0, 0.5)")
-    if not 1 <= v.min_history <= v.baseline_windows:
-        bad("detectors.volume.min_history", "must be between 1 and baseline_windows")
-    windows("detectors.cvd.windows_s", c.windows_s)
-    if c.pressure_window_s not in c.windows_s:
-        bad("detectors.cvd.pressure_window_s", "must be one of detectors.cvd.windows_s")
-    if c.session_period_s <= 0 or not 0 <= c.session_offset_s < c.session_period_s:
-        bad("detectors.cvd.session_offset_s", "need session_period_s > 0 and 0 <= session_offset_s < period")
-    if not 1 <= c.min_history <= c.history_windows:
-        bad("detectors.cvd.min_history", "must be between 1 and history_windows")
-    if not 0.5 < c.fallback_buy_share <= 1.0:
-        bad("detectors.cvd.fallback_buy_share", "must be in (0.5, 1]")
-    if "*" not in c.min_pressure_usd:
-        bad("detectors.cvd.min_pressure_usd", "needs a \"*\" fallback entry")
-    windows("detectors.whales.mix_window_s", [w.mix_window_s])
-    if not 0 < w.large_quantile < w.whale_quantile < 1:
-        bad("detectors.whales.whale_quantile", "need 0 < large_quantile < whale_quantile < 1")
-    if w.half_life_trades < 1:
-        bad("detectors.whales.half_life_trades", "must be >= 1")
-    if "*" not in w.fallback_usd:
-        bad("detectors.whales.fallback_usd", "needs a \"*\" fallback entry")
 
 
 def _check_alerts(a: AlertsConfig, bad) -> None:
