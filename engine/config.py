@@ -325,6 +325,10 @@ class DetectorsConfig(msgspec.Struct, **_STRUCT):
     volume: VolumeConfig = VolumeConfig()
     cvd: CvdConfig = CvdConfig()
     whales: WhalesConfig = WhalesConfig()
+    open_interest: OpenInterestConfig = OpenInterestConfig()
+    funding: FundingConfig = FundingConfig()
+    book: BookConfig = BookConfig()
+    correlation: CorrelationConfig = CorrelationConfig()
 
 
 class ConsoleSinkConfig(msgspec.Struct, **_STRUCT):

@@ -23,6 +23,7 @@ __all__ = [
     "SCHEMA_VERSION", "Signal", "SignalBase", "Liquidation", "Cascade", "Volatility", "Heartbeat",
     "VolumeSpike", "DeltaPressure", "WhaleTrade", "TradeMix",
     "ZoneApproach",
+    "OpenInterestMove", "FundingPressure", "BookPressure", "CorrelationBreak",
     "topic_of", "encode", "decode", "SIGNAL_TYPES", "LEVELS", "REGIMES",
 ]
 
@@ -243,8 +244,10 @@ class ZoneApproach(SignalBase, frozen=True, kw_only=True, tag="zone_approach"):
     coverage: float = 0.0        # share of the asset's open interest the model explains
 
 
-Signal = Union[Liquidation, Cascade, Volatility, Heartbeat, ZoneApproach, VolumeSpike, DeltaPressure, WhaleTrade, TradeMix]
-SIGNAL_TYPES = (Liquidation, Cascade, Volatility, Heartbeat, ZoneApproach, VolumeSpike, DeltaPressure, WhaleTrade, TradeMix)
+Signal = Union[Liquidation, Cascade, Volatility, Heartbeat, ZoneApproach, VolumeSpike, DeltaPressure, WhaleTrade, TradeMix,
+               OpenInterestMove, FundingPressure, BookPressure, CorrelationBreak]
+SIGNAL_TYPES = (Liquidation, Cascade, Volatility, Heartbeat, ZoneApproach, VolumeSpike, DeltaPressure, WhaleTrade, TradeMix,
+                OpenInterestMove, FundingPressure, BookPressure, CorrelationBreak)
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Signal)

@@ -34,6 +34,10 @@ DETECTORS: dict[str, str] = {
     "volume": "engine.detectors.volume:VolumeDetector",
     "cvd": "engine.detectors.cvd:CvdDetector",
     "whales": "engine.detectors.whales:WhalesDetector",
+    "open_interest": "engine.detectors.open_interest:OpenInterestDetector",
+    "funding": "engine.detectors.funding:FundingDetector",
+    "book": "engine.detectors.book:BookDetector",
+    "correlation": "engine.detectors.correlation:CorrelationDetector",
 }
 
 

@@ -1,0 +1,119 @@
+"""Funding per asset: level normalised to a common interval, momentum and extremes (kernel: :func:`funding_batch`)."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from engine.kernels.positioning import (POS_EVENT_DTYPE, RegistryView, funding_batch, grow_rows, grow_sampled,
+                                        has_kind, new_sampled, new_stats, sample_get, threshold_of)
+from engine.kernels.windows import ring_pow2
+from engine.record import VENUE_NAMES, Kind
+from engine.signals import FundingPressure
+
+from . import Detector
+
+__all__ = ["FundingDetector"]
+
+_HOURS_PER_YEAR = 24.0 * 365.0
+
+
+class FundingDetector(Detector):
+    """MARK funding (``aux``) x common/venue interval, averaged across venues; publishes ``funding.<ASSET>``."""
+
+    name = "funding"
+
+    def __init__(self, ctx) -> None:
+        super().__init__(ctx)
+        c = self.cfg
+        if c.resolution_s <= 0 or c.momentum_window_s < c.resolution_s or c.common_interval_h <= 0:
+            raise ValueError("detectors.funding: need resolution_s > 0, momentum_window_s >= resolution_s, "
+                             "common_interval_h > 0")
+        if any(h <= 0 for h in c.interval_h.values()) or "*" not in c.interval_h:
+            raise ValueError("detectors.funding.interval_h: needs positive hours and a \"*\" entry")
+        self.view = RegistryView(ctx)
+        self.res_ns = int(c.resolution_s * 1e9)
+        self.mom_window = int(round(c.momentum_window_s / c.resolution_s))
+        self.venue_scale = np.array([c.common_interval_h / c.interval_h.get(VENUE_NAMES.get(v, ""), c.interval_h["*"])
+                                     for v in range(32)])
+        self.rate = np.full(1, np.nan)
+        self.level_vals, self.level_head = new_sampled(1, ring_pow2(self.mom_window + 2))
+        self.level_stats = new_stats(1)
+        self.mom_stats = new_stats(1)
+        self.state = np.zeros((1, 2), dtype=np.int64)
+        self.events = np.zeros(256, dtype=POS_EVENT_DTYPE)
+        self.counters = np.zeros(2, dtype=np.int64)
+        self.last_events = self.events[:0]
+        self._grow()
+
+    def _grow(self) -> None:
+        v = self.view
+        if not v.refresh():
+            return
+        n_a = max(1, v.n_assets)
+        self.rate = grow_rows(self.rate, max(1, v.n_inst), np.nan)
+        self.level_vals, self.level_head = grow_sampled(self.level_vals, self.level_head, n_a)
+        self.level_stats = grow_rows(self.level_stats, n_a)
+        self.mom_stats = grow_rows(self.mom_stats, n_a)
+        self.state = grow_rows(self.state, n_a)
+        c = self.cfg
+        self.p_extreme = v.per_asset(c.extreme_rate)
+        self.p_mom = v.per_asset(c.momentum_rate)
+        self.p_extreme_floor = np.full(len(self.p_extreme), c.extreme_floor)
+        self.p_mom_floor = np.full(len(self.p_mom), c.momentum_floor)
+
+    def run(self, records: np.ndarray) -> list:
+        if not len(records) or not has_kind(records, Kind.MARK):
+            return []
+        self._grow()
+        c, v = self.cfg, self.view
+        n = funding_batch(records, v.inst_asset, v.inst_venue, v.owned, v.asset_ptr, v.asset_inst, self.venue_scale,
+                          self.rate, self.level_vals, self.level_head, self.level_stats, self.mom_stats, self.state,
+                          self.res_ns, self.mom_window, float(c.min_samples), c.z, c.ew_alpha, self.p_extreme,
+                          self.p_extreme_floor, self.p_mom, self.p_mom_floor, c.rearm, self.events, self.counters)
+        self.last_events = self.events[:n]   # for tests and tools: the raw kernel events of this batch
+        now = time.time_ns()
+        out = []
+        for e in self.events[:n]:
+            code, level = int(e["code"]), float(e["v3"])
+            out.append(FundingPressure(
+                asset=v.asset_names[e["asset"]], ts_exchange=int(e["ts_exchange"]), ts_recv=int(e["ts_recv"]),
+                ts_computed=now, event="extreme" if abs(code) == 1 else "momentum",
+                direction="positive" if code > 0 else "negative", rate=level, interval_h=c.common_interval_h,
+                annualised_pct=level * _HOURS_PER_YEAR / c.common_interval_h * 100.0, value=float(e["v0"]),
+                threshold=float(e["v1"]), centre=float(e["v2"]),
+                window_s=c.momentum_window_s if abs(code) == 2 else 0.0))
+        return out
+
+    def level(self, asset: str) -> float | None:
+        """The asset's latest funding per common interval (mean across venues), None before any."""
+        a = self.view.asset_id(asset)
+        if a is None or a >= len(self.level_head):
+            return None
+        ok, lv = sample_get(self.level_vals, self.level_head, a, self.level_head[a])
+        return float(lv) if ok else None
+
+    def thresholds(self, asset: str) -> dict[str, float]:
+        c = self.cfg
+        out = {"interval_h": c.common_interval_h, "fallback_extreme_rate": float(c.extreme_rate.get(asset, c.extreme_rate["*"])),
+               "fallback_momentum_rate": float(c.momentum_rate.get(asset, c.momentum_rate["*"])),
+               "momentum_window_s": c.momentum_window_s}
+        a = self.view.asset_id(asset)
+        if a is not None and a < len(self.level_stats):
+            ms = float(c.min_samples)
+            centre, thr = threshold_of(self.level_stats, a, ms, c.z, self.p_extreme[a], self.p_extreme_floor[a])
+            out.update(extreme_centre=centre, extreme_threshold=thr)
+            centre, thr = threshold_of(self.mom_stats, a, ms, c.z, self.p_mom[a], self.p_mom_floor[a])
+            out.update(momentum_threshold=thr)
+        return out
+
+    def factors(self, asset: str) -> dict[str, float]:
+        """``funding``: |level - centre| / extreme threshold, clipped to 0..1."""
+        a = self.view.asset_id(asset)
+        lv = self.level(asset)
+        if a is None or lv is None:
+            return {}
+        c = self.cfg
+        centre, thr = threshold_of(self.level_stats, a, float(c.min_samples), c.z, self.p_extreme[a],
+                                   self.p_extreme_floor[a])
+        return {"funding": min(1.0, abs(lv - centre) / thr)}
