@@ -45,7 +45,7 @@ from typing import Awaitable, Callable
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from engine.record import Control, Kind
+from engine.record import Control, Flag, Kind
 from engine.venues import ConnectionPlan, Outcome
 
 __all__ = ["WsFeed", "FeedStats", "CONNECTION_WIDE", "backoff_delay", "control_record"]
@@ -58,6 +58,7 @@ _HANDOVER_TIMEOUT_S = 10.0
 _OVERLAP_KEYS = 200_000
 _SNAPSHOT_RETRY_S = (0.5, 1.0, 2.0)   # waits between failed snapshot fetches of one resync
 _TRADE, _LIQ = Kind.TRADE, Kind.LIQUIDATION
+_CAPPED = Flag.CAPPED
 
 
 def backoff_delay(attempt: int, initial_s: float, max_s: float, rand: Callable[[], float] = random.random) -> float:
@@ -76,7 +77,8 @@ class FeedStats:
 
     __slots__ = ("frames", "outcomes", "kinds", "reconnects", "stale", "gaps", "duplicates",
                  "rotations", "connects", "subscribes_sent", "pings_sent", "snapshot_fetches",
-                 "snapshot_errors", "book_resubscribes", "extra")
+                 "snapshot_errors", "book_resubscribes", "extra", "started", "connected_s", "open_since",
+                 "plans", "capped_liquidations", "capped_slots", "saturated_slots")
 
     def __init__(self) -> None:
         self.frames = 0
@@ -94,6 +96,33 @@ class FeedStats:
         self.snapshot_errors = 0
         self.book_resubscribes = 0
         self.extra: Callable[[], dict] | None = None   # e.g. the book counters, merged into as_dict()
+        # coverage: how much of the time each planned socket was connected (monotonic seconds)
+        self.started = time.monotonic()
+        self.connected_s = 0.0
+        self.open_since: dict[str, float] = {}
+        self.plans = 0
+        # capped liquidation streams (Flag.CAPPED: Binance 1/symbol/s, OKX): a liquidation in the 1 s slot
+        # right after the previous one of its symbol means the cap was probably binding (saturated)
+        self.capped_liquidations = 0
+        self.capped_slots = 0
+        self.saturated_slots = 0
+
+    def connected(self, key: str, up: bool) -> None:
+        """Record socket ``key`` going up or down (for the connected share of time)."""
+        now = time.monotonic()
+        if up:
+            self.open_since.setdefault(key, now)
+        elif key in self.open_since:
+            self.connected_s += now - self.open_since.pop(key)
+
+    def coverage(self) -> dict[str, float]:
+        """Connected share of time over all planned sockets, and the capped streams' saturation."""
+        now = time.monotonic()
+        up = self.connected_s + sum(now - t for t in self.open_since.values())
+        span = max(1e-9, (now - self.started) * max(1, self.plans))
+        return {"connected_share": min(1.0, up / span), "capped_liquidations": self.capped_liquidations,
+                "capped_slots": self.capped_slots, "saturated_slots": self.saturated_slots,
+                "saturation_share": self.saturated_slots / self.capped_slots if self.capped_slots else 0.0}
 
     def as_dict(self) -> dict[str, float]:
         d = {"frames": self.frames, "reconnects": self.reconnects, "stale": self.stale, "gaps": self.gaps,
@@ -105,6 +134,7 @@ class FeedStats:
         if self.extra is not None or self.snapshot_fetches:
             d.update(snapshot_fetches=self.snapshot_fetches, snapshot_errors=self.snapshot_errors,
                      book_resubscribes=self.book_resubscribes)
+        d.update(self.coverage())
         if self.extra is not None:
             d.update(self.extra())
         return d
@@ -171,6 +201,8 @@ class WsFeed:
         self.connect_kwargs = {"compression": None, "max_size": 1 << 24, "open_timeout": 10.0, "close_timeout": 1.0,
                                **(connect_kwargs or {})}
         self.stats = FeedStats()
+        self.stats.plans = len(plans)
+        self._liq_slot: dict[int, int] = {}
         self._stop = asyncio.Event()
         self._last_trade: dict[int, int] = {}
         self._recent_liq: dict[int, deque] = {}
@@ -219,7 +251,11 @@ class WsFeed:
             connected_before = True
             st.sock = sock
             st.reset_freshness(time.time_ns())
-            sock = await self._serve(sock, asyncio.create_task(self._read(sock, st)), st)
+            self.stats.connected(st.plan.key, True)
+            try:
+                sock = await self._serve(sock, asyncio.create_task(self._read(sock, st)), st)
+            finally:
+                self.stats.connected(st.plan.key, False)
             attempt = 0 if sock.data_frames else attempt + 1
             if not self._stop.is_set():
                 await self._sleep(backoff_delay(attempt, self.reconnect_initial_s, self.reconnect_max_s))
@@ -440,6 +476,8 @@ class WsFeed:
                     self.stats.duplicates += 1
                     continue
                 seen.append(key)
+                if r[3] & _CAPPED:
+                    self._capped(iid, r[5])
             kinds[k] += 1
             keep.append(r)
         return keep
@@ -510,6 +548,18 @@ class WsFeed:
             except ConnectionClosed:
                 continue   # the reconnect resubscribes everything
             await self._subscribe(st.sock, streams)
+
+    def _capped(self, iid: int, ts_ns: int) -> None:
+        stats = self.stats
+        stats.capped_liquidations += 1
+        slot = ts_ns // 1_000_000_000
+        last = self._liq_slot.get(iid)
+        if last == slot:
+            return
+        stats.capped_slots += 1
+        if last is not None and slot == last + 1:
+            stats.saturated_slots += 1
+        self._liq_slot[iid] = slot
 
     async def _sleep(self, seconds: float) -> None:
         try:

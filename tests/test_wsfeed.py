@@ -9,7 +9,7 @@ import types
 import pytest
 from websockets.asyncio.server import serve
 
-from engine.record import Control, Kind, Side, Venue
+from engine.record import Control, Flag, Kind, Side, Venue
 from engine.venues import ConnectionPlan, binance
 from engine.wsfeed import CONNECTION_WIDE, WsFeed, backoff_delay
 
@@ -376,3 +376,34 @@ def test_silent_stream_is_unsubscribed_then_subscribed_where_the_venue_can():
             assert renew[1]["id"] > renew[0]["id"]
             assert h.connections == 1
     asyncio.run(main())
+
+
+def test_coverage_connected_share_and_capped_saturation(monkeypatch):
+    import engine.wsfeed as wsfeed_mod
+    clock = {"t": 100.0}
+    monkeypatch.setattr(wsfeed_mod.time, "monotonic", lambda: clock["t"])
+    plan = ConnectionPlan("market/0", "ws://unused", (STREAM,), (STREAM,), True)
+    written: list = []
+    feed = WsFeed(binance, [plan, plan._replace(key="market/1")], binance.Parser({"BTCUSDT": 7}.get), written.extend)
+    st = feed.stats
+    st.connected("market/0", True)          # t=100: socket 0 up, socket 1 never connects
+    clock["t"] = 110.0
+    st.connected("market/0", False)         # down after 10 s
+    clock["t"] = 120.0
+    assert st.coverage()["connected_share"] == pytest.approx(10.0 / (20.0 * 2))
+    st.connected("market/0", True)
+    clock["t"] = 130.0                      # an open socket counts up to now
+    assert st.coverage()["connected_share"] == pytest.approx(20.0 / (30.0 * 2))
+
+    def liq(sec, price, flags=Flag.CAPPED):
+        ts = (1_700_000_000 + sec) * 1_000_000_000 + 123
+        return (Kind.LIQUIDATION, Venue.BINANCE, Side.LONG, flags, 7, ts, ts, price, 1.0, price, 0.0, 0.0)
+
+    # slots 0, 1 (saturated), 3, 3 (same slot), 4 (saturated); an uncapped one is not counted
+    feed._emit([liq(0, 1.0), liq(1, 2.0), liq(3, 3.0), liq(3, 4.0), liq(4, 5.0), liq(9, 6.0, flags=0)],
+               wsfeed_mod._PlanState(plan))
+    cov = st.coverage()
+    assert (cov["capped_liquidations"], cov["capped_slots"], cov["saturated_slots"]) == (5, 4, 2)
+    assert cov["saturation_share"] == pytest.approx(0.5)
+    assert len([r for r in written if r[0] == Kind.LIQUIDATION]) == 6
+    assert st.as_dict()["saturated_slots"] == 2
