@@ -51,6 +51,9 @@ def cmd_actor(args) -> int:
     elif args.name == "recorder":
         from actors.recorder import RecorderActor
         actor = RecorderActor(cfg)
+    elif args.name == "bot":
+        from actors.bot import BotActor
+        actor = BotActor(cfg)
     else:  # argparse restricts the choices
         raise SystemExit(f"unknown actor {args.name}")
     return actor.start()
@@ -371,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_top)
 
     s = sub.add_parser("actor", help="run one actor in this process (used by the supervisor and systemd units)")
-    s.add_argument("name", choices=["feed", "compute", "alerts", "recorder"])
+    s.add_argument("name", choices=["feed", "compute", "alerts", "recorder", "bot"])
     s.add_argument("--config")
     s.add_argument("--venue", default="binance")
     s.add_argument("--worker", type=int, default=0)

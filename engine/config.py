@@ -406,6 +406,24 @@ class RecorderConfig(msgspec.Struct, **_STRUCT):
     level: int = 3
 
 
+class BotConfig(msgspec.Struct, **_STRUCT):
+    """The Telegram bot actor (actors/bot.py): commands answered from the engine's state and its own history.
+
+    Who may use it, the Bot API address and the token are [alerts.telegram]'s; it runs when Telegram is enabled
+    there and a token is set."""
+
+    enabled: bool = True                 # false: Telegram alerts only, no commands
+    group_commands: bool = False         # read-only market commands answered in allowed group chats
+    auto_start: bool = True              # chats receive alerts from start-up unless they sent /alerts stop
+    history_minutes: int = 5760          # 1-minute candles kept per asset (4 days: /profile 1d, 24 h changes)
+    kline_bootstrap: bool = True         # fill the candles from Binance kline REST at start
+    kline_minutes: int = 1440            # how far back the bootstrap reaches
+    kline_max_symbols: int = 30          # Binance symbols bootstrapped (the registry's first ones)
+    kline_weight_per_minute: int = 300   # the bot's own REST budget (the feed keeps its own)
+    poll_interval_ms: float = 50.0       # rings and bus are drained this often (never blocking the event loop)
+    oi_sample_interval_s: float = 60.0   # OI samples for the 15 min / 24 h changes
+
+
 class Config(msgspec.Struct, **_STRUCT):
     """The whole configuration."""
 
@@ -417,6 +435,7 @@ class Config(msgspec.Struct, **_STRUCT):
     detectors: DetectorsConfig = DetectorsConfig()
     alerts: AlertsConfig = AlertsConfig()
     recorder: RecorderConfig = RecorderConfig()
+    bot: BotConfig = BotConfig()
 
 
 def _check(cfg: Config) -> None:
@@ -493,6 +512,11 @@ def _check(cfg: Config) -> None:
     if cfg.recorder.retention_days <= 0 or cfg.recorder.flush_interval_s <= 0:
         bad("recorder.retention_days", "retention_days and flush_interval_s must be > 0")
     _check_alerts(cfg.alerts, bad)
+    b = cfg.bot
+    if min(b.history_minutes, b.kline_minutes, b.kline_weight_per_minute, b.poll_interval_ms,
+           b.oi_sample_interval_s) <= 0 or b.kline_max_symbols < 0:
+        bad("bot", "history_minutes, kline_minutes, kline_weight_per_minute, poll_interval_ms and "
+                   "oi_sample_interval_s must be > 0, kline_max_symbols >= 0")
     _check_flow(cfg.detectors, bad)
     if cfg.simulator.speed < 0:
         bad("simulator.speed", "must be >= 0")

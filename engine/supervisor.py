@@ -69,14 +69,20 @@ def enabled_venues(cfg: Config) -> list[str]:
     return [n for n in VenuesConfig.__struct_fields__ if getattr(cfg.venues, n).enabled]
 
 
-def actor_specs(cfg: Config) -> list[ActorSpec]:
-    """The actors ``cfg`` asks for: a feed per enabled venue, the compute workers, alerts and the recorder."""
+def actor_specs(cfg: Config, env: dict[str, str] | None = None) -> list[ActorSpec]:
+    """The actors ``cfg`` asks for: a feed per enabled venue, the compute workers, alerts, the recorder and the
+    Telegram bot (when Telegram and [bot] are enabled and a token is in ``env``: TELEGRAM_BOT_TOKEN or the
+    telegram_bot_token credential)."""
     specs = [ActorSpec(f"feed:{v}", ["feed", "--venue", v]) for v in enabled_venues(cfg)]
     specs += [ActorSpec(f"compute:{k}", ["compute", "--worker", str(k)]) for k in range(cfg.engine.compute_workers)]
     if cfg.alerts.enabled:
         specs.append(ActorSpec("alerts", ["alerts"]))
     if cfg.recorder.enabled:
         specs.append(ActorSpec("recorder", ["recorder"]))
+    if cfg.bot.enabled and cfg.alerts.telegram.enabled:
+        from .bot.app import bot_token
+        if bot_token(os.environ if env is None else env):
+            specs.append(ActorSpec("bot", ["bot"]))
     return specs
 
 
@@ -86,7 +92,7 @@ class Supervisor:
     def __init__(self, cfg: Config, specs: list[ActorSpec] | None = None, env: dict[str, str] | None = None,
                  poll_s: float = 0.05, log_level: str = "INFO"):
         self.cfg = cfg
-        self.specs = specs if specs is not None else actor_specs(cfg)
+        self.specs = specs if specs is not None else actor_specs(cfg, env)
         self.env = dict(os.environ if env is None else env)
         self.poll_s = poll_s
         self.log_level = log_level

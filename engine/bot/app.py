@@ -19,10 +19,17 @@ from typing import Callable
 
 from .commands import GENERIC_ERROR, UNAUTHORIZED, BotContext, Reply, changes_state, dispatch, menu, parse
 
-__all__ = ["Access", "BotService", "build_application", "silence_token_logs", "start_bot", "stop_bot"]
+__all__ = ["Access", "BotService", "bot_token", "build_application", "silence_token_logs", "start_bot", "stop_bot"]
 
 log = logging.getLogger("undertow.bot")
 GROUP_TYPES = ("group", "supergroup")
+TOKEN_CREDENTIAL, TOKEN_ENV = "telegram_bot_token", "TELEGRAM_BOT_TOKEN"
+
+
+def bot_token(env: dict | None = None) -> str | None:
+    """The bot token: systemd's ``telegram_bot_token`` credential, else ``$TELEGRAM_BOT_TOKEN``; None if neither."""
+    from engine.security import read_secret
+    return (read_secret(TOKEN_CREDENTIAL, TOKEN_ENV, env) or "").strip() or None
 
 
 @dataclass(frozen=True)

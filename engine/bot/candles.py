@@ -11,12 +11,14 @@ overwritten by a kline.
 """
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
 
 __all__ = ["CandleStore", "COLS", "T", "O", "H", "L", "C", "V", "BUY", "SELL", "USD", "N",
-           "parse_timeframe", "TIMEFRAMES", "aggregate", "binance_klines_to_candles", "fetch_binance_klines"]
+           "parse_timeframe", "TIMEFRAMES", "aggregate", "binance_klines_to_candles", "fetch_binance_klines",
+           "kline_weight", "KLINE_PATH", "MINUTE_MS"]
 
 T, O, H, L, C, V, BUY, SELL, USD, N = range(10)   # start ms, OHLC, base volume, taker buy/sell base, USD, trades
 COLS = 10
@@ -157,16 +159,28 @@ def binance_klines_to_candles(rows: list) -> np.ndarray:
     return out
 
 
-async def fetch_binance_klines(client, rest_url: str, symbol: str, minutes: int, now_ms: int,
-                               page: int = 1500) -> np.ndarray:
-    """The last ``minutes`` 1-minute klines of a Binance USD-M symbol (``client``: an httpx.AsyncClient)."""
+KLINE_PATH = "/fapi/v1/klines"
+
+
+def kline_weight(limit: int) -> int:
+    """Binance's request weight of a kline request for ``limit`` rows."""
+    return 1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1000 else 10
+
+
+async def fetch_binance_klines(get, symbol: str, minutes: int, now_ms: int, page: int = 1000) -> np.ndarray:
+    """The 1-minute klines of a Binance USD-M symbol opening in the ``minutes`` before ``now_ms``.
+
+    ``get(path, params, weight) -> bytes`` makes the request (``RestPoller.get_retrying``: weight budget,
+    retries and counted failures; it raises ``RestError``). A body that is not kline rows raises ValueError.
+    """
     start = now_ms - minutes * MINUTE_MS
     parts = []
     while start < now_ms:
-        resp = await client.get(f"{rest_url.rstrip('/')}/fapi/v1/klines",
-                                params={"symbol": symbol, "interval": "1m", "startTime": start, "limit": page})
-        resp.raise_for_status()
-        rows = resp.json()
+        body = await get(KLINE_PATH, {"symbol": symbol, "interval": "1m", "startTime": start,
+                                      "endTime": now_ms - 1, "limit": page}, kline_weight(page))
+        rows = json.loads(body)
+        if not isinstance(rows, list):
+            raise ValueError(f"kline reply is not a list: {body[:80]!r}")
         if not rows:
             break
         parts.append(binance_klines_to_candles(rows))

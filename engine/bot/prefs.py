@@ -11,7 +11,7 @@ import re
 import time
 from pathlib import Path
 
-__all__ = ["Prefs", "parse_duration", "SUBSCRIBE_KINDS"]
+__all__ = ["Prefs", "parse_duration", "prefs_path", "SUBSCRIBE_KINDS"]
 
 SUBSCRIBE_KINDS = ("cascade", "liquidation", "volatility", "oi", "funding", "risk")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
@@ -25,6 +25,11 @@ def parse_duration(text: str) -> float | None:
         return None
     s = float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
     return s if 0 < s <= MAX_DURATION_S else None
+
+
+def prefs_path(state_dir: str | os.PathLike) -> Path:
+    """Where the bot keeps the chats' preferences (beside the alert outbox, in the alerts' state directory)."""
+    return Path(state_dir) / "bot-prefs.json"
 
 
 class Prefs:

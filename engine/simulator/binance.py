@@ -15,7 +15,8 @@ Contract (2026 layout):
 * ``forceOrder``: at most one order per symbol per 1000 ms, the latest (throttle on by default).
 * REST: ``/fapi/v1/exchangeInfo`` (the market's perpetuals plus :data:`LISTING_EXTRAS`),
   ``/fapi/v1/ticker/24hr``, ``/fapi/v1/openInterest``, ``/fapi/v1/depth``,
-  ``/fapi/v1/premiumIndex``, ``/fapi/v1/time``, ``/fapi/v1/ping``.
+  ``/fapi/v1/premiumIndex``, ``/fapi/v1/time``, ``/fapi/v1/ping``, ``/fapi/v1/klines`` (``1m`` only: the
+  candles of the trades this simulator has sent, wall-clock minutes, the last :data:`KLINE_MINUTES`).
 
 Real frame (c9s/bbgo PR #1232)::
 
@@ -43,6 +44,8 @@ FORCE_ORDER_WINDOW_S = 1.0
 DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
 FUNDING_INTERVAL_MS = 8 * 3600 * 1000
 TRUTH_KEPT = 1000   # true top-of-book states kept per symbol (about 100 s of diffs)
+KLINE_MINUTES = 1500   # 1-minute klines kept per symbol
+KLINE_MAX_LIMIT = 1500
 
 _PUBLIC_RE = re.compile(r"^[a-z0-9_]+@(bookTicker|depth(5|10|20)?(@(0ms|100ms|250ms|500ms))?|rpiDepth.*)$")
 _MARKET_RE = re.compile(
@@ -127,6 +130,42 @@ class _SymbolStreams:
         self.truth: dict[int, tuple] = {}   # diff last_id -> (top bids, top asks) after it (book-sync tests)
 
 
+class KlineBook:
+    """1-minute klines of the trades sent, per symbol, as ``/fapi/v1/klines`` rows (numbers kept as floats)."""
+
+    def __init__(self, keep: int = KLINE_MINUTES) -> None:
+        self.keep = keep
+        self.rows: dict[str, dict[int, list]] = {}   # symbol -> open ms -> [o, h, l, c, vol, quote, n, buy, buy_quote]
+
+    def add(self, symbol: str, price: float, qty: float, taker_buy: bool, now_ms: int) -> None:
+        book = self.rows.setdefault(symbol, {})
+        t = now_ms - now_ms % 60_000
+        k = book.get(t)
+        if k is None:
+            k = book[t] = [price, price, price, price, 0.0, 0.0, 0, 0.0, 0.0]
+            if len(book) > self.keep:
+                del book[min(book)]
+        k[1], k[2], k[3] = max(k[1], price), min(k[2], price), price
+        k[4] += qty
+        k[5] += qty * price
+        k[6] += 1
+        if taker_buy:
+            k[7] += qty
+            k[8] += qty * price
+
+    def query(self, symbol: str, start: int | None, end: int | None, limit: int, pd: int, qd: int) -> list:
+        """Rows opening in [start, end]: the first ``limit`` from ``start``, else the last ``limit``."""
+        times = sorted(t for t in self.rows.get(symbol, {}) if (start is None or t >= start)
+                       and (end is None or t <= end))
+        times = times[:limit] if start is not None else times[-limit:]
+        out = []
+        for t in times:
+            o, h, lo, c, v, q, n, bv, bq = self.rows[symbol][t]
+            out.append([t, _fmt(o, pd), _fmt(h, pd), _fmt(lo, pd), _fmt(c, pd), _fmt(v, qd), t + 59_999,
+                        _fmt(q, 4), n, _fmt(bv, qd), _fmt(bq, 4), "0"])
+        return out
+
+
 class BinanceVenue:
     """Format neutral market events as Binance frames and speak Binance's WS/REST rules."""
 
@@ -140,6 +179,7 @@ class BinanceVenue:
         self.throttle = ForceOrderThrottle() if throttle else None
         self.wrong_path_streams = 0
         self.mark_count = 0
+        self.klines = KlineBook()
 
     # ---------------------------------------------------------------- connections
 
@@ -239,6 +279,7 @@ class BinanceVenue:
             elif kind is Trade:
                 ss = syms[ev.symbol]
                 maker = "false" if ev.taker_buy else "true"   # m: the buyer is the maker
+                self.klines.add(ev.symbol, ev.price, ev.qty, ev.taker_buy, now_ms)
                 if ss.agg in subs:
                     add((ss.agg, (
                         f'{{"e":"aggTrade","E":{now_ms},"s":"{ev.symbol}","a":{ev.trade_id},'
@@ -374,7 +415,7 @@ class BinanceVenue:
             return 200, self._exchange_info(now_ms)
         if route == "/fapi/v1/ticker/24hr":
             return self._tickers(query.get("symbol"), now_ms)
-        if route not in ("/fapi/v1/openInterest", "/fapi/v1/depth", "/fapi/v1/premiumIndex"):
+        if route not in ("/fapi/v1/openInterest", "/fapi/v1/depth", "/fapi/v1/premiumIndex", "/fapi/v1/klines"):
             return 404, {"code": -5000, "msg": f"Path {parts.path}, Method GET is invalid"}
         symbol = query.get("symbol")
         if symbol is None and route == "/fapi/v1/premiumIndex":
@@ -388,6 +429,8 @@ class BinanceVenue:
             return 200, {"openInterest": _fmt(self.market.open_interest(symbol), ss.qd), "symbol": symbol, "time": now_ms}
         if route == "/fapi/v1/premiumIndex":
             return 200, self._premium(symbol, now_ms)
+        if route == "/fapi/v1/klines":
+            return self._klines(ss, query)
         try:
             limit = int(query.get("limit", "500"))
         except ValueError:
@@ -422,7 +465,23 @@ class BinanceVenue:
         if parts.path.startswith("/fapi/v1/depth"):
             limit = int(parse_qs(parts.query).get("limit", ["500"])[0] or 500)
             return 2 if limit <= 50 else 5 if limit <= 100 else 10 if limit <= 500 else 20
+        if parts.path.startswith("/fapi/v1/klines"):
+            raw = parse_qs(parts.query).get("limit", ["500"])[0]
+            limit = int(raw) if raw.isdigit() else 500   # a bad limit is answered 400 by rest()
+            return 1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1000 else 10
         return 1
+
+    def _klines(self, ss: _SymbolStreams, query: dict) -> tuple[int, Any]:
+        if query.get("interval") != "1m":
+            return 400, {"code": -1120, "msg": "Invalid interval."}
+        try:
+            limit = int(query.get("limit", "500"))
+            start, end = (int(query[k]) if k in query else None for k in ("startTime", "endTime"))
+        except ValueError:
+            return 400, {"code": -1100, "msg": "Illegal characters found in a parameter."}
+        if not 0 < limit <= KLINE_MAX_LIMIT:
+            return 400, {"code": -1130, "msg": "Data sent for parameter 'limit' is not valid."}
+        return 200, self.klines.query(ss.spec.symbol, start, end, limit, ss.pd, ss.qd)
 
     def _premium(self, symbol: str, now_ms: int) -> dict:
         m = self.market.mark(symbol)

@@ -1,0 +1,290 @@
+"""The Telegram bot actor (``undertow actor bot``): commands answered from the engine, in its own process.
+
+One asyncio event loop runs everything, so the command handlers and the
+history they read never race:
+
+* a periodic tick (``bot.poll_interval_ms``) drains every enabled venue's
+  ring through the bot's own reader slot (``bot``, starting at the oldest
+  record the ring still holds) and the bus (every signal but heartbeats)
+  into :class:`engine.bot.history.History`, samples open interest from the
+  state table, publishes counters and beats the heartbeat. Ring and bus
+  polls never block; the tick sleeps between rounds;
+* the python-telegram-bot client (:mod:`engine.bot.app`) long-polls the Bot
+  API at ``[alerts.telegram].api_base_url``; if it cannot start (Bot API
+  unreachable, token refused) it is retried with back-off while the history
+  keeps filling;
+* at start, 1-minute candles are bootstrapped from Binance kline REST under
+  the bot's own weight budget. A failed symbol is counted and skipped, never
+  fatal. Only closed minutes older than the first Binance trade the bot read
+  from the ring are loaded, and never over a minute built from trades, so no
+  trade is counted twice; bootstrapped minutes hold Binance's volume only.
+
+The start-up notice is the alert actor's; the bot sends none. Chat
+preferences (``/alerts stop``, ``/mute`` ...) are kept in ``bot-prefs.json``
+in the alerts' state directory.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+
+from engine.bot.app import Access, BotService, bot_token, build_application, start_bot, stop_bot
+from engine.bot.candles import MINUTE_MS, T, fetch_binance_klines
+from engine.bot.commands import BotContext
+from engine.bot.history import History, market_class
+from engine.bot.market import MarketView
+from engine.bot.prefs import Prefs, prefs_path
+from engine.bus import Subscriber
+from engine.config import Config
+from engine.instruments import Market, Registry, canonical_asset, registry_segment
+from engine.record import Kind, Venue
+from engine.ring import Ring, RingReader, ring_segment
+from engine.security import curve_client_for
+from engine.signals import Heartbeat
+from engine.state import StateTable
+from engine.supervisor import enabled_venues
+
+from .alerts import bus_endpoint, state_dir
+from .base import Actor
+
+__all__ = ["BotActor", "READER_NAME", "kline_targets", "bootstrap_klines"]
+
+READER_NAME = "bot"
+MAX_RING_BATCHES = 16          # per ring per tick: a backlog is worked off over several ticks
+MAX_BUS_MESSAGES = 1000        # per tick
+LATE_MS = 10_000               # a minute counts as closed this long after its end (late trades)
+REGISTRY_WAIT_S = 30.0         # how long the bootstrap waits for the feed to register Binance symbols
+COUNTERS_INTERVAL_S = 1.0
+RESTART_BACKOFF_S = (1.0, 60.0)
+
+kline_log = logging.getLogger("undertow.bot.klines")
+
+
+def kline_targets(registry, max_symbols: int) -> list[tuple[str, tuple[str, str]]]:
+    """(Binance symbol, candle key) to bootstrap: USD-M linear perps, one symbol per asset (USDT first), no
+    multiplier symbols (1000PEPE klines are priced per 1000), at most ``max_symbols``."""
+    cands = [i for i in registry.all() if i.venue == Venue.BINANCE and i.market == Market.PERP_LINEAR]
+    cands.sort(key=lambda i: (i.quote != "USDT", i.id))
+    out, seen = [], set()
+    for ins in cands:
+        key = (ins.asset, market_class(ins.market))
+        base = ins.symbol[: -len(ins.quote)] if ins.symbol.endswith(ins.quote) else ins.symbol
+        if key in seen or canonical_asset(base)[1] != 1.0:
+            continue
+        seen.add(key)
+        out.append((ins.symbol, key))
+    return out[:max_symbols]
+
+
+async def bootstrap_klines(history: History, targets, get, minutes: int, now_ms: int, boundary_ms,
+                           stats: dict) -> None:
+    """Load the closed 1-minute klines of every target into ``history.candles``.
+
+    ``get`` is ``RestPoller.get_retrying``; ``boundary_ms()`` is called before each load and gives the first
+    minute that must not be loaded (the trades the bot reads cover it). Counts go into ``stats``:
+    ``kline_symbols``, ``kline_candles``, ``kline_failed`` (request failed), ``kline_malformed`` (bad body).
+    """
+    from engine.rest import RestError
+    for symbol, key in targets:
+        try:
+            candles = await fetch_binance_klines(get, symbol, minutes, now_ms)
+        except RestError as exc:
+            stats["kline_failed"] += 1
+            kline_log.warning("kline bootstrap of %s failed: %s", symbol, exc)
+            continue
+        except (ValueError, IndexError, TypeError) as exc:
+            stats["kline_malformed"] += 1
+            kline_log.warning("kline bootstrap of %s: unusable reply (%s)", symbol, exc)
+            continue
+        closed = candles[candles[:, T] + MINUTE_MS <= boundary_ms()]
+        stats["kline_candles"] += history.candles.load(key, closed)
+        stats["kline_symbols"] += 1
+
+
+class BotActor(Actor):
+    """The ``bot`` process; see the module docstring."""
+
+    kind = "bot"
+
+    def __init__(self, cfg: Config, env: dict | None = None):
+        super().__init__(cfg, "bot")
+        self.env = os.environ if env is None else env
+        self.readers: dict[str, RingReader] = {}
+        self.first_trade_ns: dict[str, int] = {}     # venue -> exchange time of the first trade read
+        self.sub: Subscriber | None = None
+        self.registry = None
+        self.table = None
+        self.market: MarketView | None = None
+        self.history: History | None = None
+        self.service: BotService | None = None
+        self.app = None
+        self.telegram_up = False
+        self.stats = dict(records=0, lost=0, signals=0, kline_symbols=0, kline_candles=0, kline_failed=0,
+                          kline_malformed=0, telegram_start_failures=0)
+        self._rest_counters: dict[str, int] = {}
+
+    # -- lifecycle --------------------------------------------------------
+    def setup(self) -> None:
+        cfg, eng, b, tg = self.cfg, self.cfg.engine, self.cfg.bot, self.cfg.alerts.telegram
+        token = bot_token(self.env)
+        if token is None:
+            raise RuntimeError("no Telegram bot token: set TELEGRAM_BOT_TOKEN (or the telegram_bot_token credential)")
+        self.sub = Subscriber(bus_endpoint(cfg), [""], rcvhwm=cfg.bus.sndhwm, curve=curve_client_for(cfg.bus))
+        for venue in enabled_venues(cfg):
+            ring = Ring.open(ring_segment(eng.namespace, venue), eng.ring_capacity)
+            self.readers[venue] = RingReader(ring, READER_NAME, start="earliest")
+        self.registry = Registry.open(registry_segment(eng.namespace), eng.max_instruments, eng.max_assets)
+        self.table = StateTable.open(eng.namespace, eng.max_instruments, eng.max_assets)
+        self.market = MarketView(self.registry, self.table)
+        self.history = History(candle_minutes=b.history_minutes)
+        prefs = Prefs(prefs_path(state_dir(cfg)), default_alerts=b.auto_start)
+        actors = self._table.snapshot
+
+        def context(chat_id: int) -> BotContext:
+            return BotContext(self.market, self.history, prefs, cfg, actors=actors, chat_id=chat_id)
+
+        self.service = BotService(Access(frozenset(tg.chat_ids), frozenset(tg.admin_user_ids), b.group_commands),
+                                  context)
+        if not tg.chat_ids:
+            self.log.warning("[alerts.telegram].chat_ids is empty: the bot answers nobody")
+        self.app = build_application(token, tg.api_base_url, self.service)
+
+    def run(self) -> None:
+        asyncio.run(self._main())
+
+    def teardown(self) -> None:
+        for reader in self.readers.values():
+            reader.ring.close()
+        if self.sub is not None:
+            self.sub.close()
+        if self.table is not None:
+            self.table.close()
+        if self.registry is not None:
+            self.registry.close()
+
+    # -- event loop -------------------------------------------------------
+    async def _main(self) -> None:
+        b = self.cfg.bot
+        tasks = [asyncio.create_task(self._telegram(), name="telegram")]
+        if b.kline_bootstrap and "binance" in self.readers:
+            tasks.append(asyncio.create_task(self._bootstrap(), name="klines"))
+        interval = b.poll_interval_ms / 1000.0
+        next_oi = next_counters = time.monotonic()
+        try:
+            while not self.stopping:
+                self.poll_rings()
+                self.poll_bus()
+                now = time.monotonic()
+                if now >= next_oi:
+                    next_oi = now + b.oi_sample_interval_s
+                    self.history.sample_oi(self.market.instruments())
+                if now >= next_counters:
+                    next_counters = now + COUNTERS_INTERVAL_S
+                    self.counters(self._counters())
+                self.beat()
+                await asyncio.sleep(interval)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if self.telegram_up:
+                await stop_bot(self.app)
+            self.counters(self._counters())
+
+    def poll_rings(self) -> int:
+        """Fold what the rings hold into the history (bounded per tick); return how many records were read."""
+        n = 0
+        for venue, reader in self.readers.items():
+            for _ in range(MAX_RING_BATCHES):
+                recs, lost = reader.poll()
+                self.stats["lost"] += lost
+                if not len(recs):
+                    break
+                if venue not in self.first_trade_ns:
+                    trades = recs["ts_exchange"][recs["kind"] == Kind.TRADE]
+                    if len(trades):
+                        self.first_trade_ns[venue] = int(trades.min())
+                self.history.ingest(recs, self.registry)
+                n += len(recs)
+        self.stats["records"] += n
+        return n
+
+    def poll_bus(self) -> int:
+        n = 0
+        while n < MAX_BUS_MESSAGES:
+            msg = self.sub.recv(timeout_ms=0)
+            if msg is None:
+                break
+            n += 1
+            if not isinstance(msg.signal, Heartbeat):
+                self.history.add_signal(msg.signal)
+                self.stats["signals"] += 1
+        return n
+
+    async def _telegram(self) -> None:
+        """Start the PTB client, retrying with back-off: the Bot API may be unreachable for a while."""
+        delay, cap = RESTART_BACKOFF_S
+        while not self.stopping:
+            try:
+                await start_bot(self.app)
+                self.telegram_up = True
+                self.log.info("Telegram bot @%s polling", self.service.username or "?")
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:   # unreachable API, refused token: counted and retried, history keeps filling
+                self.stats["telegram_start_failures"] += 1
+                self.log.warning("Telegram bot did not start (%s); retrying in %.0fs", type(exc).__name__, delay)
+                try:
+                    await stop_bot(self.app)
+                except Exception:
+                    pass
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, cap)
+
+    async def _bootstrap(self) -> None:
+        from engine.rest import RestPoller, WeightBudget
+        from engine.venues import binance
+        b = self.cfg.bot
+        deadline = time.monotonic() + REGISTRY_WAIT_S
+        while not (targets := kline_targets(self.registry, b.kline_max_symbols)) and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+        if not targets:
+            self.log.info("kline bootstrap: no Binance linear perpetual registered; skipped")
+            return
+        poller = RestPoller(binance, self.cfg.venues.binance.rest_url or binance.DEFAULT_REST_URL,
+                            WeightBudget(b.kline_weight_per_minute))
+        now_ms = time.time_ns() // 1_000_000
+        try:
+            await bootstrap_klines(self.history, targets, poller.get_retrying, b.kline_minutes, now_ms,
+                                   self._kline_boundary_ms, self.stats)
+        finally:
+            self._rest_counters = {f"kline_{k}": v for k, v in poller.counters().items()}
+            await poller.aclose()
+        self.log.info("kline bootstrap: %d candles for %d/%d symbols (%d failed, %d malformed)",
+                      self.stats["kline_candles"], self.stats["kline_symbols"], len(targets),
+                      self.stats["kline_failed"], self.stats["kline_malformed"])
+
+    def _kline_boundary_ms(self) -> int:
+        """The first minute klines must not fill: the minute of the first Binance trade read (drained first,
+        so a backlog in the ring is known), and never a minute closed less than LATE_MS ago."""
+        for _ in range(4):   # one round drains a whole ring's capacity; a live stream never runs dry
+            if not self.poll_rings():
+                break
+        limit = time.time_ns() // 1_000_000 - LATE_MS
+        first = self.first_trade_ns.get("binance")
+        if first is not None:
+            limit = min(limit, first // 1_000_000)
+        return limit - limit % MINUTE_MS
+
+    def _counters(self) -> dict[str, float]:
+        s, svc, h = self.stats, self.service, self.history
+        c = {k: float(v) for k, v in s.items()}
+        c.update(bus_gaps=self.sub.gaps, bus_malformed=self.sub.malformed, unknown_instruments=h.unknown_instruments,
+                 candle_trades=h.candles.trades, candle_rejected=h.candles.rejected,
+                 commands_answered=svc.answered, commands_refused=svc.refused, commands_ignored=svc.ignored,
+                 command_errors=svc.errors, telegram_up=float(self.telegram_up))
+        c.update({k: float(v) for k, v in self._rest_counters.items()})
+        return c
