@@ -78,7 +78,7 @@ class FeedStats:
     __slots__ = ("frames", "outcomes", "kinds", "reconnects", "stale", "gaps", "duplicates",
                  "rotations", "connects", "subscribes_sent", "pings_sent", "snapshot_fetches",
                  "snapshot_errors", "book_resubscribes", "extra", "started", "connected_s", "open_since",
-                 "plans", "capped_liquidations", "capped_slots", "saturated_slots")
+                 "plans", "liq_slots", "capped_liquidations", "capped_slots", "saturated_slots")
 
     def __init__(self) -> None:
         self.frames = 0
@@ -103,6 +103,7 @@ class FeedStats:
         self.plans = 0
         # capped liquidation streams (Flag.CAPPED: Binance 1/symbol/s, OKX): a liquidation in the 1 s slot
         # right after the previous one of its symbol means the cap was probably binding (saturated)
+        self.liq_slots = 0              # (symbol, 1 s slot) pairs with at least one liquidation, every stream
         self.capped_liquidations = 0
         self.capped_slots = 0
         self.saturated_slots = 0
@@ -120,7 +121,8 @@ class FeedStats:
         now = time.monotonic()
         up = self.connected_s + sum(now - t for t in self.open_since.values())
         span = max(1e-9, (now - self.started) * max(1, self.plans))
-        return {"connected_share": min(1.0, up / span), "capped_liquidations": self.capped_liquidations,
+        return {"connected_share": min(1.0, up / span), "liq_slots": self.liq_slots,
+                "capped_liquidations": self.capped_liquidations,
                 "capped_slots": self.capped_slots, "saturated_slots": self.saturated_slots,
                 "saturation_share": self.saturated_slots / self.capped_slots if self.capped_slots else 0.0}
 
@@ -250,7 +252,7 @@ class WsFeed:
                 st.gap_check = set()
             connected_before = True
             st.sock = sock
-            st.reset_freshness(time.time_ns())
+            st.reset_freshness(time.monotonic_ns())
             self.stats.connected(st.plan.key, True)
             try:
                 sock = await self._serve(sock, asyncio.create_task(self._read(sock, st)), st)
@@ -363,7 +365,7 @@ class WsFeed:
         """Flag silent streams; return True when the socket should be replaced."""
         if not st.last_data:
             return False
-        now = time.time_ns()
+        now = time.monotonic_ns()      # freshness runs on the monotonic clock: a wall-clock step is not silence
         limit = self.stale_after_ns
         newly, silent = [], 0
         for stream, last in st.last_data.items():
@@ -381,7 +383,7 @@ class WsFeed:
             recs = []
             for stream in newly:
                 iid = lookup(symbol_of(stream)) if symbol_of else None
-                recs.append(control_record(self.venue, Control.STREAM_STALE, now,
+                recs.append(control_record(self.venue, Control.STREAM_STALE, time.time_ns(),
                                            CONNECTION_WIDE if iid is None else iid, (now - st.last_data[stream]) / 1e9))
             self.stats.stale += len(newly)
             self.write(recs)
@@ -408,7 +410,7 @@ class WsFeed:
                 if outcome <= Outcome.PARSED:
                     sock.data_frames += 1
                     if stream in last_data:
-                        last_data[stream] = ts
+                        last_data[stream] = time.monotonic_ns()
                         if st.stale_since:
                             st.stale_since.pop(stream, None)
                 if out:
@@ -476,8 +478,7 @@ class WsFeed:
                     self.stats.duplicates += 1
                     continue
                 seen.append(key)
-                if r[3] & _CAPPED:
-                    self._capped(iid, r[5])
+                self._liq_slot_seen(iid, r[5], r[3] & _CAPPED)
             kinds[k] += 1
             keep.append(r)
         return keep
@@ -549,17 +550,20 @@ class WsFeed:
                 continue   # the reconnect resubscribes everything
             await self._subscribe(st.sock, streams)
 
-    def _capped(self, iid: int, ts_ns: int) -> None:
+    def _liq_slot_seen(self, iid: int, ts_ns: int, capped: int) -> None:
         stats = self.stats
-        stats.capped_liquidations += 1
         slot = ts_ns // 1_000_000_000
         last = self._liq_slot.get(iid)
+        if capped:
+            stats.capped_liquidations += 1
         if last == slot:
             return
-        stats.capped_slots += 1
-        if last is not None and slot == last + 1:
-            stats.saturated_slots += 1
+        stats.liq_slots += 1
         self._liq_slot[iid] = slot
+        if capped:
+            stats.capped_slots += 1
+            if last is not None and slot == last + 1:
+                stats.saturated_slots += 1
 
     async def _sleep(self, seconds: float) -> None:
         try:

@@ -64,7 +64,7 @@ _IGNORED_EVENTS = frozenset({
     "kline", "continuous_kline", "24hrTicker", "24hrMiniTicker", "contractInfo",
     "assetIndexUpdate", "compositeIndex", "indexPriceUpdate",
 })
-_INF = float("inf")
+_MAX = 1e15   # bound on any price, size or amount: products of two stay finite (1e308 overflowed)
 _MS = 1_000_000
 
 
@@ -294,7 +294,7 @@ EMITTED, PARSED, CONTROL, IGNORED, UNKNOWN, MALFORMED = (
 
 
 def _book_top(venue, flags, iid, ts_ex, ts_recv, bid, bid_qty, ask, ask_qty, out) -> Outcome:
-    if not (0.0 < bid < _INF and 0.0 < ask < _INF and 0.0 <= bid_qty < _INF and 0.0 <= ask_qty < _INF):
+    if not (0.0 < bid < _MAX and 0.0 < ask < _MAX and 0.0 <= bid_qty < _MAX and 0.0 <= ask_qty < _MAX):
         return MALFORMED
     out.append((Kind.BOOK_TOP, venue, 0, flags, iid, ts_ex, ts_recv,
                 bid, bid_qty, bid * bid_qty + ask * ask_qty, ask, ask_qty))
@@ -356,7 +356,7 @@ class Parser:
 
     # -- handlers: each returns an Outcome ----------------------------------------
     def _trade_record(self, s, p, q, T, m, flags, tid, fills, ts_recv, out) -> Outcome:
-        if not (0.0 <= p < _INF and 0.0 <= q < _INF):
+        if not (0.0 <= p < _MAX and 0.0 <= q < _MAX):
             return MALFORMED
         if p == 0.0 or q == 0.0:
             return PARSED  # sentinel trade (p=0/q=0): nothing traded
@@ -387,7 +387,7 @@ class Parser:
         else:
             return MALFORMED
         ap, z, p = o.ap, o.z, o.p
-        if not (0.0 <= ap < _INF and 0.0 <= z < _INF and 0.0 <= p < _INF and 0.0 <= o.q < _INF):
+        if not (0.0 <= ap < _MAX and 0.0 <= z < _MAX and 0.0 <= p < _MAX and 0.0 <= o.q < _MAX):
             return MALFORMED
         if z == 0.0 or ap == 0.0:
             return PARSED  # nothing filled yet
@@ -447,7 +447,7 @@ class Parser:
     def _mark_one(self, msg: MarkPrice, ts_recv, out) -> Outcome:
         p, i = msg.p, msg.i
         r = float(msg.r) if msg.r else 0.0
-        if not (0.0 < p < _INF and 0.0 <= i < _INF and -_INF < r < _INF and msg.T >= 0):
+        if not (0.0 < p < _MAX and 0.0 <= i < _MAX and -_MAX < r < _MAX and msg.T >= 0):
             return MALFORMED
         iid = self.lookup(msg.s)
         if iid is None:
@@ -494,7 +494,7 @@ def parse_open_interest(payload: bytes, lookup: Callable[[str], int | None], ts_
     except _DecodeErrors:
         return MALFORMED
     oi = msg.openInterest
-    if not (0.0 <= oi < _INF and 0.0 <= ref_price < _INF):
+    if not (0.0 <= oi < _MAX and 0.0 <= ref_price < _MAX):
         return MALFORMED
     iid = lookup(msg.symbol)
     if iid is None:
@@ -556,7 +556,7 @@ def parse_tickers(payload: bytes) -> dict[str, float] | None:
         items = _tickers_decoder.decode(payload)
     except _DecodeErrors:
         return None
-    return {t.symbol: t.quoteVolume for t in items if 0.0 <= t.quoteVolume < _INF}
+    return {t.symbol: t.quoteVolume for t in items if 0.0 <= t.quoteVolume < _MAX}
 
 
 def base_from_symbol(symbol: str, quotes: tuple[str, ...] = ("USDT", "USDC", "BUSD", "USD")) -> str:

@@ -71,7 +71,7 @@ BOOK_SOURCE = "resubscribe"
 LIQUIDATION_STREAM = "liquidation"
 trade_stream_ids = False             # snowflake ids: increasing, never consecutive
 
-_INF = float("inf")
+_MAX = 1e15   # bound on any price, size or amount: products of two stay finite (1e308 overflowed)
 _MS = 1_000_000
 _EXACT_ID = float(1 << 53)
 _CONTROL_EVENTS = frozenset({"subscribe", "unsubscribe", "error", "login"})
@@ -455,7 +455,7 @@ class Parser:
         outcome = PARSED
         for ts, p, q, side, tid in items:
             s = _TAKER.get(side)
-            if s is None or not (0.0 <= p < _INF and 0.0 <= q < _INF) or ts < 0:
+            if s is None or not (0.0 <= p < _MAX and 0.0 <= q < _MAX) or ts < 0:
                 return MALFORMED
             if p == 0.0 or q == 0.0:
                 continue
@@ -522,8 +522,8 @@ class Parser:
 
     def _mark_and_oi(self, symbol: str, ts: int, mark: float, index: float, rate: float, next_ms: int,
                      holding: float, ts_recv: int, out: list) -> Outcome:
-        if not (0.0 < mark < _INF and 0.0 <= index < _INF and -_INF < rate < _INF and next_ms >= 0 and ts >= 0
-                and (holding == -1.0 or 0.0 <= holding < _INF)):
+        if not (0.0 < mark < _MAX and 0.0 <= index < _MAX and -_MAX < rate < _MAX and next_ms >= 0 and ts >= 0
+                and (holding == -1.0 or 0.0 <= holding < _MAX)):
             return MALFORMED
         iid = self.lookup(symbol)
         if iid is None:
@@ -569,7 +569,7 @@ class Parser:
         for x in data:
             side = _POSITION.get(x.side)
             p, amount = x.price, x.amount
-            if side is None or not (0.0 <= p < _INF and 0.0 <= amount < _INF) or x.ts < 0:
+            if side is None or not (0.0 <= p < _MAX and 0.0 <= amount < _MAX) or x.ts < 0:
                 return MALFORMED
             if p == 0.0 or amount == 0.0:
                 continue
@@ -596,13 +596,13 @@ def parse_open_interest(payload: bytes, lookup: Callable[[str], int | None], ts_
         msg = _oi_decoder.decode(payload)
     except _DecodeErrors:
         return MALFORMED
-    if not 0.0 <= ref_price < _INF or msg.data.ts < 0:
+    if not 0.0 <= ref_price < _MAX or msg.data.ts < 0:
         return MALFORMED
     start = len(out)
     outcome = IGNORED
     for row in msg.data.openInterestList:
         oi = row.size
-        if not 0.0 <= oi < _INF:
+        if not 0.0 <= oi < _MAX:
             del out[start:]
             return MALFORMED
         iid = lookup(row.symbol)
@@ -645,7 +645,7 @@ def parse_exchange_info(payload: bytes) -> list[InstrumentInfo] | None:
             tick = c.priceEndStep * 10.0 ** -c.pricePlace
         else:
             tick = 10.0 ** -c.priceScale if c.priceScale >= 0 else 0.0
-        if not 0.0 <= tick < _INF:
+        if not 0.0 <= tick < _MAX:
             tick = 0.0
         out.append(InstrumentInfo(c.symbol, c.baseCoin, c.quoteCoin, _contract_type(c), status, tick, 1.0))
     return out
@@ -660,6 +660,6 @@ def parse_tickers(payload: bytes) -> dict[str, float] | None:
     out: dict[str, float] = {}
     for r in msg.data:
         usd = r.usdtVolume if r.usdtVolume != -1.0 else r.quoteVolume if r.quoteVolume != -1.0 else r.baseVolume * r.lastPr
-        if 0.0 <= usd < _INF:
+        if 0.0 <= usd < _MAX:
             out[r.symbol] = usd
     return out

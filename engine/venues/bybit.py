@@ -61,7 +61,7 @@ BOOK_SOURCE = "resubscribe"
 trade_stream_ids = False                 # trade ids are UUID strings: TRADE aux is 0
 OI_STREAMED = True                       # tickers.{s} pushes open interest; REST polling is optional
 
-_INF = float("inf")
+_MAX = 1e15   # bound on any price, size or amount: products of two stay finite (1e308 overflowed)
 _MS = 1_000_000
 _TS_MAX = (1 << 63) // _MS               # ms timestamps past this do not fit the record's int64 ns
 _BUY, _SELL = "Buy", "Sell"
@@ -253,7 +253,7 @@ _IGNORED_FAMILIES = frozenset({
 
 
 # lower bound of each TickerData number field (funding may be negative; a zero mark means not trading)
-_TICKER_LOW = (0.0, 0.0, -_INF, 0.0, 0.0, 0.0, 0.0, 0.0)
+_TICKER_LOW = (0.0, 0.0, -_MAX, 0.0, 0.0, 0.0, 0.0, 0.0)
 
 
 class Parser:
@@ -275,7 +275,7 @@ class Parser:
                  contract_sizes: Mapping[str, float] | None = None):
         self.lookup = lookup
         self.flags = flags
-        self.contract_sizes = {s: float(c) for s, c in (contract_sizes or {}).items() if 0.0 < c < _INF}
+        self.contract_sizes = {s: float(c) for s, c in (contract_sizes or {}).items() if 0.0 < c < _MAX}
         self.tickers: dict[str, list] = {}   # symbol -> merged TickerData numbers (None = unknown)
         self._handlers = {
             "publicTrade": (_trade_decoder, self._trades), "allLiquidation": (_liq_decoder, self._liquidations),
@@ -337,7 +337,7 @@ class Parser:
         lookup, sizes, flags = self.lookup, self.contract_sizes, self.flags
         for it in msg.data:
             p, v = it.p, it.v
-            if not (0.0 <= p < _INF and 0.0 <= v < _INF and 0 <= it.T < _TS_MAX):
+            if not (0.0 <= p < _MAX and 0.0 <= v < _MAX and 0 <= it.T < _TS_MAX):
                 del out[start:]
                 return MALFORMED
             s = it.S
@@ -369,7 +369,7 @@ class Parser:
             p, v = it.p, it.v
             s = it.S
             side = Side.LONG if s == _BUY else Side.SHORT if s == _SELL else 0
-            if not side or not (0.0 <= p < _INF and 0.0 <= v < _INF and 0 <= it.T < _TS_MAX):
+            if not side or not (0.0 <= p < _MAX and 0.0 <= v < _MAX and 0 <= it.T < _TS_MAX):
                 del out[start:]
                 return MALFORMED
             if p == 0.0 or v == 0.0:
@@ -442,7 +442,7 @@ class Parser:
                     st[i] = None
                     continue
                 x = float(v)
-                if not (_TICKER_LOW[i] <= x < _INF):
+                if not (_TICKER_LOW[i] <= x < _MAX):
                     return MALFORMED
                 st[i] = x
         iid = self.lookup(d.symbol)
@@ -470,7 +470,7 @@ class Parser:
 def _best(levels: list[tuple[float, float]]):
     """First level with a positive size; None if there is none, False if a number is unusable."""
     for p, q in levels:
-        if not (0.0 < p < _INF and 0.0 <= q < _INF):
+        if not (0.0 < p < _MAX and 0.0 <= q < _MAX):
             return False
         if q > 0.0:
             return p, q
@@ -554,7 +554,7 @@ def parse_open_interest(payload: bytes, lookup: Callable[[str], int | None], ts_
         return PARSED
     point = result.points[0]   # newest first
     oi = point.singleOpenInterest if point.singleOpenInterest is not None else point.openInterest
-    if not (0.0 <= oi < _INF and 0.0 <= ref_price < _INF):
+    if not (0.0 <= oi < _MAX and 0.0 <= ref_price < _MAX):
         return MALFORMED
     iid = lookup(result.symbol)
     if iid is None:
@@ -609,7 +609,7 @@ def parse_tickers(payload: bytes) -> dict[str, float] | None:
             usd = float(t.turnover24h)
         except ValueError:
             continue
-        if 0.0 <= usd < _INF:
+        if 0.0 <= usd < _MAX:
             out[t.symbol] = usd
     return out
 

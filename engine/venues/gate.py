@@ -72,7 +72,7 @@ _IGNORED_CHANNELS = frozenset({
     "futures.candlesticks", "futures.order_book", "futures.contract_info", "futures.contract_stats_all",
 })
 _CONTROL_CHANNELS = frozenset({"futures.pong", "futures.ping", "futures.system"})
-_INF = float("inf")
+_MAX = 1e15   # bound on any price, size or amount: products of two stay finite (1e308 overflowed)
 _MS = 1_000_000
 
 
@@ -279,7 +279,7 @@ def _num(text: str) -> float:
 
 
 def _book_top(flags, iid, ts_ex, ts_recv, bid, bid_qty, ask, ask_qty, out) -> Outcome:
-    if not (0.0 < bid < _INF and 0.0 < ask < _INF and 0.0 <= bid_qty < _INF and 0.0 <= ask_qty < _INF):
+    if not (0.0 < bid < _MAX and 0.0 < ask < _MAX and 0.0 <= bid_qty < _MAX and 0.0 <= ask_qty < _MAX):
         return MALFORMED
     out.append((Kind.BOOK_TOP, VENUE, 0, flags, iid, ts_ex, ts_recv,
                 bid, bid_qty, bid * bid_qty + ask * ask_qty, ask, ask_qty))
@@ -376,7 +376,7 @@ class Parser:
 
     def _size_of(self, contract: str) -> float:
         size = self.contract_sizes.get(contract)
-        if size is None or not 0.0 < size < _INF:
+        if size is None or not 0.0 < size < _MAX:
             self.missing_contract_size += 1
             return 0.0
         return size
@@ -387,7 +387,7 @@ class Parser:
         outcome = IGNORED
         for it in items:
             p, size = it.price, it.size
-            if not (0.0 <= p < _INF and -_INF < size < _INF and it.create_time_ms >= 0):
+            if not (0.0 <= p < _MAX and -_MAX < size < _MAX and it.create_time_ms >= 0):
                 return MALFORMED, ""
             if p == 0.0 or size == 0.0:
                 outcome = PARSED if outcome is IGNORED else outcome
@@ -409,7 +409,7 @@ class Parser:
         outcome = IGNORED
         for it in items:
             p, size, t = it.price, it.size, it.time_ms or it.time
-            if not (0.0 <= p < _INF and -_INF < size < _INF and t >= 0):
+            if not (0.0 <= p < _MAX and -_MAX < size < _MAX and t >= 0):
                 return MALFORMED, ""
             if p == 0.0 or size == 0.0:
                 outcome = PARSED if outcome is IGNORED else outcome
@@ -482,7 +482,7 @@ class Parser:
 
     def _levels_top(self, contract, bids, asks, t_ms, ts_recv, out) -> Outcome:
         for p, s in bids + asks:
-            if not (0.0 < p < _INF and 0.0 <= s < _INF):
+            if not (0.0 < p < _MAX and 0.0 <= s < _MAX):
                 return MALFORMED
         best = _best(bids, asks)
         if best is None:
@@ -496,7 +496,7 @@ class Parser:
 
     def _book_ticker(self, msg: BookTicker, time_ms, ts_recv, out):
         """``{"channel":"futures.book_ticker","event":"update","result":{"t":1684930165621,"u":6159967,"s":"PHB_USDT","b":"0.7379","B":814,"a":"0.739","A":677}}``"""
-        if not (0.0 <= msg.B < _INF and 0.0 <= msg.A < _INF):
+        if not (0.0 <= msg.B < _MAX and 0.0 <= msg.A < _MAX):
             return MALFORMED, ""
         iid = self.lookup(msg.s)
         mult = self._size_of(msg.s) if iid is not None else 0.0
@@ -513,7 +513,7 @@ class Parser:
         outcome = IGNORED
         for it in items:
             m, i, r = it.mark_price, _num(it.index_price), _num(it.funding_rate)
-            if not (0.0 < m < _INF and 0.0 <= i < _INF and -_INF < r < _INF and it.t >= 0):
+            if not (0.0 < m < _MAX and 0.0 <= i < _MAX and -_MAX < r < _MAX and it.t >= 0):
                 return MALFORMED, ""
             iid = self.lookup(it.contract)
             if iid is None:
@@ -530,7 +530,7 @@ class Parser:
         outcome = IGNORED
         for it in items:
             oi, m = it.open_interest, it.mark_price
-            if not (0.0 <= oi < _INF and 0.0 <= m < _INF and it.time >= 0):
+            if not (0.0 <= oi < _MAX and 0.0 <= m < _MAX and it.time >= 0):
                 return MALFORMED, ""
             iid = self.lookup(it.contract)
             mult = self._size_of(it.contract) if iid is not None else 0.0
@@ -593,7 +593,7 @@ def parse_exchange_info(payload: bytes) -> list[InstrumentInfo] | None:
         if not base or not quote:
             continue
         mult = _num(c.quanto_multiplier)
-        if not 0.0 < mult < _INF:
+        if not 0.0 < mult < _MAX:
             continue    # no usable contract size: sizes could not be converted
         tick = _num(c.order_price_round)
         if c.in_delisting:
@@ -601,7 +601,7 @@ def parse_exchange_info(payload: bytes) -> list[InstrumentInfo] | None:
         else:
             status = c.status.lower() if c.status and c.status.lower() != "trading" else "trading"
         out.append(InstrumentInfo(c.name, base, quote, "perpetual", status,
-                                  tick if 0.0 < tick < _INF else 0.0, mult))
+                                  tick if 0.0 < tick < _MAX else 0.0, mult))
     return out
 
 
@@ -616,7 +616,7 @@ def parse_tickers(payload: bytes) -> dict[str, float] | None:
         usd = _num(t.volume_24h_quote)
         if not usd:
             usd = _num(t.volume_24h_base) * _num(t.last)
-        if 0.0 <= usd < _INF:
+        if 0.0 <= usd < _MAX:
             out[t.contract] = usd
     return out
 
@@ -633,7 +633,7 @@ def parse_open_interest(payload: bytes, lookup: Callable[[str], int | None], ts_
     except _DecodeErrors:
         return MALFORMED
     mult, mark, oi = _num(c.quanto_multiplier), _num(c.mark_price) or ref_price, c.position_size
-    if not (0.0 < mult < _INF and 0.0 <= mark < _INF and 0.0 <= oi < _INF):
+    if not (0.0 < mult < _MAX and 0.0 <= mark < _MAX and 0.0 <= oi < _MAX):
         return MALFORMED
     iid = lookup(c.name)
     if iid is None:
@@ -656,13 +656,13 @@ def parse_depth_snapshot(payload: bytes, symbol: str, lookup: Callable[[str], in
         return MALFORMED
     levels = [(lv.p, lv.s) for lv in snap.bids], [(lv.p, lv.s) for lv in snap.asks]
     for p, s in levels[0] + levels[1]:
-        if not (0.0 < p < _INF and 0.0 <= s < _INF):
+        if not (0.0 < p < _MAX and 0.0 <= s < _MAX):
             return MALFORMED
     best = _best(*levels)
     if best is None:
         return PARSED
     iid = lookup(symbol)
-    if iid is None or not (contract_size is not None and 0.0 < contract_size < _INF):
+    if iid is None or not (contract_size is not None and 0.0 < contract_size < _MAX):
         return IGNORED
     bid, bq, ask, aq = best
     return _book_top(flags | Flag.SNAPSHOT, iid, _snapshot_ts(snap, ts_recv), ts_recv, bid, bq * contract_size, ask, aq * contract_size, out)

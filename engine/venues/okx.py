@@ -80,7 +80,7 @@ _IGNORED_PREFIXES = ("candle", "mark-price-candle", "index-candle")
 _CONTROL_EVENTS = frozenset({
     "subscribe", "unsubscribe", "error", "notice", "channel-conn-count", "channel-conn-count-error",
 })
-_INF = float("inf")
+_MAX = 1e15   # bound on any price, size or amount: products of two stay finite (1e308 overflowed)
 _MS = 1_000_000
 _TS_MAX_MS = (1 << 63) // _MS       # an exchange time that still fits the record's int64 ns field
 
@@ -431,7 +431,7 @@ class Parser:
         if iid is None:
             return None
         ct = self.contract_sizes.get(inst_id)
-        if ct is None or not 0.0 < ct < _INF:
+        if ct is None or not 0.0 < ct < _MAX:
             self.unsized += 1
             return None
         hit = self._units[inst_id] = (iid, float(ct), _is_inverse(inst_id))
@@ -445,7 +445,7 @@ class Parser:
         skipped = False
         for d in f.data:
             px, sz, side, ts = d.px, d.sz, _TAKER.get(d.side), d.ts
-            if not (0.0 <= px < _INF and 0.0 <= sz < _INF and side is not None and 0 <= ts < _TS_MAX_MS
+            if not (0.0 <= px < _MAX and 0.0 <= sz < _MAX and side is not None and 0 <= ts < _TS_MAX_MS
                     and d.tradeId >= 0 and d.count >= 0):
                 del out[start:]
                 return MALFORMED, stream
@@ -480,7 +480,7 @@ class Parser:
             for d in g.details:
                 side = _LIQ_SIDE.get((d.side, d.posSide))
                 px, sz, ts = d.bkPx, d.sz, d.ts
-                if side is None or not (0.0 < px < _INF and 0.0 <= sz < _INF and 0 <= ts < _TS_MAX_MS):
+                if side is None or not (0.0 < px < _MAX and 0.0 <= sz < _MAX and 0 <= ts < _TS_MAX_MS):
                     del out[start:]
                     return MALFORMED, stream
                 if sz == 0.0:
@@ -587,7 +587,7 @@ class Parser:
         outcome = PARSED
         for d in f.data:
             px, ts = d.markPx, d.ts
-            if not (0.0 < px < _INF and 0 <= ts < _TS_MAX_MS):
+            if not (0.0 < px < _MAX and 0 <= ts < _TS_MAX_MS):
                 del out[start:]
                 return MALFORMED, stream
             iid = self.lookup(d.instId)
@@ -610,7 +610,7 @@ class Parser:
         outcome = PARSED
         for d in f.data:
             rate, ts = d.fundingRate, d.ts
-            if not (-_INF < rate < _INF and 0 <= d.fundingTime < _TS_MAX_MS and 0 <= ts < _TS_MAX_MS):
+            if not (-_MAX < rate < _MAX and 0 <= d.fundingTime < _TS_MAX_MS and 0 <= ts < _TS_MAX_MS):
                 del out[start:]
                 return MALFORMED, stream
             iid = self.lookup(d.instId)
@@ -663,7 +663,7 @@ def _oi_record(d: OiData, lookup, ts_recv: int, ref_price: float, flags: int, ou
     oi, usd, ts = d.oiCcy, d.oiUsd, d.ts
     if usd is None:
         usd = oi * ref_price
-    if not (0.0 <= oi < _INF and 0.0 <= usd < _INF and 0.0 <= ref_price < _INF and 0 <= ts < _TS_MAX_MS):
+    if not (0.0 <= oi < _MAX and 0.0 <= usd < _MAX and 0.0 <= ref_price < _MAX and 0 <= ts < _TS_MAX_MS):
         return MALFORMED
     iid = lookup(d.instId)
     if iid is None:
