@@ -292,6 +292,7 @@ class BookConfig(msgspec.Struct, **_STRUCT):
     min_samples: int = 600
     ew_alpha: float = 0.002
     persist_s: float = 10.0              # the imbalance must hold this long on one side (no one-tick flickers)
+    imbalance_rearm: float = 0.5         # a fired imbalance re-arms once back inside this share of its threshold
     baseline_tau_s: float = 300.0        # time constant of the depth baseline
     min_baseline_samples: int = 60
     collapse_ratio: float = 0.3          # depth at or below this share of its baseline ...

@@ -293,7 +293,8 @@ def ref_funding(recs, inst_asset, inst_venue, venue_scale, res_ns, mom_window, n
 
 # ----------------------------------------------------------------- book
 
-def ref_book(recs, inst_asset, band, band_tol, min_samples, z, alpha, p_imb, p_imb_floor, persist_ns, base_tau_ns,
+def ref_book(recs, inst_asset, band, band_tol, min_samples, z, alpha, p_imb, p_imb_floor, imb_rearm, persist_ns,
+             base_tau_ns,
              min_base_n, collapse_ratio, collapse_persist_ns, rearm_ratio, state=None):
     """Reference of :func:`book_batch`."""
     st = state if state is not None else {}
@@ -324,12 +325,13 @@ def ref_book(recs, inst_asset, band, band_tol, min_samples, z, alpha, p_imb, p_i
         centre, thr = b["ew"].threshold(min_samples, z, p_imb[a], p_imb_floor[a])
         d = imb - centre
         sign = 1.0 if d >= thr else (-1.0 if d <= -thr else 0.0)
-        if sign == 0.0 or sign != b["run_sign"]:
+        if b["fired"]:
+            if b["fired"] * d < imb_rearm * thr:
+                b["fired"], b["run_sign"], b["since"] = 0.0, 0.0, 0.0
+        elif sign == 0.0 or sign != b["run_sign"]:
             b["run_sign"] = sign
             b["since"] = float(ts) if sign else 0.0
-            if sign != b["fired"]:
-                b["fired"] = 0.0
-        elif b["fired"] == 0.0 and ts - b["since"] >= persist_ns:
+        elif ts - b["since"] >= persist_ns:
             b["fired"] = sign
             events.append((a, i, 1 if sign > 0 else -1, imb, thr, bid, ask))
         b["ew"].add(imb, alpha)

@@ -50,7 +50,8 @@ class BookDetector(Detector):
         self._grow()
         c, v = self.cfg, self.view
         n = book_batch(records, v.inst_asset, v.owned, self.book, self.imb_stats, c.band, c.band * 1e-6,
-                       float(c.min_samples), c.z, c.ew_alpha, self.p_imb, self.p_imb_floor, int(c.persist_s * 1e9),
+                       float(c.min_samples), c.z, c.ew_alpha, self.p_imb, self.p_imb_floor, c.imbalance_rearm,
+                       int(c.persist_s * 1e9),
                        c.baseline_tau_s * 1e9, float(c.min_baseline_samples), c.collapse_ratio,
                        int(c.collapse_persist_s * 1e9), c.rearm_ratio, self.events, self.counters)
         self.last_events = self.events[:n]   # for tests and tools: the raw kernel events of this batch

@@ -351,13 +351,14 @@ BOOK_COLS = 11
 
 @njit(cache=True)
 def book_batch(recs, inst_asset, owned, book, imb_stats, band, band_tol, min_samples, z, alpha,
-               p_imb, p_imb_floor, persist_ns, base_tau_ns, min_base_n, collapse_ratio, collapse_persist_ns,
+               p_imb, p_imb_floor, imb_rearm, persist_ns, base_tau_ns, min_base_n, collapse_ratio, collapse_persist_ns,
                rearm_ratio, events, counters):
     """Top-of-book pressure per instrument from BOOK_DEPTH (band ``band``) or, without depth, BOOK_TOP.
 
     Imbalance = (bid - ask) / (bid + ask) USD. A run starts when it is beyond the instrument's threshold
     (own EW distribution, else ``p_imb[asset]``, at least ``p_imb_floor[asset]``) and fires (code +-1:
-    bid / ask heavy) once it has held ``persist_ns`` on one side; a flicker back resets the run.
+    bid / ask heavy) once it has held ``persist_ns`` on one side; a flicker back resets the run, and a
+    fired run re-arms once the imbalance is back inside ``imb_rearm`` x threshold.
     Depth collapse (code 2): bid + ask USD at or below ``collapse_ratio`` of its slow EW baseline for
     ``collapse_persist_ns``; re-arms above ``rearm_ratio``. Events: imbalance v0 imbalance, v1 threshold,
     v2 bid USD, v3 ask USD; collapse v0 depth, v1 baseline, v2 ratio, v3 imbalance.
@@ -396,12 +397,16 @@ def book_batch(recs, inst_asset, owned, book, imb_stats, band, band_tol, min_sam
         centre, thr = threshold_of(imb_stats, i, min_samples, z, p_imb[a], p_imb_floor[a])
         d = imb - centre
         sign = 1.0 if d >= thr else (-1.0 if d <= -thr else 0.0)
-        if sign == 0.0 or sign != book[i, B_RUN_SIGN]:
+        fired = book[i, B_FIRED]
+        if fired != 0.0:   # a fired run re-arms only once back inside imb_rearm x threshold
+            if fired * d < imb_rearm * thr:
+                book[i, B_FIRED] = 0.0
+                book[i, B_RUN_SIGN] = 0.0
+                book[i, B_RUN_SINCE] = 0.0
+        elif sign == 0.0 or sign != book[i, B_RUN_SIGN]:
             book[i, B_RUN_SIGN] = sign
             book[i, B_RUN_SINCE] = ts if sign != 0.0 else 0.0
-            if sign != book[i, B_FIRED]:
-                book[i, B_FIRED] = 0.0
-        elif book[i, B_FIRED] == 0.0 and ts - book[i, B_RUN_SINCE] >= persist_ns:
+        elif ts - book[i, B_RUN_SINCE] >= persist_ns:
             book[i, B_FIRED] = sign
             n_ev = _emit(events, n_ev, a, i, 1 if sign > 0 else -1, rec, imb, thr, bid, ask)
         ew_update(imb_stats, i, imb, alpha)
