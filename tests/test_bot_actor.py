@@ -120,15 +120,17 @@ def test_bot_actor_answers_price_from_ring_records(namespace, tmp_path):
                        message="the bot read every record")
             api.inject_command(chat_id=CHAT, text="/price BTC", user_id=1)
             api.inject_command(chat_id=CHAT, text="/liquidations BTC", user_id=1)
+            api.inject_command(chat_id=CHAT, text="/status", user_id=1)
             api.inject_command(chat_id=99, text="/price BTC", user_id=1)     # not allowed: no answer
-            assert api.wait_for(lambda: len(api.sent(chat_id=CHAT)) >= 2, timeout=10)
-            wait_until(lambda: _bot_row(namespace)["counters"].get("kline_failed") == 1, timeout=20,
-                       message="the failed kline bootstrap counted")
+            assert api.wait_for(lambda: len(api.sent(chat_id=CHAT)) >= 3, timeout=10)
+            wait_until(lambda: (c := _bot_row(namespace)["counters"]).get("kline_failed") == 1
+                       and c.get("commands_answered") == 3, timeout=20,
+                       message="the failed kline bootstrap and the answers counted")
             row = _bot_row(namespace)
         finally:
             proc.send_signal(signal.SIGTERM)
             out, _ = proc.communicate(timeout=20)
-        price, liqs = (m.text for m in api.sent(chat_id=CHAT))
+        price, liqs, status = (m.text for m in api.sent(chat_id=CHAT))
         assert api.sent(chat_id=99) == []
     ring.close()
     registry.close()
@@ -143,9 +145,10 @@ def test_bot_actor_answers_price_from_ring_records(namespace, tmp_path):
     assert f"Delta 24h: 🟢 {F.signed(buy - sell, 2)}" in price or f"Delta 24h: 🔴 {F.signed(buy - sell, 2)}" in price
     assert f"L/S: {buy / (buy + sell) * 100:.0f}%/" in price
     assert "Longs: 1 | ≥ $120.20K" in liqs and "Shorts: 1 | ≥ $30.06K" in liqs
+    assert "• bot: ✅ up " in status and f"{total} records, 0 lost" in status     # the actor table, live
 
     c = row["counters"]
-    assert (c["records"], c["lost"], c["commands_answered"], c["commands_ignored"]) == (total, 0, 2, 1)
+    assert (c["records"], c["lost"], c["commands_answered"], c["commands_ignored"]) == (total, 0, 3, 1)
     assert c["telegram_up"] == 1 and row["heartbeat_age_s"] < 3.0
     assert c["kline_rest_errors"] >= 1 and c["kline_symbols"] == 0
     assert TOKEN not in out and TOKEN.split(":")[1] not in out

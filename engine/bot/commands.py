@@ -802,7 +802,8 @@ def cmd_status(ctx: BotContext, args: list[str]) -> str:
     for v, ok in health.items():
         ins = [i for i in instruments if i.venue == v]
         lag = min(((now_ns - i.row["ts"]) / 1e9 for i in ins if i.row["ts"]), default=math.nan)
-        out.append(f"• {v}: {'✅' if ok else '❌'} {len(ins)} instruments | last event {F.num(lag, 1)}s ago")
+        last = f"last event {lag:.1f}s ago" if F.known(lag) else "no event yet"
+        out.append(f"• {v}: {'✅' if ok else '❌'} {len(ins)} instruments | {last}")
     out += [f"Coverage: {sum(health.values())}/{len(health)} venues up", "", F.b("Actors:")]
     for a in actors:
         up = a["state"] == 2 and a["heartbeat_age_s"] < timeout

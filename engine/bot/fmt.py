@@ -71,10 +71,12 @@ def countdown(seconds: float) -> str:
 
 
 def span(minutes: float) -> str:
-    """'45m', '6h', '4d 0h'."""
+    """'40s', '45m', '2.5m', '6h', '4d 0h' (at most three significant digits below a day)."""
+    if minutes < 1:
+        return f"{minutes * 60:.0f}s"
     if minutes < 60:
-        return f"{minutes:g}m"
+        return f"{minutes:.3g}m"
     if minutes < 1440:
-        return f"{minutes / 60:g}h"
+        return f"{minutes / 60:.3g}h"
     d, rem = divmod(int(minutes), 1440)
     return f"{d}d {rem // 60}h"
