@@ -12,15 +12,25 @@ set; ``bench/fault_figures.py`` runs the suite and prints them all.
 """
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
 import math
 import os
 import random
+import time
 import zlib
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-__all__ = ["BASE_SEED", "rng", "Fault", "schedule", "figure", "percentile", "scaled", "replay_hint"]
+from engine import venues
+from engine.config import VenueConfig
+from engine.record import Kind
+from engine.rest import RestPoller, WeightBudget
+from engine.wsfeed import WsFeed
+
+__all__ = ["BASE_SEED", "rng", "Fault", "schedule", "figure", "percentile", "scaled", "replay_hint", "FeedRun",
+           "start_venue_feed", "wait_for", "sim_call"]
 
 BASE_SEED = int(os.environ.get("UNDERTOW_FAULT_SEED", "7"))
 
@@ -82,3 +92,78 @@ def figure(name: str, seed_name: str, **values: Any) -> dict:
 def replay_hint(name: str) -> str:
     """What to put in an assertion message so the failure can be replayed."""
     return f"replay: UNDERTOW_FAULT_SEED={BASE_SEED} pytest -k {name.split('/')[0]}"
+
+
+# -- one venue's WsFeed on the simulator (faults 1-3) ------------------------------------------------------
+
+
+class FeedRun:
+    """One venue's :class:`~engine.wsfeed.WsFeed` against the simulator, with every record it wrote and the
+    monotonic time of each write (for detection and reconnect-to-live latencies)."""
+
+    def __init__(self, venue: str, feed, ids: dict[str, int]):
+        self.venue, self.feed, self.ids = venue, feed, ids
+        self.records: list[tuple] = []
+        self.times: list[float] = []
+        self.task = None
+
+    def write(self, recs: list) -> None:
+        now = time.monotonic()
+        self.records.extend(recs)
+        self.times.extend([now] * len(recs))
+
+    def controls(self, code: int, since: int = 0) -> list[int]:
+        """Indexes of the CONTROL records with ``code`` written at or after index ``since``."""
+        return [i for i in range(since, len(self.records))
+                if self.records[i][0] == Kind.CONTROL and self.records[i][10] == code]
+
+    def first_data(self, since: int) -> int | None:
+        """Index of the first market-data (non-CONTROL) record at or after ``since``."""
+        return next((i for i in range(since, len(self.records)) if self.records[i][0] != Kind.CONTROL), None)
+
+    async def stop(self) -> None:
+        self.feed.stop()
+        await asyncio.wait_for(self.task, 10)
+
+
+async def start_venue_feed(sim, venue: str, *, n_symbols: int = 2, streams: Sequence[str] = ("trades",),
+                           **feed_kw: Any) -> FeedRun:
+    """Start ``venue``'s feed on the simulator as the feed actor builds it (the venue's ``plan()``, its
+    parser with the listing's contract sizes), writing into a :class:`FeedRun`; call inside a running loop."""
+    vm = venues.load(venue)
+    ep = sim.endpoints(venue)
+    symbols = list(ep.get("symbols") or sim.sim.cfg.symbols)[:n_symbols]
+    vcfg = VenueConfig(ws_urls=ep["ws_urls"], rest_url=ep["rest_url"], symbols=symbols, streams=list(streams))
+    ids = {s: i + 1 for i, s in enumerate(symbols)}
+    parser = vm.Parser(ids.get)
+    if "contract_sizes" in inspect.signature(vm.Parser).parameters:
+        rest = RestPoller(vm, ep["rest_url"], WeightBudget(vm.REST_WEIGHT_PER_MINUTE))
+        try:
+            listing = await rest.instruments() or []
+        finally:
+            await rest.aclose()
+        parser = vm.Parser(ids.get, contract_sizes={i.symbol: i.contract_size for i in listing if i.contract_size > 0})
+    run = FeedRun(venue, None, ids)
+    run.feed = WsFeed(vm, vm.plan(vcfg, vcfg.ws_urls), parser, run.write,
+                      **{"reconnect_initial_s": 0.05, "reconnect_max_s": 0.5, **feed_kw})
+    run.task = asyncio.create_task(run.feed.run(), name=f"feed:{venue}")
+    return run
+
+
+async def wait_for(pred, timeout: float, what: str) -> float:
+    """Poll ``pred`` on the loop until truthy; return the monotonic time it became so, or fail with ``what``."""
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.002)
+    return time.monotonic()
+
+
+async def sim_call(sim, fn, *args: Any, **kw: Any) -> Any:
+    """Run ``fn`` (sync or async) on the simulator's loop and await its result without blocking this loop
+    (a blocking call would stall the client half of a clean close handshake)."""
+    async def invoke() -> Any:
+        result = fn(*args, **kw)
+        return await result if asyncio.iscoroutine(result) else result
+    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(invoke(), sim.loop))
