@@ -15,7 +15,7 @@ history they read never race:
   keeps filling;
 * at start, 1-minute candles are bootstrapped from Binance kline REST under
   the bot's own weight budget. A failed symbol is counted and skipped, never
-  fatal. Only closed minutes older than the first Binance trade the bot read
+  fatal. Only closed minutes older than the first Binance record the bot read
   from the ring are loaded, and never over a minute built from trades, so no
   trade is counted twice; bootstrapped minutes hold Binance's volume only.
 
@@ -39,7 +39,7 @@ from engine.bot.prefs import Prefs, prefs_path
 from engine.bus import Subscriber
 from engine.config import Config
 from engine.instruments import Market, Registry, canonical_asset, registry_segment
-from engine.record import Kind, Venue
+from engine.record import Venue
 from engine.ring import Ring, RingReader, ring_segment
 from engine.security import curve_client_for
 from engine.signals import Heartbeat
@@ -52,7 +52,7 @@ from .base import Actor
 __all__ = ["BotActor", "READER_NAME", "kline_targets", "bootstrap_klines"]
 
 READER_NAME = "bot"
-MAX_RING_BATCHES = 16          # per ring per tick: a backlog is worked off over several ticks
+TICK_BUDGET_S = 0.1            # ring work per tick (a 4096-record batch takes ~30 ms): a backlog spans ticks
 MAX_BUS_MESSAGES = 1000        # per tick
 LATE_MS = 10_000               # a minute counts as closed this long after its end (late trades)
 REGISTRY_WAIT_S = 30.0         # how long the bootstrap waits for the feed to register Binance symbols
@@ -112,7 +112,8 @@ class BotActor(Actor):
         super().__init__(cfg, "bot")
         self.env = os.environ if env is None else env
         self.readers: dict[str, RingReader] = {}
-        self.first_trade_ns: dict[str, int] = {}     # venue -> exchange time of the first trade read
+        self.first_ts_ns: dict[str, int] = {}        # venue -> exchange time of the first record read (or of
+                                                     # the first poll, when the ring was empty)
         self.sub: Subscriber | None = None
         self.registry = None
         self.table = None
@@ -194,20 +195,26 @@ class BotActor(Actor):
             self.counters(self._counters())
 
     def poll_rings(self) -> int:
-        """Fold what the rings hold into the history (bounded per tick); return how many records were read."""
+        """Fold what the rings hold into the history, one batch per ring per round, until they are empty or
+        TICK_BUDGET_S has passed (checked after each round); return how many records were read."""
         n = 0
-        for venue, reader in self.readers.items():
-            for _ in range(MAX_RING_BATCHES):
+        deadline = time.monotonic() + TICK_BUDGET_S
+        active = list(self.readers.items())
+        while active:
+            busy = []
+            for venue, reader in active:
                 recs, lost = reader.poll()
                 self.stats["lost"] += lost
-                if not len(recs):
-                    break
-                if venue not in self.first_trade_ns:
-                    trades = recs["ts_exchange"][recs["kind"] == Kind.TRADE]
-                    if len(trades):
-                        self.first_trade_ns[venue] = int(trades.min())
-                self.history.ingest(recs, self.registry)
-                n += len(recs)
+                if venue not in self.first_ts_ns:
+                    stamped = recs["ts_exchange"][recs["ts_exchange"] > 0]
+                    self.first_ts_ns[venue] = int(stamped.min()) if len(stamped) else time.time_ns()
+                if len(recs):
+                    self.history.ingest(recs, self.registry)
+                    n += len(recs)
+                    busy.append((venue, reader))
+            active = busy
+            if time.monotonic() >= deadline:
+                break
         self.stats["records"] += n
         return n
 
@@ -268,15 +275,11 @@ class BotActor(Actor):
                       self.stats["kline_failed"], self.stats["kline_malformed"])
 
     def _kline_boundary_ms(self) -> int:
-        """The first minute klines must not fill: the minute of the first Binance trade read (drained first,
-        so a backlog in the ring is known), and never a minute closed less than LATE_MS ago."""
-        for _ in range(4):   # one round drains a whole ring's capacity; a live stream never runs dry
-            if not self.poll_rings():
-                break
-        limit = time.time_ns() // 1_000_000 - LATE_MS
-        first = self.first_trade_ns.get("binance")
-        if first is not None:
-            limit = min(limit, first // 1_000_000)
+        """The first minute klines must not fill: the minute of the first Binance record read (every later
+        record, backlog included, is newer), and never a minute closed less than LATE_MS ago."""
+        if "binance" not in self.first_ts_ns:
+            self.poll_rings()
+        limit = min(time.time_ns() // 1_000_000 - LATE_MS, self.first_ts_ns["binance"] // 1_000_000)
         return limit - limit % MINUTE_MS
 
     def _counters(self) -> dict[str, float]:

@@ -154,6 +154,36 @@ def test_bot_actor_answers_price_from_ring_records(namespace, tmp_path):
     assert TOKEN not in out and TOKEN.split(":")[1] not in out
 
 
+def test_ring_backlog_lapped_records_and_kline_boundary(namespace, tmp_path):
+    """In-process: the bot reads a ring from its oldest record, counts what a lap overwrote, and keeps klines out
+    of the minutes from that oldest record on."""
+    from actors.bot import BotActor
+    from engine.ring import Ring, ring_segment
+    cfg = loads(CONFIG.format(ns=namespace, run=tmp_path, rest="http://127.0.0.1:9", api="http://127.0.0.1:9/bot",
+                              chat=CHAT, admin=ADMIN))
+    registry = Registry.open(registry_segment(namespace), 64, 16)
+    btc = registry.add(Venue.BINANCE, "BTCUSDT", "BTC")
+    ring = Ring.open(ring_segment(namespace, "binance"), 4096)
+    ring.become_producer()
+    oldest = time.time_ns() - 30 * MIN_NS
+    ring.write_batch(_trades(btc, oldest, 4096, 60_000.0))
+    actor = BotActor(cfg, env={"TELEGRAM_BOT_TOKEN": TOKEN})
+    actor._table = ActorTable.open(actor_table_segment(namespace))
+    try:
+        actor.setup()
+        assert actor.poll_rings() == 4096 and actor.poll_rings() == 0
+        assert actor.first_ts_ns["binance"] == oldest
+        assert actor._kline_boundary_ms() == (oldest // 1_000_000) // MINUTE_MS * MINUTE_MS
+        ring.write_batch(_trades(btc, oldest + 4096 * 30 * 10**9, 5000, 61_000.0))   # laps the 4096-slot ring
+        assert actor.poll_rings() == 4096
+        assert (actor.stats["records"], actor.stats["lost"]) == (8192, 5000 - 4096)
+        assert actor.history.candles.trades == 8192
+    finally:
+        actor.teardown()
+        ring.close()
+        registry.close()
+
+
 # -- kline bootstrap against the simulator ------------------------------------------------------------------
 
 def _sim_klines(rest: str, symbol: str) -> list:
