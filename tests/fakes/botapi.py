@@ -365,6 +365,7 @@ class FakeBotAPI:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True   # headers and body are separate writes: no 40 ms delayed-ACK stalls
 
             def log_message(self, *args) -> None:  # quiet: the calls are recorded instead
                 pass
