@@ -8,6 +8,7 @@ detect hung actors and to serve ``/metrics``; ``undertow status`` reads it too.
 from __future__ import annotations
 
 import json
+import logging
 import time
 
 import numpy as np
@@ -16,9 +17,11 @@ from . import shm
 
 __all__ = ["ActorTable", "ActorRow", "actor_table_segment", "MAX_COUNTERS"]
 
+log = logging.getLogger("undertow.actors")
+
 MAX_ACTORS = 64
-MAX_COUNTERS = 48
-NAMES_BYTES = 1024
+MAX_COUNTERS = 128
+NAMES_BYTES = 4096
 
 ROW_DTYPE = np.dtype([
     ("name", "S32"),
@@ -57,27 +60,33 @@ class ActorRow:
         self._row["state"] = state
 
     def _slot(self, name: str) -> int:
+        """The counter's index; -1 (logged once, never fatal) when the row has no room for a new one."""
         i = self._index.get(name)
         if i is None:
-            if len(self._names) >= MAX_COUNTERS:
-                raise RuntimeError(f"too many counters (max {MAX_COUNTERS})")
+            enc = json.dumps([*self._names, name]).encode()
+            if len(self._names) >= MAX_COUNTERS or len(enc) > NAMES_BYTES:
+                self._index[name] = -1
+                log.error("actor table: no room for counter %r (max %d counters, %d bytes of names); "
+                          "it is not exported", name, MAX_COUNTERS, NAMES_BYTES)
+                return -1
             i = len(self._names)
             self._names.append(name)
             self._index[name] = i
-            enc = json.dumps(self._names).encode()
-            if len(enc) > NAMES_BYTES:
-                raise RuntimeError("counter names do not fit")
             self._row["counter_names"] = enc
         return i
 
     def set(self, name: str, value: float) -> None:
         """Set counter ``name``."""
-        self._counters[self._slot(name)] = value
+        i = self._slot(name)
+        if i >= 0:
+            self._counters[i] = value
 
     def update(self, values: dict[str, float]) -> None:
         """Set several counters."""
         for k, v in values.items():
-            self._counters[self._slot(k)] = v
+            i = self._slot(k)
+            if i >= 0:
+                self._counters[i] = v
 
     def counters(self) -> dict[str, float]:
         names = json.loads(self._row["counter_names"][0] or b"[]")

@@ -55,6 +55,8 @@ class SupervisorConfig(msgspec.Struct, **_STRUCT):
     stop_timeout_ms: int = 5000          # SIGTERM -> SIGKILL escalation
     health_host: str = "127.0.0.1"
     health_port: int = 9464              # 0 disables /health and /metrics
+    warm_standby: list[Literal["feed", "compute", "alerts", "recorder", "bot"]] = msgspec.field(
+        default_factory=lambda: ["compute"])  # actor kinds kept as an imported spare: a restart is an attach
 
 
 class BusConfig(msgspec.Struct, **_STRUCT):

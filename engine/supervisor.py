@@ -63,6 +63,7 @@ class _Child:
     last_exit: int | None = None
     hung_kills: int = 0
     history: list = field(default_factory=list)
+    standby: subprocess.Popen | None = None   # a warm spare that takes over when this actor dies
 
 
 def enabled_venues(cfg: Config) -> list[str]:
@@ -161,18 +162,34 @@ class Supervisor:
         self._proxy.start()
 
     # -- children ---------------------------------------------------------
-    def _spawn(self, child: _Child) -> None:
+    def _argv_env(self, child: _Child) -> tuple[list[str], dict[str, str]]:
         argv = [sys.executable, "-m", "engine.cli", "--log-level", self.log_level, "actor", *child.spec.argv,
                 "--config", str(self.config_file)]
         env = dict(self.env)
         env["UNDERTOW_PARENT_PID"] = str(os.getpid())
         env.pop("NOTIFY_SOCKET", None)  # only the supervisor talks to systemd
         env.pop("WATCHDOG_USEC", None)
-        child.proc = subprocess.Popen(argv, env=env)
+        return argv, env
+
+    def _spawn(self, child: _Child) -> None:
+        standby = child.standby
+        if standby is not None and standby.poll() is None and child.failures <= 1:
+            try:   # the warm spare has its imports done: it only attaches
+                standby.stdin.write(b"go\n")
+                standby.stdin.close()
+                child.proc, child.standby = standby, None
+            except (BrokenPipeError, OSError):
+                child.standby = None
+        if child.proc is None:
+            argv, env = self._argv_env(child)
+            child.proc = subprocess.Popen(argv, env=env)
         child.started = time.monotonic()
         if self.table is not None:
             self.table.row(child.spec.name, pid=child.proc.pid, restarts=child.restarts)
         log.info("started %s (pid %d)", child.spec.name, child.proc.pid)
+        if child.spec.argv[0] in self.cfg.supervisor.warm_standby and child.standby is None:
+            argv, env = self._argv_env(child)
+            child.standby = subprocess.Popen(argv + ["--standby"], env=env, stdin=subprocess.PIPE)
 
     def _backoff(self, failures: int) -> float:
         s = self.cfg.supervisor
@@ -210,9 +227,12 @@ class Supervisor:
             child.proc = None
             child.failures += 1
             child.restarts += 1
-            delay = self._backoff(child.failures)
+            # a warm spare replaces a first failure at once; a crash loop backs off as usual
+            delay = 0.0 if child.standby is not None and child.failures <= 1 else self._backoff(child.failures)
             child.next_start = now + delay
             log.error("%s exited with %s; restarting in %.2fs", child.spec.name, code, delay)
+            if delay == 0.0:
+                self._spawn(child)
 
     # -- status -----------------------------------------------------------
     def actor_status(self, counters: bool = True) -> list[dict]:
@@ -302,6 +322,16 @@ class Supervisor:
         """Stop every actor (SIGTERM, then SIGKILL after the timeout) and release shared memory."""
         self.stopping = True
         self.notifier.stopping()
+        for c in self.children.values():   # a spare exits on EOF
+            if c.standby is not None:
+                c.standby.stdin.close()
+                procs_spare = c.standby
+                try:
+                    procs_spare.wait(2)
+                except subprocess.TimeoutExpired:
+                    procs_spare.kill()
+                    procs_spare.wait()
+                c.standby = None
         procs = [c.proc for c in self.children.values() if c.proc is not None and c.proc.poll() is None]
         for p in procs:
             try:

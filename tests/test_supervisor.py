@@ -196,3 +196,16 @@ def test_sd_notify_and_health_endpoints(tmp_path, namespace):
     finally:
         eng.stop()
         fake.close()
+
+
+def test_a_counter_beyond_the_row_is_dropped_not_fatal(namespace):
+    from engine.actor_table import MAX_COUNTERS
+    table = ActorTable.open(actor_table_segment(namespace))
+    try:
+        row = table.row("feed:x", pid=os.getpid())
+        row.update({f"c{i}": float(i) for i in range(MAX_COUNTERS + 5)})   # five too many: logged, skipped
+        row.set("c0", 42.0)
+        counters = {r["name"]: r["counters"] for r in table.snapshot()}["feed:x"]
+        assert len(counters) == MAX_COUNTERS and counters["c0"] == 42.0 and f"c{MAX_COUNTERS}" not in counters
+    finally:
+        table.close()
