@@ -406,4 +406,4 @@ def test_coverage_connected_share_and_capped_saturation(monkeypatch):
     assert (cov["capped_liquidations"], cov["capped_slots"], cov["saturated_slots"]) == (5, 4, 2)
     assert cov["saturation_share"] == pytest.approx(0.5)
     assert len([r for r in written if r[0] == Kind.LIQUIDATION]) == 6
-    assert st.as_dict()["saturated_slots"] == 2
+    assert st.as_dict()["saturated_slots"] == 2 and cov["liq_slots"] == 5   # the uncapped slot 9 too
