@@ -9,10 +9,16 @@ lives in one process. Signals:
 * ``Cascade`` whenever an asset's level changes (up or down), and at most
   every ``publish_interval_s`` of stream time while it stays above NONE;
 * ``Volatility`` when an asset's regime changes;
+* ``MarketCascade`` when ``market_min_assets`` assets reach ``market_level``
+  within ``market_window_s`` (at most once per window);
+* ``LiquidationSummary`` every ``summary_interval_s`` per asset with
+  liquidations in the last 24 h (1 m .. 24 h totals, whale summary);
 * a heartbeat every ``bus.heartbeat_interval_s``.
 """
 from __future__ import annotations
 
+import logging
+import threading
 import time
 
 import numpy as np
@@ -24,10 +30,12 @@ from engine.idle import Doorbell, make_idle
 from engine.instruments import Registry, registry_segment
 from engine.kernels import BatchRunner
 from engine.kernels import columns as C
+from engine.kernels.cascade import P_MARKET
 from engine.kernels.pipeline import EV_LEVEL, EV_REGIME
 from engine.record import VENUE_NAMES, Flag
 from engine.ring import Ring, RingReader, ring_segment
-from engine.signals import LEVELS, REGIMES, Cascade, Liquidation, Volatility
+from engine.profiles import ProfileService, fetch_rest_volumes, snapshot_path
+from engine.signals import LEVELS, REGIMES, Cascade, Liquidation, LiquidationSummary, MarketCascade, Volatility
 from engine.state import StateTable
 
 from .base import Actor
@@ -36,6 +44,9 @@ __all__ = ["ComputeActor", "size_class"]
 
 STATE_INTERVAL_S = 0.05     # state table refresh period (wall clock)
 COUNTERS_INTERVAL_S = 1.0
+FACTOR_COLUMNS = {"volume": C.X_VOLUME, "oi": C.X_OI, "funding": C.X_FUNDING}
+
+log = logging.getLogger("undertow.compute")
 
 
 def size_class(notional: float, single_usd: float, liq_cfg) -> str:
@@ -79,7 +90,19 @@ class ComputeActor(Actor):
         self.runner = BatchRunner(det, self.registry, self.worker, eng.compute_workers)
         self.table.set_windows(self.runner.velocity.windows_s, self.runner.vol.windows, det.cascade.window_s)
         self.runner.warm_up()
-        self.detectors = build_detectors(DetectorContext(cfg, self.registry, self.runner))
+        self.profiles = ProfileService(cfg, self.runner, self.worker)
+        self.profiles.refresh()
+        if cfg.profiles.bootstrap_rest:
+            threading.Thread(target=self._bootstrap_profiles, name="profile-bootstrap", daemon=True).start()
+        ctx = DetectorContext(cfg, self.registry, self.runner, self.profiles)
+        self.detectors = build_detectors(ctx)
+        ctx.detectors = {d.name: d for d in self.detectors}
+        self._factor_sources = {f: ctx.detectors.get(name) for f, name in det.cascade.factor_detectors.items()}
+        self.missing_factors = sorted(f for f, d in self._factor_sources.items() if d is None)
+        if self.missing_factors:
+            log.info("cascade factors %s count 0: their detectors are not running", self.missing_factors)
+        self._market_onsets: dict[int, int] = {}   # asset -> stream time it reached market_level
+        self._market_published = 0
         params = ({"timeout_s": eng.park_timeout_ms / 1e3, "spin_s": eng.park_spin_us / 1e6}
                   if eng.idle == "park" else {})
         self.idle = make_idle(eng.idle, self.readers, self.doorbell, **params)
@@ -92,7 +115,8 @@ class ComputeActor(Actor):
         self._inst_asset_list: list[int] = []
         self._single_usd: list[float] = []
         self.stats = dict(records=0, lost=0, batches=0, max_batch=0, kernel_ns=0, unknown=0,
-                          sig_liquidation=0, sig_cascade=0, sig_volatility=0)
+                          sig_liquidation=0, sig_cascade=0, sig_volatility=0, sig_market_cascade=0,
+                          sig_liquidation_summary=0, detector_errors=0)
 
     def run(self) -> None:
         cfg = self.cfg
@@ -101,6 +125,8 @@ class ComputeActor(Actor):
         next_hb = now
         next_state = now + STATE_INTERVAL_S
         next_counters = now + COUNTERS_INTERVAL_S
+        next_factors = now
+        next_summary = now + cfg.detectors.liquidations.summary_interval_s
         while not self.stopping:
             work = 0
             for reader in self.readers:
@@ -120,6 +146,14 @@ class ComputeActor(Actor):
             if now >= next_counters:
                 next_counters = now + COUNTERS_INTERVAL_S
                 self.publish_counters()
+            if now >= next_factors:
+                next_factors = now + cfg.detectors.cascade.factor_refresh_s
+                self.refresh_factors()
+            if now >= next_summary and cfg.detectors.liquidations.enabled:
+                next_summary = now + cfg.detectors.liquidations.summary_interval_s
+                self.publish_summaries()
+            if self.profiles.due():
+                self.refresh_profiles()
             self.beat()
             self.idle.idle(work)
 
@@ -158,6 +192,8 @@ class ComputeActor(Actor):
                 if ev["kind"] == EV_LEVEL:
                     self.publish_cascade(ev["asset"], ev["row"], int(ev["prev"]), int(ev["ts_exchange"]),
                                          int(ev["ts_recv"]))
+                    self.check_market(int(ev["asset"]), int(ev["new"]), int(ev["ts"]), int(ev["ts_exchange"]),
+                                      int(ev["ts_recv"]))
                 elif ev["kind"] == EV_REGIME:
                     self.publish_volatility(ev)
         if det.cascade.enabled:
@@ -167,6 +203,44 @@ class ComputeActor(Actor):
         for d in self.detectors:
             for sig in d.run(recs):
                 publish(sig)
+
+    # -- profiles and detector factors ---------------------------------------
+    def _bootstrap_profiles(self) -> None:
+        """24 h USD volumes from the venues' REST tickers (a thread: the hot loop never waits on REST)."""
+        try:
+            volumes = fetch_rest_volumes(self.cfg, self.registry)
+        except Exception as exc:  # any failure leaves the configured fallbacks in force
+            log.warning("profile bootstrap from REST tickers failed, configured fallbacks stay: %s", exc)
+            return
+        log.info("profile bootstrap: 24 h volume for %d assets from REST", len(volumes))
+        self.profiles.bootstrap(volumes)   # next refresh (the loop's) picks them up
+
+    def refresh_profiles(self) -> None:
+        """Recompute the owned assets' profiles and thresholds; write the snapshot `undertow thresholds` reads."""
+        self.profiles.refresh()
+        self._inst_version = -1    # size classes read the new single-liquidation thresholds
+        try:
+            self.profiles.snapshot(snapshot_path(self.cfg, self.worker), self.detectors)
+        except OSError as exc:
+            log.warning("profile snapshot not written: %s", exc)
+
+    def refresh_factors(self) -> None:
+        """Copy the volume / OI / funding detectors' factors (largest value, 0..1) into the kernel's asset rows."""
+        r = self.runner
+        sources = [(FACTOR_COLUMNS[f], d) for f, d in self._factor_sources.items() if d is not None]
+        if not sources:
+            return
+        rows = r.asset_rows
+        for a in np.flatnonzero(r.owned).tolist():
+            name = r.asset_names[a]
+            for col, d in sources:
+                try:
+                    values = d.factors(name)
+                except Exception:  # a detector bug must not stop the cascade engine; counted
+                    self.stats["detector_errors"] += 1
+                    log.exception("%s.factors(%s) failed", d.name, name)
+                    continue
+                rows[a, col] = min(max(max(values.values(), default=0.0), 0.0), 1.0)
 
     def _symbol(self, iid: int) -> tuple[str, str]:
         s = self._symbols.get(iid)
@@ -219,8 +293,10 @@ class ComputeActor(Actor):
             velocity_usd_s={lb: row[C.VEL_USD + k] for k, lb in enumerate(labels)} if vel_on else {},
             velocity_n_s={lb: row[C.VEL_N + k] for k, lb in enumerate(labels)} if vel_on else {},
             acceleration_usd_s2=row[C.ACCEL_HEAD], regime=REGIMES[int(row[C.REGIME])], price=row[C.PRICE],
-            factors={"count": row[C.F_COUNT], "velocity": row[C.F_VELOCITY], "acceleration": row[C.F_ACCEL],
-                     "regime": row[C.F_REGIME]}))
+            factors={**{k: row[c] for k, c in C.FACTOR_COLUMNS.items()}, "burst": row[C.F_BURST],
+                     "regime": row[C.F_REGIME]},
+            heat=row[C.HEAT], intensity_n_s=row[C.INTENSITY], market_regime=self._market_regime(row),
+            missing_factors=self.missing_factors, also_cascading=self._cascading(a)))
         self.stats["sig_cascade"] += 1
         if len(self._last_cascade_pub) < r.n_assets:
             grown = np.zeros(r.n_assets, dtype=np.int64)
@@ -230,6 +306,63 @@ class ComputeActor(Actor):
         self._next_republish = min(self._next_republish, int(r.clock[0]) + int(
             self.cfg.detectors.cascade.publish_interval_s * 1e9))
         r.asset_rows[a, C.LAST_SIGNAL_TS] = time.time_ns()
+
+    def _market_regime(self, row: list) -> str:
+        m = int(self.runner.cas_params[P_MARKET])
+        return REGIMES[int(self.runner.asset_rows[m, C.REGIME] if m >= 0 else row[C.REGIME])]
+
+    def _cascading(self, a: int) -> list[str]:
+        r = self.runner
+        return [r.asset_names[b] for b in np.flatnonzero(r.asset_rows[:, C.LEVEL] > 0).tolist() if b != a]
+
+    def check_market(self, a: int, level: int, ts: int, ts_exchange: int, ts_recv: int) -> None:
+        """Several assets reaching ``market_level`` within ``market_window_s``: publish a market-wide cascade.
+
+        Counted per worker (the assets it owns); one signal per window at most.
+        """
+        cas = self.cfg.detectors.cascade
+        need = LEVELS.index(cas.market_level)
+        window = int(cas.market_window_s * 1e9)
+        if level >= need:
+            self._market_onsets.setdefault(a, ts)
+        else:
+            self._market_onsets.pop(a, None)
+            return
+        live = {b: t for b, t in self._market_onsets.items() if ts - t <= window}
+        self._market_onsets = live
+        if len(live) < cas.market_min_assets or ts - self._market_published < window:
+            return
+        self._market_published = ts
+        r = self.runner
+        order = sorted(live, key=live.get)
+        rows = r.asset_rows
+        cs = C.CASCADE_SUMS
+        self.publisher.publish(MarketCascade(
+            asset="*", ts_exchange=ts_exchange, ts_recv=ts_recv, ts_computed=time.time_ns(),
+            level=LEVELS[int(min(rows[b, C.LEVEL] for b in order))], assets=[r.asset_names[b] for b in order],
+            window_s=cas.market_window_s, scores={r.asset_names[b]: float(rows[b, C.SCORE]) for b in order},
+            notional_usd=float(sum(rows[b, cs + C.USD_LONG] + rows[b, cs + C.USD_SHORT] for b in order))))
+        self.stats["sig_market_cascade"] += 1
+
+    def publish_summaries(self) -> None:
+        """Rolling liquidation totals and the 24 h whale summary of every owned asset with liquidations in 24 h."""
+        r = self.runner
+        rows = r.asset_rows
+        day = rows[:, C.DAY_SUMS + C.N_LONG] + rows[:, C.DAY_SUMS + C.N_SHORT]
+        now = int(r.clock[0])
+        for a in np.flatnonzero((day > 0) & r.owned).tolist():
+            row = rows[a].tolist()
+            w = C.WHALE_DAY
+            long_usd, short_usd = row[w + C.USD_LONG], row[w + C.USD_SHORT]
+            side = "long" if long_usd > short_usd else "short" if short_usd > long_usd else ""
+            self.publisher.publish(LiquidationSummary(
+                asset=r.asset_names[a], ts_exchange=int(row[C.LAST_LIQ_TS]), ts_recv=now, ts_computed=time.time_ns(),
+                windows={lb: {"long_n": row[c], "short_n": row[c + 1], "long_usd": row[c + 2], "short_usd": row[c + 3]}
+                         for lb, c in C.LIQ_WINDOW_COLUMNS.items()},
+                whale_count_24h=int(row[w + C.N_LONG] + row[w + C.N_SHORT]), whale_usd_24h=long_usd + short_usd,
+                whale_dominant_side=side, whale_threshold_usd=float(r.whale_usd[a]),
+                lower_bound=row[C.LAST_CAPPED_TS] > 0 and now - row[C.LAST_CAPPED_TS] < 86400e9))
+            self.stats["sig_liquidation_summary"] += 1
 
     def republish_cascades(self, ts_recv: int) -> None:
         """Re-publish assets above NONE whose last cascade signal is ``publish_interval_s`` old (stream time).

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from numba import njit
 
 from engine.config import Config
 from engine.instruments import Registry, registry_segment
-from engine.kernels import BatchRunner, cascade, velocity, volatility
+from engine.kernels import BatchRunner, cascade, hawkes, velocity, volatility
 from engine.kernels import columns as C
 from engine.record import Kind, Side, empty_records
 
@@ -20,7 +21,8 @@ T0 = 1_700_000_000_000_000_000
 N_INST, N_ASSETS = 30, 10
 INST_ASSET = np.arange(N_INST, dtype=np.int64) % N_ASSETS
 OWNED = np.ones(N_ASSETS, dtype=np.bool_)
-SCRATCH = np.zeros((16, 4))
+SCRATCH = np.zeros((16, C.DAY_CHANNELS))
+WHALE_USD = np.full(N_ASSETS, 500_000.0)
 
 
 def stream(n: int, liq_share: float = 0.03, seed: int = 1) -> np.ndarray:
@@ -81,7 +83,7 @@ def test_velocity_kernel(benchmark, n):
     inst, assets = velocity.VelocityRings(layout, N_INST), velocity.VelocityRings(layout, N_ASSETS)
     irows, arows = fresh_rows(N_INST), fresh_rows(N_ASSETS)
     nxt = advancing(liquidations(n))
-    benchmark(lambda: velocity.update_batch(nxt(), INST_ASSET, OWNED, inst.as_tuple(), assets.as_tuple(),
+    benchmark(lambda: velocity.update_batch(nxt(), INST_ASSET, OWNED, WHALE_USD, inst.as_tuple(), assets.as_tuple(),
                                             layout.widths, layout.slots, layout.windows_s, irows, arows, SCRATCH))
 
 
@@ -113,6 +115,24 @@ def test_cascade_kernel(benchmark, n):
     assets = np.arange(n, dtype=np.int64)
     changed = np.zeros(n, dtype=np.int64)
     benchmark(lambda: cascade.evaluate_batch(assets, rows, single, p, changed))
+
+
+@pytest.mark.parametrize("n", [1, 1000])
+def test_heat_kernel(benchmark, n):
+    """Hawkes heat: one excitation per liquidation, then the decayed estimate (what the pipeline does)."""
+    state = hawkes.new_state(N_ASSETS)
+    nxt = advancing(liquidations(n))
+
+    @njit
+    def run(recs, state):
+        h = 0.0
+        for i in range(recs.shape[0]):
+            a = recs[i]["instrument"] % state.shape[0]
+            hawkes.excite(state, a, recs[i]["ts_exchange"], 10e9)
+            h += hawkes.heat_of(hawkes.decayed(state, a, recs[i]["ts_exchange"], 10e9), 10.0, 0.01, 5.0)
+        return h
+
+    benchmark(lambda: run(nxt(), state))
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import math
 
 from engine.kernels import cascade as K
 from engine.kernels import columns as C
-from engine.kernels.velocity import BUCKET_NS, HOUR_BUCKET_NS, HOUR_BUCKETS
+from engine.kernels.velocity import BUCKET_NS, DAY_BUCKET_NS, DAY_BUCKETS, HOUR_BUCKET_NS, HOUR_BUCKETS
 from engine.kernels.volatility import MIN_OBS, NORMAL, SECONDS_PER_YEAR
 
 
@@ -42,11 +42,13 @@ class RefVelocity:
         self.layout = layout
         self.fine = RefBuckets(BUCKET_NS, layout.n_buckets)
         self.hour = RefBuckets(HOUR_BUCKET_NS, HOUR_BUCKETS)
+        self.day = RefBuckets(DAY_BUCKET_NS, DAY_BUCKETS)
 
-    def add(self, ts: int, side: int, usd: float) -> None:
+    def add(self, ts: int, side: int, usd: float, whale: bool = False) -> None:
         vals = [0.0, 1.0, 0.0, usd] if side < 0 else [1.0, 0.0, usd, 0.0]
         self.fine.add(ts, vals)
         self.hour.add(ts, vals)
+        self.day.add(ts, vals + (vals if whale else [0.0] * 4))
 
     def row(self, now: int) -> dict[int, float]:
         lay = self.layout
@@ -55,7 +57,12 @@ class RefVelocity:
         for c in range(4):
             out[C.CASCADE_SUMS + c] = sums[lay.slots[0]][c]
             out[C.MINUTE_SUMS + c] = sums[lay.slots[1]][c]
+            out[C.M5_SUMS + c] = self.hour.sums(now, 5)[c]
+            out[C.M15_SUMS + c] = self.hour.sums(now, 15)[c]
             out[C.HOUR_SUMS + c] = self.hour.sums(now, 60)[c]
+            out[C.H4_SUMS + c] = self.day.sums(now, 16, 8)[c]
+            out[C.DAY_SUMS + c] = self.day.sums(now, 96, 8)[c]
+            out[C.WHALE_DAY + c] = self.day.sums(now, 96, 8)[c + 4]
         ws = list(lay.windows_s)
         vel = []
         for k, w in enumerate(ws):
@@ -101,22 +108,41 @@ def ref_regime(rv: float, obs: float, bounds: list[float]) -> int:
     return sum(1 for b in bounds if rv >= b)
 
 
-def ref_score(count, usd_s, accel, mult, single, min_count, velocity_on=True):
-    """(score, factors) of the first cascade score."""
-    f_count = K.W_COUNT * min(count / (2 * min_count), 1.0)
-    f_vel = f_acc = 0.0
+def ref_heat(arrivals_ns: list[int], now_ns: int, tau_s: float, mu: float, prior: float) -> tuple[float, float]:
+    """(heat, intensity/s) from the full arrival history, summed directly (no recursion)."""
+    e = sum(math.exp(-(now_ns - t) / (tau_s * 1e9)) for t in arrivals_ns if t <= now_ns)
+    e += sum(1.0 for t in arrivals_ns if t > now_ns)   # late-after-now arrivals count undecayed
+    return max(0.0, (e - tau_s * mu) / (e + prior)), e / tau_s
+
+
+def ref_score(count, usd_s, accel, heat, x, regime, mult, single, cfg, velocity_on=True):
+    """(score, contributions in FACTOR_COLUMNS order + burst + regime) of the weighted cascade score.
+
+    ``x`` = (volume, oi, funding) factor inputs.
+    """
+    def unit(v):
+        return min(max(v, 0.0), 1.0)
+    f_vel = unit(count / (2 * cfg.min_count))
+    f_acc = unit(heat)
     if velocity_on and single > 0:
-        f_vel = K.W_VELOCITY * min(usd_s / (K.VEL_SAT * single), 1.0)
-        f_acc = K.W_ACCEL * min(max(accel / (K.ACCEL_SAT * single), 0.0), 1.0)
-    base = f_count + f_vel + f_acc
-    score = base * mult
-    f_reg = base * (mult - 1)
+        f_vel = max(f_vel, unit(usd_s / (K.VEL_SAT * single)))
+        f_acc = max(f_acc, unit(accel / (K.ACCEL_SAT * single)))
+    factors = dict(velocity=f_vel, acceleration=f_acc, volume=unit(x[0]), oi=unit(x[1]), funding=unit(x[2]),
+                   volatility=unit(regime / 4))
+    contrib = [10 * cfg.weights[k] * factors[k] for k in C.FACTOR_COLUMNS]
+    base = sum(contrib)
+    boost, b_acc, b_vel = cfg.burst_boost
+    boosted = base * boost if f_acc >= b_acc and f_vel >= b_vel and count >= cfg.min_count else base
+    burst = boosted - base
+    score = boosted * mult
+    reg = score - boosted
     if score > 10:
         k = 10 / score
-        f_count, f_vel, f_acc = f_count * k, f_vel * k, f_acc * k
-        f_reg = 10 - f_count - f_vel - f_acc
+        contrib = [c * k for c in contrib]
+        burst *= k
         score = 10.0
-    return score, (f_count, f_vel, f_acc, f_reg)
+        reg = 10 - sum(contrib) - burst
+    return score, (*contrib, burst, reg)
 
 
 def ref_levels(scores, levels, hysteresis):

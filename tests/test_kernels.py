@@ -11,14 +11,15 @@ from engine.kernels import cascade, velocity, volatility
 from engine.kernels import columns as C
 from engine.kernels.windows import new_ring, ring_add, ring_sums
 from engine.record import Kind, empty_records
-from tests.reference_kernels import RefVelocity, ref_levels, ref_realized_vol, ref_regime, ref_score
+from tests.reference_kernels import RefVelocity, ref_heat, ref_levels, ref_realized_vol, ref_regime, ref_score
 
 T0 = 1_700_000_000_000_000_000
 N_INST, N_ASSETS = 4, 2
 INST_ASSET = np.array([0, 1, 0, 1], dtype=np.int64)   # two venues per asset
 OWNED = np.ones(N_ASSETS, dtype=np.bool_)
 LAYOUT = velocity.VelocityLayout([1.0, 5.0, 20.0, 60.0], 30.0)
-SCRATCH = np.zeros((16, 4))
+SCRATCH = np.zeros((16, C.DAY_CHANNELS))
+WHALE_USD = np.array([300_000.0, 150_000.0])
 
 # gaps: mostly sub-second, sometimes seconds, minutes or hours; small negatives are late events
 gaps = st.one_of(st.integers(0, 400_000_000), st.integers(-2_000_000_000, 0), st.integers(1, 90) .map(lambda s: s * 10**9),
@@ -47,7 +48,7 @@ def fresh_rows(n):
 def run_velocity(recs):
     inst, assets = velocity.VelocityRings(LAYOUT, N_INST), velocity.VelocityRings(LAYOUT, N_ASSETS)
     irows, arows = fresh_rows(N_INST), fresh_rows(N_ASSETS)
-    n = velocity.update_batch(recs, INST_ASSET, OWNED, inst.as_tuple(), assets.as_tuple(), LAYOUT.widths,
+    n = velocity.update_batch(recs, INST_ASSET, OWNED, WHALE_USD, inst.as_tuple(), assets.as_tuple(), LAYOUT.widths,
                               LAYOUT.slots, LAYOUT.windows_s, irows, arows, SCRATCH)
     return n, irows, arows
 
@@ -86,8 +87,9 @@ def test_velocity_matches_reference(events):
     last_now_i, last_now_a = {}, {}
     for r in recs:
         iid, a, ts = int(r["instrument"]), int(INST_ASSET[r["instrument"]]), int(r["ts_exchange"])
-        ref_i[iid].add(ts, int(r["side"]), float(r["notional"]))
-        ref_a[a].add(ts, int(r["side"]), float(r["notional"]))
+        whale = float(r["notional"]) >= WHALE_USD[a]
+        ref_i[iid].add(ts, int(r["side"]), float(r["notional"]), whale)
+        ref_a[a].add(ts, int(r["side"]), float(r["notional"]), whale)
         clock[a] = max(clock[a], ts)
         last_now_i[iid] = last_now_a[a] = clock[a]
     for iid, now in last_now_i.items():
@@ -169,27 +171,61 @@ def test_volatility_edges():
 
 
 # -- cascade ---------------------------------------------------------------
-def cascade_row(count, usd_s, accel, mult):
+def cascade_row(count, usd_s, accel, heat=0.0, x=(0.0, 0.0, 0.0), regime=volatility.NORMAL):
     row = fresh_rows(1)[0]
     row[C.CASCADE_SUMS + C.N_LONG] = count
     row[C.VEL_USD + 1] = usd_s
     row[C.ACCEL_HEAD] = accel
-    row[C.REGIME_MULT] = mult
+    row[C.HEAT] = heat
+    row[C.X_VOLUME], row[C.X_OI], row[C.X_FUNDING] = x
+    row[C.REGIME] = regime
     return row
 
 
+unit_floats = st.floats(-0.5, 1.5, allow_nan=False)
+
+
 @pytest.mark.property
-@settings(max_examples=200, deadline=None)
-@given(st.integers(0, 40), st.floats(0, 2e6), st.floats(-1e6, 1e6), st.sampled_from([0.6, 0.8, 1.0, 1.3, 1.6]),
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 40), st.floats(0, 2e6), st.floats(-1e6, 1e6), st.floats(0, 1),
+       st.tuples(unit_floats, unit_floats, unit_floats), st.integers(0, 4), st.sampled_from([0.6, 0.8, 1.0, 1.3, 1.6]),
        st.sampled_from([10_000.0, 25_000.0, 100_000.0]), st.booleans())
-def test_cascade_score_matches_reference(count, usd_s, accel, mult, single, vel_on):
-    p = cascade.cascade_params(CascadeConfig(), [1, 5, 20, 60], vel_on)
-    row = cascade_row(count, usd_s, accel, mult)
-    score = cascade.score_row(row, single, p)
-    ref, factors = ref_score(count, usd_s, accel, mult, single, 5, vel_on)
+def test_cascade_score_matches_reference(count, usd_s, accel, heat, x, regime, mult, single, vel_on):
+    cfg = CascadeConfig()
+    p = cascade.cascade_params(cfg, [1, 5, 20, 60], vel_on)
+    row = cascade_row(count, usd_s, accel, heat, x, regime)
+    score = cascade.score_row(row, single, mult, p)
+    ref, contrib = ref_score(count, usd_s, accel, heat, x, regime, mult, single, cfg, vel_on)
     assert score == pytest.approx(ref, abs=1e-9) and 0 <= score <= 10
-    np.testing.assert_allclose(row[C.F_COUNT:C.F_REGIME + 1], factors, atol=1e-9)
-    assert sum(factors) == pytest.approx(score, abs=1e-9)
+    got = [row[c] for c in C.FACTOR_COLUMNS.values()] + [row[C.F_BURST], row[C.F_REGIME]]
+    np.testing.assert_allclose(got, contrib, atol=1e-9)
+    assert sum(got) == pytest.approx(score, abs=1e-9)
+
+
+@pytest.mark.unit
+def test_missing_detectors_cap_the_score_and_burst_boost_needs_a_cascade():
+    cfg = CascadeConfig()
+    p = cascade.cascade_params(cfg, [1, 5, 20, 60], True)
+    saturated = cascade_row(20, 1e9, 1e9, heat=1.0)          # volume / OI / funding detectors absent: x = 0
+    assert cascade.score_row(saturated, 100_000.0, 1.0, p) == pytest.approx((2.5 + 2.0 + 0.5) * 1.5)
+    few = cascade_row(4, 1e9, 1e9, heat=1.0)                 # < min_count liquidations: no burst boost
+    assert cascade.score_row(few, 100_000.0, 1.0, p) == pytest.approx(5.0) and few[C.F_BURST] == 0
+    full = cascade_row(20, 1e9, 1e9, heat=1.0, x=(1.0, 1.0, 1.0), regime=4)
+    assert cascade.score_row(full, 100_000.0, 1.0, p) == 10.0
+    calm = cascade_row(20, 1e9, 1e9, heat=1.0)
+    assert cascade.score_row(calm, 100_000.0, 0.6, p) == pytest.approx(7.5 * 0.6)   # calm market scales it down
+    assert calm[C.F_REGIME] == pytest.approx(7.5 * 0.6 - 7.5)
+
+
+@pytest.mark.unit
+def test_critical_needs_min_count():
+    p = cascade.cascade_params(CascadeConfig(), [1, 5, 20, 60], True)
+    row = cascade_row(4, 1e9, 1e9, heat=1.0, x=(1.0, 1.0, 1.0), regime=4)   # score 10 from 4 liquidations
+    cascade.evaluate(row, 100_000.0, 1.0, p)
+    assert row[C.SCORE] >= 7.5 and row[C.LEVEL] == 2
+    row[C.CASCADE_SUMS + C.N_LONG] = 5
+    cascade.evaluate(row, 100_000.0, 1.0, p)
+    assert row[C.LEVEL] == 3
 
 
 @pytest.mark.property
@@ -220,7 +256,7 @@ def test_level_hysteresis():
 @pytest.mark.unit
 def test_evaluate_batch_reports_changes_only():
     p = cascade.cascade_params(CascadeConfig(), [1, 5, 20, 60], True)
-    rows = np.stack([cascade_row(10, 300_000, 50_000, 1.0), cascade_row(0, 0, 0, 1.0)])
+    rows = np.stack([cascade_row(10, 300_000, 50_000, x=(1.0, 1.0, 1.0)), cascade_row(0, 0, 0)])
     changed = np.zeros(2, dtype=np.int64)
     n = cascade.evaluate_batch(np.array([0, 1]), rows, np.array([100_000.0, 100_000.0]), p, changed)
     assert n == 1 and changed[0] == 0 and rows[0, C.LEVEL] == 3 and rows[1, C.LEVEL] == 0

@@ -1,19 +1,29 @@
-"""First cascade score (0-10) per asset, its factors, and levels with hysteresis.
+"""Cascade score (0-10) per asset: six weighted factors, market-regime scaling, levels with hysteresis.
 
-Factors, from the asset's row (velocity and volatility already refreshed)::
+Factors (each 0..1, from the asset's row; velocity, volatility and heat already refreshed)::
 
-    count        W_COUNT    * min(count / (2 * min_count), 1)           count in the cascade window
-    velocity     W_VELOCITY * min(usd_s / (VEL_SAT * single_usd), 1)    USD/s over the ~5 s window
-    acceleration W_ACCEL    * clip(accel / (ACCEL_SAT * single_usd), 0, 1)
-    base         count + velocity + acceleration                          (at most 8.5)
-    regime       base * (regime multiplier - 1)
-    score        min(10, base * regime multiplier)
+    velocity      max(count / (2 * min_count), usd_s / (VEL_SAT * single_usd))   count in the cascade window,
+                                                                                USD/s over the ~5 s window
+    acceleration  max(accel / (ACCEL_SAT * single_usd), heat)                    USD/s^2, and the self-excitation
+                                                                                of arrivals (kernels/hawkes.py)
+    volume        X_VOLUME     from the volume detector's factors() (0 when it is not running)
+    oi            X_OI         from the open-interest detector
+    funding       X_FUNDING    from the funding detector
+    volatility    regime / 4   the asset's own realized-vol regime (dormant 0 .. extreme 1)
 
-``single_usd`` is the asset's single-liquidation threshold (BTC $100k, ...).
-When the score is capped at 10 the factors are scaled so they still add up
-to the score. Levels 0 NONE, 1 WATCH, 2 WARNING, 3 CRITICAL: the level rises
-to every threshold the score reaches and drops a level only once the score
-is ``hysteresis`` below that level's threshold.
+    base   = 10 * sum(weight_f * factor_f)            weights default 0.25/0.20/0.20/0.15/0.10/0.10
+    boost  = burst_boost when acceleration >= burst_acceleration, velocity >= burst_velocity and the cascade
+             window holds at least min_count liquidations (the existing bot's cascade), else 1
+    score  = min(10, base * boost * market multiplier)   the market asset's (BTC) regime multiplier
+    burst  = base * (boost - 1)                       what the boost added (the seeds' x1.5 rule)
+    regime = base * boost * (multiplier - 1)          what the scaling added (negative when calm)
+
+``single_usd`` is the asset's single-liquidation threshold (its profile, else
+the configured fallback). When the score is capped at 10 the contributions
+are scaled so they still add up to the score. Levels 0 NONE, 1 WATCH,
+2 WARNING, 3 CRITICAL: the level rises to every threshold the score reaches
+and drops a level only once the score is ``hysteresis`` below that level's
+threshold; CRITICAL also needs ``min_count`` liquidations in the cascade window.
 """
 from __future__ import annotations
 
@@ -21,28 +31,33 @@ import numpy as np
 from numba import njit
 
 from . import columns as C
+from .hawkes import decayed, heat_of
 
-__all__ = ["W_COUNT", "W_VELOCITY", "W_ACCEL", "VEL_SAT", "ACCEL_SAT", "cascade_params", "next_level",
-           "score_row", "evaluate", "evaluate_batch"]
+__all__ = ["FACTORS", "VEL_SAT", "ACCEL_SAT", "N_PARAMS", "P_MARKET", "cascade_params", "next_level",
+           "refresh_heat", "score_row", "market_mult", "evaluate", "evaluate_batch"]
 
-W_COUNT = 4.0
-W_VELOCITY = 3.0
-W_ACCEL = 1.5
+FACTORS = tuple(C.FACTOR_COLUMNS)   # weight order of the parameter vector
 VEL_SAT = 2.0       # USD/s of twice the single threshold per second saturates the velocity factor
 ACCEL_SAT = 0.25    # a quarter of the single threshold per s^2 saturates the acceleration factor
 VELOCITY_WINDOW_S = 5.0
 
 # cascade parameter vector
-P_MIN_COUNT, P_LEVEL0, P_HYSTERESIS, P_VEL_ON, P_VEL_K = 0, 1, 4, 5, 6
-N_PARAMS = 7
+P_MIN_COUNT, P_LEVEL0, P_HYSTERESIS, P_VEL_ON, P_VEL_K, P_W0 = 0, 1, 4, 5, 6, 7
+P_TAU_S = P_W0 + len(FACTORS)
+P_MU_FLOOR = P_TAU_S + 1
+P_BOOST, P_BOOST_ACC, P_BOOST_VEL = P_MU_FLOOR + 1, P_MU_FLOOR + 2, P_MU_FLOOR + 3
+P_MARKET = P_BOOST_VEL + 1       # asset id of the market asset, -1 while unknown (own regime then)
+N_PARAMS = P_MARKET + 1
 
 
 def cascade_params(cascade_cfg, velocity_windows_s, velocity_on: bool) -> np.ndarray:
-    """Pack the cascade config into the kernel's parameter vector."""
+    """Pack the cascade config into the kernel's parameter vector (market asset unknown)."""
     windows = sorted(velocity_windows_s)
     k = min(range(len(windows)), key=lambda i: abs(windows[i] - VELOCITY_WINDOW_S))
+    weights = [cascade_cfg.weights.get(f, 0.0) for f in FACTORS]
     return np.array([cascade_cfg.min_count, *cascade_cfg.levels, cascade_cfg.hysteresis,
-                     1.0 if velocity_on else 0.0, k], dtype=np.float64)
+                     1.0 if velocity_on else 0.0, k, *weights, cascade_cfg.heat_tau_s,
+                     cascade_cfg.heat_baseline_per_s, *cascade_cfg.burst_boost, -1.0], dtype=np.float64)
 
 
 @njit(cache=True)
@@ -56,40 +71,88 @@ def next_level(level, score, p):
 
 
 @njit(cache=True)
-def score_row(row, single_usd, p):
-    """Compute the score and factors of an asset row in place; return the score."""
+def refresh_heat(hawkes, key, now, row, p):
+    """Write the heat and recent intensity of ``key`` at ``now`` into ``row`` (window sums already fresh)."""
+    tau_s = p[P_TAU_S]
+    e = decayed(hawkes, key, now, tau_s * 1e9)
+    mu = max((row[C.HOUR_SUMS] + row[C.HOUR_SUMS + 1]) / 3600.0,
+             (row[C.DAY_SUMS] + row[C.DAY_SUMS + 1]) / 86400.0, p[P_MU_FLOOR])
+    row[C.HEAT] = heat_of(e, tau_s, mu, p[P_MIN_COUNT])
+    row[C.INTENSITY] = e / tau_s
+
+
+@njit(cache=True, inline="always")
+def _unit(x):
+    return min(max(x, 0.0), 1.0)
+
+
+@njit(cache=True)
+def score_row(row, single_usd, market_mult, p):
+    """Compute the score and its contributions of an asset row in place; return the score."""
     count = row[C.CASCADE_SUMS + C.N_LONG] + row[C.CASCADE_SUMS + C.N_SHORT]
-    f_count = W_COUNT * min(count / (2.0 * p[P_MIN_COUNT]), 1.0)
-    f_vel = 0.0
-    f_acc = 0.0
+    f_vel = _unit(count / (2.0 * p[P_MIN_COUNT]))
+    f_acc = _unit(row[C.HEAT])
     if p[P_VEL_ON] > 0 and single_usd > 0:
-        usd_s = row[C.VEL_USD + int(p[P_VEL_K])]
-        f_vel = W_VELOCITY * min(usd_s / (VEL_SAT * single_usd), 1.0)
-        f_acc = W_ACCEL * min(max(row[C.ACCEL_HEAD] / (ACCEL_SAT * single_usd), 0.0), 1.0)
-    base = f_count + f_vel + f_acc
-    mult = row[C.REGIME_MULT]
-    f_reg = base * (mult - 1.0)
-    score = base * mult
+        f_vel = max(f_vel, _unit(row[C.VEL_USD + int(p[P_VEL_K])] / (VEL_SAT * single_usd)))
+        f_acc = max(f_acc, _unit(row[C.ACCEL_HEAD] / (ACCEL_SAT * single_usd)))
+    w = P_W0
+    c_vel = 10.0 * p[w] * f_vel
+    c_acc = 10.0 * p[w + 1] * f_acc
+    c_volu = 10.0 * p[w + 2] * _unit(row[C.X_VOLUME])
+    c_oi = 10.0 * p[w + 3] * _unit(row[C.X_OI])
+    c_fund = 10.0 * p[w + 4] * _unit(row[C.X_FUNDING])
+    c_vola = 10.0 * p[w + 5] * _unit(row[C.REGIME] / 4.0)
+    base = c_vel + c_acc + c_volu + c_oi + c_fund + c_vola
+    boosted = base
+    if f_acc >= p[P_BOOST_ACC] and f_vel >= p[P_BOOST_VEL] and count >= p[P_MIN_COUNT]:
+        boosted = base * p[P_BOOST]
+    c_burst = boosted - base
+    score = boosted * market_mult
+    c_reg = score - boosted
     if score > 10.0:
         k = 10.0 / score
-        f_count *= k
-        f_vel *= k
-        f_acc *= k
-        f_reg = 10.0 - f_count - f_vel - f_acc
+        c_vel *= k
+        c_acc *= k
+        c_volu *= k
+        c_oi *= k
+        c_fund *= k
+        c_vola *= k
+        c_burst *= k
         score = 10.0
+        c_reg = score - (c_vel + c_acc + c_volu + c_oi + c_fund + c_vola + c_burst)
     row[C.SCORE] = score
-    row[C.F_COUNT] = f_count
-    row[C.F_VELOCITY] = f_vel
-    row[C.F_ACCEL] = f_acc
-    row[C.F_REGIME] = f_reg
+    row[C.F_VELOCITY] = c_vel
+    row[C.F_ACCEL] = c_acc
+    row[C.F_VOLUME] = c_volu
+    row[C.F_OI] = c_oi
+    row[C.F_FUNDING] = c_fund
+    row[C.F_VOLATILITY] = c_vola
+    row[C.F_BURST] = c_burst
+    row[C.F_REGIME] = c_reg
     return score
 
 
 @njit(cache=True)
-def evaluate(row, single_usd, p):
-    """Score an asset row and step its level; return the previous level."""
+def market_mult(asset_rows, row, p):
+    """The regime multiplier that scales ``row``'s score: the market asset's, else the asset's own."""
+    m = int(p[P_MARKET])
+    if m >= 0 and m < asset_rows.shape[0]:
+        return asset_rows[m, C.REGIME_MULT]
+    return row[C.REGIME_MULT]
+
+
+@njit(cache=True)
+def evaluate(row, single_usd, mult, p):
+    """Score an asset row and step its level; return the previous level.
+
+    CRITICAL also needs ``min_count`` liquidations in the cascade window (the existing bot's
+    definition of a cascade): without them the level stops at WARNING.
+    """
     prev = int(row[C.LEVEL])
-    row[C.LEVEL] = next_level(prev, score_row(row, single_usd, p), p)
+    level = next_level(prev, score_row(row, single_usd, mult, p), p)
+    if level == 3 and row[C.CASCADE_SUMS + C.N_LONG] + row[C.CASCADE_SUMS + C.N_SHORT] < p[P_MIN_COUNT]:
+        level = 2
+    row[C.LEVEL] = level
     return prev
 
 
@@ -98,8 +161,9 @@ def evaluate_batch(assets, asset_rows, single_usd, p, changed):
     """Evaluate ``assets``; write those whose level changed into ``changed``; return how many."""
     n = 0
     for a in assets:
-        prev = evaluate(asset_rows[a], single_usd[a], p)
-        if prev != asset_rows[a, C.LEVEL] and n < changed.shape[0]:
+        row = asset_rows[a]
+        prev = evaluate(row, single_usd[a], market_mult(asset_rows, row, p), p)
+        if prev != row[C.LEVEL] and n < changed.shape[0]:
             changed[n] = a
             n += 1
     return n

@@ -7,8 +7,12 @@ Per record of an owned asset (``owned[asset]``), in stream order:
   new events) and every live asset's cascade level is re-evaluated;
 * trades update prices and realized vol (:mod:`volatility`), regime changes
   become events;
-* liquidations update velocity (:mod:`velocity`) per instrument and asset and
+* liquidations update the window sums and velocity (:mod:`velocity`) per
+  instrument and asset, the asset's heat (:mod:`hawkes`) and size samples, and
   re-score the asset's cascade (:mod:`cascade`), level changes become events;
+* trades of the market asset (``cas_params[P_MARKET]``, BTC) feed its realized
+  vol even in a worker that does not own it: every worker scales its cascade
+  scores by the market regime;
 * book tops, marks and open interest land in their columns.
 
 Level and regime changes are found per record, so they do not depend on how
@@ -21,10 +25,12 @@ import numpy as np
 from numba import njit
 
 from . import columns as C
-from .cascade import evaluate
+from .cascade import P_MARKET, P_TAU_S, evaluate, market_mult, refresh_heat
+from .hawkes import excite
 from .velocity import BUCKET_NS, add_liquidation, refresh_row
 from .volatility import on_trade, refresh_asset, refresh_instrument
-from .windows import record_ts
+from .windows import record_ts, sample_add
+from ..record import Flag
 
 __all__ = ["EVENT_DTYPE", "EV_LEVEL", "EV_REGIME", "ON_RINGS", "ON_VELOCITY", "ON_VOLATILITY", "ON_CASCADE",
            "DONE", "EVENTS_FULL", "UNKNOWN_INSTRUMENT", "process_batch"]
@@ -40,6 +46,7 @@ ON_RINGS, ON_VELOCITY, ON_VOLATILITY, ON_CASCADE = 0, 1, 2, 3
 DONE, EVENTS_FULL, UNKNOWN_INSTRUMENT = 0, 1, 2
 
 TRADE, LIQUIDATION, BOOK_TOP, MARK, OPEN_INTEREST = 1, 2, 3, 4, 5
+CAPPED = int(Flag.CAPPED)   # a plain int global: numba freezes it as a constant
 
 
 @njit(cache=True, inline="always")
@@ -66,11 +73,14 @@ def _refresh_velocity(rings, key, now, widths, slots, windows_s, scratch, row, v
 
 
 @njit(cache=True)
-def process_batch(records, start, inst_asset, owned, asset_ptr, asset_inst, single_usd,
+def process_batch(records, start, inst_asset, owned, asset_ptr, asset_inst, single_usd, whale_usd,
                   inst_rings, asset_rings, widths, slots, vel_windows,
-                  vol_state, vol_windows, bounds, multipliers, cas_params,
+                  vol_state, vol_windows, bounds, multipliers, cas_params, hawkes, samples,
                   on, clock, inst_rows, asset_rows, scratch, events, liqs):
     """Process ``records[start:]``; return (next record, events written, status).
+
+    ``single_usd`` / ``whale_usd``: per asset, the single-liquidation and whale
+    thresholds in force (the caller updates them in place from the profiles).
 
     The index of every liquidation of an owned asset is appended to ``liqs``
     (``liqs[0]`` holds the count; the caller resets it per batch), so the
@@ -84,6 +94,8 @@ def process_batch(records, start, inst_asset, owned, asset_ptr, asset_inst, sing
     n_assets = asset_rows.shape[0]
     nvol = vol_windows.shape[0]
     vel_on = on[ON_VELOCITY] != 0
+    market = int(cas_params[P_MARKET])
+    tau_ns = cas_params[P_TAU_S] * 1e9
     n_ev = 0
     for i in range(start, records.shape[0]):
         if n_ev + 2 + n_assets > events.shape[0]:
@@ -94,6 +106,10 @@ def process_batch(records, start, inst_asset, owned, asset_ptr, asset_inst, sing
             return i, n_ev, UNKNOWN_INSTRUMENT
         a = inst_asset[iid]
         if not owned[a]:
+            if a == market and rec["kind"] == TRADE and on[ON_VOLATILITY]:
+                if on_trade(vol_state, iid, record_ts(rec), rec["price"]):
+                    refresh_instrument(vol_state, iid, vol_windows, scratch, inst_rows[iid])
+                    refresh_asset(asset_ptr, asset_inst, inst_rows, a, nvol, bounds, multipliers, asset_rows[a])
             continue
         ts = record_ts(rec)
         if ts > clock[0]:
@@ -102,16 +118,17 @@ def process_batch(records, start, inst_asset, owned, asset_ptr, asset_inst, sing
             if ts // BUCKET_NS > swept and on[ON_RINGS]:
                 for k in range(n_inst):
                     r = inst_rows[k]
-                    if owned[inst_asset[k]] and r[C.HOUR_SUMS + C.N_LONG] + r[C.HOUR_SUMS + C.N_SHORT] > 0:
+                    if owned[inst_asset[k]] and r[C.DAY_SUMS + C.N_LONG] + r[C.DAY_SUMS + C.N_SHORT] > 0:
                         _refresh_velocity(inst_rings, k, ts, widths, slots, vel_windows, scratch, r, vel_on)
                 for b in range(n_assets):
                     r = asset_rows[b]
-                    if not owned[b] or (r[C.HOUR_SUMS + C.N_LONG] + r[C.HOUR_SUMS + C.N_SHORT] == 0
+                    if not owned[b] or (r[C.DAY_SUMS + C.N_LONG] + r[C.DAY_SUMS + C.N_SHORT] == 0
                                         and r[C.LEVEL] == 0):
                         continue
                     _refresh_velocity(asset_rings, b, ts, widths, slots, vel_windows, scratch, r, vel_on)
+                    refresh_heat(hawkes, b, ts, r, cas_params)
                     if on[ON_CASCADE]:
-                        prev = evaluate(r, single_usd[b], cas_params)
+                        prev = evaluate(r, single_usd[b], market_mult(asset_rows, r, cas_params), cas_params)
                         if prev != r[C.LEVEL]:
                             n_ev = _emit(events, n_ev, EV_LEVEL, prev, r[C.LEVEL], b, -1, i, ts, rec, r)
         now = clock[0]
@@ -123,6 +140,7 @@ def process_batch(records, start, inst_asset, owned, asset_ptr, asset_inst, sing
             price = rec["price"]
             irow[C.PRICE] = price
             irow[C.LAST_TRADE_TS] = ts
+            sample_add(samples, a, 0, rec["notional"])
             arow[C.PRICE] = price
             arow[C.LAST_TRADE_TS] = ts
             if on[ON_VOLATILITY] and on_trade(vol_state, iid, ts, price):
@@ -137,13 +155,21 @@ def process_batch(records, start, inst_asset, owned, asset_ptr, asset_inst, sing
                 liqs[0] = n_liq
             irow[C.LAST_LIQ_TS] = ts
             arow[C.LAST_LIQ_TS] = ts
+            usd = rec["notional"]
+            if rec["flags"] & CAPPED:
+                irow[C.LAST_CAPPED_TS] = ts
+                arow[C.LAST_CAPPED_TS] = ts
+            sample_add(samples, a, 1, usd)
+            excite(hawkes, a, ts, tau_ns)
             if on[ON_RINGS]:
-                add_liquidation(inst_rings, iid, ts, rec["side"], rec["notional"])
-                add_liquidation(asset_rings, a, ts, rec["side"], rec["notional"])
+                whale = usd >= whale_usd[a]
+                add_liquidation(inst_rings, iid, ts, rec["side"], usd, whale)
+                add_liquidation(asset_rings, a, ts, rec["side"], usd, whale)
                 _refresh_velocity(inst_rings, iid, now, widths, slots, vel_windows, scratch, irow, vel_on)
                 _refresh_velocity(asset_rings, a, now, widths, slots, vel_windows, scratch, arow, vel_on)
+            refresh_heat(hawkes, a, now, arow, cas_params)
             if on[ON_CASCADE]:
-                prev = evaluate(arow, single_usd[a], cas_params)
+                prev = evaluate(arow, single_usd[a], market_mult(asset_rows, arow, cas_params), cas_params)
                 if prev != arow[C.LEVEL]:
                     n_ev = _emit(events, n_ev, EV_LEVEL, prev, arow[C.LEVEL], a, iid, i, now, rec, arow)
         elif kind == BOOK_TOP:

@@ -4,14 +4,16 @@ from __future__ import annotations
 import numpy as np
 
 from . import columns as C
-from .cascade import cascade_params
+from .cascade import P_MARKET, cascade_params
+from .hawkes import grow_state, new_state
 from .pipeline import (DONE, EVENT_DTYPE, EVENTS_FULL, ON_CASCADE, ON_RINGS, ON_VELOCITY, ON_VOLATILITY,
                        process_batch)
 from .velocity import VelocityLayout, VelocityRings
 from ..record import RECORD_DTYPE, empty_records
 from .volatility import NORMAL, VolatilityState
+from .windows import SampleRings
 
-__all__ = ["BatchRunner", "single_usd_of"]
+__all__ = ["BatchRunner", "single_usd_of", "whale_usd_of"]
 
 EVENTS_CAPACITY = 4096
 LIQS_CAPACITY = 4096       # liquidation indices per batch (the ring reader's batch size)
@@ -20,6 +22,11 @@ LIQS_CAPACITY = 4096       # liquidation indices per batch (the ring reader's ba
 def single_usd_of(liq_cfg, asset: str) -> float:
     """The asset's single-liquidation threshold in USD (its own entry, else ``"*"``)."""
     return float(liq_cfg.single_usd.get(asset, liq_cfg.single_usd["*"]))
+
+
+def whale_usd_of(liq_cfg, asset: str) -> float:
+    """The asset's configured whale threshold: ``whale_multiple`` x its single-liquidation threshold."""
+    return single_usd_of(liq_cfg, asset) * liq_cfg.whale_multiple
 
 
 class BatchRunner:
@@ -48,8 +55,12 @@ class BatchRunner:
         self.inst_rings = VelocityRings(self.velocity, 1)
         self.asset_rings = VelocityRings(self.velocity, 1)
         self.vol = VolatilityState(self.vol_windows_cfg, 1)
+        self.hawkes = new_state(1)
+        self.samples = SampleRings(1)
+        self.single_usd = np.zeros(0)
+        self.whale_usd = np.zeros(0)
         self.unknown = 0
-        self.scratch = np.zeros((max(len(self.velocity.widths), len(self.vol.windows)), C.LIQ_CHANNELS))
+        self.scratch = np.zeros((max(len(self.velocity.widths), len(self.vol.windows), 3), C.DAY_CHANNELS))
         self.liqs = np.zeros(LIQS_CAPACITY + 1, dtype=np.int64)
         self.n_inst = self.n_assets = -1  # force the first refresh even for an empty registry
         self.refresh()
@@ -66,10 +77,15 @@ class BatchRunner:
         for rings, n in ((self.inst_rings, n_inst), (self.asset_rings, n_assets)):
             rings.grow(max(1, n))
         self.vol.grow(max(1, n_inst))
+        self.hawkes = grow_state(self.hawkes, max(1, n_assets))
+        self.samples.grow(max(1, n_assets))
         ids = np.arange(n_assets)
         self.owned = (ids % self.workers) == self.worker
         self.asset_names = [self.registry.asset_name(a) for a in range(n_assets)]
-        self.single_usd = np.array([single_usd_of(self.detectors.liquidations, n) for n in self.asset_names])
+        self.single_usd = self._grow_thresholds(self.single_usd, single_usd_of)
+        self.whale_usd = self._grow_thresholds(self.whale_usd, whale_usd_of)
+        market = self.registry.asset_id(self.detectors.cascade.market_asset)
+        self.cas_params[P_MARKET] = -1 if market is None else market
         order = np.argsort(self.inst_asset, kind="stable")
         self.asset_inst = order.astype(np.int64)
         self.asset_ptr = np.searchsorted(self.inst_asset[order], np.arange(n_assets + 1)).astype(np.int64)
@@ -83,12 +99,24 @@ class BatchRunner:
     def _bind(self) -> None:
         """Collect the kernel's fixed arguments once, and its compiled entry point for their types."""
         self._static = (
-            self.inst_asset, self.owned, self.asset_ptr, self.asset_inst, self.single_usd,
+            self.inst_asset, self.owned, self.asset_ptr, self.asset_inst, self.single_usd, self.whale_usd,
             self.inst_rings.as_tuple(), self.asset_rings.as_tuple(), self.velocity.widths,
             self.velocity.slots, self.velocity.windows_s, self.vol.as_tuple(), self.vol.windows,
-            self.bounds, self.multipliers, self.cas_params, self.on, self.clock,
+            self.bounds, self.multipliers, self.cas_params, self.hawkes, self.samples.as_tuple(),
+            self.on, self.clock,
             self.inst_rows, self.asset_rows, self.scratch, self.events, self.liqs)
         self._entry = None
+
+    def _grow_thresholds(self, old: np.ndarray, fallback) -> np.ndarray:
+        """Per-asset thresholds for the grown registry: existing values kept, new assets at the fallback."""
+        out = np.array([fallback(self.detectors.liquidations, n) for n in self.asset_names])
+        out[: len(old)] = old[: len(out)]
+        return out
+
+    def set_thresholds(self, asset: int, single_usd: float, whale_usd: float) -> None:
+        """Install an asset's dynamic single-liquidation and whale thresholds (read by the next batch)."""
+        self.single_usd[asset] = single_usd
+        self.whale_usd[asset] = whale_usd
 
     def _grow_rows(self, rows: np.ndarray, n: int) -> np.ndarray:
         if n <= len(rows):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["record_ts", "EMPTY", "new_ring", "grow_ring", "ring_add", "ring_sums", "ring_pow2"]
+__all__ = ["record_ts", "EMPTY", "new_ring", "grow_ring", "ring_add", "ring_sums", "ring_pow2", "SampleRings", "sample_add"]
 
 EMPTY = np.int64(-(1 << 62))  # head of a key that never had an event
 
@@ -63,9 +63,10 @@ def ring_add(buckets, head, key, bucket, channel, value):
 
 @njit(cache=True)
 def ring_sums(buckets, head, key, now, widths, out):
-    """Write into ``out[w, :]`` the sums over the last ``widths[w]`` buckets at bucket ``now``.
+    """Write into ``out[w, :channels]`` the sums over the last ``widths[w]`` buckets at bucket ``now``.
 
-    ``widths`` must be ascending and at most the ring length.
+    ``widths`` must be strictly ascending and at most the ring length; ``out`` may have more
+    columns than the ring has channels (extra columns read zero).
     """
     nb = buckets.shape[1]
     mask = nb - 1
@@ -75,20 +76,20 @@ def ring_sums(buckets, head, key, now, widths, out):
     h = head[key]
     if h == EMPTY or nw == 0:
         return
-    acc = np.zeros(nch)
+    last = nw - 1       # the widest window's row accumulates; narrower ones copy it as they complete
     w = 0
-    for j in range(widths[nw - 1]):
+    for j in range(widths[last]):
         b = now - j
         if b <= h and b > h - nb:
             for c in range(nch):
-                acc[c] += buckets[key, b & mask, c]
+                out[last, c] += buckets[key, b & mask, c]
         elif b <= h - nb:  # older than the ring: nothing more to add
-            while w < nw:
-                out[w, :] = acc
+            while w < last:
+                out[w, :nch] = out[last, :nch]
                 w += 1
             return
-        while w < nw and widths[w] == j + 1:
-            out[w, :] = acc
+        while w < last and widths[w] == j + 1:
+            out[w, :nch] = out[last, :nch]
             w += 1
 
 
@@ -109,3 +110,47 @@ def record_ts(rec):
     """Stream time of a record: exchange time, else receive time (kernels never read the clock)."""
     ts = rec["ts_exchange"]
     return ts if ts > 0 else rec["ts_recv"]
+
+
+class SampleRings:
+    """Per asset, the last ``n`` trade and liquidation notionals (USD) and its traded USD since start.
+
+    The profile service reads quantiles of an asset's own sizes from them.
+    """
+
+    def __init__(self, n_keys: int, trades: int = 2048, liquidations: int = 512):
+        self.trade = np.zeros((n_keys, ring_pow2(trades)))
+        self.liq = np.zeros((n_keys, ring_pow2(liquidations)))
+        self.count = np.zeros((n_keys, 2), dtype=np.int64)    # trades, liquidations seen
+        self.usd = np.zeros(n_keys)                           # traded USD since start
+
+    def grow(self, n_keys: int) -> None:
+        """Make room for ``n_keys`` keys (existing keys kept)."""
+        old = len(self.count)
+        if n_keys <= old:
+            return
+        for name in ("trade", "liq", "count", "usd"):
+            a = getattr(self, name)
+            b = np.zeros((n_keys, *a.shape[1:]), dtype=a.dtype)
+            b[:old] = a
+            setattr(self, name, b)
+
+    def recent(self, key: int, which: int) -> np.ndarray:
+        """Copy of the samples of ``key`` (``which`` 0 trades, 1 liquidations), oldest first not guaranteed."""
+        ring = self.trade if which == 0 else self.liq
+        return ring[key, : min(int(self.count[key, which]), ring.shape[1])].copy()
+
+    def as_tuple(self):
+        return self.trade, self.liq, self.count, self.usd
+
+
+@njit(cache=True, inline="always")
+def sample_add(samples, key, which, usd):
+    """Record one notional of ``key``: ``which`` 0 a trade (also added to the traded USD), 1 a liquidation."""
+    trade, liq, count, total = samples
+    ring = trade if which == 0 else liq
+    n = count[key, which]
+    ring[key, n & (ring.shape[1] - 1)] = usd
+    count[key, which] = n + 1
+    if which == 0:
+        total[key] += usd
