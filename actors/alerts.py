@@ -18,6 +18,7 @@ from engine.alerts.outbox import Outbox, outbox_path
 from engine.alerts.router import AlertRouter
 from engine.alerts.sinks import TelegramSender, WebhookSender
 from engine.alerts.tgclient import token_from_env
+from engine.bot.prefs import PrefsView, prefs_path
 from engine.bus import Subscriber
 from engine.supervisor import bus_endpoint_file, enabled_venues
 
@@ -76,9 +77,10 @@ class AlertsActor(Actor):
             self.delivery = Delivery(self.outbox.path, senders, DeliverySettings(
                 tg.per_chat_per_s, tg.group_per_min, tg.global_per_s, a.retry_initial_s, a.retry_max_s,
                 a.max_age_s)).start()
+        allows = PrefsView(prefs_path(state_dir(self.cfg)), self.cfg.bot.auto_start) if chats else None
         self.router = AlertRouter(a, self.outbox, chats, a.webhook.url if a.webhook.enabled else None,
                                   console_out=self.out,
-                                  on_enqueue=self.delivery.wake if self.delivery else None)
+                                  on_enqueue=self.delivery.wake if self.delivery else None, allows=allows)
         self.sub = Subscriber(bus_endpoint(self.cfg), sorted(topics))
         if chats and tg.startup_notice:
             self.router.startup_notice(enabled_venues(self.cfg), tg.startup_notice_min_gap_s)

@@ -194,3 +194,22 @@ def test_no_token_in_captured_logs_through_the_real_client(ob, caplog):
     assert "flood control" in text and "permanent failure" in text      # the logs did say something
     assert TOKEN not in text and TOKEN.split(":")[1] not in text
     assert "<redacted-token>" in text
+
+
+def test_chat_preferences_written_by_the_bot_are_honoured(ob, tmp_path):
+    from engine.bot.prefs import Prefs, PrefsView
+    path = tmp_path / "bot-prefs.json"
+    view = PrefsView(path, default_alerts=True)
+    r = AlertRouter(alerts_cfg(), ob, [1, 2, 3], console_out=io.StringIO(), allows=view)
+    whale = liq(usd=5e6, cls="whale")
+    r.handle(whale, now=0)
+    assert {int(row["target"]) for row in telegram_rows(ob)} == {1, 2, 3}
+    prefs = Prefs(path)                         # the bot process: chat 1 mutes BTC, chat 2 stops alerts
+    prefs.update(1, mutes={"BTC": time.time() + 3600})
+    prefs.update(2, alerts=False)
+    before = len(telegram_rows(ob))
+    r.handle(liq(asset="BTC", usd=9e6, cls="whale", t=100, price=40_000.0), now=100)
+    r.handle(liq(asset="ETH", usd=9e6, cls="whale", t=101), now=101)
+    new = [int(row["target"]) for row in telegram_rows(ob)[before:]]
+    assert sorted(new) == [1, 3, 3]             # BTC -> chat 3 only; ETH -> chats 1 and 3
+    assert r.stats.muted == 3

@@ -36,6 +36,7 @@ class RouterStats(msgspec.Struct):
     webhook_posts: int = 0
     held_for_digest: int = 0
     folded_into_cascade: int = 0    # liquidation alerts shown in a live cascade message instead
+    muted: int = 0                  # chat deliveries skipped by the chat's preferences (/mute, /snooze, ...)
 
 
 def _sub_key(sig: SignalBase) -> str:
@@ -51,8 +52,10 @@ class AlertRouter:
 
     def __init__(self, alerts_cfg, outbox: Outbox | None = None, chat_ids: list[int] | None = None,
                  webhook_url: str | None = None, console_out=None, clock: Callable[[], float] = time.time,
-                 on_enqueue: Callable[[], None] | None = None):
+                 on_enqueue: Callable[[], None] | None = None,
+                 allows: Callable[[int, str, str], bool] | None = None):
         a = alerts_cfg
+        self.allows = allows   # per-chat preferences (/alerts stop, /mute, /snooze, /subscribe): chat, kind, asset
         self.a = a
         self.outbox = outbox
         self.chats = list(chat_ids or []) if outbox is not None else []
@@ -101,7 +104,7 @@ class AlertRouter:
                 self.stats.folded_into_cascade += 1   # the live message already counts it
             else:
                 self._broadcast(F.render_signal(sig, decision.suppressed_before),
-                                tier_for(self.a.tiers, kind, _sub_key(sig)), now)
+                                tier_for(self.a.tiers, kind, _sub_key(sig)), now, kind=kind, asset=sig.asset)
         self.on_enqueue()
 
     def tick(self, now: float | None = None) -> None:
@@ -137,11 +140,18 @@ class AlertRouter:
                  parse_mode: str | None = "HTML") -> None:
         self.outbox.enqueue(sink, target, body, op=op, live_key=live_key, parse_mode=parse_mode)
 
-    def _broadcast(self, html: str, tier: str, now: float, live_key: str | None = None) -> set[int]:
-        """Send ``html`` to every chat that admits ``tier`` now; hold a one-line version for the others."""
+    def _broadcast(self, html: str, tier: str, now: float, live_key: str | None = None, kind: str = "",
+                   asset: str = "*") -> set[int]:
+        """Send ``html`` to every chat that admits ``tier`` now; hold a one-line version for the others.
+
+        A chat whose preferences exclude ``kind``/``asset`` (muted, snoozed, alerts stopped, not
+        subscribed) gets nothing, counted in ``stats.muted``."""
         parts = F.split_html(html)
         got = set()
         for chat in self.chats:
+            if self.allows is not None and not self.allows(chat, kind, asset):
+                self.stats.muted += 1
+                continue
             if not self.gate.admit(chat, tier, now):
                 self.gate.hold(chat, html.split("\n", 1)[0], now)
                 self.stats.held_for_digest += 1
@@ -164,18 +174,19 @@ class AlertRouter:
             m = act.market
             if act.kind == "start":
                 st.chats |= self._broadcast(F.render_cascade_live(st), tier_for(self.a.tiers, "cascade", st.last.level),
-                                            now, live_key=st.key)
+                                            now, live_key=st.key, kind="cascade", asset=st.last.asset)
             elif act.kind == "edit":
                 html = F.render_cascade_live(st)
                 if st.folded:
                     html += "\n➡️ <i>continues in the market-wide report</i>"
                 self._edit(st.chats, st.key, html)
             elif act.kind == "escalate":
-                self._broadcast(F.render_escalation(st), tier_for(self.a.tiers, "cascade", st.last.level), now)
+                self._broadcast(F.render_escalation(st), tier_for(self.a.tiers, "cascade", st.last.level), now,
+                                kind="cascade", asset=st.last.asset)
             elif act.kind == "end":
                 self._edit(st.chats, st.key, F.render_cascade_summary(st))
             elif act.kind == "market_start":
                 m.chats |= self._broadcast(F.render_market_report(m.members.values()),
-                                           tier_for(self.a.tiers, "market"), now, live_key=m.key)
+                                           tier_for(self.a.tiers, "market"), now, live_key=m.key, kind="cascade")
             elif act.kind in ("market_edit", "market_end"):
                 self._edit(m.chats, m.key, F.render_market_report(m.members.values(), active=act.kind == "market_edit"))

@@ -30,8 +30,13 @@ _installed = False
 
 
 def token_from_env(env: dict | None = None) -> str | None:
-    """The bot token from ``TELEGRAM_BOT_TOKEN`` (None when unset or blank)."""
-    tok = ((env if env is not None else os.environ).get(TOKEN_ENV) or "").strip()
+    """The bot token: systemd's ``telegram_bot_token`` credential, else ``TELEGRAM_BOT_TOKEN`` (None if neither).
+
+    Same source as the bot actor's (:func:`engine.bot.app.bot_token`), so under the systemd unit the
+    alert actor sees the token the bot sees.
+    """
+    from engine.security import read_secret
+    tok = (read_secret("telegram_bot_token", TOKEN_ENV, env if env is not None else os.environ) or "").strip()
     return tok or None
 
 

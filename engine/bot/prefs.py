@@ -76,3 +76,23 @@ class Prefs:
             return False
         subs = c["subs"]
         return not subs or kind in subs or asset in subs
+
+
+class PrefsView:
+    """Read-only :meth:`Prefs.allows` for another process (the alert actor): reloads the file when it changes."""
+
+    def __init__(self, path: str | os.PathLike, default_alerts: bool = True):
+        self.path = Path(path)
+        self.default_alerts = default_alerts
+        self._stamp: int | None = None
+        self._prefs = Prefs(None, default_alerts)
+
+    def __call__(self, chat_id: int, kind: str, asset: str) -> bool:
+        try:
+            stamp = self.path.stat().st_mtime_ns
+        except FileNotFoundError:
+            stamp = 0
+        if stamp != self._stamp:
+            self._stamp = stamp
+            self._prefs = Prefs(self.path if stamp else None, self.default_alerts)
+        return self._prefs.allows(chat_id, kind, asset)
