@@ -281,6 +281,28 @@ def cmd_tail(args) -> int:
 
 
 # -- status ----------------------------------------------------------------
+def cmd_thresholds(args) -> int:
+    from . import shm
+    from .actor_table import actor_table_segment
+    from .profiles import thresholds_report
+    cfg = _load(args.config)
+    running = actor_table_segment(cfg.engine.namespace) in shm.list_segments(cfg.engine.namespace)
+    report = thresholds_report(cfg, args.asset, running)
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+        return 0
+    print(f"{report['asset']} - source: {report['source']}")
+    for title, part in (("profile", report["profile"]), ("thresholds", report["thresholds"])):
+        print(f"{title}:")
+        for k, v in part.items():
+            print(f"  {k:<22} {v:,.6g}" if isinstance(v, float) else f"  {k:<22} {v}")
+    for name, values in report["detectors"].items():
+        print(f"detector {name}:")
+        for k, v in values.items():
+            print(f"  {k:<22} {v:,.6g}")
+    return 0
+
+
 def cmd_status(args) -> int:
     from . import shm
     from .actor_table import ActorTable, actor_table_segment
@@ -384,6 +406,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="heatmap (default) or the CVD / liquidations chart")
     s.add_argument("--config")
     s.set_defaults(func=cmd_heatmap)
+
+    s = sub.add_parser("thresholds", help="an asset's profile and every threshold derived from it")
+    s.add_argument("asset")
+    s.add_argument("--config")
+    s.add_argument("--json", action="store_true", help="one JSON document")
+    s.set_defaults(func=cmd_thresholds)
 
     s = sub.add_parser("status", help="actors and rings of a running engine")
     s.add_argument("--config")

@@ -21,6 +21,7 @@ __all__ = ["Config", "ConfigError", "load", "loads", "dump_json", "to_toml_dict"
 _STRUCT = dict(frozen=True, kw_only=True, forbid_unknown_fields=True)
 
 IdleName = Literal["spin", "backoff", "sleep", "park"]
+_CASCADE_FACTORS = ("velocity", "acceleration", "volume", "oi", "funding", "volatility")
 SYMBOL_SELECTOR = re.compile(r"^(all|top:([1-9][0-9]*))$")   # VenueConfig.symbols given as a string
 
 
@@ -138,6 +139,7 @@ class LiquidationsConfig(msgspec.Struct, **_STRUCT):
     whale_multiple: float = 5.0
     institutional_multiple: float = 20.0
     publish_min_usd: float = 0.0         # publish every liquidation at or above this
+    summary_interval_s: float = 60.0     # rolling totals + 24 h whale summary per asset this often (wall clock)
 
 
 class VelocityConfig(msgspec.Struct, **_STRUCT):
@@ -166,6 +168,18 @@ class CascadeConfig(msgspec.Struct, **_STRUCT):
     levels: list[float] = msgspec.field(default_factory=lambda: [3.0, 5.0, 7.5])  # WATCH, WARNING, CRITICAL score thresholds (0-10)
     hysteresis: float = 1.0
     publish_interval_s: float = 1.0      # while a level holds, re-publish at most this often
+    # score weights per factor (ORIGIN's 0.25/0.20/0.20/0.15/0.10/0.10); a factor whose detector is off counts 0
+    weights: dict[str, float] = msgspec.field(default_factory=lambda: {"velocity": 0.25, "acceleration": 0.20, "volume": 0.20, "oi": 0.15, "funding": 0.10, "volatility": 0.10})
+    # factor -> the plug-in detector whose factors() feed it (largest value, clipped to 0..1)
+    factor_detectors: dict[str, str] = msgspec.field(default_factory=lambda: {"volume": "volume", "oi": "open_interest", "funding": "funding"})
+    factor_refresh_s: float = 0.25       # how often (wall clock) the detectors' factors are copied into the kernel
+    heat_tau_s: float = 10.0             # time constant of the self-excitation (Hawkes) estimate
+    heat_baseline_per_s: float = 0.01    # floor of the baseline liquidation rate the heat is measured against
+    burst_boost: list[float] = msgspec.field(default_factory=lambda: [1.5, 0.8, 0.7])   # x1.5 when acceleration >= 0.8 and velocity >= 0.7 (the seeds' rule)
+    market_asset: str = "BTC"            # whose volatility regime scales every asset's score
+    market_min_assets: int = 3           # this many assets at market_level within market_window_s -> market-wide cascade
+    market_window_s: float = 60.0
+    market_level: Literal["WATCH", "WARNING", "CRITICAL"] = "WARNING"
 
 
 class ZonesConfig(msgspec.Struct, **_STRUCT):
@@ -319,11 +333,50 @@ class CorrelationConfig(msgspec.Struct, **_STRUCT):
     rearm: float = 0.5
 
 
+class RiskConfig(msgspec.Struct, **_STRUCT):
+    """Composite risk score 0-10 per asset from every detector's factors (engine/detectors/risk.py)."""
+
+    enabled: bool = True
+    # detector (or "cascade" for the fused kernel's factors) -> weight; weights are normalised over those running
+    weights: dict[str, float] = msgspec.field(default_factory=lambda: {"cascade": 0.30, "liquidations": 0.10, "volume": 0.12, "cvd": 0.08, "whales": 0.08, "open_interest": 0.12, "funding": 0.08, "book": 0.07, "correlation": 0.05})
+    interval_s: float = 5.0              # stream time between evaluations of an asset
+    min_change: float = 0.5              # publish when the score moved this much (or its band changed) ...
+    heartbeat_s: float = 60.0            # ... or at least this often while above 0
+    bands: list[float] = msgspec.field(default_factory=lambda: [3.0, 5.0, 7.0, 8.5])   # low | moderate | elevated | high | extreme
+
+
+class ProfilesConfig(msgspec.Struct, **_STRUCT):
+    """Asset profiles and the dynamic thresholds derived from them (engine/profiles.py)."""
+
+    refresh_interval_s: float = 300.0    # recompute every profile this often (wall clock)
+    snapshot_name: str = "profiles.json" # written into engine.run_dir for `undertow thresholds`
+    bootstrap_rest: bool = True          # 24 h tickers from each venue's REST at compute start
+    min_liquidations: int = 200          # own-size quantiles need this many liquidations, else the configured fallback
+    min_trades: int = 500
+    liquidation_quantile: float = 0.99   # single-liquidation threshold: this quantile of the asset's own sizes
+    whale_trade_quantile: float = 0.999
+    single_floor_usd: dict[str, float] = msgspec.field(default_factory=lambda: {"BTC": 25_000.0, "ETH": 10_000.0, "SOL": 5_000.0, "*": 2_000.0})
+    # UTC hour where the European and US sessions start and Asia resumes; Saturday and Sunday are "weekend"
+    session_starts_utc: list[int] = msgspec.field(default_factory=lambda: [7, 13, 22])
+    session_multipliers: dict[str, float] = msgspec.field(default_factory=lambda: {"asian": 0.8, "european": 1.0, "us": 1.2, "weekend": 0.6})
+    vol_reference: float = 0.5           # annualised RV at which the volatility multiplier is 1 ...
+    vol_multiplier_bounds: list[float] = msgspec.field(default_factory=lambda: [0.5, 2.0])   # ... clipped to these
+    # liquidity tier by 24 h USD volume (ascending bounds): small | mid | large | major
+    tier_bounds_usd: list[float] = msgspec.field(default_factory=lambda: [50e6, 500e6, 5e9])
+    # fallbacks when a profile cannot be computed (the existing bot's numbers)
+    oi_change_pct: dict[str, float] = msgspec.field(default_factory=lambda: {"BTC": 15.0, "ETH": 18.0, "SOL": 25.0, "*": 30.0})
+    oi_window_s: float = 900.0
+    oi_min_usd: float = 10_000_000.0
+    oi_min_venues: int = 2
+    volume_spike_pct: dict[str, float] = msgspec.field(default_factory=lambda: {"EXTREME": 500.0, "HIGH": 300.0, "MODERATE": 150.0, "LOW": 50.0})
+
+
 class DetectorsConfig(msgspec.Struct, **_STRUCT):
     liquidations: LiquidationsConfig = LiquidationsConfig()
     velocity: VelocityConfig = VelocityConfig()
     volatility: VolatilityConfig = VolatilityConfig()
     cascade: CascadeConfig = CascadeConfig()
+    risk: RiskConfig = RiskConfig()
     zones: ZonesConfig = ZonesConfig()
     volume: VolumeConfig = VolumeConfig()
     cvd: CvdConfig = CvdConfig()
@@ -436,6 +489,7 @@ class Config(msgspec.Struct, **_STRUCT):
     venues: VenuesConfig = VenuesConfig()
     simulator: SimulatorConfig = SimulatorConfig()
     detectors: DetectorsConfig = DetectorsConfig()
+    profiles: ProfilesConfig = ProfilesConfig()
     alerts: AlertsConfig = AlertsConfig()
     recorder: RecorderConfig = RecorderConfig()
     bot: BotConfig = BotConfig()
@@ -502,6 +556,28 @@ def _check(cfg: Config) -> None:
         bad("detectors.cascade.levels", "needs 3 increasing thresholds (WATCH, WARNING, CRITICAL)")
     if not cfg.detectors.velocity.windows_s or any(w <= 0 for w in cfg.detectors.velocity.windows_s):
         bad("detectors.velocity.windows_s", "needs positive windows")
+    w = cas.weights
+    if set(w) - set(_CASCADE_FACTORS) or any(x < 0 for x in w.values()) or not 0.99 <= sum(w.values()) <= 1.01:
+        bad("detectors.cascade.weights", f"needs weights >= 0 summing to 1 over {', '.join(_CASCADE_FACTORS)}")
+    if len(cas.burst_boost) != 3 or cas.burst_boost[0] < 1:
+        bad("detectors.cascade.burst_boost", "needs [boost >= 1, acceleration factor, velocity factor]")
+    if cas.heat_tau_s <= 0 or cas.heat_baseline_per_s < 0 or cas.market_min_assets < 2 or cas.market_window_s <= 0:
+        bad("detectors.cascade", "need heat_tau_s > 0, heat_baseline_per_s >= 0, market_min_assets >= 2, market_window_s > 0")
+    pr = cfg.profiles
+    for name in ("single_floor_usd", "oi_change_pct"):
+        if "*" not in getattr(pr, name):
+            bad(f"profiles.{name}", "needs a \"*\" fallback entry")
+    if len(pr.session_starts_utc) != 3 or sorted(pr.session_starts_utc) != pr.session_starts_utc \
+            or not all(0 <= h < 24 for h in pr.session_starts_utc):
+        bad("profiles.session_starts_utc", "needs 3 increasing UTC hours (European, US, Asian start)")
+    if set(pr.session_multipliers) != {"asian", "european", "us", "weekend"}:
+        bad("profiles.session_multipliers", "needs exactly asian, european, us and weekend")
+    if len(pr.vol_multiplier_bounds) != 2 or not 0 < pr.vol_multiplier_bounds[0] <= pr.vol_multiplier_bounds[1]:
+        bad("profiles.vol_multiplier_bounds", "needs [low, high] with 0 < low <= high")
+    if not 0.5 <= pr.liquidation_quantile < 1 or not 0.5 <= pr.whale_trade_quantile < 1:
+        bad("profiles.liquidation_quantile", "quantiles must be in [0.5, 1)")
+    if len(cfg.detectors.risk.bands) != 4 or sorted(cfg.detectors.risk.bands) != cfg.detectors.risk.bands:
+        bad("detectors.risk.bands", "needs 4 increasing score bounds")
     if "*" not in cfg.detectors.liquidations.single_usd:
         bad("detectors.liquidations.single_usd", "needs a \"*\" fallback entry")
     z = cfg.detectors.zones

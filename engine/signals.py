@@ -24,6 +24,7 @@ __all__ = [
     "VolumeSpike", "DeltaPressure", "WhaleTrade", "TradeMix",
     "ZoneApproach",
     "OpenInterestMove", "FundingPressure", "BookPressure", "CorrelationBreak",
+    "MarketCascade", "LiquidationSummary", "Risk",
     "topic_of", "encode", "decode", "SIGNAL_TYPES", "LEVELS", "REGIMES",
 ]
 
@@ -75,6 +76,44 @@ class Cascade(SignalBase, frozen=True, kw_only=True, tag="cascade"):
     regime: str = "normal"
     price: float = 0.0
     factors: dict[str, float] = {}          # factor name -> contribution to the score
+    heat: float = 0.0                       # self-excitation of liquidation arrivals, 0..1 (Hawkes branching estimate)
+    intensity_n_s: float = 0.0              # recent liquidation arrivals/s behind the heat
+    market_regime: str = "normal"           # regime of the market asset whose multiplier scaled the score
+    missing_factors: list[str] = []         # factors whose detector is not running (counted as 0)
+    also_cascading: list[str] = []          # other assets at WATCH or above right now
+
+
+class MarketCascade(SignalBase, frozen=True, kw_only=True, tag="market_cascade"):
+    """Several assets reached a cascade level within one window: a market-wide cascade (``asset`` = "*")."""
+
+    level: str                   # the lowest level among the assets counted
+    assets: list[str]            # the assets cascading, in the order they reached the level
+    window_s: float = 60.0
+    scores: dict[str, float] = {}
+    notional_usd: float = 0.0    # their liquidations in the cascade window
+
+
+class LiquidationSummary(SignalBase, frozen=True, kw_only=True, tag="liquidation_summary"):
+    """Rolling liquidation totals of an asset across venues (lower bounds when a venue samples its stream)."""
+
+    windows: dict[str, dict[str, float]] = {}   # "1m" .. "24h" -> long_n, short_n, long_usd, short_usd
+    whale_count_24h: int = 0                    # liquidations at or above the whale threshold
+    whale_usd_24h: float = 0.0
+    whale_dominant_side: str = ""               # long | short | "" (none or balanced)
+    whale_threshold_usd: float = 0.0
+    lower_bound: bool = False                   # a capped (sampled) venue contributed in the last 24 h
+
+
+class Risk(SignalBase, frozen=True, kw_only=True, tag="risk"):
+    """Composite risk score 0-10 of an asset, with every contributing factor and why it counts."""
+
+    score: float
+    band: str                                   # low | moderate | elevated | high | extreme
+    previous_score: float = 0.0
+    factors: dict[str, float] = {}              # source -> its 0..1 value
+    contributions: dict[str, float] = {}        # source -> points of the score
+    reasons: dict[str, str] = {}                # source -> why it counts (value in words)
+    missing: list[str] = []                     # sources configured but not running
 
 
 class Volatility(SignalBase, frozen=True, kw_only=True, tag="volatility"):
@@ -245,9 +284,11 @@ class ZoneApproach(SignalBase, frozen=True, kw_only=True, tag="zone_approach"):
 
 
 Signal = Union[Liquidation, Cascade, Volatility, Heartbeat, ZoneApproach, VolumeSpike, DeltaPressure, WhaleTrade, TradeMix,
-               OpenInterestMove, FundingPressure, BookPressure, CorrelationBreak]
+               OpenInterestMove, FundingPressure, BookPressure, CorrelationBreak, MarketCascade, LiquidationSummary,
+               Risk]
 SIGNAL_TYPES = (Liquidation, Cascade, Volatility, Heartbeat, ZoneApproach, VolumeSpike, DeltaPressure, WhaleTrade, TradeMix,
-                OpenInterestMove, FundingPressure, BookPressure, CorrelationBreak)
+                OpenInterestMove, FundingPressure, BookPressure, CorrelationBreak, MarketCascade, LiquidationSummary,
+                Risk)
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Signal)

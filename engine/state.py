@@ -151,7 +151,7 @@ class StateTable:
             "updated_ns": updated_ns, "ts": int(r[C.NOW_TS]), "price": r[C.PRICE],
             "last_trade_ts": int(r[C.LAST_TRADE_TS]), "mark": r[C.MARK], "funding": r[C.FUNDING],
             "oi": r[C.OI], "oi_usd": r[C.OI_USD],
-            "liq_1m": sums(C.MINUTE_SUMS), "liq_1h": sums(C.HOUR_SUMS),
+            **{f"liq_{w}": sums(c) for w, c in C.LIQ_WINDOW_COLUMNS.items()},
             "liq_cascade_window": sums(C.CASCADE_SUMS),
             "velocity_n_s": {f"{w:g}s": r[C.VEL_N + k] for k, w in enumerate(vel_s)},
             "velocity_usd_s": {f"{w:g}s": r[C.VEL_USD + k] for k, w in enumerate(vel_s)},
@@ -162,8 +162,9 @@ class StateTable:
         }
         if asset:
             out.update(score=r[C.SCORE], level=LEVELS[int(r[C.LEVEL])], last_signal_ts=int(r[C.LAST_SIGNAL_TS]),
-                       factors={"count": r[C.F_COUNT], "velocity": r[C.F_VELOCITY],
-                                "acceleration": r[C.F_ACCEL], "regime": r[C.F_REGIME]})
+                       factors={**{k: r[c] for k, c in C.FACTOR_COLUMNS.items()}, "burst": r[C.F_BURST],
+                                "regime": r[C.F_REGIME]},
+                       heat=r[C.HEAT], whale_24h=sums(C.WHALE_DAY))
         else:
             out.update(index=r[C.INDEX], bid=r[C.BID], bid_size=r[C.BID_SIZE], ask=r[C.ASK],
                        ask_size=r[C.ASK_SIZE])

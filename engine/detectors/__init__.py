@@ -38,6 +38,7 @@ DETECTORS: dict[str, str] = {
     "funding": "engine.detectors.funding:FundingDetector",
     "book": "engine.detectors.book:BookDetector",
     "correlation": "engine.detectors.correlation:CorrelationDetector",
+    "risk": "engine.detectors.risk:RiskDetector",
 }
 
 
@@ -48,6 +49,7 @@ class DetectorContext:
     ``inst_asset`` (instrument -> asset id), ``owned`` (assets this worker owns)
     and the per-instrument / per-asset rows of the fused kernel (:mod:`engine.kernels.columns`).
     ``profiles`` is the asset-profile service when one is configured, else None.
+    ``detectors`` maps name -> running detector once all are built (the risk score reads their factors()).
     """
 
     def __init__(self, cfg: Any, registry: Any, runner: Any, profiles: Any = None) -> None:
@@ -55,6 +57,7 @@ class DetectorContext:
         self.registry = registry
         self.runner = runner
         self.profiles = profiles
+        self.detectors: dict[str, Any] = {}
 
 
 class Detector:
