@@ -1,7 +1,8 @@
 """Run the fault-injection tests and print the figure each one measured.
 
-    python bench/fault_figures.py              # the default `fault` subset (~1 minute)
-    python bench/fault_figures.py --heavy      # the fault_heavy counts (1,000 disconnects, 10^6 frames, ...)
+    python bench/fault_figures.py              # the default `fault` subset (~2 minutes)
+    python bench/fault_figures.py --heavy      # the fault_heavy counts (1,000 disconnects, 10^6 frames,
+                                               # 150 actor kills, ...: about an hour)
     python bench/fault_figures.py --seed 11    # another seed (every test replays exactly from it)
 
 Each test appends its figure as a JSON line to ``$UNDERTOW_FAULT_FIGURES``
