@@ -197,12 +197,24 @@ def test_info_requests_over_the_socket(sim):
 
 
 @pytest.mark.process
-def test_post_info_is_not_served_over_http(sim):
-    """The server core parses GET only: ``POST /info`` has no HTTP route (the socket's post is the stand-in)."""
-    req = urllib.request.Request(sim.endpoints("hyperliquid")["rest_url"] + "/info",
-                                 data=b'{"type":"meta"}', headers={"Content-Type": "application/json"})
-    with pytest.raises((urllib.error.URLError, ConnectionError)):
-        urllib.request.urlopen(req, timeout=5)
+def test_post_info_is_served_over_http(sim):
+    """``POST /info`` with a JSON body, as the live API takes it (on the server's POST port)."""
+    url = sim.endpoints("hyperliquid")["rest_url"] + "/info"
+    req = urllib.request.Request(url, data=b'{"type":"meta"}', headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        meta = json.loads(resp.read())
+    assert {u["name"] for u in meta["universe"]} >= {"BTC", "ETH", "SOL"}
+    path, body, _ = hl.EXCHANGE_INFO_REQUEST      # what the feed's REST poller sends
+    req = urllib.request.Request(sim.endpoints("hyperliquid")["rest_url"] + path, data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        infos = hl.parse_exchange_info(resp.read())
+    assert {"BTC", "ETH", "SOL"} <= {i.symbol for i in infos}
+    bad = urllib.request.Request(url, data=b'{"type":"nope"}', headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(bad, timeout=5)
+    err.value.close()
+    assert err.value.code == 422
 
 
 @pytest.mark.process

@@ -345,6 +345,17 @@ class HyperliquidVenue:
                 response = {"type": "info", "payload": {"type": payload.get("type"), "data": body}}
         return _dumps({"channel": "post", "data": {"id": rid, "response": response}}).encode()
 
+    def rest_post(self, path: str, body: bytes) -> tuple[int, Any] | None:
+        """``POST /info`` with a JSON body, as the live API takes it."""
+        if path != "/info":
+            return None
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            return 422, {"error": "Failed to deserialize the JSON body"}
+        answer = self.info(payload) if isinstance(payload, dict) else None
+        return (200, answer) if answer is not None else (422, {"error": f"unsupported info request {payload!r}"[:200]})
+
     def info(self, payload: dict) -> Any:
         """The body ``POST /info`` answers for ``payload``, or None for a request not served."""
         t = payload.get("type")

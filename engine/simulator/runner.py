@@ -103,7 +103,7 @@ class Simulator:
 
     def endpoints(self, venue: str = "binance") -> dict:
         """Return ``{"ws_urls": {...}, "rest_url": ...}`` for ``venue`` on this server."""
-        return self.server.venues[venue].endpoints(self.cfg.host, self.port)
+        return self.server.endpoints(venue)
 
     # fault API (thin wrappers so callers need only the Simulator)
     async def disconnect(self, venue: str | None = None, *, abrupt: bool = False) -> int:

@@ -41,6 +41,7 @@ A venue object (one module per venue, registered in ``runner.SIM_VENUES``) provi
                                        (native symbols, when they differ from the market's)
 ``render(events, t, subs, now_ms)``    market events -> ``[(stream, payload), ...]``
 ``rest(path)``                         ``(status, body)`` for a REST path (404: not mine)
+``rest_post(path, body)``              optional: the same for a POST API, served on ``post_port``
 ``counters()``                         optional dict merged into the simulator's counters
 =====================================  ==================================================
 
@@ -133,6 +134,8 @@ class SimServer:
         self.rest_override = None           # callable(venue, path) -> (status, body) | None (replay)
         self._server = None
         self.port = 0
+        self._post_server: asyncio.AbstractServer | None = None
+        self.post_port = 0
         self.frames_by_stream: collections.Counter[str] = collections.Counter()
         self.stats = collections.Counter()
         self.rng = random.Random(seed)
@@ -150,9 +153,60 @@ class SimServer:
             ping_interval=self.ping_interval_s, ping_timeout=self.pong_timeout_s,
             compression=None, max_size=1 << 20, close_timeout=2.0)
         self.port = self._server.sockets[0].getsockname()[1]
+        if any(hasattr(v, "rest_post") for v in self.venues.values()):
+            # websockets' HTTP parser takes GET only: POST APIs (Hyperliquid /info) get a second port
+            self._post_server = await asyncio.start_server(self._serve_post, self.host, 0)
+            self.post_port = self._post_server.sockets[0].getsockname()[1]
+
+    def endpoints(self, name: str) -> dict:
+        """Venue ``name``'s URLs on this server (its POST API on the POST port, when it has one)."""
+        v = self.venues[name]
+        ep = v.endpoints(self.host, self.port)
+        if hasattr(v, "rest_post") and self.post_port:
+            ep = {**ep, "rest_url": f"http://{self.host}:{self.post_port}"}
+        return ep
+
+    async def _serve_post(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Minimal HTTP/1.1 for POST APIs: one request per connection, answered and closed."""
+        status, body = 400, {"error": "bad request"}
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10.0)
+            lines = head.decode("latin-1").split("\r\n")
+            method, target, _ = lines[0].split(" ", 2)
+            headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
+            data = await reader.readexactly(int(headers.get("content-length", "0")))
+            path = urlsplit(target).path
+            status, body = 404, {"error": f"no POST route {path}"}
+            if method != "POST":
+                status, body = 405, {"error": "POST only on this port"}
+            else:
+                for v in self.venues.values():
+                    answer = v.rest_post(path, data) if hasattr(v, "rest_post") else None
+                    if answer is not None and answer[0] != 404:
+                        self.stats["rest_requests"] += 1
+                        status, body = answer
+                        if self.http_faults:
+                            fault = self._http_fault()
+                            status, body = fault.status_code, fault.body
+                        break
+        except (asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError, asyncio.LimitOverrunError):
+            pass
+        data = body if isinstance(body, bytes) else json.dumps(body, separators=(",", ":")).encode()
+        writer.write(f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode() + data)
+        try:
+            await writer.drain()
+            writer.close()
+            await writer.wait_closed()
+        except (ConnectionError, OSError):
+            pass
 
     async def stop(self) -> None:
         """Close every connection and stop listening."""
+        if self._post_server is not None:
+            self._post_server.close()
+            await self._post_server.wait_closed()
+            self._post_server = None
         if self._server is None:
             return
         self._server.close(close_connections=True)
