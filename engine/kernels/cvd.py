@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .flow import BUCKET_NS, C_INVALID, C_LATE, C_UNKNOWN, EMPTY, TRADE, hist_track, median_mad, valid_trade
+from .flow import BUCKET_NS, C_LATE, EMPTY, event_head, hist_track, median_mad, trade_key
 from .windows import record_ts, ring_add, ring_sums
 
 __all__ = ["EV_PRESSURE", "MAD_SCALE", "cvd_batch"]  # plus the P_*, K_* and W_* indices
@@ -92,13 +92,7 @@ def _evaluate(k, now_b, i, ts, ring, head, widths, stat, min_usd, cum, win, para
     c[K_FALLBACK] = 1.0 if fallback else 0.0
     if direction != 0 and direction != prev:
         ev = events[n_ev]
-        ev["kind"] = EV_PRESSURE
-        ev["level"] = direction
-        ev["prev"] = prev
-        ev["window"] = pw
-        ev["key"] = k
-        ev["rec"] = i
-        ev["ts"] = ts
+        event_head(ev, EV_PRESSURE, direction, prev, pw, k, i, ts)
         v = ev["vals"]
         v[0] = delta
         v[1] = z
@@ -116,7 +110,6 @@ def _evaluate(k, now_b, i, ts, ring, head, widths, stat, min_usd, cum, win, para
 def cvd_batch(records, start, inst_key, inst_akey, widths, ring, head, hist, stat, session, min_usd, cum, win,
               params, scratch, events, counters):
     """Process the trades of ``records[start:]``; return (next record, events written)."""
-    n_inst = inst_key.shape[0]
     length = int(params[P_HISTORY])
     pw = int(params[P_PRESSURE_W])
     period = np.int64(params[P_PERIOD_NS])
@@ -127,23 +120,16 @@ def cvd_batch(records, start, inst_key, inst_akey, widths, ring, head, hist, sta
         if n_ev + 2 > events.shape[0]:
             return i, n_ev
         rec = records[i]
-        if rec["kind"] != TRADE:
+        ak = trade_key(rec, inst_akey, counters)
+        if ak < 0:
             continue
         iid = rec["instrument"]
-        if iid >= n_inst:
-            counters[C_UNKNOWN] += 1
-            continue
-        if inst_akey[iid] < 0:
-            continue
-        if not valid_trade(rec):
-            counters[C_INVALID] += 1
-            continue
         ts = record_ts(rec)
         side = rec["side"]
         usd = rec["notional"]
         sess = (ts - offset) // period
         for_key[0] = inst_key[iid]
-        for_key[1] = inst_akey[iid]
+        for_key[1] = ak
         for j in range(2):
             k = for_key[j]
             if k < 0:

@@ -30,7 +30,7 @@ from ..record import VENUE_NAMES
 
 __all__ = ["BUCKET_NS", "EVENT_DTYPE", "NVALS", "FlowKeys", "AlignedHistory", "SizeHistogram", "valid_trade",
            "hist_track", "trimmed_median", "median_mad", "size_add", "size_quantile", "dynamic_size", "grow", "bucket_counts",
-           "C_UNKNOWN", "C_INVALID", "C_LATE", "N_COUNTERS", "trade_count", "drain"]
+           "C_UNKNOWN", "C_INVALID", "C_LATE", "N_COUNTERS", "trade_count", "drain", "trade_key", "event_head"]
 
 BUCKET_NS = 5_000_000_000
 TRADE = 1                   # Kind.TRADE (numba needs a plain constant)
@@ -195,6 +195,37 @@ def valid_trade(rec):
     s = rec["side"]
     return (usd > 0.0 and usd < np.inf and q > 0.0 and q < np.inf and rec["price"] > 0.0
             and rec["price"] < np.inf and (s == 1 or s == -1))
+
+
+@njit(cache=True, inline="always")
+def trade_key(rec, inst_akey, counters):
+    """Aggregated key of a usable trade, else -1: not a trade, an asset another worker owns, or (counted)
+    an instrument past the maps (``C_UNKNOWN``) or a trade failing :func:`valid_trade` (``C_INVALID``)."""
+    if rec["kind"] != TRADE:
+        return -1
+    iid = rec["instrument"]
+    if iid >= inst_akey.shape[0]:
+        counters[C_UNKNOWN] += 1
+        return -1
+    ak = inst_akey[iid]
+    if ak < 0:
+        return -1
+    if not valid_trade(rec):
+        counters[C_INVALID] += 1
+        return -1
+    return ak
+
+
+@njit(cache=True, inline="always")
+def event_head(ev, kind, level, prev, window, key, rec, ts):
+    """Fill the header of the :data:`EVENT_DTYPE` row ``ev`` (the caller writes ``vals``)."""
+    ev["kind"] = kind
+    ev["level"] = level
+    ev["prev"] = prev
+    ev["window"] = window
+    ev["key"] = key
+    ev["rec"] = rec
+    ev["ts"] = ts
 
 
 @njit(cache=True)

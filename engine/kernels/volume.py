@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .flow import (BUCKET_NS, C_INVALID, C_LATE, C_UNKNOWN, EMPTY, TRADE, dynamic_size, hist_track, size_add,
-                   trimmed_median, valid_trade)
+from .flow import (BUCKET_NS, C_LATE, EMPTY, dynamic_size, event_head, hist_track, size_add, trade_key,
+                   trimmed_median)
 from .windows import record_ts, ring_add, ring_sums
 
 __all__ = ["LEVELS", "EV_SPIKE", "volume_batch"]  # plus the P_* (parameters) and R_* (row fields) indices
@@ -76,13 +76,7 @@ def _evaluate(k, now_b, i, ts, ring, head, widths, baseline, whale_thr, rows, le
         levels[k, w] = lv
         if lv >= params[P_PUBLISH_LEVEL] and lv > prev:
             ev = events[n_ev]
-            ev["kind"] = EV_SPIKE
-            ev["level"] = lv
-            ev["prev"] = prev
-            ev["window"] = w
-            ev["key"] = k
-            ev["rec"] = i
-            ev["ts"] = ts
+            event_head(ev, EV_SPIKE, lv, prev, w, k, i, ts)
             ev["vals"][:] = row
             n_ev += 1
     return n_ev
@@ -96,7 +90,6 @@ def volume_batch(records, start, inst_key, inst_akey, widths, ring, head, hist, 
     Stops early (to be called again from the returned record) when ``events``
     might overflow.
     """
-    n_inst = inst_key.shape[0]
     nw = widths.shape[0]
     length = int(params[P_HISTORY])
     for_key = np.empty(2, dtype=np.int64)
@@ -105,18 +98,10 @@ def volume_batch(records, start, inst_key, inst_akey, widths, ring, head, hist, 
         if n_ev + 2 * nw > events.shape[0]:
             return i, n_ev
         rec = records[i]
-        if rec["kind"] != TRADE:
-            continue
-        iid = rec["instrument"]
-        if iid >= n_inst:
-            counters[C_UNKNOWN] += 1
-            continue
-        ak = inst_akey[iid]
+        ak = trade_key(rec, inst_akey, counters)
         if ak < 0:
             continue
-        if not valid_trade(rec):
-            counters[C_INVALID] += 1
-            continue
+        iid = rec["instrument"]
         ts = record_ts(rec)
         usd = rec["notional"]
         thr = dynamic_size(sizes, ak, params[P_WHALE_Q], params[P_WHALE_MIN_TRADES], whale_fb[ak],

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .flow import (BUCKET_NS, C_INVALID, C_LATE, C_UNKNOWN, EMPTY, TRADE, dynamic_size, size_add, valid_trade)
+from .flow import BUCKET_NS, C_LATE, EMPTY, dynamic_size, event_head, size_add, trade_key
 from .windows import record_ts, ring_add, ring_sums
 
 __all__ = ["MIXES", "EV_WHALE", "EV_MIX", "whales_batch"]  # plus the P_* and M_* indices
@@ -68,13 +68,7 @@ def _evaluate(k, now_b, i, ts, ring, head, widths, mix, params, scratch, events,
     row[M_CLASS] = cls
     if cls != prev and (cls == ACCUMULATION or cls == DISTRIBUTION):
         ev = events[n_ev]
-        ev["kind"] = EV_MIX
-        ev["level"] = cls
-        ev["prev"] = prev
-        ev["window"] = 0
-        ev["key"] = k
-        ev["rec"] = i
-        ev["ts"] = ts
+        event_head(ev, EV_MIX, cls, prev, 0, k, i, ts)
         ev["vals"][:] = row
         n_ev += 1
     return n_ev
@@ -84,23 +78,13 @@ def _evaluate(k, now_b, i, ts, ring, head, widths, mix, params, scratch, events,
 def whales_batch(records, start, inst_akey, widths, sizes, fallback_usd, ring, head, mix, params, scratch, events,
                  counters):
     """Process the trades of ``records[start:]``; return (next record, events written)."""
-    n_inst = inst_akey.shape[0]
     n_ev = 0
     for i in range(start, records.shape[0]):
         if n_ev + 2 > events.shape[0]:
             return i, n_ev
         rec = records[i]
-        if rec["kind"] != TRADE:
-            continue
-        iid = rec["instrument"]
-        if iid >= n_inst:
-            counters[C_UNKNOWN] += 1
-            continue
-        k = inst_akey[iid]
+        k = trade_key(rec, inst_akey, counters)
         if k < 0:
-            continue
-        if not valid_trade(rec):
-            counters[C_INVALID] += 1
             continue
         ts = record_ts(rec)
         usd = rec["notional"]
@@ -116,13 +100,7 @@ def whales_batch(records, start, inst_akey, widths, sizes, fallback_usd, ring, h
         size_add(sizes, k, usd, params[P_DECAY])
         if usd >= thr:
             ev = events[n_ev]
-            ev["kind"] = EV_WHALE
-            ev["level"] = rec["side"]
-            ev["prev"] = 0
-            ev["window"] = 0
-            ev["key"] = k
-            ev["rec"] = i
-            ev["ts"] = ts
+            event_head(ev, EV_WHALE, rec["side"], 0, 0, k, i, ts)
             v = ev["vals"]
             v[0] = usd
             v[1] = thr
