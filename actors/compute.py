@@ -91,7 +91,7 @@ class ComputeActor(Actor):
         self.table.set_windows(self.runner.velocity.windows_s, self.runner.vol.windows, det.cascade.window_s)
         self.runner.warm_up()
         self.profiles = ProfileService(cfg, self.runner, self.worker)
-        self.profiles.refresh()
+        self._profiled_assets = -1     # registry size at the last profile refresh
         if cfg.profiles.bootstrap_rest:
             threading.Thread(target=self._bootstrap_profiles, name="profile-bootstrap", daemon=True).start()
         ctx = DetectorContext(cfg, self.registry, self.runner, self.profiles)
@@ -152,7 +152,7 @@ class ComputeActor(Actor):
             if now >= next_summary and cfg.detectors.liquidations.enabled:
                 next_summary = now + cfg.detectors.liquidations.summary_interval_s
                 self.publish_summaries()
-            if self.profiles.due():
+            if self.profiles.due() or self.runner.n_assets != self._profiled_assets:
                 self.refresh_profiles()
             self.beat()
             self.idle.idle(work)
@@ -218,6 +218,7 @@ class ComputeActor(Actor):
     def refresh_profiles(self) -> None:
         """Recompute the owned assets' profiles and thresholds; write the snapshot `undertow thresholds` reads."""
         self.profiles.refresh()
+        self._profiled_assets = self.runner.n_assets
         self._inst_version = -1    # size classes read the new single-liquidation thresholds
         try:
             self.profiles.snapshot(snapshot_path(self.cfg, self.worker), self.detectors)

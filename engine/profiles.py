@@ -259,7 +259,12 @@ class ProfileService:
         """Write every profile, its thresholds and the plug-in detectors' thresholds as JSON (atomically)."""
         out = {"written_ns": self.clock(), "worker": self.worker, "assets": {}}
         for name, prof in self.profiles.items():
-            det = {d.name: d.thresholds(name) for d in detectors or []}
+            det = {}
+            for d in detectors or []:
+                try:
+                    det[d.name] = d.thresholds(name)
+                except Exception:  # one detector's bug must not cost the snapshot
+                    log.exception("%s.thresholds(%s) failed", d.name, name)
             out["assets"][name] = {"profile": prof, "thresholds": self.thresholds[name],
                                    "detectors": {k: v for k, v in det.items() if v}}
         path = Path(path)
