@@ -1,24 +1,22 @@
 """Order-book pressure per venue book: persistent imbalance and depth collapse (kernel: :func:`book_batch`)."""
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
-from engine.kernels.positioning import (B_BASE, B_DEPTH, B_IMB, BOOK_COLS, POS_EVENT_DTYPE, RegistryView,
-                                        book_batch, grow_rows, has_kind, new_stats, threshold_of)
+from engine.kernels.positioning import B_BASE, B_DEPTH, B_IMB, BOOK_COLS, book_batch, grow_rows, new_stats, threshold_of
 from engine.record import Kind
 from engine.signals import BookPressure
 
-from . import Detector
+from .base import PositioningDetector
 
 __all__ = ["BookDetector"]
 
 
-class BookDetector(Detector):
+class BookDetector(PositioningDetector):
     """Imbalance within ``band`` held ``persist_s``; depth below ``collapse_ratio`` of its baseline; ``book.<ASSET>``."""
 
     name = "book"
+    kinds = (Kind.BOOK_DEPTH, Kind.BOOK_TOP)
 
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
@@ -26,38 +24,29 @@ class BookDetector(Detector):
         if not 0 < c.band < 1 or c.persist_s < 0 or c.baseline_tau_s <= 0 or not 0 < c.collapse_ratio < c.rearm_ratio:
             raise ValueError("detectors.book: need 0 < band < 1, persist_s >= 0, baseline_tau_s > 0, "
                              "0 < collapse_ratio < rearm_ratio")
-        self.view = RegistryView(ctx)
         self.book = np.zeros((1, BOOK_COLS))
         self.imb_stats = new_stats(1)
-        self.events = np.zeros(256, dtype=POS_EVENT_DTYPE)
-        self.counters = np.zeros(2, dtype=np.int64)
-        self.last_events = self.events[:0]
         self._grow()
 
-    def _grow(self) -> None:
-        v = self.view
-        if not v.refresh():
-            return
+    def _resize(self, v) -> None:
         n = max(1, v.n_inst)
         self.book = grow_rows(self.book, n)
         self.imb_stats = grow_rows(self.imb_stats, n)
         self.p_imb = v.per_asset(self.cfg.imbalance)
         self.p_imb_floor = np.full(len(self.p_imb), self.cfg.imbalance_floor)
 
-    def run(self, records: np.ndarray) -> list:
-        if not len(records) or not has_kind(records, Kind.BOOK_DEPTH, Kind.BOOK_TOP):
-            return []
-        self._grow()
+    def _kernel(self, records: np.ndarray) -> int:
         c, v = self.cfg, self.view
-        n = book_batch(records, v.inst_asset, v.owned, self.book, self.imb_stats, c.band, c.band * 1e-6,
-                       float(c.min_samples), c.z, c.ew_alpha, self.p_imb, self.p_imb_floor, c.imbalance_rearm,
-                       int(c.persist_s * 1e9),
-                       c.baseline_tau_s * 1e9, float(c.min_baseline_samples), c.collapse_ratio,
-                       int(c.collapse_persist_s * 1e9), c.rearm_ratio, self.events, self.counters)
-        self.last_events = self.events[:n]   # for tests and tools: the raw kernel events of this batch
-        now = time.time_ns()
+        return book_batch(records, v.inst_asset, v.owned, self.book, self.imb_stats, c.band, c.band * 1e-6,
+                          float(c.min_samples), c.z, c.ew_alpha, self.p_imb, self.p_imb_floor, c.imbalance_rearm,
+                          int(c.persist_s * 1e9),
+                          c.baseline_tau_s * 1e9, float(c.min_baseline_samples), c.collapse_ratio,
+                          int(c.collapse_persist_s * 1e9), c.rearm_ratio, self.events, self.counters)
+
+    def _signals(self, events: np.ndarray, now: int) -> list:
+        c, v = self.cfg, self.view
         out = []
-        for e in self.events[:n]:
+        for e in events:
             code, iid = int(e["code"]), int(e["key"])
             symbol, venue = v.label(iid)
             common = dict(asset=v.asset_names[e["asset"]], venue=venue, symbol=symbol, ts_exchange=int(e["ts_exchange"]),

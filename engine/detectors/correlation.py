@@ -7,25 +7,25 @@ asset on the first venue that lists it (``BTC@binance/BTC@bybit``). New instrume
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 
 from engine.instruments import Market
-from engine.kernels.positioning import (EMPTY, MOMENTS, POS_EVENT_DTYPE, RegistryView, correlation_batch, grow_rows,
-                                        grow_sampled, has_kind, new_sampled, new_stats, threshold_of)
+from engine.kernels.positioning import (EMPTY, MOMENTS, correlation_batch, grow_rows, grow_sampled, new_sampled,
+                                        new_stats, threshold_of)
 from engine.record import VENUE_NAMES, Kind
 from engine.signals import CorrelationBreak
 
-from . import Detector
+from .base import PositioningDetector
 
 __all__ = ["CorrelationDetector"]
 
 
-class CorrelationDetector(Detector):
+class CorrelationDetector(PositioningDetector):
     """EW short/long correlations of sampled log returns per pair; publishes ``correlation.<ASSET>``."""
 
     name = "correlation"
+    kinds = (Kind.MARK,)
 
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
@@ -34,7 +34,6 @@ class CorrelationDetector(Detector):
             raise ValueError("detectors.correlation: need 0 < resolution_s < short_window_s < long_window_s")
         if any(len(p) != 2 for p in c.pairs):
             raise ValueError("detectors.correlation.pairs: each pair needs two assets")
-        self.view = RegistryView(ctx)
         self.res_ns = int(c.resolution_s * 1e9)
         self.alpha_short = 1.0 - math.exp(-c.resolution_s / c.short_window_s)
         self.alpha_long = 1.0 - math.exp(-c.resolution_s / c.long_window_s)
@@ -48,16 +47,10 @@ class CorrelationDetector(Detector):
         self.moments = np.zeros((0, 2 * MOMENTS))
         self.gap_stats = new_stats(0)
         self.state = np.zeros(0, dtype=np.int64)
-        self.events = np.zeros(256, dtype=POS_EVENT_DTYPE)
-        self.counters = np.zeros(2, dtype=np.int64)
-        self.last_events = self.events[:0]
         self.max_catchup = self.values.shape[1] - 2   # closed buckets replayed after a quiet spell, at most
         self._grow()
 
-    def _grow(self) -> None:
-        v = self.view
-        if not v.refresh():
-            return
+    def _resize(self, v) -> None:
         self.values, self.head = grow_sampled(self.values, self.head, max(1, v.n_inst))
         for key, name in self._wanted_pairs():
             if key not in self.pair_keys:
@@ -91,21 +84,20 @@ class CorrelationDetector(Detector):
                                 f"{asset}@{VENUE_NAMES.get(listed[0], listed[0])}/{asset}@{VENUE_NAMES.get(ven, ven)}"))
         return out
 
-    def run(self, records: np.ndarray) -> list:
-        if not len(records) or not has_kind(records, Kind.MARK):
-            return []
-        self._grow()
+    def _kernel(self, records: np.ndarray) -> int:
         c, v = self.cfg, self.view
-        n = correlation_batch(records, v.inst_asset, v.owned, self.pairs, self.pair_done, self.moments,
-                              self.gap_stats, self.state, self.values, self.head, self.res_ns, self.alpha_short,
-                              self.alpha_long, self.min_short, self.min_long, float(c.min_samples), c.z, c.gap,
-                              c.gap_floor, c.min_long_corr, c.rearm, self.max_catchup, self.events, self.counters)
-        self.last_events = self.events[:n]   # for tests and tools: the raw kernel events of this batch
-        now = time.time_ns()
+        return correlation_batch(records, v.inst_asset, v.owned, self.pairs, self.pair_done, self.moments,
+                                 self.gap_stats, self.state, self.values, self.head, self.res_ns, self.alpha_short,
+                                 self.alpha_long, self.min_short, self.min_long, float(c.min_samples), c.z, c.gap,
+                                 c.gap_floor, c.min_long_corr, c.rearm, self.max_catchup, self.events,
+                                 self.counters)
+
+    def _signals(self, events: np.ndarray, now: int) -> list:
+        c, v = self.cfg, self.view
         return [CorrelationBreak(
             asset=v.asset_names[e["asset"]], ts_exchange=int(e["ts_exchange"]), ts_recv=int(e["ts_recv"]),
             ts_computed=now, pair=self.pair_names[e["key"]], short_corr=float(e["v0"]), long_corr=float(e["v1"]),
-            gap=float(e["v2"]), threshold=float(e["v3"]), resolution_s=c.resolution_s) for e in self.events[:n]]
+            gap=float(e["v2"]), threshold=float(e["v3"]), resolution_s=c.resolution_s) for e in events]
 
     def correlations(self) -> dict[str, tuple[float, float]]:
         """``pair -> (short, long)`` correlation for pairs with enough history."""

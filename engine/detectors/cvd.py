@@ -5,19 +5,15 @@ import time
 
 import numpy as np
 
-from . import Detector
-from .volume import fallback_of, window_label
+from .base import FlowDetector, window_label
 from ..kernels import cvd as K
 from ..kernels import flow
-from ..kernels.windows import ring_pow2
 from ..signals import DeltaPressure
 
 __all__ = ["CvdDetector"]
 
-EVENTS = 1024
 
-
-class CvdDetector(Detector):
+class CvdDetector(FlowDetector):
     """Taker-flow delta per instrument and per asset (spot and perp apart); publishes extreme pressure."""
 
     name = "cvd"
@@ -35,8 +31,7 @@ class CvdDetector(Detector):
         p[K.P_Z], p[K.P_FALLBACK_SHARE] = c.pressure_z, c.fallback_buy_share
         self.keys = flow.FlowKeys(ctx.registry, ctx.runner, per_instrument=True, split_markets=True)
         nw = len(self.windows_s)
-        self.ring = np.zeros((0, ring_pow2(int(self.widths[-1]) + 1), K.CHANNELS))
-        self.head = np.zeros(0, dtype=np.int64)
+        self._new_ring(K.CHANNELS)
         self.hist = flow.AlignedHistory(1, c.history_windows)
         self.stat = np.zeros((0, 2))
         self.session = np.zeros(0, dtype=np.int64)
@@ -44,18 +39,15 @@ class CvdDetector(Detector):
         self.cum = np.zeros((0, K.K_SIZE))
         self.win = np.zeros((0, nw, K.W_SIZE))
         self.scratch = np.zeros((nw, K.CHANNELS))
-        self.events = np.zeros(EVENTS, dtype=flow.EVENT_DTYPE)
-        self.counters = np.zeros(flow.N_COUNTERS, dtype=np.int64)
         self._grow()
 
     def _grow(self) -> None:
         n = max(1, self.keys.n_keys)
-        self.ring = flow.grow(self.ring, n)
-        self.head = flow.grow(self.head, n, flow.EMPTY)
+        self._grow_ring(n)
         self.hist.grow(n)
         self.stat = flow.grow(self.stat, n, -1.0)
         self.session = flow.grow(self.session, n, flow.EMPTY)
-        self.min_usd = np.array([fallback_of(self.cfg.min_pressure_usd, a) for a in self.keys.key_asset] or [0.0])
+        self.min_usd = self._per_key(self.cfg.min_pressure_usd)
         self.cum = flow.grow(self.cum, n)
         self.win = flow.grow(self.win, n)
 
@@ -63,17 +55,6 @@ class CvdDetector(Detector):
         return K.cvd_batch(records, start, self.keys.inst_key, self.keys.inst_akey, self.widths, self.ring,
                            self.head, self.hist.as_tuple(), self.stat, self.session, self.min_usd, self.cum,
                            self.win, self.params, self.scratch, self.events, self.counters)
-
-    def run(self, records: np.ndarray) -> list:
-        if not flow.trade_count(records):
-            return []
-        if self.keys.refresh():
-            self._grow()
-        out = []
-        for batch in flow.drain(self._call, records, self.events):
-            for ev in batch:
-                out.append(self._signal(ev, records[ev["rec"]]))
-        return out
 
     def _signal(self, ev, rec) -> DeltaPressure:
         k, v = int(ev["key"]), ev["vals"]

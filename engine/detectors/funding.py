@@ -1,27 +1,26 @@
 """Funding per asset: level normalised to a common interval, momentum and extremes (kernel: :func:`funding_batch`)."""
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
-from engine.kernels.positioning import (POS_EVENT_DTYPE, RegistryView, funding_batch, grow_rows, grow_sampled,
-                                        has_kind, new_sampled, new_stats, sample_get, threshold_of)
+from engine.kernels.positioning import (funding_batch, grow_rows, grow_sampled, new_sampled, new_stats, sample_get,
+                                        threshold_of)
 from engine.kernels.windows import ring_pow2
 from engine.record import VENUE_NAMES, Kind
 from engine.signals import FundingPressure
 
-from . import Detector
+from .base import PositioningDetector
 
 __all__ = ["FundingDetector"]
 
 _HOURS_PER_YEAR = 24.0 * 365.0
 
 
-class FundingDetector(Detector):
+class FundingDetector(PositioningDetector):
     """MARK funding (``aux``) x common/venue interval, averaged across venues; publishes ``funding.<ASSET>``."""
 
     name = "funding"
+    kinds = (Kind.MARK,)
 
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
@@ -31,7 +30,6 @@ class FundingDetector(Detector):
                              "common_interval_h > 0")
         if any(h <= 0 for h in c.interval_h.values()) or "*" not in c.interval_h:
             raise ValueError("detectors.funding.interval_h: needs positive hours and a \"*\" entry")
-        self.view = RegistryView(ctx)
         self.res_ns = int(c.resolution_s * 1e9)
         self.mom_window = int(round(c.momentum_window_s / c.resolution_s))
         self.venue_scale = np.array([c.common_interval_h / c.interval_h.get(VENUE_NAMES.get(v, ""), c.interval_h["*"])
@@ -41,15 +39,9 @@ class FundingDetector(Detector):
         self.level_stats = new_stats(1)
         self.mom_stats = new_stats(1)
         self.state = np.zeros((1, 2), dtype=np.int64)
-        self.events = np.zeros(256, dtype=POS_EVENT_DTYPE)
-        self.counters = np.zeros(2, dtype=np.int64)
-        self.last_events = self.events[:0]
         self._grow()
 
-    def _grow(self) -> None:
-        v = self.view
-        if not v.refresh():
-            return
+    def _resize(self, v) -> None:
         n_a = max(1, v.n_assets)
         self.rate = grow_rows(self.rate, max(1, v.n_inst), np.nan)
         self.level_vals, self.level_head = grow_sampled(self.level_vals, self.level_head, n_a)
@@ -62,19 +54,18 @@ class FundingDetector(Detector):
         self.p_extreme_floor = np.full(len(self.p_extreme), c.extreme_floor)
         self.p_mom_floor = np.full(len(self.p_mom), c.momentum_floor)
 
-    def run(self, records: np.ndarray) -> list:
-        if not len(records) or not has_kind(records, Kind.MARK):
-            return []
-        self._grow()
+    def _kernel(self, records: np.ndarray) -> int:
         c, v = self.cfg, self.view
-        n = funding_batch(records, v.inst_asset, v.inst_venue, v.owned, v.asset_ptr, v.asset_inst, self.venue_scale,
-                          self.rate, self.level_vals, self.level_head, self.level_stats, self.mom_stats, self.state,
-                          self.res_ns, self.mom_window, float(c.min_samples), c.z, c.ew_alpha, self.p_extreme,
-                          self.p_extreme_floor, self.p_mom, self.p_mom_floor, c.rearm, self.events, self.counters)
-        self.last_events = self.events[:n]   # for tests and tools: the raw kernel events of this batch
-        now = time.time_ns()
+        return funding_batch(records, v.inst_asset, v.inst_venue, v.owned, v.asset_ptr, v.asset_inst,
+                             self.venue_scale, self.rate, self.level_vals, self.level_head, self.level_stats,
+                             self.mom_stats, self.state, self.res_ns, self.mom_window, float(c.min_samples), c.z,
+                             c.ew_alpha, self.p_extreme, self.p_extreme_floor, self.p_mom, self.p_mom_floor, c.rearm,
+                             self.events, self.counters)
+
+    def _signals(self, events: np.ndarray, now: int) -> list:
+        c, v = self.cfg, self.view
         out = []
-        for e in self.events[:n]:
+        for e in events:
             code, level = int(e["code"]), float(e["v3"])
             out.append(FundingPressure(
                 asset=v.asset_names[e["asset"]], ts_exchange=int(e["ts_exchange"]), ts_recv=int(e["ts_recv"]),

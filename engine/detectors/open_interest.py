@@ -1,47 +1,38 @@
 """Open interest explosions and flushes per asset, confirmed across venues (kernel: :func:`oi_batch`)."""
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
-from engine.kernels.positioning import (EMPTY, POS_EVENT_DTYPE, RegistryView, grow_rows, grow_sampled, has_kind,
-                                        new_sampled, new_stats, oi_batch, threshold_of)
+from engine.kernels.positioning import EMPTY, grow_rows, grow_sampled, new_sampled, new_stats, oi_batch, threshold_of
 from engine.kernels.windows import ring_pow2
 from engine.record import Kind
 from engine.signals import OpenInterestMove
 
-from . import Detector
+from .base import PositioningDetector
 
 __all__ = ["OpenInterestDetector"]
 
 
-class OpenInterestDetector(Detector):
+class OpenInterestDetector(PositioningDetector):
     """OI change over ``window_s`` at ``resolution_s`` per instrument; publishes ``open_interest.<ASSET>``."""
 
     name = "open_interest"
+    kinds = (Kind.OPEN_INTEREST,)
 
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
         c = self.cfg
         if c.resolution_s <= 0 or c.window_s < c.resolution_s:
             raise ValueError("detectors.open_interest: need resolution_s > 0 and window_s >= resolution_s")
-        self.view = RegistryView(ctx)
         self.res_ns = int(c.resolution_s * 1e9)
         self.window = int(round(c.window_s / c.resolution_s))
         self.values, self.head = new_sampled(1, ring_pow2(self.window + 2))
         self.stats = new_stats(1)
         self.change = np.zeros(1)
         self.state = np.zeros(1, dtype=np.int64)
-        self.events = np.zeros(256, dtype=POS_EVENT_DTYPE)
-        self.counters = np.zeros(2, dtype=np.int64)   # bad values, records too late for the ring
-        self.last_events = self.events[:0]
         self._grow()
 
-    def _grow(self) -> None:
-        v = self.view
-        if not v.refresh():
-            return
+    def _resize(self, v) -> None:
         n = max(1, v.n_inst)
         self.values, self.head = grow_sampled(self.values, self.head, n)
         self.stats = grow_rows(self.stats, n)
@@ -50,22 +41,20 @@ class OpenInterestDetector(Detector):
         self.fallback = v.per_asset(self.cfg.change_pct, 0.01)
         self.floor = np.full(len(self.fallback), self.cfg.floor_pct * 0.01)
 
-    def run(self, records: np.ndarray) -> list:
-        if not len(records) or not has_kind(records, Kind.OPEN_INTEREST):
-            return []
-        self._grow()
+    def _kernel(self, records: np.ndarray) -> int:
         c, v = self.cfg, self.view
-        n = oi_batch(records, v.inst_asset, v.inst_venue, v.owned, v.asset_ptr, v.asset_inst, self.values,
-                     self.head, self.stats, self.change, self.state, self.fallback, self.floor, self.res_ns,
-                     self.window, float(c.min_samples), c.z, c.ew_alpha, c.min_oi_usd, c.min_venues, c.rearm,
-                     self.events, self.counters)
-        self.last_events = self.events[:n]   # for tests and tools: the raw kernel events of this batch
-        now = time.time_ns()
+        return oi_batch(records, v.inst_asset, v.inst_venue, v.owned, v.asset_ptr, v.asset_inst, self.values,
+                        self.head, self.stats, self.change, self.state, self.fallback, self.floor, self.res_ns,
+                        self.window, float(c.min_samples), c.z, c.ew_alpha, c.min_oi_usd, c.min_venues, c.rearm,
+                        self.events, self.counters)
+
+    def _signals(self, events: np.ndarray, now: int) -> list:
+        c, v = self.cfg, self.view
         return [OpenInterestMove(
             asset=v.asset_names[e["asset"]], ts_exchange=int(e["ts_exchange"]), ts_recv=int(e["ts_recv"]),
             ts_computed=now, event="explosion" if e["code"] > 0 else "flush", change_pct=float(e["v0"]) * 100.0,
             threshold_pct=float(e["v1"]) * 100.0, window_s=c.window_s, oi_usd=float(e["v2"]), venues=int(e["v3"]))
-            for e in self.events[:n]]
+            for e in events]
 
     def thresholds(self, asset: str) -> dict[str, float]:
         c = self.cfg

@@ -5,29 +5,16 @@ import time
 
 import numpy as np
 
-from . import Detector
+from .base import FlowDetector, fallback_of, window_label
 from ..kernels import flow
 from ..kernels import volume as V
 from ..kernels.volume import LEVELS, volume_batch
-from ..kernels.windows import ring_pow2
 from ..signals import VolumeSpike
 
 __all__ = ["VolumeDetector", "fallback_of"]
 
-EVENTS = 1024
 
-
-def fallback_of(table: dict[str, float], asset: str) -> float:
-    """The asset's own entry of a per-asset config table, else its ``"*"`` entry."""
-    return float(table.get(asset, table["*"]))
-
-
-def window_label(seconds: float) -> str:
-    """``60.0`` -> ``"1m"``, ``90.0`` -> ``"90s"``."""
-    return f"{seconds / 60:g}m" if seconds % 60 == 0 else f"{seconds:g}s"
-
-
-class VolumeDetector(Detector):
+class VolumeDetector(FlowDetector):
     """Rolling USD volume per instrument and per asset against its own baseline; publishes spikes."""
 
     name = "volume"
@@ -50,28 +37,23 @@ class VolumeDetector(Detector):
         self.whale_table = whales.fallback_usd
         self.keys = flow.FlowKeys(ctx.registry, ctx.runner, per_instrument=True, split_markets=False)
         nw = len(self.windows_s)
-        self.n_buckets = ring_pow2(int(self.widths[-1]) + 1)
-        self.ring = np.zeros((0, self.n_buckets, 4))
-        self.head = np.zeros(0, dtype=np.int64)
+        self._new_ring(V.CHANNELS)
         self.hist = flow.AlignedHistory(nw, c.baseline_windows)
         self.baseline = np.zeros((0, nw))
         self.sizes = flow.SizeHistogram()
         self.whale_fb = np.zeros(0)
         self.rows = np.zeros((0, nw, V.R_SIZE))
         self.levels = np.zeros((0, nw), dtype=np.int8)
-        self.scratch = np.zeros((nw, 4))
-        self.events = np.zeros(EVENTS, dtype=flow.EVENT_DTYPE)
-        self.counters = np.zeros(flow.N_COUNTERS, dtype=np.int64)
+        self.scratch = np.zeros((nw, V.CHANNELS))
         self._grow()
 
     def _grow(self) -> None:
         n = max(1, self.keys.n_keys)
-        self.ring = flow.grow(self.ring, n)
-        self.head = flow.grow(self.head, n, flow.EMPTY)
+        self._grow_ring(n)
         self.hist.grow(n)
         self.baseline = flow.grow(self.baseline, n, -1.0)
         self.sizes.grow(n)
-        self.whale_fb = np.array([fallback_of(self.whale_table, a) for a in self.keys.key_asset] or [0.0])
+        self.whale_fb = self._per_key(self.whale_table)
         self.rows = flow.grow(self.rows, n)
         self.levels = flow.grow(self.levels, n)
 
@@ -79,17 +61,6 @@ class VolumeDetector(Detector):
         return volume_batch(records, start, self.keys.inst_key, self.keys.inst_akey, self.widths, self.ring,
                             self.head, self.hist.as_tuple(), self.baseline, self.sizes.as_tuple(), self.whale_fb,
                             self.rows, self.levels, self.params, self.scratch, self.events, self.counters)
-
-    def run(self, records: np.ndarray) -> list:
-        if not flow.trade_count(records):
-            return []
-        if self.keys.refresh():
-            self._grow()
-        out = []
-        for batch in flow.drain(self._call, records, self.events):
-            for ev in batch:
-                out.append(self._signal(ev, records[ev["rec"]]))
-        return out
 
     def _signal(self, ev, rec) -> VolumeSpike:
         k, v = int(ev["key"]), ev["vals"]
@@ -106,13 +77,9 @@ class VolumeDetector(Detector):
             whale_share=float(v[V.R_WHALE_SHARE]), whale_usd=float(v[V.R_WHALE_USD]),
             whale_driven=bool(v[V.R_WHALE_SHARE] >= self.cfg.whale_driven_share))
 
-    def _asset_key(self, asset: str) -> int | None:
-        keys = self.keys.asset_keys(asset)
-        return keys[0] if keys else None
-
     def thresholds(self, asset: str) -> dict[str, float]:
         """Per window: the baseline in force (-1 until history exists) and the USD volume of each level."""
-        k = self._asset_key(asset)
+        k = self._first_key(asset)
         out: dict[str, float] = {}
         for w, label in enumerate(self.labels):
             base = float(self.baseline[k, w]) if k is not None else -1.0
@@ -128,7 +95,7 @@ class VolumeDetector(Detector):
 
     def factors(self, asset: str) -> dict[str, float]:
         """Spike % over the EXTREME level per window, clipped to 0..1."""
-        k = self._asset_key(asset)
+        k = self._first_key(asset)
         if k is None:
             return {}
         top = self.cfg.levels_pct[-1]

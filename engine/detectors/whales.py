@@ -5,20 +5,16 @@ import time
 
 import numpy as np
 
-from . import Detector
-from .volume import fallback_of
+from .base import FlowDetector, fallback_of
 from ..kernels import flow
 from ..kernels import whales as K
-from ..kernels.windows import ring_pow2
 from ..instruments import Market
 from ..signals import TradeMix, WhaleTrade
 
 __all__ = ["WhalesDetector"]
 
-EVENTS = 1024
 
-
-class WhalesDetector(Detector):
+class WhalesDetector(FlowDetector):
     """Single trades above the asset's own high size quantile, and its trade-size mix."""
 
     name = "whales"
@@ -36,36 +32,21 @@ class WhalesDetector(Detector):
         self.keys = flow.FlowKeys(ctx.registry, ctx.runner, per_instrument=False, split_markets=False)
         self.sizes = flow.SizeHistogram()
         self.fallback = np.zeros(1)
-        self.ring = np.zeros((0, ring_pow2(int(self.widths[-1]) + 1), K.CHANNELS))
-        self.head = np.zeros(0, dtype=np.int64)
+        self._new_ring(K.CHANNELS)
         self.mix = np.zeros((0, K.M_SIZE))
         self.scratch = np.zeros((1, K.CHANNELS))
-        self.events = np.zeros(EVENTS, dtype=flow.EVENT_DTYPE)
-        self.counters = np.zeros(flow.N_COUNTERS, dtype=np.int64)
         self._grow()
 
     def _grow(self) -> None:
         n = max(1, self.keys.n_keys)
         self.sizes.grow(n)
-        self.fallback = np.array([fallback_of(self.cfg.fallback_usd, a) for a in self.keys.key_asset] or [0.0])
-        self.ring = flow.grow(self.ring, n)
-        self.head = flow.grow(self.head, n, flow.EMPTY)
+        self.fallback = self._per_key(self.cfg.fallback_usd)
+        self._grow_ring(n)
         self.mix = flow.grow(self.mix, n)
 
     def _call(self, records: np.ndarray, start: int):
         return K.whales_batch(records, start, self.keys.inst_akey, self.widths, self.sizes.as_tuple(), self.fallback,
                               self.ring, self.head, self.mix, self.params, self.scratch, self.events, self.counters)
-
-    def run(self, records: np.ndarray) -> list:
-        if not flow.trade_count(records):
-            return []
-        if self.keys.refresh():
-            self._grow()
-        out = []
-        for batch in flow.drain(self._call, records, self.events):
-            for ev in batch:
-                out.append(self._signal(ev, records[ev["rec"]]))
-        return out
 
     def _signal(self, ev, rec):
         k, v = int(ev["key"]), ev["vals"]
@@ -83,13 +64,9 @@ class WhalesDetector(Detector):
             volume_usd=float(v[K.M_USD]), large_share=float(v[K.M_LARGE_SHARE]), large_net=float(v[K.M_LARGE_NET]),
             large_usd=float(v[K.M_LARGE_USD]), trades=int(v[K.M_TRADES]))
 
-    def _key(self, asset: str) -> int | None:
-        keys = self.keys.asset_keys(asset)
-        return keys[0] if keys else None
-
     def thresholds(self, asset: str) -> dict[str, float]:
         """Whale and large sizes in force (fallbacks until the asset has ``min_trades`` trades) and the mix bounds."""
-        k = self._key(asset)
+        k = self._first_key(asset)
         fb = fallback_of(self.cfg.fallback_usd, asset)
         c = self.cfg
         out = {"whale_usd": max(fb, c.min_usd), "large_usd": max(fb, c.min_usd) * c.large_fallback_ratio,
@@ -103,7 +80,7 @@ class WhalesDetector(Detector):
 
     def factors(self, asset: str) -> dict[str, float]:
         """Large-trade USD share of the mix window, and 1 while the mix is institutional."""
-        k = self._key(asset)
+        k = self._first_key(asset)
         if k is None:
             return {}
         cls = int(self.mix[k, K.M_CLASS])

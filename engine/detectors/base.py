@@ -1,0 +1,102 @@
+"""Plumbing shared by the detector plug-ins: the trade-flow base and the positioning base.
+
+Both own a kernel event buffer and bad-input counters, follow the registry as it
+grows, and turn the kernel's events of one batch into signals; a subclass holds
+only its state arrays, its kernel call and its signal.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from . import Detector
+from ..kernels import flow
+from ..kernels.positioning import POS_EVENT_DTYPE, RegistryView, has_kind
+from ..kernels.windows import ring_pow2
+
+__all__ = ["FlowDetector", "PositioningDetector", "fallback_of", "window_label"]
+
+FLOW_EVENTS = 1024
+POSITIONING_EVENTS = 256
+
+
+def fallback_of(table: dict[str, float], asset: str) -> float:
+    """The asset's own entry of a per-asset config table, else its ``"*"`` entry."""
+    return float(table.get(asset, table["*"]))
+
+
+def window_label(seconds: float) -> str:
+    """``60.0`` -> ``"1m"``, ``90.0`` -> ``"90s"``."""
+    return f"{seconds / 60:g}m" if seconds % 60 == 0 else f"{seconds:g}s"
+
+
+class FlowDetector(Detector):
+    """Base of the trade-flow detectors (volume, cvd, whales) over :mod:`engine.kernels.flow`.
+
+    The subclass's ``__init__`` sets ``keys`` (:class:`flow.FlowKeys`), ``widths`` and its state,
+    then calls :meth:`_grow`; it defines ``_grow`` (size the state to ``keys.n_keys``, calling
+    :meth:`_grow_ring`), ``_call(records, start)`` (its kernel) and ``_signal(ev, rec)``.
+    """
+
+    def __init__(self, ctx) -> None:
+        super().__init__(ctx)
+        self.events = np.zeros(FLOW_EVENTS, dtype=flow.EVENT_DTYPE)
+        self.counters = np.zeros(flow.N_COUNTERS, dtype=np.int64)
+
+    def _new_ring(self, channels: int) -> None:
+        """An empty bucket ring of ``channels`` long enough for the widest window."""
+        self.ring = np.zeros((0, ring_pow2(int(self.widths[-1]) + 1), channels))
+        self.head = np.zeros(0, dtype=np.int64)
+
+    def _grow_ring(self, n: int) -> None:
+        self.ring = flow.grow(self.ring, n)
+        self.head = flow.grow(self.head, n, flow.EMPTY)
+
+    def _per_key(self, table: dict[str, float]) -> np.ndarray:
+        """``fallback_of(table, asset)`` for every key's asset (one 0.0 while there is no key)."""
+        return np.array([fallback_of(table, a) for a in self.keys.key_asset] or [0.0])
+
+    def _first_key(self, asset: str) -> int | None:
+        """The asset's aggregated key (its perp key when markets are split), None if unknown."""
+        keys = self.keys.asset_keys(asset)
+        return keys[0] if keys else None
+
+    def run(self, records: np.ndarray) -> list:
+        if not flow.trade_count(records):
+            return []
+        if self.keys.refresh():
+            self._grow()
+        return [self._signal(ev, records[ev["rec"]])
+                for batch in flow.drain(self._call, records, self.events) for ev in batch]
+
+
+class PositioningDetector(Detector):
+    """Base of the positioning detectors (open interest, funding, book, correlation) over
+    :mod:`engine.kernels.positioning`.
+
+    A subclass names the record ``kinds`` it reads, sizes its state in ``_resize(view)`` (called
+    when the registry grew), runs its kernel in ``_kernel(records) -> n events`` and builds
+    signals in ``_signals(events, now)``. ``counters``: bad values, records too late for the ring.
+    """
+
+    kinds: tuple[int, ...] = ()
+
+    def __init__(self, ctx) -> None:
+        super().__init__(ctx)
+        self.view = RegistryView(ctx)
+        self.events = np.zeros(POSITIONING_EVENTS, dtype=POS_EVENT_DTYPE)
+        self.counters = np.zeros(2, dtype=np.int64)
+        self.last_events = self.events[:0]
+
+    def _grow(self) -> None:
+        if self.view.refresh():
+            self._resize(self.view)
+
+    def run(self, records: np.ndarray) -> list:
+        if not len(records) or not has_kind(records, *self.kinds):
+            return []
+        self._grow()
+        n = self._kernel(records)
+        self.last_events = self.events[:n]   # for tests and tools: the raw kernel events of this batch
+        return self._signals(self.last_events, time.time_ns())
