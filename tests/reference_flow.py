@@ -394,11 +394,29 @@ def raw_events(det, recs) -> list[tuple]:
 
 
 def assert_events_match(got: list[tuple], want: list[tuple]) -> None:
-    import pytest
     assert [e[:6] for e in got] == [e[:6] for e in want]
     for g, w in zip(got, want):
-        for a, b in zip(g[6], w[6]):
-            assert a == pytest.approx(b, rel=1e-9, abs=1e-6 * (1 + abs(b))), (g, w)
+        assert_values_match(g[6], w[6], (g, w))
+
+
+def assert_values_match(got, want, context=None) -> None:
+    """Element-wise equal up to float noise (relative 1e-9, absolute 1e-6 scaled by the value)."""
+    import pytest
+    got, want = list(got), list(want)
+    assert len(got) == len(want), (got, want)
+    for a, b in zip(got, want):
+        assert a == pytest.approx(b, rel=1e-9, abs=1e-6 * (1 + abs(b))), context or (got, want)
+
+
+def kernel_vs_reference(det, ref, events: list[tuple]) -> np.ndarray:
+    """Feed the records of ``events`` to the detector's kernel and to ``ref``; assert the same events and
+    bad-input counters; return the records."""
+    recs = records_from(events)
+    got = raw_events(det, recs)
+    ref.feed(recs)
+    assert_events_match(got, ref.events)
+    assert det.counters.tolist() == ref.counters
+    return recs
 
 
 def records_from(events: list[tuple]) -> np.ndarray:

@@ -429,6 +429,16 @@ def ref_correlation(recs, inst_asset, pairs, nb, res_ns, alpha_short, alpha_long
     return events, st
 
 
+def run_batches(det, recs: np.ndarray, batch: int = 1000) -> tuple[list, list[tuple]]:
+    """Run ``recs`` through ``det`` ``batch`` records at a time: (signals, the raw kernel events behind them)."""
+    sigs, raw = [], []
+    for k in range(0, len(recs), batch):
+        out = det.run(recs[k:k + batch])
+        sigs += out
+        raw += [tuple(e) for e in det.last_events[:len(out)]]
+    return sigs, raw
+
+
 def calm_feed(seconds: float, seed: int = 5, rate: float = 40.0) -> tuple[np.ndarray, FakeRegistry]:
     """Records of a calm synthetic run (no cascades, no high-vol regime) and its registry.
 

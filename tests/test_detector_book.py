@@ -13,7 +13,7 @@ from engine.detectors.book import BookDetector
 from engine.record import Kind, Venue
 from engine.simulator.market import SyntheticMarket
 from tests.reference_positioning import (CALM_S, EPOCH_NS, FakeRegistry, MarketFeed, calm_feed, make_ctx, records,
-                                         ref_book)
+                                         ref_book, run_batches)
 
 
 def _cfg(**kw) -> Config:
@@ -51,11 +51,8 @@ def test_kernel_matches_reference(events, batch):
         else:
             rows.append((kind, 1, 0, 0, iid, EPOCH_NS + t, EPOCH_NS + t, 100.0, band, bid + ask, bid, ask))
     recs = records(rows)
-    got = []
-    for k in range(0, len(recs), batch):
-        sigs = det.run(recs[k:k + batch])
-        got += [tuple(e) for e in det.last_events[:len(sigs)]]
-        assert all(math.isfinite(s.imbalance) and math.isfinite(s.depth_usd) for s in sigs)
+    sigs, got = run_batches(det, recs, batch)
+    assert all(math.isfinite(s.imbalance) and math.isfinite(s.depth_usd) for s in sigs)
     c = det.cfg
     want, _ = ref_book(recs, det.view.inst_asset, c.band, c.band * 1e-6, SMALL["min_samples"], SMALL["z"],
                        SMALL["ew_alpha"], det.p_imb, det.p_imb_floor, c.imbalance_rearm, int(c.persist_s * 1e9), c.baseline_tau_s * 1e9,
@@ -109,9 +106,7 @@ def test_depth_collapse_scenario_fires():
 def _calm(seconds: float) -> list:
     recs, reg = calm_feed(seconds)
     det = BookDetector(make_ctx(reg))
-    fired = []
-    for k in range(0, len(recs), 1000):
-        fired += det.run(recs[k:k + 1000])
+    fired, _ = run_batches(det, recs)
     print(f"\nbook calm false signals: {len(fired)} in {seconds:g} synthetic s x 6 books")
     return fired
 

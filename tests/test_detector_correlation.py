@@ -13,7 +13,7 @@ from engine.detectors.correlation import CorrelationDetector
 from engine.record import Kind, Venue
 from engine.simulator.market import SyntheticMarket
 from tests.reference_positioning import (CALM_S, EPOCH_NS, FakeRegistry, MarketFeed, calm_feed, make_ctx, records,
-                                         ref_correlation)
+                                         ref_correlation, run_batches)
 
 
 def _cfg(**kw) -> Config:
@@ -57,11 +57,8 @@ def test_kernel_matches_reference(events, batch):
         index = px[iid] if bad is None else bad
         rows.append((kind, 1, 0, 0, iid, EPOCH_NS + t, EPOCH_NS + t, px[iid], index, 0.0, 0.0, 0.0))
     recs = records(rows)
-    got = []
-    for k in range(0, len(recs), batch):
-        sigs = det.run(recs[k:k + batch])
-        got += [tuple(e) for e in det.last_events[:len(sigs)]]
-        assert all(math.isfinite(s.short_corr) and math.isfinite(s.long_corr) for s in sigs)
+    sigs, got = run_batches(det, recs, batch)
+    assert all(math.isfinite(s.short_corr) and math.isfinite(s.long_corr) for s in sigs)
     want, st_ = [], None
     for k in range(0, len(recs), batch):
         ev, st_ = ref_correlation(recs[k:k + batch], det.view.inst_asset, [tuple(p) for p in det.pairs.tolist()],
@@ -95,9 +92,7 @@ def test_break_scenario_fires():
 def _calm(seconds: float) -> list:
     recs, reg = calm_feed(seconds)
     det = CorrelationDetector(make_ctx(reg, _cfg(short_window_s=60.0, long_window_s=600.0)))
-    fired = []
-    for k in range(0, len(recs), 1000):
-        fired += det.run(recs[k:k + 1000])
+    fired, _ = run_batches(det, recs)
     print(f"\ncorrelation calm false signals: {len(fired)} in {seconds:g} synthetic s x {len(det.pair_names)} pairs "
           f"(short 60 s / long 600 s)")
     return fired

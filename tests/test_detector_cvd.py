@@ -9,8 +9,8 @@ from engine.kernels import cvd as K
 from engine.record import Kind
 from engine.signals import DeltaPressure, decode, encode
 from engine.simulator.market import SyntheticMarket
-from tests.reference_flow import (T0, FakeRegistry, RefCvd, assert_events_match, calm_stream, config_with, detector,
-                                  market_records, raw_events, records_from, stream_strategy)
+from tests.reference_flow import (T0, FakeRegistry, RefCvd, assert_values_match, calm_stream, config_with, detector,
+                                  kernel_vs_reference, market_records, records_from, stream_strategy)
 
 SMALL = dict(windows_s=[5.0, 15.0, 30.0], pressure_window_s=15.0, history_windows=5, min_history=3,
              pressure_z=1.5, fallback_buy_share=0.7, min_pressure_usd={"BTC": 1000.0, "*": 100.0},
@@ -26,17 +26,13 @@ def small():
 @given(stream_strategy())
 def test_kernel_matches_reference(events):
     (det, reg), cfg = small()
-    recs = records_from(events)
-    got = raw_events(det, recs)
     ref = RefCvd(reg, cfg.detectors.cvd)
-    ref.feed(recs)
-    assert_events_match(got, ref.events)
-    assert det.counters.tolist() == ref.counters
+    kernel_vs_reference(det, ref, events)
     for k, (usd, base) in ref.cvd.items():
-        assert_events_match([(0,) * 6 + (det.cum[k, :2].tolist(),)], [(0,) * 6 + ([usd, base],)])
+        assert_values_match(det.cum[k, :2].tolist(), [usd, base])
     for k, st in ref.state.items():
         want = [[w["delta"], w["share"], w["ratio"], w["accel"], w["total"]] for w in st["win"]]
-        assert_events_match([(0,) * 6 + (det.win[k].ravel().tolist(),)], [(0,) * 6 + (sum(want, []),)])
+        assert_values_match(det.win[k].ravel().tolist(), sum(want, []))
         assert det.cum[k, K.K_PRESSURE] == st["pressure"]
     assert np.isfinite(det.cum).all() and np.isfinite(det.win).all()
 

@@ -13,7 +13,7 @@ from engine.detectors.funding import FundingDetector
 from engine.record import Kind, Venue
 from engine.simulator.market import SyntheticMarket
 from tests.reference_positioning import (CALM_S, EPOCH_NS, FakeRegistry, MarketFeed, calm_feed, make_ctx, records,
-                                         ref_funding)
+                                         ref_funding, run_batches)
 
 
 def _cfg(**kw) -> Config:
@@ -49,11 +49,8 @@ def test_kernel_matches_reference(events, batch):
         t += dt * 100_000_000
         rows.append((kind, 1, 0, 0, iid, EPOCH_NS + t, EPOCH_NS + t, 100.0, 100.0, 0.0, rate if bad is None else bad, 0.0))
     recs = records(rows)
-    got = []
-    for k in range(0, len(recs), batch):
-        sigs = det.run(recs[k:k + batch])
-        got += [tuple(e) for e in det.last_events[:len(sigs)]]
-        assert all(math.isfinite(s.rate) and math.isfinite(s.value) for s in sigs)
+    sigs, got = run_batches(det, recs, batch)
+    assert all(math.isfinite(s.rate) and math.isfinite(s.value) for s in sigs)
     v = det.view
     want, _ = ref_funding(recs, v.inst_asset, v.inst_venue, det.venue_scale, det.res_ns, det.mom_window,
                           det.level_vals.shape[1], SMALL["min_samples"], SMALL["z"], SMALL["ew_alpha"], det.p_extreme,
@@ -96,9 +93,7 @@ def test_squeeze_scenario_fires():
 def _calm(seconds: float) -> list:
     recs, reg = calm_feed(seconds)
     det = FundingDetector(make_ctx(reg))
-    fired = []
-    for k in range(0, len(recs), 1000):
-        fired += det.run(recs[k:k + 1000])
+    fired, _ = run_batches(det, recs)
     print(f"\nfunding calm false signals: {len(fired)} in {seconds:g} synthetic s x 3 assets")
     return fired
 

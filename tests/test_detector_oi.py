@@ -14,7 +14,7 @@ from engine.record import Kind, Venue
 from engine.signals import OpenInterestMove, decode, encode
 from engine.simulator.market import SyntheticMarket
 from tests.reference_positioning import (CALM_S, EPOCH_NS, FakeRegistry, MarketFeed, calm_feed, make_ctx, records,
-                                         ref_oi)
+                                         ref_oi, run_batches)
 
 
 def _cfg(**kw) -> Config:
@@ -55,11 +55,8 @@ def test_kernel_matches_reference(events, batch):
     reg = _registry()
     det = OpenInterestDetector(make_ctx(reg, _cfg(**SMALL)))
     recs = records(_rows(events))
-    got = []
-    for k in range(0, len(recs), batch):
-        sigs = det.run(recs[k:k + batch])
-        got += [tuple(e) for e in det.last_events[:len(sigs)]]
-        assert all(isinstance(s, OpenInterestMove) and math.isfinite(s.change_pct) for s in sigs)
+    sigs, got = run_batches(det, recs, batch)
+    assert all(isinstance(s, OpenInterestMove) and math.isfinite(s.change_pct) for s in sigs)
     v = det.view
     want, _ = ref_oi(recs, v.inst_asset, v.inst_venue, det.fallback, det.floor, det.res_ns, det.window,
                      det.values.shape[1], SMALL["min_samples"], SMALL["z"], SMALL["ew_alpha"], SMALL["min_oi_usd"], 2, 0.5)
@@ -114,9 +111,7 @@ def test_scenario_fires_on_both_venues(name, event):
 def _calm(seconds: float) -> list:
     recs, reg = calm_feed(seconds)
     det = OpenInterestDetector(make_ctx(reg))
-    fired = []
-    for k in range(0, len(recs), 1000):
-        fired += det.run(recs[k:k + 1000])
+    fired, _ = run_batches(det, recs)
     print(f"\nopen_interest calm false signals: {len(fired)} in {seconds:g} synthetic s x 3 assets x 2 venues")
     return fired
 

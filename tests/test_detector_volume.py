@@ -12,8 +12,9 @@ from engine.kernels import volume as V
 from engine.record import Kind
 from engine.signals import VolumeSpike, decode, encode
 from engine.simulator.market import SyntheticMarket
-from tests.reference_flow import (INSTRUMENTS, T0, FakeRegistry, RefVolume, assert_events_match, calm_stream,
-                                  config_with, detector, market_records, raw_events, records_from, stream_strategy)
+from tests.reference_flow import (INSTRUMENTS, T0, FakeRegistry, RefVolume, assert_values_match, calm_stream,
+                                  config_with, detector, kernel_vs_reference, market_records, raw_events, records_from,
+                                  stream_strategy)
 
 SMALL = dict(windows_s=[5.0, 15.0, 30.0], baseline_windows=4, min_history=2, min_baseline_usd_per_min=100.0,
              publish_level="LOW")
@@ -29,14 +30,10 @@ def small():
 @given(stream_strategy())
 def test_kernel_matches_reference(events):
     (det, reg), cfg = small()
-    recs = records_from(events)
-    got = raw_events(det, recs)
     ref = RefVolume(reg, cfg.detectors.volume, cfg.detectors.whales)
-    ref.feed(recs)
-    assert_events_match(got, ref.events)
-    assert det.counters.tolist() == ref.counters
+    kernel_vs_reference(det, ref, events)
     for (k, w), row in ref.rows.items():
-        assert_events_match([(0,) * 6 + (det.rows[k, w].tolist(),)], [(0,) * 6 + (row,)])
+        assert_values_match(det.rows[k, w].tolist(), row)
     for (k, w), base in ref.baseline.items():
         assert det.baseline[k, w] == base or math.isclose(det.baseline[k, w], base, rel_tol=1e-9)
     assert np.isfinite(det.rows).all() and np.isfinite(det.baseline).all()
