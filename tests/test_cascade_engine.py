@@ -231,3 +231,34 @@ def test_coinalyze_hourly_around_2024_08_05(shared_data):
     long_usd = sum(float(r.get("liq_long_usd_est") or 0) for r in day)
     print(f"\nCoinalyze BTC 2024-08-05: {len(day)} hours, long liquidations ~${long_usd / 1e6:.1f}M (Binance floor)")
     assert long_usd > 10e6
+
+
+class _Bus:
+    def __init__(self):
+        self.sent = []
+
+    def publish(self, sig):
+        self.sent.append(sig)
+
+
+@pytest.mark.unit
+def test_market_wide_cascade_needs_three_assets_in_one_window(runner):
+    """The compute actor's cross-asset rule: >= market_min_assets at market_level within market_window_s."""
+    from actors.compute import ComputeActor
+    actor = ComputeActor.__new__(ComputeActor)      # only the state check_market reads
+    actor.cfg, actor.runner, actor.publisher = Config(), runner, _Bus()
+    actor.stats = {"sig_market_cascade": 0}
+    actor._market_onsets, actor._market_published = {}, 0
+    s = 10**9
+    actor.check_market(0, 2, T0, T0, T0)                  # BTC WARNING
+    actor.check_market(1, 1, T0 + 5 * s, T0, T0)          # ETH only WATCH: not counted
+    actor.check_market(2, 3, T0 + 70 * s, T0, T0)         # SOL CRITICAL, but BTC's onset is 70 s old
+    assert actor.publisher.sent == []
+    runner.asset_rows[:3, C.LEVEL] = [2, 2, 3]
+    actor.check_market(1, 2, T0 + 75 * s, T0, T0)         # ETH WARNING: BTC expired, 2 of 3
+    assert actor.publisher.sent == []
+    actor.check_market(0, 2, T0 + 80 * s, T0, T0)         # BTC again: BTC, ETH, SOL within 60 s
+    (sig,) = actor.publisher.sent
+    assert sig.asset == "*" and sig.assets == ["SOL", "ETH", "BTC"] and sig.level == "WARNING"
+    actor.check_market(0, 3, T0 + 90 * s, T0, T0)         # same window: not again
+    assert len(actor.publisher.sent) == 1 and actor.stats["sig_market_cascade"] == 1
