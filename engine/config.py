@@ -590,13 +590,13 @@ def _check(cfg: Config) -> None:
             bad(f"detectors.zones.leverage.{key}", "needs [[leverage > 1, weight >= 0], ...] with a positive weight")
     if cfg.recorder.retention_days <= 0 or cfg.recorder.flush_interval_s <= 0:
         bad("recorder.retention_days", "retention_days and flush_interval_s must be > 0")
+    _check_flow(cfg.detectors, bad)
     _check_alerts(cfg.alerts, bad)
     b = cfg.bot
     if min(b.history_minutes, b.kline_minutes, b.kline_weight_per_minute, b.poll_interval_ms,
            b.oi_sample_interval_s) <= 0 or b.kline_max_symbols < 0:
         bad("bot", "history_minutes, kline_minutes, kline_weight_per_minute, poll_interval_ms and "
                    "oi_sample_interval_s must be > 0, kline_max_symbols >= 0")
-    _check_flow(cfg.detectors, bad)
     if cfg.simulator.speed < 0:
         bad("simulator.speed", "must be >= 0")
     if not -1.0 <= cfg.simulator.correlation <= 1.0:
@@ -607,27 +607,6 @@ def _check(cfg: Config) -> None:
             parse_script(line)
         except ValueError as exc:
             bad(f"simulator.scenarios[{i}]", str(exc))
-
-
-def _check_alerts(a: AlertsConfig, bad) -> None:
-    """Rules of the [alerts] tables."""
-    bad_tiers = {k: v for k, v in a.tiers.items() if v not in ("digest", "normal", "urgent")}
-    if bad_tiers:
-        bad("alerts.tiers", f"tiers are digest, normal or urgent; got {bad_tiers}")
-    for key in ("start", "end"):
-        if not re.match(r"^([01][0-9]|2[0-3]):[0-5][0-9]$", getattr(a.quiet_hours, key)):
-            bad(f"alerts.quiet_hours.{key}", "must be HH:MM (UTC)")
-    t = a.telegram
-    if not t.api_base_url.startswith(("http://", "https://")):
-        bad("alerts.telegram.api_base_url", "must be an http(s) URL")
-    if min(t.per_chat_per_s, t.group_per_min, t.global_per_s, t.read_timeout_s, t.connect_timeout_s) <= 0:
-        bad("alerts.telegram", "rates and timeouts must be > 0")
-    if a.webhook.enabled and not a.webhook.url.startswith(("http://", "https://")):
-        bad("alerts.webhook.url", "an enabled webhook needs an http(s) URL")
-    if a.retry_initial_s <= 0 or a.retry_max_s < a.retry_initial_s or a.max_age_s <= 0:
-        bad("alerts.retry_max_s", "need 0 < retry_initial_s <= retry_max_s and max_age_s > 0")
-    if a.market_wide_assets < 2:
-        bad("alerts.market_wide_assets", "must be >= 2")
 
 
 def _check_flow(det: DetectorsConfig, bad) -> None:

@@ -22,9 +22,8 @@ import msgspec
 __all__ = [
     "SCHEMA_VERSION", "Signal", "SignalBase", "Liquidation", "Cascade", "Volatility", "Heartbeat",
     "VolumeSpike", "DeltaPressure", "WhaleTrade", "TradeMix",
-    "ZoneApproach",
-    "OpenInterestMove", "FundingPressure", "BookPressure", "CorrelationBreak",
     "MarketCascade", "LiquidationSummary", "Risk",
+    "OpenInterestMove", "FundingPressure", "BookPressure", "CorrelationBreak", "ZoneApproach",
     "topic_of", "encode", "decode", "SIGNAL_TYPES", "LEVELS", "REGIMES",
 ]
 
@@ -125,32 +124,37 @@ class Volatility(SignalBase, frozen=True, kw_only=True, tag="volatility"):
     price: float = 0.0
 
 
+class Coverage(SignalBase, frozen=True, kw_only=True, tag="coverage"):
+    """How much of one venue the engine saw (``asset`` "*", ``venue`` set), published periodically.
+
+    Liquidation totals from a capped stream are lower bounds: ``saturated_slots`` counts the 1 s slots
+    in which a symbol's liquidation followed one in the previous slot (the cap was probably binding);
+    ``missed_high`` estimates what those slots hid, at the per-slot rate of the uncapped venues.
+    """
+
+    connected_share: float = 0.0
+    frames: int = 0
+    events: dict[str, int] = {}
+    malformed: int = 0
+    unknown: int = 0
+    gaps: int = 0
+    book_resyncs: int = 0
+    reconnects: int = 0
+    liquidations: int = 0
+    liquidations_available: bool = True
+    capped: bool = False
+    saturated_slots: int = 0
+    saturation_share: float = 0.0
+    missed_low: float = 0.0
+    missed_high: float = 0.0
+
+
 class Heartbeat(SignalBase, frozen=True, kw_only=True, tag="heartbeat"):
     """Periodic liveness from a publisher; ``asset`` holds the publisher's name."""
 
     uptime_s: float = 0.0
     published: int = 0           # signals this publisher has sent
     info: dict[str, float] = {}
-
-
-class ZoneApproach(SignalBase, frozen=True, kw_only=True, tag="zone_approach"):
-    """Price came within the volatility-scaled distance of a large modelled liquidation zone (engine/kernels/zones.py).
-
-    ``side`` names the positions in the zone: ``long`` zones lie below price (their liquidation is forced selling).
-    """
-
-    side: str                    # "long" | "short"
-    price: float
-    zone_price: float            # USD-weighted liquidation price of the zone
-    zone_usd: float              # modelled position notional liquidated there
-    zone_band_usd: float = 0.0   # 1-sigma uncertainty of zone_usd
-    distance_pct: float = 0.0    # |zone_price - price| / price x 100
-    threshold_pct: float = 0.0   # approach distance in force (approach_sigmas x sigma over horizon_s) x 100
-    fuel_usd: float = 0.0        # modelled USD force-traded between price and the zone's far edge
-    depth_usd: float = 0.0       # resting book USD on that side over the same range (0: no book)
-    fuel_to_liquidity: float = 0.0   # fuel_usd / depth_usd (0 when depth is unknown)
-    coverage: float = 0.0        # share of the asset's open interest the model explains
-
 
 
 class VolumeSpike(SignalBase, frozen=True, kw_only=True, tag="volume"):
@@ -283,12 +287,12 @@ class ZoneApproach(SignalBase, frozen=True, kw_only=True, tag="zone_approach"):
     coverage: float = 0.0        # share of the asset's open interest the model explains
 
 
-Signal = Union[Liquidation, Cascade, Volatility, Heartbeat, ZoneApproach, VolumeSpike, DeltaPressure, WhaleTrade, TradeMix,
-               OpenInterestMove, FundingPressure, BookPressure, CorrelationBreak, MarketCascade, LiquidationSummary,
-               Risk]
-SIGNAL_TYPES = (Liquidation, Cascade, Volatility, Heartbeat, ZoneApproach, VolumeSpike, DeltaPressure, WhaleTrade, TradeMix,
-                OpenInterestMove, FundingPressure, BookPressure, CorrelationBreak, MarketCascade, LiquidationSummary,
-                Risk)
+Signal = Union[Liquidation, Cascade, Volatility, Heartbeat, VolumeSpike, DeltaPressure, WhaleTrade, TradeMix,
+               OpenInterestMove, FundingPressure, BookPressure, CorrelationBreak,
+               MarketCascade, LiquidationSummary, Risk, ZoneApproach, Coverage]
+SIGNAL_TYPES = (Liquidation, Cascade, Volatility, Heartbeat, VolumeSpike, DeltaPressure, WhaleTrade, TradeMix,
+                OpenInterestMove, FundingPressure, BookPressure, CorrelationBreak,
+                MarketCascade, LiquidationSummary, Risk, ZoneApproach, Coverage)
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Signal)

@@ -30,7 +30,6 @@ __all__ = ["Detector", "DetectorContext", "DETECTORS", "build"]
 
 # name -> "module:Class". The name is the [detectors.<name>] table and the detector's id.
 DETECTORS: dict[str, str] = {
-    "zones": "engine.detectors.zones:ZonesDetector",
     "volume": "engine.detectors.volume:VolumeDetector",
     "cvd": "engine.detectors.cvd:CvdDetector",
     "whales": "engine.detectors.whales:WhalesDetector",
@@ -38,6 +37,7 @@ DETECTORS: dict[str, str] = {
     "funding": "engine.detectors.funding:FundingDetector",
     "book": "engine.detectors.book:BookDetector",
     "correlation": "engine.detectors.correlation:CorrelationDetector",
+    "zones": "engine.detectors.zones:ZonesDetector",
     "risk": "engine.detectors.risk:RiskDetector",
 }
 

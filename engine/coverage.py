@@ -1,0 +1,63 @@
+"""Per-venue coverage from the feed actors' counters, as ``coverage`` signals and honest liquidation totals.
+
+Each feed publishes its counters in the actor table (:mod:`engine.actor_table`):
+frames and outcomes, events by kind, reconnects, gaps, book resyncs, the
+connected share of time, and for capped liquidation streams (Binance's
+1/symbol/s ``forceOrder``, OKX) the 1 s slots with a liquidation and how many
+of them directly followed the previous slot of the same symbol (saturated).
+
+A saturated slot may hide liquidations. The estimate of what was missed uses
+the venues without a cap: their liquidations per (symbol, 1 s) slot with at
+least one liquidation. Each saturated capped slot is taken to hide that rate
+minus the one liquidation it showed: ``missed_high``. ``missed_low`` is 0: a
+capped total is a lower bound, never more.
+"""
+from __future__ import annotations
+
+import time
+from typing import Iterable
+
+from .signals import Coverage
+
+__all__ = ["coverage_signals", "uncapped_rate"]
+
+
+def _c(row: dict, key: str) -> float:
+    return float(row.get(key, 0.0))
+
+
+def uncapped_rate(feeds: dict[str, dict]) -> float | None:
+    """Liquidations per busy (symbol, second) slot on venues without a cap, or None when none has any."""
+    liqs = slots = 0.0
+    for c in feeds.values():
+        if _c(c, "capped_liquidations") == 0 and _c(c, "liq_slots") > 0:
+            liqs += _c(c, "events_liquidation")
+            slots += _c(c, "liq_slots")
+    return liqs / slots if slots else None
+
+
+def coverage_signals(rows: Iterable[dict], no_liquidations: Iterable[str] = ()) -> list[Coverage]:
+    """One signal per feed actor row (``{"name": "feed:<venue>", "counters": {...}}``) of the actor table.
+
+    ``no_liquidations``: venues without a public liquidation stream (their totals are reported as 0 with
+    ``liquidations_available`` False, never inferred).
+    """
+    feeds = {r["name"].split(":", 1)[1]: r.get("counters", {}) for r in rows if r["name"].startswith("feed:")}
+    rate = uncapped_rate(feeds)
+    blind = set(no_liquidations)
+    now = time.time_ns()
+    out = []
+    for venue, c in sorted(feeds.items()):
+        events = {k[len("events_"):]: int(v) for k, v in c.items() if k.startswith("events_")}
+        capped = _c(c, "capped_liquidations") > 0
+        saturated = int(_c(c, "saturated_slots"))
+        missed = saturated * max(0.0, rate - 1.0) if (capped and rate is not None) else 0.0
+        out.append(Coverage(
+            asset="*", venue=venue, ts_exchange=now, ts_recv=now, ts_computed=now,
+            connected_share=round(_c(c, "connected_share"), 4), frames=int(_c(c, "frames")), events=events,
+            malformed=int(_c(c, "malformed")), unknown=int(_c(c, "unknown")), gaps=int(_c(c, "gaps")),
+            book_resyncs=int(_c(c, "book_resyncs")), reconnects=int(_c(c, "reconnects")),
+            liquidations=events.get("liquidation", 0), liquidations_available=venue not in blind, capped=capped,
+            saturated_slots=saturated, saturation_share=round(_c(c, "saturation_share"), 4),
+            missed_low=0.0, missed_high=round(missed, 1)))
+    return out
