@@ -30,6 +30,8 @@ import msgspec
 from engine.books import pu_chain
 from engine.record import Flag, Kind, Side, Venue
 from engine.venues import ConnectionPlan, InstrumentInfo, Outcome
+from engine.venues.common import (CONTROL, DECODE_ERRORS, EMITTED, IGNORED, MALFORMED, PARSED, UNKNOWN, batches,
+                                   book_top, open_interest)
 
 __all__ = [
     "VENUE", "DEFAULT_WS_URLS", "DEFAULT_REST_URL", "Parser", "plan", "subscribe_messages",
@@ -99,11 +101,8 @@ def plan(vcfg, ws_urls: dict[str, str] | None = None, subscribe_in_url: bool = T
 
 def subscribe_messages(streams: tuple[str, ...] | list[str], first_id: int = 1) -> list[bytes]:
     """Return SUBSCRIBE frames for ``streams`` (send them ``MESSAGE_INTERVAL_S`` apart)."""
-    msgs = []
-    for n, i in enumerate(range(0, len(streams), MAX_PARAMS_PER_SUBSCRIBE)):
-        params = list(streams[i:i + MAX_PARAMS_PER_SUBSCRIBE])
-        msgs.append(msgspec.json.encode({"method": "SUBSCRIBE", "params": params, "id": first_id + n}))
-    return msgs
+    return [msgspec.json.encode({"method": "SUBSCRIBE", "params": list(params), "id": first_id + n})
+            for n, params in enumerate(batches(streams, MAX_PARAMS_PER_SUBSCRIBE))]
 
 
 def stream_symbol(stream: str) -> str:
@@ -287,18 +286,8 @@ _snapshot_decoder = msgspec.json.Decoder(DepthSnapshot, strict=False)
 _oi_decoder = msgspec.json.Decoder(OpenInterest, strict=False)
 _exchange_info_decoder = msgspec.json.Decoder(_ExchangeInfo, strict=False)
 _tickers_decoder = msgspec.json.Decoder(list[_Ticker24h], strict=False)
-_DecodeErrors = (msgspec.DecodeError, UnicodeDecodeError, ValueError, OverflowError)
+_DecodeErrors = DECODE_ERRORS
 
-EMITTED, PARSED, CONTROL, IGNORED, UNKNOWN, MALFORMED = (
-    Outcome.EMITTED, Outcome.PARSED, Outcome.CONTROL, Outcome.IGNORED, Outcome.UNKNOWN, Outcome.MALFORMED)
-
-
-def _book_top(venue, flags, iid, ts_ex, ts_recv, bid, bid_qty, ask, ask_qty, out) -> Outcome:
-    if not (0.0 < bid < _MAX and 0.0 < ask < _MAX and 0.0 <= bid_qty < _MAX and 0.0 <= ask_qty < _MAX):
-        return MALFORMED
-    out.append((Kind.BOOK_TOP, venue, 0, flags, iid, ts_ex, ts_recv,
-                bid, bid_qty, bid * bid_qty + ask * ask_qty, ask, ask_qty))
-    return EMITTED
 
 
 class Parser:
@@ -403,7 +392,7 @@ class Parser:
         iid = self.lookup(msg.s)
         if iid is None:
             return IGNORED
-        return _book_top(VENUE, self.flags, iid, (msg.T or msg.E) * _MS, ts_recv,
+        return book_top(VENUE, self.flags, iid, (msg.T or msg.E) * _MS, ts_recv,
                          msg.b, msg.B, msg.a, msg.A, out)
 
     def _depth(self, msg: DepthUpdate, stream, ts_recv, out) -> Outcome:
@@ -427,7 +416,7 @@ class Parser:
         if iid is None:
             return IGNORED
         (bid, bq), (ask, aq) = bids[0], asks[0]
-        return _book_top(VENUE, self.flags | Flag.SNAPSHOT, iid, (msg.T or msg.E) * _MS, ts_recv,
+        return book_top(VENUE, self.flags | Flag.SNAPSHOT, iid, (msg.T or msg.E) * _MS, ts_recv,
                          bid, bq, ask, aq, out)
 
     def book_snapshot(self, symbol: str, payload: bytes, ts_recv: int, out: list) -> Outcome:
@@ -499,8 +488,7 @@ def parse_open_interest(payload: bytes, lookup: Callable[[str], int | None], ts_
     iid = lookup(msg.symbol)
     if iid is None:
         return IGNORED
-    out.append((Kind.OPEN_INTEREST, VENUE, 0, flags, iid, msg.time * _MS, ts_recv,
-                ref_price, oi, oi * ref_price, 0.0, 0.0))
+    out.append(open_interest(VENUE, flags, iid, msg.time * _MS, ts_recv, ref_price, oi))
     return EMITTED
 
 
@@ -517,7 +505,7 @@ def parse_depth_snapshot(payload: bytes, symbol: str, lookup: Callable[[str], in
     if iid is None:
         return IGNORED
     (bid, bq), (ask, aq) = msg.bids[0], msg.asks[0]
-    return _book_top(VENUE, flags | Flag.SNAPSHOT, iid, (msg.T or msg.E) * _MS, ts_recv, bid, bq, ask, aq, out)
+    return book_top(VENUE, flags | Flag.SNAPSHOT, iid, (msg.T or msg.E) * _MS, ts_recv, bid, bq, ask, aq, out)
 
 
 def _contract_type(raw: str) -> str:

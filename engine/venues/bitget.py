@@ -43,7 +43,9 @@ import msgspec
 from engine.books import prev_chain_zero_reset
 from engine.record import Flag, Kind, Side, Venue
 from engine.venues import ConnectionPlan, InstrumentInfo, Outcome
-from engine.venues.binance import _DecodeErrors, _book_top, base_from_symbol
+from engine.venues.binance import base_from_symbol
+from engine.venues.common import (CONTROL, DECODE_ERRORS, EMITTED, IGNORED, MALFORMED, PARSED, UNKNOWN, batches,
+                                   book_top, open_interest)
 
 __all__ = [
     "VENUE", "DEFAULT_WS_URLS", "DEFAULT_REST_URL", "Parser", "plan", "subscribe_messages", "streams_for",
@@ -126,16 +128,19 @@ def _arg(stream: str) -> dict[str, str]:
     return {"instType": PRODUCT_TYPE, "channel": channel, "instId": inst}
 
 
+def _op_frames(op: str, streams: tuple[str, ...] | list[str]) -> list[bytes]:
+    return [msgspec.json.encode({"op": op, "args": [_arg(s) for s in batch]})
+            for batch in batches(streams, MAX_ARGS_PER_SUBSCRIBE)]
+
+
 def subscribe_messages(streams: tuple[str, ...] | list[str], first_id: int = 1) -> list[bytes]:
     """Return subscribe frames for ``streams`` (Bitget has no request id; ``first_id`` is unused)."""
-    return [msgspec.json.encode({"op": "subscribe", "args": [_arg(s) for s in streams[i:i + MAX_ARGS_PER_SUBSCRIBE]]})
-            for i in range(0, len(streams), MAX_ARGS_PER_SUBSCRIBE)]
+    return _op_frames("subscribe", streams)
 
 
 def unsubscribe_messages(streams: tuple[str, ...] | list[str], first_id: int = 1) -> list[bytes]:
     """Return unsubscribe frames for ``streams`` (a book resync unsubscribes, then subscribes again)."""
-    return [msgspec.json.encode({"op": "unsubscribe", "args": [_arg(s) for s in streams[i:i + MAX_ARGS_PER_SUBSCRIBE]]})
-            for i in range(0, len(streams), MAX_ARGS_PER_SUBSCRIBE)]
+    return _op_frames("unsubscribe", streams)
 
 
 def is_book_stream(stream: str) -> bool:
@@ -300,8 +305,7 @@ _listing_decoder = msgspec.json.Decoder(_Listing, strict=False)
 _tickers_decoder = msgspec.json.Decoder(_Tickers, strict=False)
 _oi_decoder = msgspec.json.Decoder(_OIReply, strict=False)
 
-EMITTED, PARSED, CONTROL, IGNORED, UNKNOWN, MALFORMED = (
-    Outcome.EMITTED, Outcome.PARSED, Outcome.CONTROL, Outcome.IGNORED, Outcome.UNKNOWN, Outcome.MALFORMED)
+_DecodeErrors = DECODE_ERRORS
 
 _TAKER = {"buy": Side.BUY, "sell": Side.SELL}
 _POSITION = {"buy": Side.LONG, "sell": Side.SHORT}     # Bitget names the liquidated position
@@ -498,7 +502,7 @@ class Parser:
             return IGNORED
         mult = self._size(arg.instId)
         (bid, bq), (ask, aq) = best_bid, best_ask
-        return _book_top(VENUE, self.flags | Flag.SNAPSHOT, iid, item.ts * _MS, ts_recv,
+        return book_top(VENUE, self.flags | Flag.SNAPSHOT, iid, item.ts * _MS, ts_recv,
                          bid, bq * mult, ask, aq * mult, out)
 
     def _synced_book(self, action: str, symbol: str, item: BookItem, ts_recv: int, out: list) -> Outcome:
@@ -533,7 +537,7 @@ class Parser:
         if holding >= 0.0 and self._last_oi.get(iid) != holding:   # the ticker repeats it several times a second
             self._last_oi[iid] = holding
             oi = holding * self._size(symbol)
-            out.append((Kind.OPEN_INTEREST, VENUE, 0, self.flags, iid, ts_ex, ts_recv, mark, oi, oi * mark, 0.0, 0.0))
+            out.append(open_interest(VENUE, self.flags, iid, ts_ex, ts_recv, mark, oi))
         return EMITTED
 
     def _ticker(self, action: str, arg: Arg, data: list[TickerItem], ts_recv: int, out: list) -> Outcome:
@@ -608,8 +612,7 @@ def parse_open_interest(payload: bytes, lookup: Callable[[str], int | None], ts_
         iid = lookup(row.symbol)
         if iid is None:
             continue
-        out.append((Kind.OPEN_INTEREST, VENUE, 0, flags, iid, msg.data.ts * _MS, ts_recv,
-                    ref_price, oi, oi * ref_price, 0.0, 0.0))
+        out.append(open_interest(VENUE, flags, iid, msg.data.ts * _MS, ts_recv, ref_price, oi))
         outcome = EMITTED
     return outcome
 

@@ -34,7 +34,8 @@ import msgspec
 from engine.books import monotonic
 from engine.record import Flag, Kind, Side, Venue
 from engine.venues import ConnectionPlan, InstrumentInfo, Outcome
-from engine.venues.binance import _book_top
+from engine.venues.common import (CONTROL, DECODE_ERRORS, EMITTED, IGNORED, MALFORMED, PARSED, UNKNOWN, batches,
+                                   book_top, open_interest)
 
 __all__ = [
     "VENUE", "DEFAULT_WS_URLS", "DEFAULT_REST_URL", "Parser", "plan", "topics_for", "subscribe_messages",
@@ -109,18 +110,19 @@ def plan(vcfg, ws_urls: dict[str, str] | None = None, subscribe_in_url: bool = F
             for i, c in enumerate(chunks) if c]
 
 
+def _op_frames(op: str, streams: tuple[str, ...] | list[str], first_id: int) -> list[bytes]:
+    return [msgspec.json.encode({"req_id": str(first_id + n), "op": op, "args": list(args)})
+            for n, args in enumerate(batches(streams, MAX_ARGS_PER_SUBSCRIBE))]
+
+
 def subscribe_messages(streams: tuple[str, ...] | list[str], first_id: int = 1) -> list[bytes]:
     """Return subscribe frames for ``streams`` (send them ``MESSAGE_INTERVAL_S`` apart)."""
-    return [msgspec.json.encode({"req_id": str(first_id + n), "op": "subscribe",
-                                 "args": list(streams[i:i + MAX_ARGS_PER_SUBSCRIBE])})
-            for n, i in enumerate(range(0, len(streams), MAX_ARGS_PER_SUBSCRIBE))]
+    return _op_frames("subscribe", streams, first_id)
 
 
 def unsubscribe_messages(streams: tuple[str, ...] | list[str], first_id: int = 1) -> list[bytes]:
     """Return unsubscribe frames for ``streams`` (a book resync unsubscribes, then subscribes again)."""
-    return [msgspec.json.encode({"req_id": str(first_id + n), "op": "unsubscribe",
-                                 "args": list(streams[i:i + MAX_ARGS_PER_SUBSCRIBE])})
-            for n, i in enumerate(range(0, len(streams), MAX_ARGS_PER_SUBSCRIBE))]
+    return _op_frames("unsubscribe", streams, first_id)
 
 
 def is_book_stream(stream: str) -> bool:
@@ -239,10 +241,7 @@ _book_decoder = msgspec.json.Decoder(BookMsg, strict=False)
 _ticker_decoder = msgspec.json.Decoder(TickerMsg, strict=False)
 _head_decoder = msgspec.json.Decoder(Union[_Head, list])
 _levels_decoder = msgspec.json.Decoder(list[tuple[float, float]], strict=False)
-_DecodeErrors = (msgspec.DecodeError, UnicodeDecodeError, ValueError, OverflowError, TypeError)
-
-EMITTED, PARSED, CONTROL, IGNORED, UNKNOWN, MALFORMED = (
-    Outcome.EMITTED, Outcome.PARSED, Outcome.CONTROL, Outcome.IGNORED, Outcome.UNKNOWN, Outcome.MALFORMED)
+_DecodeErrors = DECODE_ERRORS + (TypeError,)
 
 # topic families known but not consumed: v5 ones not subscribed, the removed ``liquidation``,
 # and the legacy v2 API (``trade``, ``orderBookL2_25``, ...) still found in old captures
@@ -419,7 +418,7 @@ class Parser:
         iid = self.lookup(d.s)
         if iid is None:
             return IGNORED
-        return _book_top(VENUE, self.flags | Flag.SNAPSHOT, iid, (msg.cts or msg.ts) * _MS, ts_recv,
+        return book_top(VENUE, self.flags | Flag.SNAPSHOT, iid, (msg.cts or msg.ts) * _MS, ts_recv,
                          bid[0], bid[1] * size, ask[0], ask[1] * size, out)
 
     def _ticker(self, msg: TickerMsg, ts_recv: int, out: list) -> Outcome:
@@ -559,8 +558,7 @@ def parse_open_interest(payload: bytes, lookup: Callable[[str], int | None], ts_
     iid = lookup(result.symbol)
     if iid is None:
         return IGNORED
-    out.append((Kind.OPEN_INTEREST, VENUE, 0, flags, iid, point.timestamp * _MS, ts_recv,
-                ref_price, oi, oi * ref_price, 0.0, 0.0))
+    out.append(open_interest(VENUE, flags, iid, point.timestamp * _MS, ts_recv, ref_price, oi))
     return EMITTED
 
 

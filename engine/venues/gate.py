@@ -39,6 +39,8 @@ import msgspec
 from engine.books import id_range
 from engine.record import Flag, Kind, Side, Venue
 from engine.venues import ConnectionPlan, InstrumentInfo, Outcome
+from engine.venues.common import (CONTROL, DECODE_ERRORS, EMITTED, IGNORED, MALFORMED, PARSED, UNKNOWN, batches,
+                                   book_top, open_interest)
 
 __all__ = [
     "VENUE", "DEFAULT_WS_URLS", "DEFAULT_REST_URL", "Parser", "plan", "subscribe_messages", "streams_for",
@@ -113,8 +115,7 @@ def subscribe_messages(streams: tuple[str, ...] | list[str], first_id: int = 1) 
         if channel == "futures.order_book_update":
             payloads = [[c, BOOK_INTERVAL, BOOK_LEVEL] for c in contracts]
         else:
-            payloads = [contracts[i:i + MAX_CONTRACTS_PER_SUBSCRIBE]
-                        for i in range(0, len(contracts), MAX_CONTRACTS_PER_SUBSCRIBE)]
+            payloads = batches(contracts, MAX_CONTRACTS_PER_SUBSCRIBE)
         for p in payloads:
             msgs.append(msgspec.json.encode({"time": now, "id": first_id + len(msgs), "channel": channel,
                                              "event": "subscribe", "payload": p}))
@@ -260,12 +261,10 @@ _RESULT_DECODERS = {ch: msgspec.json.Decoder(t, strict=False) for ch, t in _RESU
 _head_decoder = msgspec.json.Decoder(_Head)
 _levels_decoder = msgspec.json.Decoder(list[Level], strict=False)
 _pairs_decoder = msgspec.json.Decoder(list[tuple[float, float]], strict=False)
-_DecodeErrors = (msgspec.DecodeError, UnicodeDecodeError, ValueError, OverflowError, TypeError)
+_DecodeErrors = DECODE_ERRORS + (TypeError,)
 _CHANNEL_KEY = b'"channel":"'
 _DATA_EVENTS = ("update", "all")
 
-EMITTED, PARSED, CONTROL, IGNORED, UNKNOWN, MALFORMED = (
-    Outcome.EMITTED, Outcome.PARSED, Outcome.CONTROL, Outcome.IGNORED, Outcome.UNKNOWN, Outcome.MALFORMED)
 
 
 def _num(text: str) -> float:
@@ -276,14 +275,6 @@ def _num(text: str) -> float:
         return float(text)
     except ValueError:
         return float("nan")
-
-
-def _book_top(flags, iid, ts_ex, ts_recv, bid, bid_qty, ask, ask_qty, out) -> Outcome:
-    if not (0.0 < bid < _MAX and 0.0 < ask < _MAX and 0.0 <= bid_qty < _MAX and 0.0 <= ask_qty < _MAX):
-        return MALFORMED
-    out.append((Kind.BOOK_TOP, VENUE, 0, flags, iid, ts_ex, ts_recv,
-                bid, bid_qty, bid * bid_qty + ask * ask_qty, ask, ask_qty))
-    return EMITTED
 
 
 def _best(bids: list, asks: list) -> tuple[float, float, float, float] | None:
@@ -492,7 +483,7 @@ class Parser:
         if not mult:
             return IGNORED
         bid, bq, ask, aq = best
-        return _book_top(self.flags | Flag.SNAPSHOT, iid, t_ms * _MS, ts_recv, bid, bq * mult, ask, aq * mult, out)
+        return book_top(VENUE, self.flags | Flag.SNAPSHOT, iid, t_ms * _MS, ts_recv, bid, bq * mult, ask, aq * mult, out)
 
     def _book_ticker(self, msg: BookTicker, time_ms, ts_recv, out):
         """``{"channel":"futures.book_ticker","event":"update","result":{"t":1684930165621,"u":6159967,"s":"PHB_USDT","b":"0.7379","B":814,"a":"0.739","A":677}}``"""
@@ -502,7 +493,7 @@ class Parser:
         mult = self._size_of(msg.s) if iid is not None else 0.0
         if not mult:
             return IGNORED, msg.s
-        return _book_top(self.flags, iid, (msg.t or time_ms) * _MS, ts_recv,
+        return book_top(VENUE, self.flags, iid, (msg.t or time_ms) * _MS, ts_recv,
                          msg.b, msg.B * mult, msg.a, msg.A * mult, out), msg.s
 
     def _tickers(self, items: list[TickerItem], time_ms, ts_recv, out):
@@ -538,7 +529,7 @@ class Parser:
                 continue
             qty = oi * mult
             ts = it.time * 1_000_000_000 or time_ms * _MS
-            out.append((Kind.OPEN_INTEREST, VENUE, 0, self.flags, iid, ts, ts_recv, m, qty, qty * m, 0.0, 0.0))
+            out.append(open_interest(VENUE, self.flags, iid, ts, ts_recv, m, qty))
             outcome = EMITTED
         return outcome, items[0].contract if items else ""
 
@@ -639,7 +630,7 @@ def parse_open_interest(payload: bytes, lookup: Callable[[str], int | None], ts_
     if iid is None:
         return IGNORED
     qty = oi * mult
-    out.append((Kind.OPEN_INTEREST, VENUE, 0, flags, iid, ts_recv, ts_recv, mark, qty, qty * mark, 0.0, 0.0))
+    out.append(open_interest(VENUE, flags, iid, ts_recv, ts_recv, mark, qty))
     return EMITTED
 
 
@@ -665,7 +656,8 @@ def parse_depth_snapshot(payload: bytes, symbol: str, lookup: Callable[[str], in
     if iid is None or not (contract_size is not None and 0.0 < contract_size < _MAX):
         return IGNORED
     bid, bq, ask, aq = best
-    return _book_top(flags | Flag.SNAPSHOT, iid, _snapshot_ts(snap, ts_recv), ts_recv, bid, bq * contract_size, ask, aq * contract_size, out)
+    return book_top(VENUE, flags | Flag.SNAPSHOT, iid, _snapshot_ts(snap, ts_recv), ts_recv, bid, bq * contract_size,
+                    ask, aq * contract_size, out)
 
 
 def _snapshot_ts(snap: _Snapshot, ts_recv: int) -> int:

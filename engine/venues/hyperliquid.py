@@ -47,7 +47,8 @@ import msgspec
 
 from engine.record import Flag, Kind, Side, Venue
 from engine.venues import ConnectionPlan, InstrumentInfo, Outcome
-from engine.venues.binance import _book_top
+from engine.venues.common import (CONTROL, DECODE_ERRORS, EMITTED, IGNORED, MALFORMED, PARSED, UNKNOWN, book_top,
+                                   open_interest)
 
 __all__ = [
     "VENUE", "DEFAULT_WS_URLS", "DEFAULT_REST_URL", "REST_METHOD", "LIQUIDATIONS_AVAILABLE", "Parser", "plan",
@@ -312,10 +313,7 @@ _post_decoder = msgspec.json.Decoder(_PostData)
 _post_payload_decoder = msgspec.json.Decoder(_PostPayload)
 _level_decoder = msgspec.json.Decoder(Level, strict=False)
 _side_decoder = msgspec.json.Decoder(list[Level], strict=False)
-_DecodeErrors = (msgspec.DecodeError, UnicodeDecodeError, ValueError, OverflowError)
-
-EMITTED, PARSED, CONTROL, IGNORED, UNKNOWN, MALFORMED = (
-    Outcome.EMITTED, Outcome.PARSED, Outcome.CONTROL, Outcome.IGNORED, Outcome.UNKNOWN, Outcome.MALFORMED)
+_DecodeErrors = DECODE_ERRORS
 _KNOWN_CHANNELS = frozenset({"trades", "l2Book", "bbo", "activeAssetCtx"})
 _CONTROL_CHANNELS = frozenset({"subscriptionResponse", "error", "pong", "post"})
 
@@ -465,7 +463,7 @@ class Parser:
         flags = self.flags
         out.append((Kind.MARK, VENUE, 0, flags, iid, ts_recv, ts_recv, mark, oracle, 0.0, funding,
                     next_funding_ms(ts_recv)))
-        out.append((Kind.OPEN_INTEREST, VENUE, 0, flags, iid, ts_recv, ts_recv, mark, oi, oi * mark, 0.0, 0.0))
+        out.append(open_interest(VENUE, flags, iid, ts_recv, ts_recv, mark, oi))
         return EMITTED, stream
 
     def _ack(self, msg: SubscriptionResponse, ts_recv: int, out: list) -> tuple[Outcome, str]:
@@ -539,7 +537,7 @@ def _book_record(book: WsBook, ts_recv: int, out: list, lookup, flags: int) -> O
 def _top(flags: int, iid: int, ts_ex: int, ts_recv: int, bid: Level, ask: Level, out: list) -> Outcome:
     if not bid.px * bid.sz + ask.px * ask.sz < _INF:   # finite prices and sizes can still overflow the notional
         return MALFORMED
-    return _book_top(VENUE, flags, iid, ts_ex, ts_recv, bid.px, bid.sz, ask.px, ask.sz, out)
+    return book_top(VENUE, flags, iid, ts_ex, ts_recv, bid.px, bid.sz, ask.px, ask.sz, out)
 
 
 # -- REST (POST /info) -----------------------------------------------------------
@@ -629,7 +627,7 @@ def parse_open_interest(payload: bytes, lookup: Callable[[str], int | None], ts_
         if not (0.0 <= price < _INF and 0.0 <= oi < _INF and oi * price < _INF):
             bad += 1
             continue
-        out.append((Kind.OPEN_INTEREST, VENUE, 0, flags, iid, ts_recv, ts_recv, price, oi, oi * price, 0.0, 0.0))
+        out.append(open_interest(VENUE, flags, iid, ts_recv, ts_recv, price, oi))
     if len(out) > start:
         return EMITTED
     return MALFORMED if bad else IGNORED

@@ -36,7 +36,8 @@ import msgspec
 from engine.books import prev_chain
 from engine.record import Flag, Kind, Side, Venue
 from engine.venues import ConnectionPlan, InstrumentInfo, Outcome
-from engine.venues.binance import _book_top
+from engine.venues.common import (CONTROL, DECODE_ERRORS, EMITTED, IGNORED, MALFORMED, PARSED, UNKNOWN, batches,
+                                   book_top)
 
 __all__ = [
     "VENUE", "DEFAULT_WS_URLS", "DEFAULT_REST_URL", "Parser", "plan", "subscribe_messages", "unsubscribe_messages",
@@ -127,11 +128,8 @@ def _arg(stream: str) -> dict[str, str]:
 
 def subscribe_messages(streams: tuple[str, ...] | list[str], first_id: int = 1) -> list[bytes]:
     """Return subscribe ops for ``streams``, as few as possible (each op counts against 480/hour)."""
-    msgs = []
-    for n, i in enumerate(range(0, len(streams), MAX_ARGS_PER_SUBSCRIBE)):
-        args = [_arg(s) for s in streams[i:i + MAX_ARGS_PER_SUBSCRIBE]]
-        msgs.append(msgspec.json.encode({"id": str(first_id + n), "op": "subscribe", "args": args}))
-    return msgs
+    return [msgspec.json.encode({"id": str(first_id + n), "op": "subscribe", "args": [_arg(s) for s in batch]})
+            for n, batch in enumerate(batches(streams, MAX_ARGS_PER_SUBSCRIBE))]
 
 
 def stream_symbol(stream: str) -> str:
@@ -315,7 +313,7 @@ _levels_decoder = _decoder(list[list[float]])
 _oi_decoder = _decoder(_OiResponse)
 _instruments_decoder = _decoder(_Instruments)
 _tickers_decoder = _decoder(_Tickers)
-_DecodeErrors = (msgspec.DecodeError, UnicodeDecodeError, ValueError, OverflowError, IndexError)
+_DecodeErrors = DECODE_ERRORS + (IndexError,)
 _PREFIX = b'{"arg":{"channel":"'
 _P = len(_PREFIX)
 _TAKER = {"buy": Side.BUY, "sell": Side.SELL}
@@ -323,8 +321,6 @@ _TAKER = {"buy": Side.BUY, "sell": Side.SELL}
 _LIQ_SIDE = {("sell", "long"): Side.LONG, ("sell", "net"): Side.LONG, ("sell", ""): Side.LONG,
              ("buy", "short"): Side.SHORT, ("buy", "net"): Side.SHORT, ("buy", ""): Side.SHORT}
 
-EMITTED, PARSED, CONTROL, IGNORED, UNKNOWN, MALFORMED = (
-    Outcome.EMITTED, Outcome.PARSED, Outcome.CONTROL, Outcome.IGNORED, Outcome.UNKNOWN, Outcome.MALFORMED)
 
 
 def _is_inverse(inst_id: str) -> bool:
@@ -516,7 +512,7 @@ class Parser:
             bq, aq = bq * ct / bid, aq * ct / ask
         else:
             bq, aq = bq * ct, aq * ct
-        return _book_top(VENUE, flags, iid, d.ts * _MS, ts_recv, bid, bq, ask, aq, out)
+        return book_top(VENUE, flags, iid, d.ts * _MS, ts_recv, bid, bq, ask, aq, out)
 
     def _book_tops(self, f: BooksFrame, ts_recv: int, out: list, flags: int = -1) -> tuple[Outcome, str]:
         """``bbo-tbt`` / ``books5``: every push is a complete top -> BOOK_TOP.
