@@ -14,6 +14,7 @@ from hypothesis import given, settings, strategies as st
 from engine.captures import iter_capture
 from engine.record import Flag, Kind, Side, Venue
 from engine.venues import Outcome, binance
+from tests.fuzz_frames import damaged
 
 SHARED = Path(os.environ.get("UNDERTOW_SHARED") or Path(__file__).resolve().parents[2] / "shared") / "data"
 needs_data = pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared capture data not found at {SHARED}")
@@ -226,13 +227,7 @@ def frames(draw):
         obj = {"stream": draw(st.sampled_from(["btcusdt@aggTrade", "btcusdt@depth5", "btcusdt@depth@100ms", "!markPrice@arr"])),
                "data": [obj] if draw(st.booleans()) and obj.get("e") == "markPriceUpdate" else obj}
     raw = json.dumps(obj, allow_nan=True).encode()
-    cut = draw(st.sampled_from(["none", "truncate", "garbage"]))
-    if cut == "truncate":
-        raw = raw[: draw(st.integers(0, len(raw)))]
-    elif cut == "garbage":
-        i = draw(st.integers(0, len(raw)))
-        raw = raw[:i] + draw(st.binary(min_size=1, max_size=4)) + raw[i:]
-    return raw
+    return damaged(draw, raw, intact_weight=1)
 
 
 @pytest.mark.property

@@ -17,6 +17,7 @@ from engine.captures import iter_capture
 from engine.config import VenueConfig
 from engine.record import Control, Flag, Kind, Side, Venue
 from engine.venues import Outcome, bitget
+from tests.fuzz_frames import damaged
 
 SHARED = Path(os.environ.get("UNDERTOW_SHARED") or Path(__file__).resolve().parents[2] / "shared") / "data"
 needs_data = pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared capture data not found at {SHARED}")
@@ -443,7 +444,9 @@ def frames(draw):
     obj = json.loads(json.dumps(draw(st.sampled_from(TEMPLATES))))
     for _ in range(draw(st.integers(1, 3))):
         where = draw(st.sampled_from(["top", "arg", "item"]))
-        target = obj if where == "top" else obj.get("arg") if where == "arg" else (obj.get("data") or [None])[0]
+        data = obj.get("data")   # a "top" mutation may have made it any JSON value
+        item = data[0] if isinstance(data, list) and data else None
+        target = obj if where == "top" else obj.get("arg") if where == "arg" else item
         if isinstance(target, list) and target:
             i = draw(st.integers(0, len(target) - 1))
             target[i] = draw(WEIRD)
@@ -459,13 +462,7 @@ def frames(draw):
         elif isinstance(target[key], str) and target[key][:1].isdigit():
             target[key] = "-" + target[key]
     raw = json.dumps(obj).encode()
-    cut = draw(st.sampled_from(["none", "none", "truncate", "garbage"]))
-    if cut == "truncate":
-        raw = raw[: draw(st.integers(0, len(raw)))]
-    elif cut == "garbage":
-        i = draw(st.integers(0, len(raw)))
-        raw = raw[:i] + draw(st.binary(min_size=1, max_size=4)) + raw[i:]
-    return raw
+    return damaged(draw, raw)
 
 
 @pytest.mark.property

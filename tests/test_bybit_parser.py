@@ -21,6 +21,7 @@ from engine.captures import iter_capture
 from engine.config import VenueConfig
 from engine.record import Flag, Kind, Side, Venue
 from engine.venues import Outcome, bybit
+from tests.fuzz_frames import damaged
 
 SHARED = Path(os.environ.get("UNDERTOW_SHARED") or Path(__file__).resolve().parents[2] / "shared") / "data"
 needs_data = pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared capture data not found at {SHARED}")
@@ -459,13 +460,7 @@ def mutate(draw, template):
 def frames(draw):
     obj = mutate(draw, draw(st.sampled_from(TEMPLATES)))
     raw = json.dumps(obj, allow_nan=True, indent=draw(st.sampled_from([None, None, 1]))).encode()
-    cut = draw(st.sampled_from(["none", "none", "truncate", "garbage"]))
-    if cut == "truncate":
-        raw = raw[: draw(st.integers(0, len(raw)))]
-    elif cut == "garbage":
-        i = draw(st.integers(0, len(raw)))
-        raw = raw[:i] + draw(st.binary(min_size=1, max_size=4)) + raw[i:]
-    return raw
+    return damaged(draw, raw)
 
 
 @pytest.mark.property

@@ -15,6 +15,7 @@ from engine.captures import iter_capture
 from engine.record import Flag, Kind, Side, Venue
 from engine.venues import Outcome, hyperliquid as hl
 from tests.conftest import shared_data_dir
+from tests.fuzz_frames import damaged
 
 SHARED = shared_data_dir()
 CAPTURE = "hyperliquid/hftbacktest/btcusd_20250126.gz"
@@ -367,13 +368,7 @@ def frames(draw):
         else:
             target[key] = draw(st.sampled_from([1, "1", 1.5, [1], {"a": 1}, "BTC", "zz", "unknownChannel"]))
     raw = json.dumps(obj, allow_nan=True).encode()
-    cut = draw(st.sampled_from(["none", "none", "truncate", "garbage"]))
-    if cut == "truncate":
-        raw = raw[: draw(st.integers(0, len(raw)))]
-    elif cut == "garbage":
-        i = draw(st.integers(0, len(raw)))
-        raw = raw[:i] + draw(st.binary(min_size=1, max_size=4)) + raw[i:]
-    return raw
+    return damaged(draw, raw)
 
 
 @pytest.mark.property

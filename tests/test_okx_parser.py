@@ -16,6 +16,7 @@ from engine.books import BookSet, attach
 from engine.captures import iter_capture
 from engine.record import Control, Flag, Kind, Side, Venue
 from engine.venues import Outcome, okx
+from tests.fuzz_frames import damaged
 
 SHARED = Path(os.environ.get("UNDERTOW_SHARED") or Path(__file__).resolve().parents[2] / "shared") / "data"
 needs_data = pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared capture data not found at {SHARED}")
@@ -456,13 +457,7 @@ def frames(draw):
         else:
             obj["event"] = draw(st.sampled_from(["subscribe", "error", "brandNew", 5]))
     raw = json.dumps(obj, allow_nan=True).encode()
-    cut = draw(st.sampled_from(["none", "none", "truncate", "garbage"]))
-    if cut == "truncate":
-        raw = raw[: draw(st.integers(0, len(raw)))]
-    elif cut == "garbage":
-        i = draw(st.integers(0, len(raw)))
-        raw = raw[:i] + draw(st.binary(min_size=1, max_size=4)) + raw[i:]
-    return raw
+    return damaged(draw, raw)
 
 
 def assert_sane(outcome, stream, out):
