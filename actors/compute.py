@@ -25,7 +25,9 @@ import numpy as np
 
 from engine.bus import publisher_for
 from engine.config import Config, VenuesConfig
+from engine.coverage import coverage_signals
 from engine.detectors import DetectorContext, build as build_detectors
+from engine.venues import load as load_venue
 from engine.idle import Doorbell, make_idle
 from engine.instruments import Registry, registry_segment
 from engine.kernels import BatchRunner
@@ -96,6 +98,8 @@ class ComputeActor(Actor):
             threading.Thread(target=self._bootstrap_profiles, name="profile-bootstrap", daemon=True).start()
         ctx = DetectorContext(cfg, self.registry, self.runner, self.profiles)
         self.detectors = build_detectors(ctx)
+        self._deferred: list[np.ndarray] = []
+        self._deferred_since = 0.0
         ctx.detectors = {d.name: d for d in self.detectors}
         self._factor_sources = {f: ctx.detectors.get(name) for f, name in det.cascade.factor_detectors.items()}
         self.missing_factors = sorted(f for f, d in self._factor_sources.items() if d is None)
@@ -125,6 +129,9 @@ class ComputeActor(Actor):
         next_hb = now
         next_state = now + STATE_INTERVAL_S
         next_counters = now + COUNTERS_INTERVAL_S
+        defer_s = cfg.engine.detector_defer_ms / 1e3
+        cov_every = cfg.bus.coverage_interval_s if self.worker == 0 else 0.0   # one worker speaks for all
+        next_coverage = now + cov_every
         next_factors = now
         next_summary = now + cfg.detectors.liquidations.summary_interval_s
         while not self.stopping:
@@ -137,6 +144,8 @@ class ComputeActor(Actor):
                     work += len(recs)
                     self.process(recs)
             now = time.monotonic()
+            if self._deferred and (not work or now - self._deferred_since >= defer_s):
+                self.run_detectors()
             if now >= next_hb:
                 next_hb = now + hb_every
                 self.publisher.heartbeat({k: float(v) for k, v in self.stats.items() if k != "kernel_ns"})
@@ -146,6 +155,9 @@ class ComputeActor(Actor):
             if now >= next_counters:
                 next_counters = now + COUNTERS_INTERVAL_S
                 self.publish_counters()
+            if cov_every and now >= next_coverage:
+                next_coverage = now + cov_every
+                self.publish_coverage()
             if now >= next_factors:
                 next_factors = now + cfg.detectors.cascade.factor_refresh_s
                 self.refresh_factors()
@@ -198,7 +210,20 @@ class ComputeActor(Actor):
                     self.publish_volatility(ev)
         if det.cascade.enabled:
             self.republish_cascades(int(recs["ts_recv"][-1]))
-        # after the liquidation/cascade signals: the plug-in detectors do not delay those
+        if self.detectors:   # plug-in detectors run later, off the liquidation/cascade path
+            if not self._deferred:
+                self._deferred_since = time.monotonic()
+            self._deferred.append(recs.copy())    # recs is the reader's buffer, reused by the next poll
+
+    def run_detectors(self) -> None:
+        """Run the plug-in detectors over every batch deferred since their last run; publish their signals.
+
+        The run loop calls this when a poll finds the rings empty, or once the oldest deferred batch is
+        ``engine.detector_defer_ms`` old: minute-scale detectors then run on fewer, larger batches in the gaps
+        between bursts instead of in front of the next liquidation.
+        """
+        batches, self._deferred = self._deferred, []
+        recs = batches[0] if len(batches) == 1 else np.concatenate(batches)
         publish = self.publisher.publish
         for d in self.detectors:
             for sig in d.run(recs):
@@ -411,6 +436,13 @@ class ComputeActor(Actor):
             self.table.write("i", np.flatnonzero(r.owned[r.inst_asset[:n_i]]), r.inst_rows)
         if n_a:
             self.table.write("a", np.flatnonzero(r.owned[:n_a]), r.asset_rows)
+
+    def publish_coverage(self) -> None:
+        """One ``coverage`` signal per venue from the feeds' counters in the actor table."""
+        blind = [v for v in VenuesConfig.__struct_fields__ if getattr(self.cfg.venues, v).enabled
+                 and not getattr(load_venue(v), "LIQUIDATIONS_AVAILABLE", True)]
+        for sig in coverage_signals(self._table.snapshot(), blind):
+            self.publisher.publish(sig)
 
     def publish_counters(self) -> None:
         st = self.stats

@@ -4,9 +4,11 @@ A liquidation's latency through the compute actor is mostly the cost of the
 batch that carries it, and on a small VM that cost is dominated by caches
 gone cold while the process waited on its doorbell. This runs a real
 :class:`~actors.compute.ComputeActor` in-process on a private namespace and
-times ``poll + process`` for batches of ``--batch`` records (one of them a
-liquidation), back to back ("hot") and after sleeping ``--idle-ms``
-("cold"). Prints p50/p99/p99.9 in µs per mode, then one JSON line.
+times ``poll + process`` (the liquidation/cascade path) for batches of
+``--batch`` records (one of them a liquidation), back to back ("hot") and
+after sleeping ``--idle-ms`` ("cold"), and separately the deferred plug-in
+detectors' run over the same batch ("detectors"). Prints p50/p99/p99.9 in µs
+per mode, then one JSON line.
 
     python bench/compute_batch.py --batch 10 --idle-ms 2 --iterations 2000
 """
@@ -64,7 +66,7 @@ def measure(batch: int, idle_s: float, iterations: int) -> dict[str, list[float]
     actor = ComputeActor(cfg, 0)
     actor.setup()
     reader = actor.readers[0]
-    out: dict[str, list[float]] = {"hot": [], "cold": []}
+    out: dict[str, list[float]] = {"hot": [], "cold": [], "detectors": []}
     try:
         t = time.time_ns()
         price = 60000.0
@@ -88,6 +90,10 @@ def measure(batch: int, idle_s: float, iterations: int) -> dict[str, list[float]
             got, _ = reader.poll()
             actor.process(got)
             out["cold" if cold else "hot"].append((time.perf_counter_ns() - t0) / 1e3)
+            if actor._deferred:   # the plug-in detectors, as the run loop calls them once the rings are idle
+                t1 = time.perf_counter_ns()
+                actor.run_detectors()
+                out["detectors"].append((time.perf_counter_ns() - t1) / 1e3)
     finally:
         actor.teardown()
         ring.close()
