@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -27,47 +25,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from actors.compute import ComputeActor  # noqa: E402
-from engine import shm  # noqa: E402
-from engine.config import loads  # noqa: E402
-from engine.instruments import Registry, registry_segment  # noqa: E402
 from engine.record import Kind, Side, Venue  # noqa: E402
-from engine.ring import Ring, ring_segment  # noqa: E402
-
-CONFIG = """
-[engine]
-namespace = "{ns}"
-run_dir = "{run}"
-ring_capacity = 65536
-[bus]
-endpoint = "ipc://{run}/bus.sock"
-[venues.binance]
-symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
-[venues.bybit]
-enabled = false
-[venues.okx]
-enabled = false
-[venues.gate]
-enabled = false
-[venues.bitget]
-enabled = false
-[venues.hyperliquid]
-enabled = false
-"""
-
+from engine.warmup import compute_harness  # noqa: E402
 
 def measure(batch: int, idle_s: float, iterations: int) -> dict[str, list[float]]:
-    ns = "cb" + uuid.uuid4().hex[:8]
-    run = tempfile.mkdtemp(prefix="ut-cb-")
-    cfg = loads(CONFIG.format(ns=ns, run=run))
-    reg = Registry.open(registry_segment(ns), cfg.engine.max_instruments, cfg.engine.max_assets)
-    ids = [reg.add(Venue.BINANCE, s, s[:-4]) for s in ("BTCUSDT", "ETHUSDT", "SOLUSDT")]
-    ring = Ring.open(ring_segment(ns, "binance"), cfg.engine.ring_capacity)
-    actor = ComputeActor(cfg, 0)
-    actor.setup()
-    reader = actor.readers[0]
     out: dict[str, list[float]] = {"hot": [], "cold": [], "detectors": []}
-    try:
+    with compute_harness() as (actor, ring, ids):
+        reader = actor.readers[0]
         t = time.time_ns()
         price = 60000.0
         for it in range(iterations * 2):
@@ -90,15 +54,10 @@ def measure(batch: int, idle_s: float, iterations: int) -> dict[str, list[float]
             got, _ = reader.poll()
             actor.process(got)
             out["cold" if cold else "hot"].append((time.perf_counter_ns() - t0) / 1e3)
-            if actor._deferred:   # the plug-in detectors, as the run loop calls them once the rings are idle
+            if actor._deferred:   # the plug-in detectors, as the run loop calls them after the batch
                 t1 = time.perf_counter_ns()
                 actor.run_detectors()
                 out["detectors"].append((time.perf_counter_ns() - t1) / 1e3)
-    finally:
-        actor.teardown()
-        ring.close()
-        reg.close()
-        shm.sweep(ns)
     return out
 
 

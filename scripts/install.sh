@@ -87,6 +87,11 @@ if [ "$PREFIX" != /opt/undertow ] || [ "$ETC" != /etc/undertow ] || [ "$SERVICE_
     run sed -i -e "s|/opt/undertow|$PREFIX|g" -e "s|/etc/undertow|$ETC|g" \
         -e "s|^User=.*|User=$SERVICE_USER|" -e "s|^Group=.*|Group=$SERVICE_USER|" "$UNIT_DIR/undertow.service"
 fi
+# compile the numba kernels once, as the service will find them (a cold start would spend ~40 s of it
+# inside the supervisor's start-up allowance)
+run install -d -m 0700 -o "$SERVICE_USER" -g "$SERVICE_USER" /var/lib/undertow
+run runuser -u "$SERVICE_USER" -- env UNDERTOW_NUMBA_CACHE=/var/lib/undertow/numba-cache \
+    "$PREFIX/.venv/bin/python" -m engine.warmup
 run systemctl daemon-reload
 run systemctl enable undertow.service
 if [ "$START" -eq 1 ]; then

@@ -1,0 +1,89 @@
+"""Compile (or load from the cache) every numba kernel the compute actor uses, before it is timed.
+
+A cold numba cache costs about half a minute of compilation on a 2-core machine the first time
+the compute actor sees each record kind; a supervised actor must not spend that inside its
+start-up allowance, and tests must not spend it inside their timeouts. ``python -m engine.warmup``
+(``scripts/test`` and ``scripts/install.sh`` run it) drives a real :class:`~actors.compute.ComputeActor`
+in-process, on a private namespace, through a batch of every record kind and its plug-in detectors.
+"""
+from __future__ import annotations
+
+import contextlib
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from typing import Iterator
+
+from engine import shm
+from engine.config import VenuesConfig, loads
+from engine.instruments import Registry, registry_segment
+from engine.record import Kind, Side, Venue
+from engine.ring import Ring, ring_segment
+
+__all__ = ["compute_harness", "mixed_batch", "main"]
+
+SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+
+
+@contextlib.contextmanager
+def compute_harness(ring_capacity: int = 65536) -> Iterator[tuple]:
+    """A set-up ComputeActor reading one Binance ring: yields ``(actor, ring, instrument ids)``; cleans up."""
+    from actors.compute import ComputeActor
+    ns = "wu" + uuid.uuid4().hex[:8]
+    run = tempfile.mkdtemp(prefix="ut-warm-")
+    others = "".join(f"[venues.{v}]\nenabled = false\n" for v in VenuesConfig.__struct_fields__ if v != "binance")
+    cfg = loads(f'[engine]\nnamespace = "{ns}"\nrun_dir = "{run}"\nring_capacity = {ring_capacity}\n'
+                f'[bus]\nendpoint = "ipc://{run}/bus.sock"\n[venues.binance]\nsymbols = {list(SYMBOLS)!r}\n'
+                .replace("'", '"') + others)
+    reg = Registry.open(registry_segment(ns), cfg.engine.max_instruments, cfg.engine.max_assets)
+    ids = [reg.add(Venue.BINANCE, s, s[:-4]) for s in SYMBOLS]
+    ring = Ring.open(ring_segment(ns, "binance"), cfg.engine.ring_capacity)
+    actor = ComputeActor(cfg, 0)
+    try:
+        actor.setup()
+        yield actor, ring, ids
+    finally:
+        actor.teardown()
+        ring.close()
+        reg.close()
+        shm.sweep(ns)
+        shutil.rmtree(run, ignore_errors=True)
+
+
+def mixed_batch(ids: list[int], t_ns: int, price: float = 60000.0) -> list[tuple]:
+    """One record of every market kind per instrument (trade both sides, liquidation, book, mark, OI)."""
+    recs = []
+    for k, iid in enumerate(ids):
+        t = t_ns + k * 1_000_000
+        p = price / (k + 1)
+        recs += [
+            (Kind.TRADE, Venue.BINANCE, Side.BUY, 0, iid, t, t, p, 0.01, p * 0.01, float(t % 1_000_000 + 1), 1.0),
+            (Kind.TRADE, Venue.BINANCE, Side.SELL, 0, iid, t + 1, t + 1, p, 0.02, p * 0.02, float(t % 1_000_000 + 2), 1.0),
+            (Kind.LIQUIDATION, Venue.BINANCE, Side.LONG, 0, iid, t + 2, t + 2, p, 0.5, p * 0.5, p, 0.0),
+            (Kind.BOOK_TOP, Venue.BINANCE, 0, 0, iid, t + 3, t + 3, p * 0.9999, 1.0, p * 2.0, p * 1.0001, 1.0),
+            (Kind.MARK, Venue.BINANCE, 0, 0, iid, t + 4, t + 4, p, p, 0.0, 0.0001, float(t // 1_000_000 + 3_600_000)),
+            (Kind.OPEN_INTEREST, Venue.BINANCE, 0, 0, iid, t + 5, t + 5, p, 1000.0, 1000.0 * p, 0.0, 0.0),
+            (Kind.BOOK_DEPTH, Venue.BINANCE, 0, 0, iid, t + 6, t + 6, p, 0.01, 2e6, 1e6, 1e6),
+        ]
+    return recs
+
+
+def main() -> int:
+    t0 = time.monotonic()
+    with compute_harness() as (actor, ring, ids):
+        reader = actor.readers[0]
+        t = time.time_ns()
+        for step in range(3):           # a few batches: windows roll, levels and regimes get evaluated
+            ring.write_many(mixed_batch(ids, t + step * 300_000_000))
+            recs, _ = reader.poll()
+            actor.process(recs)
+            if actor._deferred:
+                actor.run_detectors()
+    print(f"numba kernels ready in {time.monotonic() - t0:.1f} s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
