@@ -29,7 +29,7 @@ feed are ``<channel>:<instId>`` (``liquidation-orders:SWAP`` for the per-type ch
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping, Optional
+from typing import Callable, Generic, Mapping, Optional, TypeVar
 
 import msgspec
 
@@ -229,14 +229,14 @@ class OiData(msgspec.Struct, gc=False):
     oiUsd: Optional[float] = None
 
 
-class TradesFrame(msgspec.Struct, gc=False):
-    arg: Arg
-    data: list[TradeData]
+_Item = TypeVar("_Item")
 
 
-class LiquidationFrame(msgspec.Struct, gc=False):
+class Frame(msgspec.Struct, Generic[_Item], gc=False):
+    """A push on one channel: ``{"arg": {...}, "data": [items]}``."""
+
     arg: Arg
-    data: list[LiqGroup]
+    data: list[_Item]
 
 
 class BooksFrame(msgspec.Struct, gc=False):
@@ -245,19 +245,11 @@ class BooksFrame(msgspec.Struct, gc=False):
     action: str = ""
 
 
-class MarkFrame(msgspec.Struct, gc=False):
-    arg: Arg
-    data: list[MarkData]
-
-
-class FundingFrame(msgspec.Struct, gc=False):
-    arg: Arg
-    data: list[FundingData]
-
-
-class OiFrame(msgspec.Struct, gc=False):
-    arg: Arg
-    data: list[OiData]
+TradesFrame = Frame[TradeData]
+LiquidationFrame = Frame[LiqGroup]
+MarkFrame = Frame[MarkData]
+FundingFrame = Frame[FundingData]
+OiFrame = Frame[OiData]
 
 
 class _Head(msgspec.Struct):
