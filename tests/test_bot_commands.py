@@ -162,3 +162,26 @@ def test_risk_why_funding_thresholds_status(market):
 
 def test_unknown_command_points_to_help(market):
     assert "/help" in ask(market, "/frobnicate")
+
+
+def test_zones_and_chart_send_pngs_from_the_recorded_history(market, tmp_path):
+    import msgspec
+    from engine.config import Config
+    from engine.history import HistoryWriter, InstrumentInfo
+    from engine.record import Venue
+    from tests.test_replay import market as recorded_market
+    root = tmp_path / "history"
+    w = HistoryWriter(str(root))
+    w.set_instruments([InstrumentInfo(0, Venue.BINANCE, "BTCUSDT", "BTC"), InstrumentInfo(1, Venue.BINANCE, "ETHUSDT", "ETH")])
+    w.add_records("binance", recorded_market({"BTC": 0, "ETH": 1}))
+    w.flush()
+    base = Config()
+    cfg = msgspec.structs.replace(base, recorder=msgspec.structs.replace(base.recorder, enabled=True, root=str(root)))
+    ctx = market.context(cfg=cfg)
+    for name, words in (("zones", "liquidation zones"), ("chart", "CVD")):
+        reply = dispatch(ctx, name, ["BTC", "4h"])
+        assert reply.photo is not None and reply.photo.startswith(b"\x89PNG"), reply.text
+        assert words in reply.text and "last 4 h" in reply.text
+    off = dispatch(market.context(), "zones", ["BTC"])                 # recorder off: says why, no image
+    assert off.photo is None and "recorder is off" in off.text
+    assert "Unknown symbol" in dispatch(ctx, "zones", ["DOGE"]).text

@@ -141,6 +141,9 @@ def build_application(token: str, api_base_url: str, service: BotService, notice
         if reply is None:
             return
         try:
+            if reply.photo is not None:
+                await msg.reply_photo(reply.photo, caption=reply.text, parse_mode=reply.parse_mode or None)
+                return
             await msg.reply_text(reply.text, parse_mode=reply.parse_mode or None,
                                  disable_web_page_preview=True)
         except BadRequest as exc:   # markup rejected: send the same content as plain text

@@ -35,6 +35,7 @@ DAY_MS = 86_400_000
 class Reply:
     text: str
     parse_mode: str = "HTML"
+    photo: bytes | None = None       # a PNG sent with ``text`` as its caption (/zones, /chart)
 
 
 @dataclass
@@ -822,12 +823,44 @@ def cmd_status(ctx: BotContext, args: list[str]) -> str:
     return "\n".join(out)
 
 
+def _history_image(ctx: BotContext, args: list[str], chart: str, usage: str) -> Reply:
+    """A PNG of the asset from the recorder's history (engine/images.py), or why there is none."""
+    from engine.images import heatmap_from_history
+    asset = _asset(ctx, args[0] if args else "BTC", usage)
+    hours = 24
+    if len(args) > 1:
+        _, minutes = _tf(args[1], "1d")
+        hours = max(1, minutes // 60)
+    rec = getattr(ctx.cfg, "recorder", None)
+    if rec is None or not getattr(rec, "enabled", False):
+        return Reply("n/a: the recorder is off ([recorder] enabled = false), so there is no history to draw.")
+    try:
+        png = heatmap_from_history(rec.root, asset, ctx.cfg.detectors.zones, hours * 3600 * 10**9, chart=chart)
+    except (ValueError, OSError) as exc:
+        return Reply(f"n/a: no recorded history for <b>{F.esc(asset)}</b> yet ({F.esc(str(exc))}).")
+    what = ("Modelled liquidation zones (USD that would be force-traded per price bin; a model, not an order book)"
+            if chart == "heatmap" else "CVD (real taker flow) and liquidations")
+    return Reply(f"<b>{F.esc(asset)}</b>, last {hours} h: {what}", photo=png)
+
+
+def cmd_zones(ctx: BotContext, args: list[str]) -> Reply:
+    return _history_image(ctx, args, "heatmap", "/zones BTC [24h]")
+
+
+def cmd_chart(ctx: BotContext, args: list[str]) -> Reply:
+    return _history_image(ctx, args, "cvd", "/chart BTC [24h]")
+
+
 COMMANDS: list[Command] = [
     Command("start", "🚀 Start the bot and see help", "📋 Other", help_card),
     Command("help", "📋 Show available commands", "📋 Other", help_card),
     Command("analysis", "🎯 Complete market analysis (/analysis BTC 15m)", "🎯 Comprehensive Analysis",
             cmd_analysis, "SYMBOL [tf=15m]"),
     Command("price", "💰 Spot + perp prices (e.g. /price BTC-USDT)", "💰 Price Commands", cmd_price, "SYMBOL"),
+    Command("zones", "🗺 Liquidation-zone heatmap (/zones BTC 24h)", "🎯 Comprehensive Analysis", cmd_zones,
+            "[SYMBOL] [window]"),
+    Command("chart", "📈 CVD and liquidations chart (/chart BTC 24h)", "🎯 Comprehensive Analysis", cmd_chart,
+            "[SYMBOL] [window]"),
     Command("top10", "🏆 Top 10 markets by 24 h volume (/top10 spot or /top10 perps)", "💰 Price Commands",
             cmd_top10, "spot|perps"),
     Command("funding", "💸 Funding per venue (/funding BTC)", "💰 Price Commands", cmd_funding, "SYMBOL"),
@@ -892,6 +925,7 @@ def dispatch(ctx: BotContext, name: str, args: list[str]) -> Reply:
     if cmd is None:
         return Reply(f"❓ Unknown command /{F.esc(name)}. Send /help for the list.")
     try:
-        return Reply(cmd.handler(ctx, args))
+        out = cmd.handler(ctx, args)
+        return out if isinstance(out, Reply) else Reply(out)
     except ArgError as exc:
         return Reply(str(exc))
