@@ -98,8 +98,6 @@ class ComputeActor(Actor):
             threading.Thread(target=self._bootstrap_profiles, name="profile-bootstrap", daemon=True).start()
         ctx = DetectorContext(cfg, self.registry, self.runner, self.profiles)
         self.detectors = build_detectors(ctx)
-        self._deferred: list[np.ndarray] = []
-        self._deferred_since = 0.0
         ctx.detectors = {d.name: d for d in self.detectors}
         self._factor_sources = {f: ctx.detectors.get(name) for f, name in det.cascade.factor_detectors.items()}
         self.missing_factors = sorted(f for f, d in self._factor_sources.items() if d is None)
@@ -129,7 +127,6 @@ class ComputeActor(Actor):
         next_hb = now
         next_state = now + STATE_INTERVAL_S
         next_counters = now + COUNTERS_INTERVAL_S
-        defer_s = cfg.engine.detector_defer_ms / 1e3
         cov_every = cfg.bus.coverage_interval_s if self.worker == 0 else 0.0   # one worker speaks for all
         next_coverage = now + cov_every
         next_factors = now
@@ -144,8 +141,6 @@ class ComputeActor(Actor):
                     work += len(recs)
                     self.process(recs)
             now = time.monotonic()
-            if self._deferred and (not work or now - self._deferred_since >= defer_s):
-                self.run_detectors()
             if now >= next_hb:
                 next_hb = now + hb_every
                 self.publisher.heartbeat({k: float(v) for k, v in self.stats.items() if k != "kernel_ns"})
@@ -186,7 +181,13 @@ class ComputeActor(Actor):
 
     # -- one batch --------------------------------------------------------
     def process(self, recs: np.ndarray) -> None:
-        """Run the kernels on one polled batch and publish what it produced."""
+        """Run the kernels on one polled batch and publish what it produced: its liquidation and
+        cascade signals first, then the plug-in detectors' (they never delay the former)."""
+        self.process_critical(recs)
+        self.run_detectors(recs)
+
+    def process_critical(self, recs: np.ndarray) -> None:
+        """The fused kernel and the liquidation / cascade / volatility signals of one batch."""
         st = self.stats
         t0 = time.perf_counter_ns()
         events = self.runner.run(recs)
@@ -210,20 +211,9 @@ class ComputeActor(Actor):
                     self.publish_volatility(ev)
         if det.cascade.enabled:
             self.republish_cascades(int(recs["ts_recv"][-1]))
-        if self.detectors:   # plug-in detectors run later, off the liquidation/cascade path
-            if not self._deferred:
-                self._deferred_since = time.monotonic()
-            self._deferred.append(recs.copy())    # recs is the reader's buffer, reused by the next poll
 
-    def run_detectors(self) -> None:
-        """Run the plug-in detectors over every batch deferred since their last run; publish their signals.
-
-        The run loop calls this when a poll finds the rings empty, or once the oldest deferred batch is
-        ``engine.detector_defer_ms`` old: minute-scale detectors then run on fewer, larger batches in the gaps
-        between bursts instead of in front of the next liquidation.
-        """
-        batches, self._deferred = self._deferred, []
-        recs = batches[0] if len(batches) == 1 else np.concatenate(batches)
+    def run_detectors(self, recs: np.ndarray) -> None:
+        """Run the plug-in detectors over one batch and publish their signals."""
         publish = self.publisher.publish
         for d in self.detectors:
             for sig in d.run(recs):

@@ -4,9 +4,9 @@ A liquidation's latency through the compute actor is mostly the cost of the
 batch that carries it, and on a small VM that cost is dominated by caches
 gone cold while the process waited on its doorbell. This runs a real
 :class:`~actors.compute.ComputeActor` in-process on a private namespace and
-times ``poll + process`` (the liquidation/cascade path) for batches of
+times ``poll + process_critical`` (the liquidation/cascade path) for batches of
 ``--batch`` records (one of them a liquidation), back to back ("hot") and
-after sleeping ``--idle-ms`` ("cold"), and separately the deferred plug-in
+after sleeping ``--idle-ms`` ("cold"), and separately the plug-in
 detectors' run over the same batch ("detectors"). Prints p50/p99/p99.9 in µs
 per mode, then one JSON line.
 
@@ -52,12 +52,11 @@ def measure(batch: int, idle_s: float, iterations: int) -> dict[str, list[float]
             ring.write_many(recs)
             t0 = time.perf_counter_ns()
             got, _ = reader.poll()
-            actor.process(got)
+            actor.process_critical(got)
             out["cold" if cold else "hot"].append((time.perf_counter_ns() - t0) / 1e3)
-            if actor._deferred:   # the plug-in detectors, as the run loop calls them after the batch
-                t1 = time.perf_counter_ns()
-                actor.run_detectors()
-                out["detectors"].append((time.perf_counter_ns() - t1) / 1e3)
+            t1 = time.perf_counter_ns()     # then the plug-in detectors, as process() runs them
+            actor.run_detectors(got)
+            out["detectors"].append((time.perf_counter_ns() - t1) / 1e3)
     return out
 
 

@@ -49,13 +49,12 @@ def counters(ns: str) -> dict[str, dict[str, float]]:
 
 
 def run_once(rate: float, duration: float, warmup: float, liq_share: float, symbols: list[str],
-             idle: str, seed: int, sim_nice: int = 10, park_spin_us: float = 0.0,
-             detector_defer_ms: float = 0.0) -> dict:
+             idle: str, seed: int, sim_nice: int = 10, park_spin_us: float = 0.0) -> dict:
     ns = "bench" + uuid.uuid4().hex[:6]
     tmp = Path(tempfile.mkdtemp(prefix="undertow-bench-"))
     base = msgspec.convert({
         "engine": {"namespace": ns, "run_dir": str(tmp), "idle": idle, "ring_capacity": 1 << 18,
-                   "park_spin_us": park_spin_us, "detector_defer_ms": detector_defer_ms},
+                   "park_spin_us": park_spin_us},
         "supervisor": {"health_port": 0},
         "bus": {"endpoint": f"ipc://{tmp}/bus.sock", "heartbeat_interval_s": 1.0},
         "simulator": {"rate": rate, "seed": seed, "symbols": symbols, "venues": ["binance"]},
@@ -151,8 +150,6 @@ def main(argv=None) -> int:
     ap.add_argument("--idle", default="park", choices=["spin", "backoff", "sleep", "park"])
     ap.add_argument("--park-spin-us", type=float, default=0.0,
                     help="with --idle park: keep polling this long after work before parking")
-    ap.add_argument("--detector-defer-ms", type=float, default=0.0,
-                    help="plug-in detectors run when the rings go idle or after this long (0: after every batch)")
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--sim-nice", type=int, default=10,
                     help="niceness of the simulator, which stands in for the remote exchange and should not "
@@ -163,7 +160,7 @@ def main(argv=None) -> int:
     results = []
     for i in range(args.runs):
         r = run_once(args.rate, args.duration, args.warmup, args.liquidation_share, args.symbols.split(","),
-                     args.idle, args.seed + i, args.sim_nice, args.park_spin_us, args.detector_defer_ms)
+                     args.idle, args.seed + i, args.sim_nice, args.park_spin_us)
         results.append(r)
         print(f"  stages (p50 µs): {r['stages']}", flush=True)
         print(f"run {i + 1}: rate {r['rate']:.0f}/s  signals {r['count']}  p50 {r['p50_us']} µs  p99 {r['p99_us']} µs"

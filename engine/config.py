@@ -43,7 +43,6 @@ class EngineConfig(msgspec.Struct, **_STRUCT):
     idle: IdleName = "park"              # compute readers: only one process may spin per free core
     park_timeout_ms: float = 5.0
     park_spin_us: float = 0.0            # keep polling this long after work before parking (0: park at once)
-    detector_defer_ms: float = 0.0       # >0: plug-in detectors wait for idle rings or this long (0: every batch)
     timer_slack_ns: int = 1
 
 
@@ -599,8 +598,6 @@ def _check(cfg: Config) -> None:
            b.oi_sample_interval_s) <= 0 or b.kline_max_symbols < 0:
         bad("bot", "history_minutes, kline_minutes, kline_weight_per_minute, poll_interval_ms and "
                    "oi_sample_interval_s must be > 0, kline_max_symbols >= 0")
-    if not 0 <= cfg.engine.detector_defer_ms <= 10_000:
-        bad("engine.detector_defer_ms", "must be between 0 and 10000")
     if cfg.simulator.speed < 0:
         bad("simulator.speed", "must be >= 0")
     if not -1.0 <= cfg.simulator.correlation <= 1.0:

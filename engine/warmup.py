@@ -79,8 +79,6 @@ def main() -> int:
             ring.write_many(mixed_batch(ids, t + step * 300_000_000))
             recs, _ = reader.poll()
             actor.process(recs)
-            if actor._deferred:
-                actor.run_detectors()
     print(f"numba kernels ready in {time.monotonic() - t0:.1f} s", file=sys.stderr)
     return 0
 
