@@ -90,9 +90,7 @@ class Actor:
         """Run the whole lifecycle in this process; return the exit code."""
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
-        parent = os.environ.get("UNDERTOW_PARENT_PID", "")
-        if parent.isdigit():  # supervised: never outlive the supervisor
-            osutil.die_with_parent(int(parent))
+        osutil.die_with_supervisor()   # supervised: never outlive the supervisor
         osutil.set_timer_slack(self.cfg.engine.timer_slack_ns)
         self._table = ActorTable.open(actor_table_segment(self.cfg.engine.namespace))
         self.row = self._table.row(self.name, pid=os.getpid())

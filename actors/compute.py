@@ -98,6 +98,8 @@ class ComputeActor(Actor):
             threading.Thread(target=self._bootstrap_profiles, name="profile-bootstrap", daemon=True).start()
         ctx = DetectorContext(cfg, self.registry, self.runner, self.profiles)
         self.detectors = build_detectors(ctx)
+        self._no_liquidations = [v for v in VenuesConfig.__struct_fields__ if getattr(cfg.venues, v).enabled
+                                 and not getattr(load_venue(v), "LIQUIDATIONS_AVAILABLE", True)]
         ctx.detectors = {d.name: d for d in self.detectors}
         self._factor_sources = {f: ctx.detectors.get(name) for f, name in det.cascade.factor_detectors.items()}
         self.missing_factors = sorted(f for f, d in self._factor_sources.items() if d is None)
@@ -429,9 +431,7 @@ class ComputeActor(Actor):
 
     def publish_coverage(self) -> None:
         """One ``coverage`` signal per venue from the feeds' counters in the actor table."""
-        blind = [v for v in VenuesConfig.__struct_fields__ if getattr(self.cfg.venues, v).enabled
-                 and not getattr(load_venue(v), "LIQUIDATIONS_AVAILABLE", True)]
-        for sig in coverage_signals(self._table.snapshot(), blind):
+        for sig in coverage_signals(self._table.snapshot(), self._no_liquidations):
             self.publisher.publish(sig)
 
     def publish_counters(self) -> None:

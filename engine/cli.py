@@ -68,9 +68,7 @@ def _standby(args, cfg) -> int:
     before the actor it replaces dies. EOF on stdin (the supervisor closed it) ends the standby.
     """
     from . import osutil
-    parent = os.environ.get("UNDERTOW_PARENT_PID", "")
-    if parent.isdigit():
-        osutil.die_with_parent(int(parent))
+    osutil.die_with_supervisor()
     if args.name == "compute":
         import actors.compute  # noqa: F401 - the point is to pay the import now
         from .kernels import pipeline  # noqa: F401

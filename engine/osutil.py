@@ -4,7 +4,7 @@ from __future__ import annotations
 import ctypes
 import os
 
-__all__ = ["pin_to_cores", "set_timer_slack", "available_cores", "die_with_parent"]
+__all__ = ["pin_to_cores", "set_timer_slack", "available_cores", "die_with_parent", "die_with_supervisor"]
 
 _PR_SET_TIMERSLACK = 29
 
@@ -49,3 +49,9 @@ def die_with_parent(expected_parent: int, sig: int = 15) -> bool:
     if os.getppid() != expected_parent:  # parent died before prctl took effect
         os._exit(1)
     return True
+
+
+def die_with_supervisor() -> bool:
+    """:func:`die_with_parent` for the supervisor named in ``$UNDERTOW_PARENT_PID`` (no-op when unset)."""
+    parent = os.environ.get("UNDERTOW_PARENT_PID", "")
+    return die_with_parent(int(parent)) if parent.isdigit() else False

@@ -16,8 +16,10 @@ import time
 import uuid
 from typing import Iterator
 
+import msgspec
+
 from engine import shm
-from engine.config import VenuesConfig, loads
+from engine.config import Config, VenuesConfig
 from engine.instruments import Registry, registry_segment
 from engine.record import Kind, Side, Venue
 from engine.ring import Ring, ring_segment
@@ -33,10 +35,11 @@ def compute_harness(ring_capacity: int = 65536) -> Iterator[tuple]:
     from actors.compute import ComputeActor
     ns = "wu" + uuid.uuid4().hex[:8]
     run = tempfile.mkdtemp(prefix="ut-warm-")
-    others = "".join(f"[venues.{v}]\nenabled = false\n" for v in VenuesConfig.__struct_fields__ if v != "binance")
-    cfg = loads(f'[engine]\nnamespace = "{ns}"\nrun_dir = "{run}"\nring_capacity = {ring_capacity}\n'
-                f'[bus]\nendpoint = "ipc://{run}/bus.sock"\n[venues.binance]\nsymbols = {list(SYMBOLS)!r}\n'
-                .replace("'", '"') + others)
+    cfg = msgspec.convert({
+        "engine": {"namespace": ns, "run_dir": run, "ring_capacity": ring_capacity},
+        "bus": {"endpoint": f"ipc://{run}/bus.sock"},
+        "venues": {v: {"enabled": False} for v in VenuesConfig.__struct_fields__} | {"binance": {"symbols": list(SYMBOLS)}},
+    }, Config)
     reg = Registry.open(registry_segment(ns), cfg.engine.max_instruments, cfg.engine.max_assets)
     ids = [reg.add(Venue.BINANCE, s, s[:-4]) for s in SYMBOLS]
     ring = Ring.open(ring_segment(ns, "binance"), cfg.engine.ring_capacity)
