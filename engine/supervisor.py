@@ -322,17 +322,13 @@ class Supervisor:
         """Stop every actor (SIGTERM, then SIGKILL after the timeout) and release shared memory."""
         self.stopping = True
         self.notifier.stopping()
-        for c in self.children.values():   # a spare exits on EOF
-            if c.standby is not None:
-                c.standby.stdin.close()
-                procs_spare = c.standby
-                try:
-                    procs_spare.wait(2)
-                except subprocess.TimeoutExpired:
-                    procs_spare.kill()
-                    procs_spare.wait()
-                c.standby = None
+        spares = [c.standby for c in self.children.values() if c.standby is not None]
+        for spare in spares:   # a spare exits on EOF (or on the SIGTERM below), within the same deadline
+            spare.stdin.close()
+        for c in self.children.values():
+            c.standby = None
         procs = [c.proc for c in self.children.values() if c.proc is not None and c.proc.poll() is None]
+        procs += [p for p in spares if p.poll() is None]
         for p in procs:
             try:
                 p.send_signal(signal.SIGTERM)
