@@ -124,7 +124,7 @@ class BotActor(Actor):
         self.telegram_up = False
         self.stats = dict(records=0, lost=0, signals=0, kline_symbols=0, kline_candles=0, kline_failed=0,
                           kline_malformed=0, telegram_start_failures=0)
-        self._rest_counters: dict[str, int] = {}
+        self._kline_poller = None      # the kline bootstrap's REST client, once it runs
 
     # -- lifecycle --------------------------------------------------------
     def setup(self) -> None:
@@ -264,11 +264,11 @@ class BotActor(Actor):
         poller = RestPoller(binance, self.cfg.venues.binance.rest_url or binance.DEFAULT_REST_URL,
                             WeightBudget(b.kline_weight_per_minute))
         now_ms = time.time_ns() // 1_000_000
+        self._kline_poller = poller   # its counters are published live, with kline_failed and the rest
         try:
             await bootstrap_klines(self.history, targets, poller.get_retrying, b.kline_minutes, now_ms,
                                    self._kline_boundary_ms, self.stats)
         finally:
-            self._rest_counters = {f"kline_{k}": v for k, v in poller.counters().items()}
             await poller.aclose()
         self.log.info("kline bootstrap: %d candles for %d/%d symbols (%d failed, %d malformed)",
                       self.stats["kline_candles"], self.stats["kline_symbols"], len(targets),
@@ -289,5 +289,6 @@ class BotActor(Actor):
                  candle_trades=h.candles.trades, candle_rejected=h.candles.rejected,
                  commands_answered=svc.answered, commands_refused=svc.refused, commands_ignored=svc.ignored,
                  command_errors=svc.errors, telegram_up=float(self.telegram_up))
-        c.update({k: float(v) for k, v in self._rest_counters.items()})
+        if self._kline_poller is not None:
+            c.update({f"kline_{k}": float(v) for k, v in self._kline_poller.counters().items()})
         return c
