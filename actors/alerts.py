@@ -1,9 +1,12 @@
-"""The alert actor: subscribe to the bus and deliver alerts to the console, Telegram and a webhook.
+"""The alert actor: subscribe to the bus and deliver alerts to the console, Telegram, a webhook and ZeroMQ.
 
 The routing rules live in :mod:`engine.alerts.router`; Telegram and webhook
 alerts go through the durable outbox (:mod:`engine.alerts.outbox`) and are
 sent by the delivery worker thread (:mod:`engine.alerts.delivery`), so a
-killed actor delivers what it had pending when it comes back.
+killed actor delivers what it had pending when it comes back. The policy
+state (budgets, digest queue, cooldowns) lives in the same file
+(:mod:`engine.alerts.memory`). The ZeroMQ sink (:mod:`engine.alerts.bus_sink`)
+republishes each alert decided as an ``alert`` signal.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from engine.alerts.bus_sink import AlertBus
 from engine.alerts.delivery import Delivery, DeliverySettings
 from engine.alerts.outbox import Outbox, outbox_path
 from engine.alerts.router import AlertRouter
@@ -20,6 +24,7 @@ from engine.alerts.sinks import TelegramSender, WebhookSender
 from engine.alerts.tgclient import token_from_env
 from engine.bot.prefs import PrefsView, prefs_path
 from engine.bus import Subscriber
+from engine.security import curve_server_for
 from engine.supervisor import bus_endpoint_file, enabled_venues
 
 from .base import Actor
@@ -55,6 +60,7 @@ class AlertsActor(Actor):
         self.outbox: Outbox | None = None
         self.delivery: Delivery | None = None
         self.router: AlertRouter | None = None
+        self.bus_sink: AlertBus | None = None
 
     def setup(self) -> None:
         a = self.cfg.alerts
@@ -72,15 +78,19 @@ class AlertsActor(Actor):
                 self.log.warning("TELEGRAM_BOT_TOKEN is set but [alerts.telegram].chat_ids is empty: no chat is allowed")
         if a.webhook.enabled:
             senders["webhook"] = WebhookSender(a.webhook.timeout_s)
-        if senders:
+        if a.bus.enabled:
+            self.bus_sink = AlertBus(a.bus.endpoint, a.bus.sndhwm, curve=curve_server_for(self.cfg.bus))
+        if senders or self.bus_sink is not None:   # the outbox file also keeps the policy state (cooldowns)
             self.outbox = Outbox(outbox_path(state_dir(self.cfg)))
+        if senders:
             self.delivery = Delivery(self.outbox.path, senders, DeliverySettings(
                 tg.per_chat_per_s, tg.group_per_min, tg.global_per_s, a.retry_initial_s, a.retry_max_s,
                 a.max_age_s)).start()
         allows = PrefsView(prefs_path(state_dir(self.cfg)), self.cfg.bot.auto_start) if chats else None
         self.router = AlertRouter(a, self.outbox, chats, a.webhook.url if a.webhook.enabled else None,
                                   console_out=self.out,
-                                  on_enqueue=self.delivery.wake if self.delivery else None, allows=allows)
+                                  on_enqueue=self.delivery.wake if self.delivery else None, allows=allows,
+                                  on_alert=self.bus_sink.publish if self.bus_sink else None)
         self.sub = Subscriber(bus_endpoint(self.cfg), sorted(topics))
         if chats and tg.startup_notice:
             self.router.startup_notice(enabled_venues(self.cfg), tg.startup_notice_min_gap_s)
@@ -104,7 +114,7 @@ class AlertsActor(Actor):
              "alerts_suppressed": self.router.dedup.suppressed, "bus_gaps": self.sub.gaps,
              "bus_malformed": self.sub.malformed, "telegram_enqueued": r.telegram_messages,
              "telegram_edits_enqueued": r.telegram_edits, "held_for_digest": r.held_for_digest,
-             "webhook_enqueued": r.webhook_posts}
+             "webhook_enqueued": r.webhook_posts, "bus_alerts_published": r.bus_alerts}
         if self.delivery is not None:
             c.update(self.delivery.stats.as_counters())
             c.update({f"outbox_{k}": v for k, v in self.outbox.counts().items()})
@@ -113,6 +123,8 @@ class AlertsActor(Actor):
     def teardown(self) -> None:
         if self.delivery is not None:
             self.delivery.stop()
+        if self.bus_sink is not None:
+            self.bus_sink.close()
         if self.outbox is not None:
             self.outbox.close()
         if self.sub is not None:

@@ -178,6 +178,14 @@ class WebhookConfig(msgspec.Struct, **_STRUCT):
     timeout_s: float = 5.0
 
 
+class AlertBusConfig(msgspec.Struct, **_STRUCT):
+    """Each alert as delivered, republished as an ``alert`` signal on the alert actor's own PUB socket."""
+
+    enabled: bool = False
+    endpoint: str = "tcp://127.0.0.1:7301"   # loopback or ipc:// unless [bus] has CurveZMQ keys (used here too)
+    sndhwm: int = 10000
+
+
 class QuietHoursConfig(msgspec.Struct, **_STRUCT):
     """A daily UTC window in which only urgent alerts are sent; the rest wait for the digest."""
 
@@ -210,6 +218,7 @@ class AlertsConfig(msgspec.Struct, **_STRUCT):
     console: ConsoleSinkConfig = ConsoleSinkConfig()
     telegram: TelegramConfig = TelegramConfig()
     webhook: WebhookConfig = WebhookConfig()
+    bus: AlertBusConfig = AlertBusConfig()
 
 
 class RecorderConfig(msgspec.Struct, **_STRUCT):
@@ -353,6 +362,9 @@ def _check(cfg: Config) -> None:
         bad("recorder.retention_days", "retention_days and flush_interval_s must be > 0")
     _check_flow(cfg.detectors, bad)
     _check_alerts(cfg.alerts, bad)
+    if cfg.alerts.bus.enabled and not endpoint_is_local(cfg.alerts.bus.endpoint) and not cfg.bus.curve_secret_key:
+        bad("alerts.bus.endpoint", f"{cfg.alerts.bus.endpoint} is reachable beyond loopback: "
+                                   "set [bus] curve_secret_key (the alert socket uses the bus's CurveZMQ keys)")
     b = cfg.bot
     if min(b.history_minutes, b.kline_minutes, b.kline_weight_per_minute, b.poll_interval_ms,
            b.oi_sample_interval_s) <= 0 or b.kline_max_symbols < 0:

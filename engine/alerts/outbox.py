@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,13 +80,30 @@ class Outbox:
         self.db.close()
 
     # -- writing -----------------------------------------------------------
+    @contextmanager
+    def batch(self):
+        """One transaction around several writes (nestable: an inner batch joins the outer one).
+
+        The router writes a signal's outbox rows and the policy state they change
+        (budgets, digest lines, cooldown keys) in one batch, so a kill never keeps
+        one without the other."""
+        if self.db.in_transaction:
+            yield
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
     def enqueue(self, sink: str, target: str | int, body: str, op: str = "send", live_key: str | None = None,
                 parse_mode: str | None = "HTML", not_before: float | None = None) -> int:
         """Store one message; an edit supersedes older pending edits of the same live message."""
         now = self.clock()
         target = self.resolve(str(target))
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
+        with self.batch():
             if op == "edit":
                 self.db.execute("UPDATE outbox SET state='superseded', done_at=? WHERE state='pending' AND op='edit'"
                                 " AND live_key=? AND target=?", (now, live_key, target))

@@ -5,6 +5,9 @@
   outside quiet hours, otherwise held for the digest;
 * ``digest`` alerts are always held; held alerts go out as one message per
   chat every ``digest_interval_s`` (after quiet hours end).
+
+With a :class:`engine.alerts.memory.PolicyMemory` every budget entry, held
+line and digest time is also written there, and reloaded at construction.
 """
 from __future__ import annotations
 
@@ -57,12 +60,22 @@ class _ChatState:
 class ChatGate:
     """Per-chat admission: :meth:`admit` says send now or hold for the digest."""
 
-    def __init__(self, max_per_hour: int = 30, quiet: QuietHours | None = None, digest_interval_s: float = 900.0):
+    def __init__(self, max_per_hour: int = 30, quiet: QuietHours | None = None, digest_interval_s: float = 900.0,
+                 memory=None, now: float | None = None):
         self.max_per_hour = max_per_hour
         self.quiet = quiet
         self.digest_interval_s = digest_interval_s
         self._chats: dict[int, _ChatState] = {}
         self.held_total = 0
+        self.memory = memory
+        if memory is not None:
+            for chat, m in memory.chats(time.time() if now is None else now).items():
+                self._chats[chat] = _ChatState(deque(m.sent), list(m.held), m.held_since, m.last_digest)
+
+    def held_lines(self, chat: int) -> list[str]:
+        """The lines waiting for ``chat``'s next digest."""
+        st = self._chats.get(chat)
+        return list(st.held) if st else []
 
     def _chat(self, chat: int) -> _ChatState:
         return self._chats.setdefault(chat, _ChatState())
@@ -81,6 +94,8 @@ class ChatGate:
                                   and (self.max_per_hour <= 0 or self.sent_last_hour(chat, now) < self.max_per_hour))
         if ok:
             self._chat(chat).sent.append(now)
+            if self.memory is not None:
+                self.memory.sent(chat, now)
         return ok
 
     def hold(self, chat: int, line: str, now: float) -> None:
@@ -90,6 +105,8 @@ class ChatGate:
             st.held_since = now
         st.held.append(line)
         self.held_total += 1
+        if self.memory is not None:
+            self.memory.held(chat, line, now)
 
     def due_digests(self, now: float) -> list[tuple[int, list[str], float]]:
         """``(chat, lines, since)`` for every chat whose digest is due (outside quiet hours)."""
@@ -100,4 +117,6 @@ class ChatGate:
             if st.held and now - max(st.last_digest, st.held_since) >= self.digest_interval_s:
                 out.append((chat, st.held, st.held_since))
                 st.held, st.last_digest = [], now
+                if self.memory is not None:
+                    self.memory.digest_taken(chat, now)
         return out

@@ -5,10 +5,16 @@ follow the duplicate-suppression decision (:class:`engine.alerting.Dedup`);
 Telegram gets one live message per cascade (:mod:`.cascade_live`),
 standalone alerts for the other kinds, each admitted per chat by tier,
 budget and quiet hours (:mod:`.policy`), and everything is written to the
-outbox (:mod:`.outbox`) for the delivery worker.
+outbox (:mod:`.outbox`) for the delivery worker. Each alert decided is also
+handed to ``on_alert`` as an :class:`.bus_sink.Alert` (the ZeroMQ sink).
+
+With an outbox, the policy state (budgets, digest queue, cooldown keys) is
+kept in it too (:mod:`.memory`) and written in the same transaction as the
+rows of the signal that changed it.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
@@ -19,7 +25,9 @@ import msgspec
 from ..alerting import Dedup, format_console
 from ..signals import Cascade, Heartbeat, Liquidation, SignalBase
 from . import formats as F
+from .bus_sink import Alert
 from .cascade_live import Action, CascadeState, CascadeTracker
+from .memory import DurableDedup, PolicyMemory
 from .outbox import Outbox
 from .policy import ChatGate, QuietHours, tier_for
 
@@ -37,6 +45,7 @@ class RouterStats(msgspec.Struct):
     held_for_digest: int = 0
     folded_into_cascade: int = 0    # liquidation alerts shown in a live cascade message instead
     muted: int = 0                  # chat deliveries skipped by the chat's preferences (/mute, /snooze, ...)
+    bus_alerts: int = 0             # alerts handed to the ZeroMQ sink
 
 
 def _sub_key(sig: SignalBase) -> str:
@@ -53,7 +62,8 @@ class AlertRouter:
     def __init__(self, alerts_cfg, outbox: Outbox | None = None, chat_ids: list[int] | None = None,
                  webhook_url: str | None = None, console_out=None, clock: Callable[[], float] = time.time,
                  on_enqueue: Callable[[], None] | None = None,
-                 allows: Callable[[int, str, str], bool] | None = None):
+                 allows: Callable[[int, str, str], bool] | None = None,
+                 on_alert: Callable[[Alert], None] | None = None):
         a = alerts_cfg
         self.allows = allows   # per-chat preferences (/alerts stop, /mute, /snooze, /subscribe): chat, kind, asset
         self.a = a
@@ -63,16 +73,27 @@ class AlertRouter:
         self.console_out = console_out if console_out is not None else sys.stdout
         self.clock = clock
         self.on_enqueue = on_enqueue or (lambda: None)
+        self.on_alert = on_alert
         self.kinds = set(a.kinds)
-        self.dedup = Dedup(a.cooldown_s, a.extend_factor, kinds=a.kinds, extend_price_pct=a.extend_price_pct)
+        self.memory = PolicyMemory(outbox) if outbox is not None else None
+        self.dedup: Dedup = DurableDedup(a.cooldown_s, a.extend_factor, kinds=a.kinds,
+                                         extend_price_pct=a.extend_price_pct, memory=self.memory)
         self.tracker = CascadeTracker(a.market_wide_assets, a.rearm_s, a.telegram.edit_interval_s)
         quiet = QuietHours(a.quiet_hours.start, a.quiet_hours.end) if a.quiet_hours.enabled else None
-        self.gate = ChatGate(a.max_per_hour, quiet, a.digest_interval_s)
+        self.gate = ChatGate(a.max_per_hour, quiet, a.digest_interval_s, memory=self.memory, now=clock())
         self.stats = RouterStats()
 
     @property
     def telegram(self) -> bool:
         return bool(self.chats)
+
+    @property
+    def rendered(self) -> bool:
+        """Whether alerts are rendered at all (Telegram chats, or the bus sink): the live-cascade path runs."""
+        return self.telegram or self.on_alert is not None
+
+    def _batch(self):
+        return self.outbox.batch() if self.outbox is not None else contextlib.nullcontext()
 
     # -- entry points --------------------------------------------------------
     def handle(self, sig: SignalBase, now: float | None = None) -> None:
@@ -80,8 +101,13 @@ class AlertRouter:
         now = self.clock() if now is None else now
         if isinstance(sig, Heartbeat):
             return
+        with self._batch():
+            self._handle(sig, now)
+        self.on_enqueue()
+
+    def _handle(self, sig: SignalBase, now: float) -> None:
         self.stats.received += 1
-        if isinstance(sig, Liquidation) and self.telegram:
+        if isinstance(sig, Liquidation) and self.rendered:
             self.tracker.on_liquidation(sig)
         decision = self.dedup.decide(sig, now)
         if decision.send:
@@ -92,7 +118,7 @@ class AlertRouter:
                 self._enqueue("webhook", self.webhook_url, msgspec.json.encode(msgspec.to_builtins(sig)).decode(),
                               parse_mode=None)
                 self.stats.webhook_posts += 1
-        if not self.telegram:
+        if not self.rendered:
             return
         kind = F.kind_of(sig)
         if isinstance(sig, Cascade):
@@ -103,22 +129,25 @@ class AlertRouter:
                     and tier_for(self.a.tiers, kind, sig.size_class) != "urgent":
                 self.stats.folded_into_cascade += 1   # the live message already counts it
             else:
-                self._broadcast(F.render_signal(sig, decision.suppressed_before),
-                                tier_for(self.a.tiers, kind, _sub_key(sig)), now, kind=kind, asset=sig.asset)
-        self.on_enqueue()
+                html, tier = F.render_signal(sig, decision.suppressed_before), tier_for(self.a.tiers, kind, _sub_key(sig))
+                got, held = self._broadcast(html, tier, now, kind=kind, asset=sig.asset)
+                self._publish("new", kind, tier, html, sig, got, held, reason=decision.reason)
 
     def tick(self, now: float | None = None) -> None:
         """Deferred live-message edits and due digests."""
-        if not self.telegram:
+        if not self.rendered:
             return
         now = self.clock() if now is None else now
-        actions = self.tracker.due(now)
-        self._apply(actions, now)
-        digests = self.gate.due_digests(now)
-        for chat, lines, since in digests:
-            for part in F.split_html(F.render_digest(lines, int(since * 1e9))):
-                self._enqueue("telegram", chat, part)
-                self.stats.telegram_messages += 1
+        with self._batch():
+            actions = self.tracker.due(now)
+            self._apply(actions, now)
+            digests = self.gate.due_digests(now) if self.telegram else []
+            for chat, lines, since in digests:
+                html = F.render_digest(lines, int(since * 1e9))
+                for part in F.split_html(html):
+                    self._enqueue("telegram", chat, part)
+                    self.stats.telegram_messages += 1
+                self._publish("digest", "digest", "digest", html, None, {chat}, set(), reason=f"{len(lines)} held")
         if actions or digests:
             self.on_enqueue()
 
@@ -140,14 +169,26 @@ class AlertRouter:
                  parse_mode: str | None = "HTML") -> None:
         self.outbox.enqueue(sink, target, body, op=op, live_key=live_key, parse_mode=parse_mode)
 
+    def _publish(self, action: str, source: str, tier: str, html: str, sig: SignalBase | None, chats: set[int],
+                 held: set[int], reason: str = "", live_key: str = "", asset: str | None = None) -> None:
+        if self.on_alert is None:
+            return
+        self.on_alert(Alert(
+            asset=asset or (sig.asset if sig is not None else "*"), venue=getattr(sig, "venue", ""),
+            symbol=getattr(sig, "symbol", ""), ts_exchange=getattr(sig, "ts_exchange", 0),
+            ts_recv=getattr(sig, "ts_recv", 0), action=action, source=source, tier=tier, text=F.html_to_plain(html),
+            html=html, live_key=live_key, reason=reason, chats=sorted(chats), held=sorted(held)))
+        self.stats.bus_alerts += 1
+
     def _broadcast(self, html: str, tier: str, now: float, live_key: str | None = None, kind: str = "",
-                   asset: str = "*") -> set[int]:
+                   asset: str = "*") -> tuple[set[int], set[int]]:
         """Send ``html`` to every chat that admits ``tier`` now; hold a one-line version for the others.
 
-        A chat whose preferences exclude ``kind``/``asset`` (muted, snoozed, alerts stopped, not
-        subscribed) gets nothing, counted in ``stats.muted``."""
+        Returns the chats sent to and the chats holding it. A chat whose preferences exclude
+        ``kind``/``asset`` (muted, snoozed, alerts stopped, not subscribed) gets nothing, counted in
+        ``stats.muted``."""
         parts = F.split_html(html)
-        got = set()
+        got, held = set(), set()
         for chat in self.chats:
             if self.allows is not None and not self.allows(chat, kind, asset):
                 self.stats.muted += 1
@@ -155,12 +196,13 @@ class AlertRouter:
             if not self.gate.admit(chat, tier, now):
                 self.gate.hold(chat, html.split("\n", 1)[0], now)
                 self.stats.held_for_digest += 1
+                held.add(chat)
                 continue
             for i, part in enumerate(parts):
                 self._enqueue("telegram", chat, part, live_key=live_key if i == 0 else None)
                 self.stats.telegram_messages += 1
             got.add(chat)
-        return got
+        return got, held
 
     def _edit(self, chats: set[int], key: str, html: str) -> None:
         text = F.split_html(html)[0]  # a live message is one message; renderers keep it well under the limit
@@ -172,21 +214,31 @@ class AlertRouter:
         for act in actions:
             st: CascadeState | None = act.state
             m = act.market
+            cascade_tier = tier_for(self.a.tiers, "cascade", st.last.level) if st is not None else ""
             if act.kind == "start":
-                st.chats |= self._broadcast(F.render_cascade_live(st), tier_for(self.a.tiers, "cascade", st.last.level),
-                                            now, live_key=st.key, kind="cascade", asset=st.last.asset)
-            elif act.kind == "edit":
                 html = F.render_cascade_live(st)
-                if st.folded:
+                got, held = self._broadcast(html, cascade_tier, now, live_key=st.key, kind="cascade",
+                                            asset=st.last.asset)
+                st.chats |= got
+                self._publish("new", "cascade", cascade_tier, html, st.last, got, held, "cascade started", st.key)
+            elif act.kind in ("edit", "end"):
+                html = F.render_cascade_live(st) if act.kind == "edit" else F.render_cascade_summary(st)
+                if act.kind == "edit" and st.folded:
                     html += "\n➡️ <i>continues in the market-wide report</i>"
                 self._edit(st.chats, st.key, html)
+                self._publish("update" if act.kind == "edit" else "end", "cascade", cascade_tier, html, st.last,
+                              st.chats, set(), f"cascade {act.kind}", st.key)
             elif act.kind == "escalate":
-                self._broadcast(F.render_escalation(st), tier_for(self.a.tiers, "cascade", st.last.level), now,
-                                kind="cascade", asset=st.last.asset)
-            elif act.kind == "end":
-                self._edit(st.chats, st.key, F.render_cascade_summary(st))
+                html = F.render_escalation(st)
+                got, held = self._broadcast(html, cascade_tier, now, kind="cascade", asset=st.last.asset)
+                self._publish("new", "cascade", cascade_tier, html, st.last, got, held, "level rose")
             elif act.kind == "market_start":
-                m.chats |= self._broadcast(F.render_market_report(m.members.values()),
-                                           tier_for(self.a.tiers, "market"), now, live_key=m.key, kind="cascade")
+                html, tier = F.render_market_report(m.members.values()), tier_for(self.a.tiers, "market")
+                got, held = self._broadcast(html, tier, now, live_key=m.key, kind="cascade")
+                m.chats |= got
+                self._publish("new", "market", tier, html, None, got, held, "market-wide cascade", m.key)
             elif act.kind in ("market_edit", "market_end"):
-                self._edit(m.chats, m.key, F.render_market_report(m.members.values(), active=act.kind == "market_edit"))
+                html = F.render_market_report(m.members.values(), active=act.kind == "market_edit")
+                self._edit(m.chats, m.key, html)
+                self._publish("update" if act.kind == "market_edit" else "end", "market", tier_for(self.a.tiers, "market"),
+                              html, None, m.chats, set(), act.kind.replace("_", " "), m.key)
