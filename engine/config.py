@@ -127,6 +127,14 @@ class VenuesConfig(msgspec.Struct, **_STRUCT):
     hyperliquid: VenueConfig = VenueConfig(ws_urls={"ws": "wss://api.hyperliquid.xyz/ws"}, rest_url="https://api.hyperliquid.xyz", symbols=["BTC", "ETH", "SOL"], streams=["trades", "book", "mark", "oi"], max_streams_per_connection=100, rest_weight_per_minute=600)
 
 
+class MarginOiConfig(msgspec.Struct, **_STRUCT):
+    """Open interest of the coin-margined (inverse) and USDC-margined perps beside each venue's own (engine/margin_oi.py)."""
+
+    enabled: bool = True
+    assets: list[str] = msgspec.field(default_factory=lambda: ["BTC", "ETH", "SOL"])
+    interval_s: float = 60.0             # each contract polled this often (stretched to fit the venue's REST budget)
+
+
 class SimulatorConfig(msgspec.Struct, **_STRUCT):
     """The local exchange simulator used by ``undertow demo`` and ``undertow simulate``."""
 
@@ -257,6 +265,7 @@ class Config(msgspec.Struct, **_STRUCT):
     supervisor: SupervisorConfig = SupervisorConfig()
     bus: BusConfig = BusConfig()
     venues: VenuesConfig = VenuesConfig()
+    margin_oi: MarginOiConfig = MarginOiConfig()
     simulator: SimulatorConfig = SimulatorConfig()
     detectors: DetectorsConfig = DetectorsConfig()
     profiles: ProfilesConfig = ProfilesConfig()
@@ -297,6 +306,10 @@ def _check(cfg: Config) -> None:
         bad("bus.curve_secret_key", f"no such file: {cfg.bus.curve_secret_key}")
     if cfg.bus.curve_clients_dir and not Path(cfg.bus.curve_clients_dir).is_dir():
         bad("bus.curve_clients_dir", f"no such directory: {cfg.bus.curve_clients_dir}")
+    if cfg.margin_oi.interval_s <= 0:
+        bad("margin_oi.interval_s", "must be > 0")
+    if not all(a and a.isalnum() for a in cfg.margin_oi.assets):
+        bad("margin_oi.assets", "must be asset names such as \"BTC\"")
     for name in VenuesConfig.__struct_fields__:
         v: VenueConfig = getattr(cfg.venues, name)
         if isinstance(v.symbols, str):

@@ -55,8 +55,18 @@ class Instrument(NamedTuple):
     asset_id: int
     market: int
     quote: str
-    contract_size: float
+    contract_size: float     # base units per contract; USD per contract for inverse (coin-margined) contracts
     tick_size: float
+
+    @property
+    def coin_margined(self) -> bool:
+        """Whether margin is posted in the base coin (an inverse perpetual, quoted in USD)."""
+        return self.market == Market.PERP_INVERSE
+
+    @property
+    def settle(self) -> str:
+        """The margin (settlement) currency: the base asset of an inverse contract, else the quote (USDT, USDC)."""
+        return self.asset if self.coin_margined else self.quote
 
 
 _MULTIPLIER_PREFIX = re.compile(r"^(1000000|100000|10000|1000|100|k)(?=[A-Z])")

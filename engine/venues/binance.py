@@ -517,10 +517,11 @@ def _contract_type(raw: str) -> str:
 
 
 def parse_exchange_info(payload: bytes) -> list[InstrumentInfo] | None:
-    """``GET /fapi/v1/exchangeInfo`` -> every instrument, normalised; None if the body is unusable.
+    """``GET /fapi/v1/exchangeInfo`` (or COIN-M ``/dapi/v1/exchangeInfo``) -> every instrument; None if unusable.
 
     ``contract_type`` is "perpetual"/"future"/"other"; ``status`` "trading" or the raw status lower-cased.
-    USD-M sizes are already base units, so ``contract_size`` is 1.0.
+    USD-M sizes are already base units, so ``contract_size`` is 1.0; a COIN-M contract (quote ``USD``)
+    keeps its ``contractSize``, in USD per contract (100 for BTCUSD_PERP, 10 for the others).
     """
     try:
         info = _exchange_info_decoder.decode(payload)
@@ -533,8 +534,9 @@ def parse_exchange_info(payload: bytes) -> list[InstrumentInfo] | None:
             tick_size = float(tick) if tick else 0.0
         except ValueError:
             tick_size = 0.0
+        size = s.contractSize if s.quoteAsset == "USD" and 0.0 < s.contractSize < _MAX else 1.0
         out.append(InstrumentInfo(s.symbol, s.baseAsset, s.quoteAsset, _contract_type(s.contractType),
-                                  (s.status or s.contractStatus).lower(), tick_size, 1.0))
+                                  (s.status or s.contractStatus).lower(), tick_size, size))
     return out
 
 

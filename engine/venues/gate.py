@@ -56,6 +56,7 @@ MAX_STREAMS_PER_CONNECTION = 400     # no documented cap; Gate advises splitting
 MAX_CONTRACTS_PER_SUBSCRIBE = 100
 MESSAGE_INTERVAL_S = 0.11            # no documented client-message rate; stay at 10/s like the simulator
 PING_INTERVAL_S = 15.0
+INVERSE_CONTRACT_USD = 1.0          # an inverse contract is worth 1 USD (its listing's quanto_multiplier is "0")
 REST_WEIGHT_PER_MINUTE = 600         # one weight per request; public futures REST is limited per endpoint
 BOOK_INTERVAL = "100ms"
 BOOK_LEVEL = "20"                    # WS level; the REST snapshot `limit` must be the same
@@ -573,7 +574,11 @@ _snapshot_decoder = msgspec.json.Decoder(_Snapshot, strict=False)
 
 
 def parse_exchange_info(payload: bytes) -> list[InstrumentInfo] | None:
-    """``GET /futures/usdt/contracts`` -> every contract (all perpetual), or None if unusable."""
+    """``GET /futures/{usdt,btc}/contracts`` -> every contract (all perpetual), or None if unusable.
+
+    ``contract_size`` is ``quanto_multiplier`` (base per contract), or :data:`INVERSE_CONTRACT_USD` (USD per
+    contract) for an inverse contract (BTC-settled ``BTC_USD``).
+    """
     try:
         contracts = _contracts_decoder.decode(payload)
     except _DecodeErrors:
@@ -583,7 +588,7 @@ def parse_exchange_info(payload: bytes) -> list[InstrumentInfo] | None:
         base, _, quote = c.name.partition("_")
         if not base or not quote:
             continue
-        mult = _num(c.quanto_multiplier)
+        mult = INVERSE_CONTRACT_USD if c.type == "inverse" else _num(c.quanto_multiplier)
         if not 0.0 < mult < _MAX:
             continue    # no usable contract size: sizes could not be converted
         tick = _num(c.order_price_round)
@@ -614,22 +619,28 @@ def parse_tickers(payload: bytes) -> dict[str, float] | None:
 
 def parse_open_interest(payload: bytes, lookup: Callable[[str], int | None], ts_recv: int,
                         ref_price: float, out: list, flags: int = 0) -> Outcome:
-    """``GET /futures/usdt/contracts/{c}`` -> OPEN_INTEREST: ``position_size`` x multiplier, USD at mark.
+    """``GET /futures/{usdt,btc}/contracts/{c}`` -> OPEN_INTEREST: ``position_size`` x multiplier, USD at mark.
 
     The body carries its own multiplier and mark price; ``ref_price`` is used only when
     the mark is missing. It has no timestamp: the exchange time is the receive time.
+    An inverse contract's ``position_size`` is USD (:data:`INVERSE_CONTRACT_USD` each), converted to base
+    at the mark (PARSED, nothing emitted, without any price).
     """
     try:
         c = _contract_decoder.decode(payload)
     except _DecodeErrors:
         return MALFORMED
-    mult, mark, oi = _num(c.quanto_multiplier), _num(c.mark_price) or ref_price, c.position_size
+    inverse = c.type == "inverse"
+    mult = INVERSE_CONTRACT_USD if inverse else _num(c.quanto_multiplier)
+    mark, oi = _num(c.mark_price) or ref_price, c.position_size
     if not (0.0 < mult < _MAX and 0.0 <= mark < _MAX and 0.0 <= oi < _MAX):
         return MALFORMED
     iid = lookup(c.name)
     if iid is None:
         return IGNORED
-    qty = oi * mult
+    if inverse and mark == 0.0:
+        return PARSED
+    qty = oi * mult / mark if inverse else oi * mult
     out.append(open_interest(VENUE, flags, iid, ts_recv, ts_recv, mark, qty))
     return EMITTED
 
