@@ -12,6 +12,8 @@ the text they sent).
 """
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import logging
 import re
 from dataclasses import dataclass
@@ -106,6 +108,24 @@ def silence_token_logs(token: str) -> None:
         logging.getLogger(name).addFilter(flt)
 
 
+FLOOD_RETRIES = 3   # a reply is tried this often when Telegram answers 429 (each time after its retry_after)
+
+
+async def _flood_retried(send):
+    """Await ``send()``; on a 429 wait Telegram's ``retry_after`` and try again (up to FLOOD_RETRIES times)."""
+    from telegram.error import RetryAfter
+    for attempt in range(1, FLOOD_RETRIES + 1):
+        try:
+            return await send()
+        except RetryAfter as exc:
+            if attempt == FLOOD_RETRIES:
+                raise
+            wait = exc.retry_after
+            wait = wait.total_seconds() if isinstance(wait, dt.timedelta) else float(wait)
+            log.warning("flood control on a reply: retrying in %.1f s (attempt %d)", wait, attempt + 1)
+            await asyncio.sleep(wait)
+
+
 def _plain(text: str) -> str:
     import html
     return html.unescape(re.sub(r"</?(b|i|code|pre)>", "", text))
@@ -141,11 +161,12 @@ def build_application(token: str, api_base_url: str, service: BotService, notice
         if reply is None:
             return
         try:
-            if reply.photo is not None:
-                await msg.reply_photo(reply.photo, caption=reply.text, parse_mode=reply.parse_mode or None)
+            if reply.photo is not None:   # a 429 here used to end in the generic error reply instead
+                await _flood_retried(lambda: msg.reply_photo(reply.photo, caption=reply.text,
+                                                             parse_mode=reply.parse_mode or None))
                 return
-            await msg.reply_text(reply.text, parse_mode=reply.parse_mode or None,
-                                 disable_web_page_preview=True)
+            await _flood_retried(lambda: msg.reply_text(reply.text, parse_mode=reply.parse_mode or None,
+                                                        disable_web_page_preview=True))
         except BadRequest as exc:   # markup rejected: send the same content as plain text
             log.warning("HTML reply rejected (%s); sending plain text", exc)
             await msg.reply_text(_plain(reply.text))

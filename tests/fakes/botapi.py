@@ -222,8 +222,9 @@ def _decode_params(handler: BaseHTTPRequestHandler, body: bytes) -> dict[str, An
         for part in msg.iter_parts():
             name = part.get_param("name", header="content-disposition")
             payload = part.get_payload(decode=True) or b""
-            if part.get_filename():
-                pairs.append((name, {"filename": part.get_filename(), "size": len(payload)}))
+            if part.get_filename():   # an uploaded file: its bytes kept for the test to inspect
+                pairs.append((name, {"filename": part.get_filename(), "size": len(payload),
+                                     "content_type": part.get_content_type(), "data": payload}))
             else:
                 pairs.append((name, payload.decode()))
     else:
