@@ -11,10 +11,15 @@ LIQUIDATION    liquidated position       average fill price  filled base quantit
                (LONG/SHORT)
 BOOK_TOP       0                         best bid            bid size               bid+ask USD at top  best ask / ask size
 BOOK_DEPTH     0                         mid price           band (share of mid)    USD in band (both)  bid USD / ask USD in band
-MARK           0                         mark price          index price (0 = n/a)  0                   funding rate per interval / next funding time (ms)
+MARK           0                         mark price          index price (0 = n/a)  settled rate (*)    predicted rate (*) / next funding time (ms)
 OPEN_INTEREST  0                         price used for USD  open interest (base)   open interest USD   0 / 0
 CONTROL        0                         0                   0                      0                   control code / count
 =============  ========================  ==================  =====================  ==================  ===================
+
+(*) Funding rates are per the venue's interval. ``aux`` ("predicted") is the rate the venue quotes for
+the coming settlement (a live estimate on most venues); ``notional`` ("settled") is the rate of the
+last settlement where the venue sends it (OKX ``settFundingRate``), 0 when it does not: the funding
+detector then takes the last ``aux`` before ``aux2`` moved on (engine/detectors/funding.py).
 
 A liquidated LONG position is a forced SELL; ``side`` always names the
 position, never the order (see ``docs/ARCHITECTURE.md``).

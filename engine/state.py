@@ -150,6 +150,9 @@ class StateTable:
         out = {
             "updated_ns": updated_ns, "ts": int(r[C.NOW_TS]), "price": r[C.PRICE],
             "last_trade_ts": int(r[C.LAST_TRADE_TS]), "mark": r[C.MARK], "funding": r[C.FUNDING],
+            # funding detector: predicted (coming settlement) and settled ("current") rates, NaN until known
+            "funding_predicted": r[C.FUNDING_LEVEL], "funding_settled": r[C.FUNDING_SETTLED],
+            "funding_spread": r[C.FUNDING_SPREAD],
             "oi": r[C.OI], "oi_usd": r[C.OI_USD],
             **{f"liq_{w}": sums(c) for w, c in C.LIQ_WINDOW_COLUMNS.items()},
             "liq_cascade_window": sums(C.CASCADE_SUMS),

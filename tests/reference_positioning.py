@@ -256,19 +256,28 @@ def _judge_ref(state, key, d, thr, rearm):
 def ref_funding(recs, inst_asset, inst_venue, venue_scale, res_ns, mom_window, nb, min_samples, z, alpha,
                 p_extreme, p_extreme_floor, p_mom, p_mom_floor, rearm, state=None):
     """Reference of :func:`funding_batch`."""
-    st = state or {"rate": {}, "s": SampledRef(nb), "lvl": {}, "mom": {}, "fired": {}}
-    rate, s, lvl, mom, fired = st["rate"], st["s"], st["lvl"], st["mom"], st["fired"]
+    st = state or {"rate": {}, "settled": {}, "next": {}, "s": SampledRef(nb), "lvl": {}, "mom": {}, "sp": {},
+                   "spread": {}, "fired": {}}
+    rate, settled, nxt, s, fired = st["rate"], st["settled"], st["next"], st["s"], st["fired"]
+    lvl, mom, sp, spread = st["lvl"], st["mom"], st["sp"], st["spread"]
     events = []
     for r in recs:
         if r["kind"] != Kind.MARK or r["instrument"] >= len(inst_asset):
             continue
         i, a = int(r["instrument"]), int(inst_asset[r["instrument"]])
-        x = float(r["aux"]) * venue_scale[int(inst_venue[i]) & 31]
-        if not abs(x) < 1.0:
+        scale = venue_scale[int(inst_venue[i]) & 31]
+        x, sx, nt = float(r["aux"]) * scale, float(r["notional"]) * scale, float(r["aux2"])
+        if not (abs(x) < 1.0 and abs(sx) < 1.0):
             continue
+        if sx != 0.0:
+            settled[i] = sx
+        elif nt > nxt.get(i, 0.0) > 0.0 and i in rate:
+            settled[i] = rate[i]
+        nxt[i] = max(nxt.get(i, 0.0), nt)
         rate[i] = x
-        peers = [rate[j] for j in range(len(inst_asset)) if inst_asset[j] == a and j in rate]
-        level = sum(peers) / len(peers)
+        peers = [j for j in range(len(inst_asset)) if inst_asset[j] == a and j in rate]
+        level = sum(rate[j] for j in peers) / len(peers)
+        gaps = [rate[j] - settled[j] for j in peers if j in settled]
         b = _ts(r) // res_ns
         h = s.head.get(a)
         if h is not None and b > h:
@@ -276,12 +285,21 @@ def ref_funding(recs, inst_asset, inst_venue, venue_scale, res_ns, mom_window, n
             lvl.setdefault(a, EwRef()).add(lv, alpha)
             if lv0 is not None:
                 mom.setdefault(a, EwRef()).add(lv - lv0, alpha)
+            if spread.get(a) is not None:
+                sp.setdefault(a, EwRef()).add(spread[a], alpha)
         if not s.put(a, b, level):
             continue
+        spread[a] = sum(gaps) / len(gaps) if gaps else None
         centre, thr = lvl.get(a, EwRef()).threshold(min_samples, z, p_extreme[a], p_extreme_floor[a])
         sign = _judge_ref(fired, (a, 0), level - centre, thr, rearm)
         if sign:
             events.append((a, i, sign, level, thr, centre, level))
+        if gaps:
+            centre, thr = sp.get(a, EwRef()).threshold(min_samples, z, p_mom[a], p_mom_floor[a])
+            sign = _judge_ref(fired, (a, 1), spread[a] - centre, thr, rearm)
+            if sign:
+                events.append((a, i, 3 * sign, spread[a], thr, centre, level))
+            continue
         lv0 = s.get(a, b - mom_window)
         if lv0 is not None:
             centre, thr = mom.get(a, EwRef()).threshold(min_samples, z, p_mom[a], p_mom_floor[a])

@@ -34,9 +34,11 @@ def _registry():
     return reg
 
 
+# (instrument, time step, rate, kind, bad rate, settled rate sent (0 = not), next funding time step)
 event_st = st.tuples(st.integers(0, 3), st.integers(0, 30), st.floats(-0.003, 0.003),
                      st.sampled_from([Kind.MARK] * 6 + [Kind.TRADE]),
-                     st.sampled_from([None] * 8 + [math.nan, math.inf, 5.0]))
+                     st.sampled_from([None] * 8 + [math.nan, math.inf, 5.0]),
+                     st.sampled_from([0.0] * 6 + [0.0004, -0.0002, math.nan]), st.integers(0, 3))
 
 
 @settings(max_examples=60, deadline=None)
@@ -45,9 +47,10 @@ def test_kernel_matches_reference(events, batch):
     reg = _registry()
     det = FundingDetector(make_ctx(reg, _cfg(**SMALL)))
     rows, t = [], 0
-    for iid, dt, rate, kind, bad in events:
+    for iid, dt, rate, kind, bad, settled, hop in events:
         t += dt * 100_000_000
-        rows.append((kind, 1, 0, 0, iid, EPOCH_NS + t, EPOCH_NS + t, 100.0, 100.0, 0.0, rate if bad is None else bad, 0.0))
+        rows.append((kind, 1, 0, 0, iid, EPOCH_NS + t, EPOCH_NS + t, 100.0, 100.0, settled,
+                     rate if bad is None else bad, float(1 + t // 1_000_000_000 + hop)))
     recs = records(rows)
     sigs, got = run_batches(det, recs, batch)
     assert all(math.isfinite(s.rate) and math.isfinite(s.value) for s in sigs)
@@ -59,7 +62,7 @@ def test_kernel_matches_reference(events, batch):
     for g, w in zip(got, want):
         assert (g[0], g[1], g[2]) == w[:3]
         assert np.allclose(g[5:], w[3:], rtol=1e-9, atol=1e-15)
-    assert det.counters[0] == sum(1 for e in events if e[3] == Kind.MARK and e[4] is not None)
+    assert det.counters[0] == sum(1 for e in events if e[3] == Kind.MARK and (e[4] is not None or math.isnan(e[5])))
 
 
 def test_rates_are_normalised_to_the_common_interval():
@@ -105,3 +108,78 @@ def test_calm_false_signal_rate():
 @pytest.mark.soak
 def test_calm_hour_false_signal_rate():
     assert not _calm(3600.0)
+
+
+def _mark(venue, iid, t_s, rate, settled=0.0, next_ms=0.0):
+    ts = EPOCH_NS + int(t_s * 1e9)
+    return (Kind.MARK, venue, 0, 0, iid, ts, ts, 1.0, 1.0, settled, rate, next_ms)
+
+
+def test_momentum_is_predicted_vs_current_when_the_venue_sends_the_settled_rate():
+    """OKX-style: the settled rate rides in ``notional``; the predicted one running away from it fires momentum."""
+    reg = _registry()
+    det = FundingDetector(make_ctx(reg, _cfg(**SMALL)))
+    sigs = det.run(records([_mark(Venue.BINANCE, 0, 0, 0.0001, settled=0.0001)]))
+    assert sigs == [] and det.spread[0] == pytest.approx(0.0)
+    sigs = det.run(records([_mark(Venue.BINANCE, 0, 1, 0.0007, settled=0.0001)]))
+    mom = [s for s in sigs if s.event == "momentum"]
+    assert [(s.direction, s.window_s) for s in mom] == [("positive", 0.0)]
+    assert mom[0].value == pytest.approx(0.0006) and mom[0].threshold == pytest.approx(0.0005)
+
+
+def test_current_rate_is_the_last_prediction_before_the_settlement():
+    """Binance-style: no settled rate sent; when the next funding time moves on, the rate before it is current."""
+    reg = _registry()
+    det = FundingDetector(make_ctx(reg, _cfg(**SMALL)))
+    det.run(records([_mark(Venue.BINANCE, 0, 0, 0.0002, next_ms=1000.0),
+                     _mark(Venue.BINANCE, 0, 1, 0.0003, next_ms=1000.0)]))
+    assert math.isnan(det.settled[0]) and math.isnan(det.spread[0])
+    det.run(records([_mark(Venue.BINANCE, 0, 2, 0.0001, next_ms=2000.0)]))
+    assert det.settled[0] == pytest.approx(0.0003) and det.spread[0] == pytest.approx(-0.0002)
+    # a late record with the old settlement time does not settle again
+    det.run(records([_mark(Venue.BINANCE, 0, 3, -0.0001, next_ms=1000.0)]))
+    assert det.settled[0] == pytest.approx(0.0003)
+    # hourly venue: normalised to 8 h before the spread is taken
+    det.run(records([_mark(Venue.HYPERLIQUID, 2, 4, 0.00001, next_ms=5000.0),
+                     _mark(Venue.HYPERLIQUID, 2, 5, 0.00002, next_ms=6000.0)]))
+    assert det.settled[2] == pytest.approx(0.00008) and det.rate[2] == pytest.approx(0.00016)
+
+
+def test_predicted_and_current_reach_the_state_rows():
+    from engine.kernels import columns as C
+    reg = _registry()
+    ctx = make_ctx(reg, _cfg(**SMALL))
+    ctx.runner.inst_rows = np.zeros((len(reg), C.NCOL))
+    ctx.runner.asset_rows = np.zeros((2, C.NCOL))
+    det = FundingDetector(ctx)
+    det.run(records([_mark(Venue.BINANCE, 0, 0, 0.0004, settled=0.0002),
+                     _mark(Venue.HYPERLIQUID, 2, 0, 0.00005)]))
+    i, a = ctx.runner.inst_rows, ctx.runner.asset_rows
+    assert i[0, C.FUNDING_SETTLED] == pytest.approx(0.0002) and i[0, C.FUNDING_SPREAD] == pytest.approx(0.0002)
+    assert math.isnan(i[2, C.FUNDING_SETTLED]) and i[2, C.FUNDING_LEVEL] == pytest.approx(0.0004)
+    assert a[0, C.FUNDING_LEVEL] == pytest.approx(0.0004) and a[0, C.FUNDING_SETTLED] == pytest.approx(0.0002)
+    assert a[0, C.FUNDING_SPREAD] == pytest.approx(0.0002)
+    assert math.isnan(a[1, C.FUNDING_LEVEL])
+
+
+def test_okx_sends_the_settled_rate_in_notional():
+    from engine.venues import Outcome, okx
+    ids: dict[str, int] = {}
+    parser = okx.Parser(lambda s: ids.setdefault(s, len(ids)))
+    mark = (b'{"arg":{"channel":"mark-price","instId":"BTC-USDT-SWAP"},"data":[{"instType":"SWAP",'
+            b'"instId":"BTC-USDT-SWAP","markPx":"84660.1","ts":"1744590349506"}]}')
+
+    def funding(sett: str) -> bytes:
+        return (b'{"arg":{"channel":"funding-rate","instId":"BTC-USDT-SWAP"},"data":[{"instId":"BTC-USDT-SWAP",'
+                b'"fundingRate":"0.0003","fundingTime":"1744590349506","settFundingRate":' + sett.encode()
+                + b',"ts":"1744590349506"}]}')
+
+    out: list = []
+    parser.parse(mark, 1, out)
+    assert parser.parse(funding('"0.0001"'), 2, out)[0] == Outcome.EMITTED
+    assert (out[-1][9], out[-1][10]) == (0.0001, 0.0003)   # notional = settled, aux = predicted
+    parser.parse(mark, 3, out)
+    assert (out[-1][9], out[-1][10]) == (0.0001, 0.0003)   # the mark stream carries both on
+    assert parser.parse(funding('""'), 4, out)[0] == Outcome.EMITTED and out[-1][9] == 0.0   # not sent
+    n = len(out)
+    assert parser.parse(funding('"x"'), 5, out)[0] == Outcome.MALFORMED and len(out) == n

@@ -634,13 +634,15 @@ def cmd_funding(ctx: BotContext, args: list[str]) -> str:
     ins = [i for i in ctx.market.instruments(asset) if i.market != "spot" and i.row["mark"]]
     if not ins:
         return f"💸 {F.b(f'FUNDING - {asset}')}\n\n{F.NA}: no venue has reported a funding rate yet"
-    out = [F.b(f"💸 FUNDING - {asset}"), ""]
+    out = [F.b(f"💸 FUNDING - {asset}"), "Predicted rate for the coming settlement; last settled where known", ""]
     w = sum(i.row["oi_usd"] for i in ins)
     for i in sorted(ins, key=lambda i: -i.row["oi_usd"]):
         rate = i.row["funding"] * 100
         label, _ = A.funding_pressure(rate)
-        out.append(f"• {i.venue.title()} {F.esc(i.symbol)}: {rate:+.4f}% ({rate * 1095:+.2f}%/yr) | resets in "
-                   f"{F.countdown(_next_reset_s(ctx, i))} | {label}")
+        settled = i.row.get("funding_settled", 0.0) * 100   # the last settlement's rate: NaN or 0 until known
+        current = f" | last settled {settled:+.4f}%" if math.isfinite(settled) and settled else ""
+        out.append(f"• {i.venue.title()} {F.esc(i.symbol)}: {rate:+.4f}% ({rate * 1095:+.2f}%/yr){current}"
+                   f" | resets in {F.countdown(_next_reset_s(ctx, i))} | {label}")
     if w > 0:
         avg = sum(i.row["funding"] * i.row["oi_usd"] for i in ins) / w * 100
         out += ["", f"OI-weighted: {avg:+.4f}% ({avg * 1095:+.2f}%/yr) {A.funding_pressure(avg)[0]}"]

@@ -1,8 +1,26 @@
-"""Funding per asset: level normalised to a common interval, momentum and extremes (kernel: :func:`funding_batch`)."""
+"""Funding per asset: level normalised to a common interval, momentum and extremes (kernel: :func:`funding_batch`).
+
+"Predicted" is the rate a venue quotes for the coming settlement (MARK ``aux``), "current" the rate that
+applied at the last settlement. What each venue gives:
+
+* Binance ``markPrice`` ``r``: predicted (the settled ``lastFundingRate`` is REST-only); current is the
+  last ``r`` before ``T`` (next funding time) moves on;
+* Bybit ``tickers`` ``fundingRate``, Bitget ``ticker`` ``fundingRate``: predicted; current as Binance
+  from ``nextFundingTime``;
+* OKX ``funding-rate``: ``fundingRate`` predicted and ``settFundingRate`` current, both sent;
+* Hyperliquid ``activeAssetCtx`` ``funding``: the hourly rate in force (predicted for the hour); current is
+  the last one before the top of the hour;
+* Gate ``futures.tickers`` ``funding_rate``: predicted; no next funding time in the frame (and
+  ``funding_rate_indicative`` is deprecated), so no current: Gate-only assets judge momentum as the change.
+
+Momentum is predicted minus current where any venue of the asset has both (signal ``window_s`` 0), else
+the level's change over ``momentum_window_s``.
+"""
 from __future__ import annotations
 
 import numpy as np
 
+from engine.kernels import columns as C
 from engine.kernels.positioning import (funding_batch, grow_rows, grow_sampled, new_sampled, new_stats, sample_get,
                                         threshold_of)
 from engine.kernels.windows import ring_pow2
@@ -35,6 +53,10 @@ class FundingDetector(PositioningDetector):
         self.venue_scale = np.array([c.common_interval_h / c.interval_h.get(VENUE_NAMES.get(v, ""), c.interval_h["*"])
                                      for v in range(32)])
         self.rate = np.full(1, np.nan)
+        self.settled = np.full(1, np.nan)
+        self.next_t = np.zeros(1)
+        self.spread = np.full(1, np.nan)
+        self.spread_stats = new_stats(1)
         self.level_vals, self.level_head = new_sampled(1, ring_pow2(self.mom_window + 2))
         self.level_stats = new_stats(1)
         self.mom_stats = new_stats(1)
@@ -44,6 +66,10 @@ class FundingDetector(PositioningDetector):
     def _resize(self, v) -> None:
         n_a = max(1, v.n_assets)
         self.rate = grow_rows(self.rate, max(1, v.n_inst), np.nan)
+        self.settled = grow_rows(self.settled, max(1, v.n_inst), np.nan)
+        self.next_t = grow_rows(self.next_t, max(1, v.n_inst))
+        self.spread = grow_rows(self.spread, n_a, np.nan)
+        self.spread_stats = grow_rows(self.spread_stats, n_a)
         self.level_vals, self.level_head = grow_sampled(self.level_vals, self.level_head, n_a)
         self.level_stats = grow_rows(self.level_stats, n_a)
         self.mom_stats = grow_rows(self.mom_stats, n_a)
@@ -56,17 +82,44 @@ class FundingDetector(PositioningDetector):
 
     def _kernel(self, records: np.ndarray) -> int:
         c, v = self.cfg, self.view
-        return funding_batch(records, v.inst_asset, v.inst_venue, v.owned, v.asset_ptr, v.asset_inst,
-                             self.venue_scale, self.rate, self.level_vals, self.level_head, self.level_stats,
-                             self.mom_stats, self.state, self.res_ns, self.mom_window, float(c.min_samples), c.z,
-                             c.ew_alpha, self.p_extreme, self.p_extreme_floor, self.p_mom, self.p_mom_floor, c.rearm,
-                             self.events, self.counters)
+        n = funding_batch(records, v.inst_asset, v.inst_venue, v.owned, v.asset_ptr, v.asset_inst,
+                          self.venue_scale, self.rate, self.settled, self.next_t, self.level_vals, self.level_head,
+                          self.level_stats, self.mom_stats, self.spread, self.spread_stats, self.state, self.res_ns,
+                          self.mom_window, float(c.min_samples), c.z, c.ew_alpha, self.p_extreme,
+                          self.p_extreme_floor, self.p_mom, self.p_mom_floor, c.rearm, self.events, self.counters)
+        self._write_rows()
+        return n
+
+    def _write_rows(self) -> None:
+        """Predicted / current / spread into the kernel runner's rows (the state table copies them)."""
+        r, v = self.ctx.runner, self.view
+        inst_rows, asset_rows = getattr(r, "inst_rows", None), getattr(r, "asset_rows", None)
+        if inst_rows is None or asset_rows is None:
+            return
+        n = min(len(inst_rows), v.n_inst, len(self.rate))
+        scale = self.venue_scale[v.inst_venue[:n] & 31]
+        rate, settled = self.rate[:n], self.settled[:n]
+        inst_rows[:n, C.FUNDING_SETTLED] = settled / scale
+        inst_rows[:n, C.FUNDING_LEVEL] = rate
+        inst_rows[:n, C.FUNDING_SPREAD] = rate - settled
+        n_a = min(len(asset_rows), v.n_assets, len(self.spread))
+        asset = v.inst_asset[:n]
+        has = ~np.isnan(rate)
+        both = has & ~np.isnan(settled)
+        owned = np.flatnonzero(v.owned[:n_a])
+        for col, x, ok in ((C.FUNDING_LEVEL, rate, has), (C.FUNDING_SETTLED, settled, both)):
+            cnt = np.bincount(asset[ok], minlength=n_a)[:n_a]
+            tot = np.bincount(asset[ok], weights=x[ok], minlength=n_a)[:n_a]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                asset_rows[owned, col] = (tot / cnt)[owned]
+        asset_rows[owned, C.FUNDING_SPREAD] = self.spread[owned]
 
     def _signals(self, events: np.ndarray, now: int) -> list:
         c, v = self.cfg, self.view
         out = []
         for e in events:
             code, level = int(e["code"]), float(e["v3"])
+            # code 3: predicted vs current (no window); 2: the level's change over the momentum window
             out.append(FundingPressure(
                 asset=v.asset_names[e["asset"]], ts_exchange=int(e["ts_exchange"]), ts_recv=int(e["ts_recv"]),
                 ts_computed=now, event="extreme" if abs(code) == 1 else "momentum",

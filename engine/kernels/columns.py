@@ -61,7 +61,12 @@ F_REGIME = F_BURST + 1                 # what the market regime multiplier added
 LAST_LIQ_TS = F_REGIME + 1
 LAST_CAPPED_TS = LAST_LIQ_TS + 1       # last liquidation from a sampled (capped) stream
 LAST_SIGNAL_TS = LAST_CAPPED_TS + 1    # written by the compute actor when it publishes for the key
-NCOL = LAST_SIGNAL_TS + 1
+# written by the funding detector (NaN until known); instrument rows per the venue's interval except
+# FUNDING_LEVEL, asset rows per the common interval (detectors.funding.common_interval_h), mean across venues
+FUNDING_SETTLED = LAST_SIGNAL_TS + 1   # the rate that applied at the last settlement ("current")
+FUNDING_LEVEL = FUNDING_SETTLED + 1    # the rate for the coming settlement ("predicted") per common interval
+FUNDING_SPREAD = FUNDING_LEVEL + 1     # predicted - current per common interval
+NCOL = FUNDING_SPREAD + 1
 
 #: factor name -> score-contribution column, in the order of the cascade weights
 FACTOR_COLUMNS = {"velocity": F_VELOCITY, "acceleration": F_ACCEL, "volume": F_VOLUME, "oi": F_OI,

@@ -217,6 +217,7 @@ class FundingData(msgspec.Struct, gc=False):
     instId: str
     fundingRate: float
     fundingTime: int = 0
+    settFundingRate: str = ""    # the rate of the last settlement ("" when not sent)
     ts: int = 0
 
 
@@ -350,7 +351,7 @@ class Parser:
         self.unsized = 0
         self._units: dict[str, tuple[int, float, bool]] = {}
         self._mark: dict[str, float] = {}
-        self._funding: dict[str, tuple[float, float]] = {}
+        self._funding: dict[str, tuple[float, float, float]] = {}   # rate, fundingTime, settled rate
         entries = {
             "trades": (TradesFrame, self._trades),
             "liquidation-orders": (LiquidationFrame, self._liquidations),
@@ -583,32 +584,38 @@ class Parser:
                 outcome = IGNORED
                 continue
             self._mark[d.instId] = px
-            rate, next_time = self._funding.get(d.instId, (0.0, 0.0))
-            out.append((Kind.MARK, VENUE, 0, self.flags, iid, ts * _MS, ts_recv, px, 0.0, 0.0, rate, next_time))
+            rate, next_time, settled = self._funding.get(d.instId, (0.0, 0.0, 0.0))
+            out.append((Kind.MARK, VENUE, 0, self.flags, iid, ts * _MS, ts_recv, px, 0.0, settled, rate, next_time))
         return (EMITTED if len(out) > start else outcome), stream
 
     def _funding_rates(self, f: FundingFrame, ts_recv: int, out: list) -> tuple[Outcome, str]:
         """``{"arg":{"channel":"funding-rate","instId":"BTC-USDT-SWAP"},"data":[{"instId":"BTC-USDT-SWAP","fundingRate":"0.0001","fundingTime":"1744590349506","nextFundingTime":"1744619149506","ts":"1744590349506"}]}``
 
-        ``fundingTime`` is the settlement of the current rate (Binance's ``T``). Emits MARK
-        (with the last mark price) once a mark is known; before that the rate is only kept.
+        ``fundingTime`` is the settlement of the current rate (Binance's ``T``); ``settFundingRate``, the
+        rate of the last settlement, rides in the MARK ``notional`` (0 when not sent). Emits MARK
+        (with the last mark price) once a mark is known; before that the rates are only kept.
         """
         stream = "funding-rate:" + f.arg.instId
         start = len(out)
         outcome = PARSED
         for d in f.data:
             rate, ts = d.fundingRate, d.ts
-            if not (-_MAX < rate < _MAX and 0 <= d.fundingTime < _TS_MAX_MS and 0 <= ts < _TS_MAX_MS):
+            try:
+                settled = float(d.settFundingRate) if d.settFundingRate else 0.0
+            except ValueError:
+                settled = math.nan
+            if not (-_MAX < rate < _MAX and -_MAX < settled < _MAX and 0 <= d.fundingTime < _TS_MAX_MS
+                    and 0 <= ts < _TS_MAX_MS):
                 del out[start:]
                 return MALFORMED, stream
             iid = self.lookup(d.instId)
             if iid is None:
                 outcome = IGNORED
                 continue
-            self._funding[d.instId] = (rate, float(d.fundingTime))
+            self._funding[d.instId] = (rate, float(d.fundingTime), settled)
             mark = self._mark.get(d.instId)
             if mark is not None:
-                out.append((Kind.MARK, VENUE, 0, self.flags, iid, ts * _MS, ts_recv, mark, 0.0, 0.0,
+                out.append((Kind.MARK, VENUE, 0, self.flags, iid, ts * _MS, ts_recv, mark, 0.0, settled,
                             rate, float(d.fundingTime)))
         return (EMITTED if len(out) > start else outcome), stream
 
