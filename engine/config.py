@@ -125,6 +125,8 @@ class VenuesConfig(msgspec.Struct, **_STRUCT):
     gate: VenueConfig = VenueConfig(ws_urls={"usdt": "wss://fx-ws.gateio.ws/v4/ws/usdt"}, rest_url="https://api.gateio.ws/api/v4", symbols=["BTC_USDT", "ETH_USDT", "SOL_USDT"], rest_weight_per_minute=600)
     bitget: VenueConfig = VenueConfig(ws_urls={"public": "wss://ws.bitget.com/v2/ws/public", "uta": "wss://ws.bitget.com/v3/ws/public"}, rest_url="https://api.bitget.com", symbols=["BTCUSDT", "ETHUSDT", "SOLUSDT"], depth_levels=15, max_streams_per_connection=50, rest_weight_per_minute=3000)
     hyperliquid: VenueConfig = VenueConfig(ws_urls={"ws": "wss://api.hyperliquid.xyz/ws"}, rest_url="https://api.hyperliquid.xyz", symbols=["BTC", "ETH", "SOL"], streams=["trades", "book", "mark", "oi"], max_streams_per_connection=100, rest_weight_per_minute=600)
+    # Binance spot beside the perps: taker trades (spot vs perp CVD, the bot's SPOT block); "tickers" adds !miniTicker@arr
+    binance_spot: VenueConfig = VenueConfig(ws_urls={"spot": "wss://stream.binance.com:9443"}, rest_url="https://api.binance.com", symbols=["BTCUSDT", "ETHUSDT", "SOLUSDT"], fallback_symbols=["BTCUSDT", "ETHUSDT", "SOLUSDT"], streams=["trades"], rest_weight_per_minute=3000)
 
 
 class MarginOiConfig(msgspec.Struct, **_STRUCT):

@@ -108,6 +108,7 @@ class Venue:
     GATE = 4
     BITGET = 5
     HYPERLIQUID = 6
+    BINANCE_SPOT = 7   # its own id: spot and USD-M share symbol names (BTCUSDT), and instruments key on (venue, symbol)
     SIM = 15
 
 
@@ -118,6 +119,7 @@ VENUE_NAMES = {
     Venue.GATE: "gate",
     Venue.BITGET: "bitget",
     Venue.HYPERLIQUID: "hyperliquid",
+    Venue.BINANCE_SPOT: "binance_spot",
     Venue.SIM: "sim",
 }
 _VENUE_IDS = {v: k for k, v in VENUE_NAMES.items()}

@@ -55,9 +55,10 @@ def parse_selector(value: str | Sequence[str]) -> Selector:
     return Selector("all") if m.group(1) == "all" else Selector("top", int(m.group(2)))
 
 
-def eligible(infos: Sequence[InstrumentInfo], quotes: Sequence[str]) -> list[InstrumentInfo]:
-    """The trading perpetuals margined in one of ``quotes``."""
-    return [i for i in infos if i.contract_type == "perpetual" and i.status == "trading" and i.quote in quotes]
+def eligible(infos: Sequence[InstrumentInfo], quotes: Sequence[str],
+             contract_type: str = "perpetual") -> list[InstrumentInfo]:
+    """The trading instruments of ``contract_type`` (a spot venue passes "spot") margined in one of ``quotes``."""
+    return [i for i in infos if i.contract_type == contract_type and i.status == "trading" and i.quote in quotes]
 
 
 def rank(symbols: Sequence[str], volumes: dict[str, float]) -> list[str]:
@@ -99,7 +100,8 @@ async def resolve(vcfg: VenueConfig, venue: ModuleType, rest: RestPoller, name: 
         log.warning("%s: cannot resolve symbols = %r (REST unavailable); using fallback_symbols %s",
                     name, vcfg.symbols, list(vcfg.fallback_symbols))
         return Resolution(list(vcfg.fallback_symbols), infos, volumes, "fallback")
-    ranked = rank([i.symbol for i in eligible(listing, vcfg.symbol_quotes)], volumes)
+    ranked = rank([i.symbol for i in eligible(listing, vcfg.symbol_quotes, getattr(venue, "CONTRACT_TYPE", "perpetual"))],
+                  volumes)
     chosen = ranked[:sel.n] if sel.kind == "top" else ranked
     log.info("%s: symbols = %r resolved to %d instruments (of %d listed)", name, vcfg.symbols, len(chosen),
              len(listing))
@@ -123,7 +125,9 @@ def register(registry: Registry, venue: ModuleType, symbols: Sequence[str],
             rest_of_symbol = symbol[len(base):] if symbol.startswith(base) else symbol
             quote = next((q for q in _QUOTES if q in rest_of_symbol), getattr(venue, "DEFAULT_QUOTE", "USDT"))
         contract = (info.contract_size if info and info.contract_size > 0 else 1.0) * units
-        market = Market.PERP_INVERSE if quote == "USD" else Market.PERP_LINEAR
+        market = getattr(venue, "MARKET", None)   # a spot venue module says Market.SPOT
+        if market is None:
+            market = Market.PERP_INVERSE if quote == "USD" else Market.PERP_LINEAR
         try:
             ids[symbol] = registry.add(venue.VENUE, symbol, asset, market, contract,
                                        info.tick_size if info else 0.0, quote)

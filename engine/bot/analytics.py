@@ -15,7 +15,8 @@ import numpy as np
 from .candles import BUY, C, H, L, O, SELL, T, V
 
 __all__ = ["atr", "rsi", "VolumeSpike", "volume_spike", "spike_level", "CvdResult", "cvd", "funding_pressure",
-           "control_label", "momentum_label", "activity_label", "sentiment", "slope", "session_factor"]
+           "control_label", "momentum_label", "activity_label", "sentiment", "slope", "session_factor", "leading_market",
+           "taker_delta_usd"]
 
 SPIKE_LEVELS = ((500.0, "EXTREME", "🔥🔥🔥"), (300.0, "HIGH", "🔥🔥"), (150.0, "MODERATE", "🔥"),
                 (50.0, "LOW", "📈"))
@@ -49,6 +50,24 @@ def slope(y: np.ndarray) -> float:
         return 0.0
     x = np.arange(len(y), dtype=float)
     return float(np.polyfit(x, y, 1)[0])
+
+
+def taker_delta_usd(c: np.ndarray) -> float:
+    """Taker buy minus sell volume of candles, valued at each candle's close (USD)."""
+    return float(((c[:, BUY] - c[:, SELL]) * c[:, C]).sum()) if len(c) else 0.0
+
+
+def leading_market(spot_delta_usd: float, perp_delta_usd: float) -> str:
+    """Which market led a taker-flow move: "spot", "perp", or "none" when the combined delta is zero.
+
+    The leader is the market whose delta points the way of the combined move and is the larger of the
+    two in that direction (a market pushing against the move never leads it).
+    """
+    total = spot_delta_usd + perp_delta_usd
+    if total == 0.0 or not math.isfinite(total):
+        return "none"
+    sign = 1.0 if total > 0 else -1.0
+    return "spot" if spot_delta_usd * sign > perp_delta_usd * sign else "perp"
 
 
 def session_factor(hour: int, weekday: int) -> float:

@@ -167,8 +167,10 @@ def kline_weight(limit: int) -> int:
     return 1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1000 else 10
 
 
-async def fetch_binance_klines(get, symbol: str, minutes: int, now_ms: int, page: int = 1000) -> np.ndarray:
-    """The 1-minute klines of a Binance USD-M symbol opening in the ``minutes`` before ``now_ms``.
+async def fetch_binance_klines(get, symbol: str, minutes: int, now_ms: int, page: int = 1000, path: str = KLINE_PATH,
+                               weight=kline_weight) -> np.ndarray:
+    """The 1-minute klines of a Binance symbol opening in the ``minutes`` before ``now_ms``: USD-M by default,
+    spot with ``path``/``weight`` of :mod:`engine.venues.binance_spot` (same rows, at most 1000 a page).
 
     ``get(path, params, weight) -> bytes`` makes the request (``RestPoller.get_retrying``: weight budget,
     retries and counted failures; it raises ``RestError``). A body that is not kline rows raises ValueError.
@@ -176,8 +178,8 @@ async def fetch_binance_klines(get, symbol: str, minutes: int, now_ms: int, page
     start = now_ms - minutes * MINUTE_MS
     parts = []
     while start < now_ms:
-        body = await get(KLINE_PATH, {"symbol": symbol, "interval": "1m", "startTime": start,
-                                      "endTime": now_ms - 1, "limit": page}, kline_weight(page))
+        body = await get(path, {"symbol": symbol, "interval": "1m", "startTime": start,
+                                "endTime": now_ms - 1, "limit": page}, weight(page))
         rows = json.loads(body)
         if not isinstance(rows, list):
             raise ValueError(f"kline reply is not a list: {body[:80]!r}")

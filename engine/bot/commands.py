@@ -49,6 +49,7 @@ class BotContext:
     actors: Callable[[], list[dict]] = list     # actor table snapshot (engine/actor_table.py)
     now: Callable[[], float] = time.time
     chat_id: int = 0
+    spot_tickers: object = None                 # engine.bot.spot_tickers.SpotTickers (/top10 spot), when followed
 
 
 @dataclass(frozen=True)
@@ -86,10 +87,23 @@ def _tf(text: str | None, default: str) -> tuple[str, int]:
     return label, minutes
 
 
-def _key(ctx: BotContext, asset: str) -> tuple[str, str]:
-    """The candle series to answer from: perp (every venue watched is a derivative), spot if only spot."""
+def _key(ctx: BotContext, asset: str, market: str | None = None) -> tuple[str, str]:
+    """The candle series to answer from: ``market`` ("spot"/"perp") when asked, else perp (every venue watched
+    is a derivative), spot if only spot."""
+    if market is not None:
+        return asset, market
     keys = ctx.history.candles.keys()
     return (asset, "perp") if (asset, "perp") in keys or (asset, "spot") not in keys else (asset, "spot")
+
+
+MARKET_WORDS = {"spot": "spot", "perp": "perp", "perps": "perp"}
+
+
+def _split_market(args: list[str]) -> tuple[list[str], str | None]:
+    """``args`` without a trailing market word (``spot``/``perp``/``perps``), and that market (None if absent)."""
+    if len(args) > 1 and args[-1].lower() in MARKET_WORDS:
+        return args[:-1], MARKET_WORDS[args[-1].lower()]
+    return args, None
 
 
 def _now_ms(ctx: BotContext) -> int:
@@ -255,6 +269,8 @@ def cmd_top10(ctx: BotContext, args: list[str]) -> str:
     if kind not in ("spot", "perps", "perp"):
         raise ArgError("❌ Invalid market type. Use: <code>/top10 spot</code> or <code>/top10 perps</code>")
     cls = "spot" if kind == "spot" else "perp"
+    if cls == "spot" and ctx.spot_tickers is not None and ctx.spot_tickers.tickers:
+        return _top10_spot_tickers(ctx)
     now_ms = _now_ms(ctx)
     rows = []
     for asset, c in ctx.history.candles.keys():
@@ -286,18 +302,32 @@ def cmd_top10(ctx: BotContext, args: list[str]) -> str:
     return "\n".join(out)
 
 
+def _top10_spot_tickers(ctx: BotContext) -> str:
+    """/top10 spot from the Binance all-market mini-ticker: every plain */USDT pair, watched or not."""
+    top = ctx.spot_tickers.top(10)
+    out = [F.b("🏆 TOP 10 SPOT MARKETS") + " (by 24 h USD volume, Binance spot */USDT, all-market mini-ticker)", ""]
+    for k, (_, base, t) in enumerate(top, 1):
+        dot = "🟢" if t.change_pct >= 0 else "🔴"
+        out += [f"{F.b(f'{k}.')} {base} {dot} {F.pct(t.change_pct)}", f"💰 Price: {F.price(t.last)}",
+                f"📊 Vol: {F.num(t.base_volume, 0)} {base} ({F.usd(t.quote_volume)})", ""]
+    age = ctx.spot_tickers.age_s(ctx.now())
+    out.append(f"🕐 Updated: {F.hms(ctx.now())} UTC (tickers {age:.0f} s old)")
+    return "\n".join(out)
+
+
 # -- /volume, /volscan ------------------------------------------------------------
-def _spike(ctx: BotContext, asset: str, tf_min: int):
+def _spike(ctx: BotContext, asset: str, tf_min: int, market: str | None = None):
     now_ms = _now_ms(ctx)
-    c = ctx.history.candles.candles(_key(ctx, asset), tf_min, now_ms - 98 * tf_min * 60_000)
+    c = ctx.history.candles.candles(_key(ctx, asset, market), tf_min, now_ms - 98 * tf_min * 60_000)
     dt = datetime.fromtimestamp(now_ms / 1000, timezone.utc)
     return A.volume_spike(c, tf_min, now_ms, dt.hour, dt.weekday()), len(c)
 
 
 def cmd_volume(ctx: BotContext, args: list[str]) -> str:
+    args, market = _split_market(args)
     asset = _asset(ctx, args[0] if args else None, "/volume BTC-USDT 15m")
     tf, tf_min = _tf(args[1] if len(args) > 1 else None, "15m")
-    s, n = _spike(ctx, asset, tf_min)
+    s, n = _spike(ctx, asset, tf_min, market)
     if s is None:
         raise ArgError(f"❌ Not enough {tf} history for {asset} yet ({n} candles; a closed candle and a "
                        f"baseline are needed).")
@@ -343,11 +373,23 @@ def cmd_volscan(ctx: BotContext, args: list[str]) -> str:
 
 
 # -- /cvd -------------------------------------------------------------------------------
+def _led_by_line(ctx: BotContext, asset: str, since_ms: int) -> list[str]:
+    """Which market led the taker flow since ``since_ms``, when both spot and perp of ``asset`` are watched."""
+    keys = ctx.history.candles.keys()
+    if (asset, "spot") not in keys or (asset, "perp") not in keys:
+        return []
+    spot, perp = (A.taker_delta_usd(ctx.history.candles.one_minute((asset, m), since_ms)) for m in ("spot", "perp"))
+    led = A.leading_market(spot, perp)
+    label = {"spot": "SPOT-LED 🏪", "perp": "PERP-LED ⚡"}.get(led, "NEUTRAL")
+    return [f"🧭 {F.b('Flow Leader')}: {label} (taker delta spot {F.usd(spot)}, perp {F.usd(perp)})"]
+
+
 def cmd_cvd(ctx: BotContext, args: list[str]) -> str:
+    args, market = _split_market(args)
     asset = _asset(ctx, args[0] if args else None, "/cvd BTC-USDT 1h")
     tf, tf_min = _tf(args[1] if len(args) > 1 else None, "1h")
     now_ms = _now_ms(ctx)
-    c = ctx.history.candles.candles(_key(ctx, asset), tf_min, now_ms - 96 * tf_min * 60_000)[-96:]
+    c = ctx.history.candles.candles(_key(ctx, asset, market), tf_min, now_ms - 96 * tf_min * 60_000)[-96:]
     r = A.cvd(c, tf_min)
     if r is None:
         raise ArgError(f"❌ Not enough {tf} history for {asset} yet ({len(c)} candles).")
@@ -360,7 +402,8 @@ def cmd_cvd(ctx: BotContext, args: list[str]) -> str:
         f"📊 {F.b(f'Change ({F.span(r.span_minutes)}, {r.candles} candles)')}: {F.signed(r.change, 2)} {asset}",
         f"⏰ {F.b('Timeframe')}: {tf}", "",
         f"🔍 {F.b('Price vs CVD')}: {div}",
-        f"📊 {F.b('Price Trend')}: {r.price_trend}", "",
+        f"📊 {F.b('Price Trend')}: {r.price_trend}",
+        *_led_by_line(ctx, asset, int(c[0, T])), "",
         f"💡 {F.b('What is CVD?')}",
         "• Cumulative Volume Delta: taker buys minus taker sells, trade by trade",
         "• Rising CVD: aggressive buyers; falling CVD: aggressive sellers",
@@ -453,7 +496,9 @@ def cmd_oi(ctx: BotContext, args: list[str]) -> str:
     with_oi = [i for i in ins if i.row["oi_usd"] > 0]
     now_ns = int(ctx.now() * 1e9)
     from engine.supervisor import enabled_venues
-    enabled = enabled_venues(ctx.cfg)
+    from engine.venues import load
+    enabled = [v for v in enabled_venues(ctx.cfg)   # spot venues carry no open interest
+               if hasattr(load(v), "oi_request") or getattr(load(v), "OI_STREAMED", False)]
     total_usd = sum(i.row["oi_usd"] for i in with_oi)
     if not with_oi:
         return (F.b(f"📊 OPEN INTEREST ANALYSIS - {asset}") + f"\n\n{F.NA}: no venue has reported OI for {asset} "
@@ -867,9 +912,9 @@ COMMANDS: list[Command] = [
             cmd_top10, "spot|perps"),
     Command("funding", "💸 Funding per venue (/funding BTC)", "💰 Price Commands", cmd_funding, "SYMBOL"),
     Command("volume", "📊 Volume spike analysis (/volume BTC-USDT 15m)", "📊 Volume Intelligence", cmd_volume,
-            "SYMBOL [tf=15m]"),
+            "SYMBOL [tf=15m] [spot|perp]"),
     Command("cvd", "📈 Cumulative Volume Delta (/cvd BTC-USDT 1h)", "📊 Volume Intelligence", cmd_cvd,
-            "SYMBOL [tf=1h]"),
+            "SYMBOL [tf=1h] [spot|perp]"),
     Command("volscan", "🔍 Scan volume spikes (/volscan 200 15m)", "📊 Volume Intelligence", cmd_volscan,
             "[threshold=200] [tf=15m]"),
     Command("oi", "📊 Open Interest analysis (/oi BTC)", "📊 Volume Intelligence", cmd_oi, "[SYMBOL=BTC]"),

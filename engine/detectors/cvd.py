@@ -6,11 +6,14 @@ import time
 import numpy as np
 
 from .base import FlowDetector, window_label
+from ..bot.analytics import leading_market
 from ..kernels import cvd as K
 from ..kernels import flow
 from ..signals import DeltaPressure
 
 __all__ = ["CvdDetector"]
+
+_LEADER_CODE = {"spot": 1.0, "perp": -1.0, "none": 0.0}
 
 
 class CvdDetector(FlowDetector):
@@ -93,7 +96,8 @@ class CvdDetector(FlowDetector):
         return out
 
     def cvd(self, asset: str) -> dict[str, float]:
-        """Session CVD (USD and base units) and window deltas per market, for commands like ``/cvd``."""
+        """Session CVD (USD and base units) and window deltas per market, for commands like ``/cvd``; with both
+        markets watched, ``led_by_<window>`` says which led the window's delta: 1 spot, -1 perp, 0 none."""
         out: dict[str, float] = {}
         for k in self.keys.asset_keys(asset):
             m = self.keys.key_market[k]
@@ -103,4 +107,8 @@ class CvdDetector(FlowDetector):
                 out[f"delta_usd_{label}_{m}"] = float(self.win[k, w, K.W_DELTA])
                 out[f"buy_sell_ratio_{label}_{m}"] = float(self.win[k, w, K.W_RATIO])
                 out[f"acceleration_{label}_{m}"] = float(self.win[k, w, K.W_ACCEL])
+        for label in self.labels:
+            spot, perp = out.get(f"delta_usd_{label}_spot"), out.get(f"delta_usd_{label}_perp")
+            if spot is not None and perp is not None:
+                out[f"led_by_{label}"] = _LEADER_CODE[leading_market(spot, perp)]
         return out

@@ -24,6 +24,7 @@ that knows it. The connection manager (:mod:`engine.wsfeed`), the REST poller
 ``OI_STREAMED``            optional: open interest arrives on the socket; the feed polls no REST for it
 ``LIQUIDATIONS_AVAILABLE`` optional ``False``: the venue has no public liquidation stream
 ``WS_HEADERS``             optional: extra headers on the WebSocket handshake
+``MARKET``/``CONTRACT_TYPE`` optional: instrument market (``Market.SPOT``) and listing type it selects
 ``BOOK_RULE``/``BOOK_SOURCE`` optional: order-book sequence rule and snapshot source (:mod:`engine.books`)
 ``unsubscribe_messages``   optional: frames to drop streams (a silent stream is renewed with them)
 ``PING_INTERVAL_S``        optional: seconds between application-level keepalives
@@ -50,6 +51,7 @@ VENUES: dict[str, str] = {
     "bitget": "engine.venues.bitget",
     "hyperliquid": "engine.venues.hyperliquid",
     "gate": "engine.venues.gate",
+    "binance_spot": "engine.venues.binance_spot",
 }
 
 
