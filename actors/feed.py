@@ -4,8 +4,9 @@
 registry. ``run`` resolves the venue's ``symbols`` setting (a list, ``all`` or
 ``top:N``; :mod:`engine.symbols`) over REST, registers them (venue metadata
 where REST answered, else the base stripped from the symbol), then runs the
-sockets and the tiered open-interest pollers on a uvloop event loop. Every
-REST call of the venue shares ONE :class:`~engine.rest.WeightBudget`.
+sockets and the tiered open-interest pollers on a uvloop event loop, plus the
+OI poller of the venue's coin- and USDC-margined perps (:mod:`engine.margin_oi`).
+Every REST call of the venue shares ONE :class:`~engine.rest.WeightBudget`.
 
 A selector is re-resolved every ``resolve_interval_s``: new listings are
 registered and get sockets of their own (existing sockets are not touched),
@@ -29,6 +30,7 @@ from actors.base import Actor
 from engine.books import attach as attach_books
 from engine.config import Config
 from engine.instruments import Registry, registry_segment
+from engine.margin_oi import MarginOiPoller, streamed_price
 from engine.record import Kind
 from engine.rest import RestPoller, WeightBudget
 from engine.ring import Ring, ring_segment
@@ -62,6 +64,7 @@ class FeedActor(Actor):
         self.oi_plan: symbols.OiSchedule | None = None
         self.retired: list[asyncio.Task] = []
         self.contract_sizes: dict[str, float] = {}   # native symbol -> base units per contract (instrument list)
+        self.margin_oi: MarginOiPoller | None = None
 
     def setup(self) -> None:
         e = self.cfg.engine
@@ -120,6 +123,7 @@ class FeedActor(Actor):
         self.volumes = resolution.volumes
         self._start_feed(rest, self.register(resolution))
         self._plan_oi(rest)
+        self._start_margin_oi(rest, background)
         if isinstance(v.symbols, str) and v.resolve_interval_s > 0:
             background.append(asyncio.create_task(self._re_resolve(rest), name="resolve"))
         await asyncio.sleep(0)  # let the first connects create their sockets before pinning
@@ -170,6 +174,16 @@ class FeedActor(Actor):
                                                         lambda: self.stopping), name=f"oi/{n}")
             for n, (tier, interval) in enumerate(self.oi_plan.tiers())]
 
+    def _start_margin_oi(self, rest: RestPoller, background: list[asyncio.Task]) -> None:
+        """Poll the coin- and USDC-margined perps of ``margin_oi.assets`` (engine/margin_oi.py) on the same budget."""
+        m = self.cfg.margin_oi
+        if not m.enabled or "oi" not in self.vcfg.streams:
+            return
+        self.margin_oi = MarginOiPoller(self.venue_name, self.venue, rest, self.registry, m.assets, m.interval_s,
+                                        self.budget_per_minute, streamed_price(self.registry, self.ids, self.last_price),
+                                        self.write, skip=self.ids.__contains__)
+        background.append(asyncio.create_task(self.margin_oi.run(lambda: self.stopping), name="margin-oi"))
+
     async def _re_resolve(self, rest: RestPoller) -> None:
         """Every ``resolve_interval_s``: add new listings; keep everything already streaming."""
         v = self.vcfg
@@ -211,6 +225,8 @@ class FeedActor(Actor):
         counters.update(rest.counters())
         counters["symbols"] = len(self.ids)
         counters["connections"] = sum(len(f.plans) for f in self.feeds)
+        if self.margin_oi is not None:
+            counters.update(self.margin_oi.counters())
         if self.oi_plan is not None:
             counters["oi_hot_interval_s"] = self.oi_plan.hot_interval_s
             counters["oi_tail_interval_s"] = self.oi_plan.tail_interval_s

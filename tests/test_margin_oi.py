@@ -273,3 +273,96 @@ def test_real_coin_m_listing_gives_each_contracts_own_size(shared_data):
     out: list = []
     market.parse_oi(oi, {"ETHUSD_PERP": 3}.get, 0, 2_000.0, out)
     assert to_base(out[0], contracts["ETHUSD_PERP"], 2_000.0)[8:10] == pytest.approx((5.0, 10_000.0))
+
+
+# -- the feed actor against the simulator ------------------------------------------------------------------------
+
+FEED_CONFIG = """
+[engine]
+namespace = "{ns}"
+run_dir = "{run}"
+ring_capacity = 65536
+max_instruments = 64
+max_assets = 32
+{disable}
+[venues.{venue}]
+ws_urls = {{ {urls} }}
+rest_url = "{rest}"
+symbols = {symbols}
+fallback_symbols = {symbols}
+stale_after_s = 60.0
+rest_weight_per_minute = 6000
+[margin_oi]
+assets = ["BTC", "ETH", "SOL"]
+interval_s = 1.0
+"""
+
+# venue -> {contract the simulator lists: coin-margined?}
+SIM_CONTRACTS = {
+    "binance": {"BTCUSD_PERP": True, "ETHUSD_PERP": True, "SOLUSD_PERP": True, "BTCUSDC": False},
+    "bybit": {"BTCUSD": True, "ETHUSD": True, "SOLUSD": True},
+    "gate": {"BTC_USD": True},
+    "bitget": {"BTCUSD": True, "ETHUSD": True, "SOLUSD": True, "BTCPERP": False, "ETHPERP": False, "SOLPERP": False},
+}
+
+
+def _run_feed(text: str, venue: str) -> None:
+    from actors.feed import FeedActor
+    from engine.config import loads
+    raise SystemExit(FeedActor(loads(text), venue).start())
+
+
+@pytest.mark.process
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("venue", sorted(SIM_CONTRACTS))
+def test_feed_actor_writes_margin_oi_records_from_the_simulator(namespace, venue):
+    import multiprocessing
+    import shutil
+    import tempfile
+
+    from engine.record import venue_id
+    from engine.ring import Ring, RingReader, ring_segment
+    from engine.simulator.market import spec_for
+    from engine.simulator.runner import start_in_thread
+    from tests.conftest import wait_until
+
+    run = tempfile.mkdtemp(prefix=f"ut-margin-{venue}-", dir="/tmp")
+    with start_in_thread(rate=300.0, venues=[venue], seed=5, first_cascade_after_s=1e9) as sim:
+        ep = sim.endpoints(venue)
+        urls = ", ".join(f'{k} = "{u}"' for k, u in ep["ws_urls"].items())
+        native = ep.get("symbols") or ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+        symbols = "[" + ", ".join(f'"{s}"' for s in native[:3]) + "]"
+        ring = Ring.open(ring_segment(namespace, venue), 65536)
+        reg = Registry.open(registry_segment(namespace), 64, 32)
+        text = FEED_CONFIG.format(ns=namespace, run=run, venue=venue, urls=urls, rest=ep["rest_url"], symbols=symbols,
+                                  disable="" if venue == "binance" else "[venues.binance]\nenabled = false")
+        proc = multiprocessing.get_context("spawn").Process(target=_run_feed, args=(text, venue), daemon=True)
+        proc.start()
+        try:
+            reader = RingReader(ring, "test", start="earliest")
+            got: dict[str, tuple] = {}
+            wanted = SIM_CONTRACTS[venue]
+
+            def drain():
+                recs, _ = reader.poll()
+                for r in recs:
+                    if r["kind"] == Kind.OPEN_INTEREST and r["venue"] == venue_id(venue):
+                        ins = reg.get(int(r["instrument"]))
+                        got[ins.symbol] = (ins, float(r["price"]), float(r["qty"]), float(r["notional"]))
+                return set(wanted) <= set(got)
+
+            wait_until(drain, 40, message=f"margin OI records of {sorted(wanted)} from {venue}")
+        finally:
+            proc.terminate()
+            proc.join(15)
+            for obj in (ring, reg):
+                obj.close()
+            shutil.rmtree(run, ignore_errors=True)
+        for symbol, coin in wanted.items():
+            ins, price, qty, usd = got[symbol]
+            assert ins.coin_margined == coin and ins.settle == (ins.asset if coin else "USDC")
+            assert usd == pytest.approx(price * qty, rel=1e-6)
+            # the simulator gives each margin contract a quarter of the USDT perp's (drifting) OI, in base units:
+            # a contract size applied wrongly (x100, /100) lands far outside this band
+            start = spec_for(f"{ins.asset}USDT").oi_base * 0.25
+            assert start / 3 < qty < start * 3, (symbol, qty, start)

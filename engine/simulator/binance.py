@@ -62,6 +62,13 @@ LISTING_EXTRAS = (
 )
 
 
+# Margin types beside the USDT perps (engine/margin_oi.py): COIN-M perps on /dapi (contractSize USD each) and the
+# USD-M USDC perp above; each holds MARGIN_OI_SHARE of its asset's simulated USDT-perp open interest.
+COIN_M = {"BTCUSD_PERP": ("BTCUSDT", 100), "ETHUSD_PERP": ("ETHUSDT", 10), "SOLUSD_PERP": ("SOLUSDT", 10)}
+USDC_PERPS = {"BTCUSDC": "BTCUSDT"}
+MARGIN_OI_SHARE = 0.25
+
+
 def listing_volume_usd(spec: SymbolSpec) -> float:
     """Synthetic 24 h volume of a market symbol: its share of the event rate, and a per-symbol factor
     (stable across runs) so that generic small caps do not tie."""
@@ -415,6 +422,8 @@ class BinanceVenue:
             return 200, self._exchange_info(now_ms)
         if route == "/fapi/v1/ticker/24hr":
             return self._tickers(query.get("symbol"), now_ms)
+        if route.startswith("/dapi/") or (route == "/fapi/v1/openInterest" and query.get("symbol") in USDC_PERPS):
+            return self._margin_rest(route, query.get("symbol"), now_ms)
         if route not in ("/fapi/v1/openInterest", "/fapi/v1/depth", "/fapi/v1/premiumIndex", "/fapi/v1/klines"):
             return 404, {"code": -5000, "msg": f"Path {parts.path}, Method GET is invalid"}
         symbol = query.get("symbol")
@@ -440,6 +449,26 @@ class BinanceVenue:
         return 200, {"lastUpdateId": last_id, "E": now_ms, "T": now_ms,
                      "bids": [[_fmt(p, ss.pd), _fmt(q, ss.qd)] for p, q in bids],
                      "asks": [[_fmt(p, ss.pd), _fmt(q, ss.qd)] for p, q in asks]}
+
+    def _margin_rest(self, route: str, symbol: str | None, now_ms: int) -> tuple[int, Any]:
+        """COIN-M ``/dapi/v1/exchangeInfo`` and ``/dapi/v1/openInterest`` (contracts), USDC-perp OI (base)."""
+        coin_m = {s: v for s, v in COIN_M.items() if v[0] in self.symbols}
+        if route == "/dapi/v1/exchangeInfo":
+            return 200, {"timezone": "UTC", "serverTime": now_ms, "symbols": [
+                {"symbol": s, "pair": s.split("_")[0], "contractType": "PERPETUAL", "contractStatus": "TRADING",
+                 "contractSize": size, "marginAsset": spec_for(m).base, "baseAsset": spec_for(m).base,
+                 "quoteAsset": "USD", "pricePrecision": 1, "quantityPrecision": 0, "filters": []}
+                for s, (m, size) in coin_m.items()]}
+        market_symbol = coin_m.get(symbol, (USDC_PERPS.get(symbol),))[0]
+        if route not in ("/dapi/v1/openInterest", "/fapi/v1/openInterest"):
+            return 404, {"code": -5000, "msg": f"Path {route}, Method GET is invalid"}
+        if market_symbol not in self.symbols or self.market is None:
+            return 400, {"code": -1121, "msg": "Invalid symbol."}
+        base = MARGIN_OI_SHARE * self.market.open_interest(market_symbol)
+        if symbol in coin_m:   # contracts of contractSize USD
+            return 200, {"symbol": symbol, "pair": symbol.split("_")[0], "contractType": "PERPETUAL", "time": now_ms,
+                         "openInterest": str(round(base * self.market.price(market_symbol) / coin_m[symbol][1]))}
+        return 200, {"openInterest": _fmt(base, 3), "symbol": symbol, "time": now_ms}
 
     def _tickers(self, symbol: str | None, now_ms: int) -> tuple[int, Any]:
         """``/fapi/v1/ticker/24hr``: synthetic 24 h volumes that rank the market's symbols by their weight."""

@@ -35,6 +35,10 @@ __all__ = ["BitgetVenue", "LiquidationSampler"]
 NAME = "bitget"
 V2_PATH, V3_PATH = "/v2/ws/public", "/v3/ws/public"
 PRODUCT_TYPE, UTA_INST_TYPE = "USDT-FUTURES", "usdt-futures"
+# Margin types beside USDT-FUTURES (engine/margin_oi.py): productType -> (symbol suffix, quote); sizes are base coin,
+# each contract holding MARGIN_OI_SHARE of its asset's simulated USDT-perp open interest
+MARGIN_PRODUCTS = {"COIN-FUTURES": ("USD", "USD"), "USDC-FUTURES": ("PERP", "USDC")}
+MARGIN_OI_SHARE = 0.25
 MAX_CHANNELS_PER_CONNECTION = 1000
 PING_TIMEOUT_S = 120.0
 LIQUIDATION_WINDOW_S = 1.0
@@ -353,6 +357,8 @@ class BitgetVenue:
         if not product:
             return 400, {"code": "40019", "msg": "Parameter productType cannot be empty", "requestTime": now_ms,
                          "data": None}
+        if product.upper() in MARGIN_PRODUCTS and route.endswith(("/contracts", "/open-interest")):
+            return self._margin(route, product.upper(), query.get("symbol"), now_ms)
         if product.upper() != PRODUCT_TYPE:
             return 400, {"code": "40020", "msg": "Parameter productType error", "requestTime": now_ms, "data": None}
         symbol = query.get("symbol")
@@ -383,6 +389,20 @@ class BitgetVenue:
                 "maintainTime": "", "maxMarketOrderQty": "1000", "maxOrderQty": "10000", "isRwa": "NO",
             })
         return out
+
+    def _margin(self, route: str, product: str, symbol: str | None, now_ms: int) -> tuple[int, Any]:
+        """COIN-FUTURES / USDC-FUTURES: the simulated assets' contracts and their OI (base coin)."""
+        suffix, quote = MARGIN_PRODUCTS[product]
+        names = {self.symbols[s].spec.base + suffix: s for s in self.symbols}
+        if route.endswith("/contracts"):
+            return 200, _ok([{**self._contracts([s], now_ms)[0], "symbol": n, "quoteCoin": quote,
+                              "supportMarginCoins": [self.symbols[s].spec.base if quote == "USD" else quote]}
+                             for n, s in names.items()], now_ms)
+        if symbol not in names or self.market is None:
+            return 400, {"code": "40034", "msg": "Parameter symbol does not exist", "requestTime": now_ms, "data": None}
+        size = MARGIN_OI_SHARE * self.market.open_interest(names[symbol])
+        return 200, _ok({"openInterestList": [{"symbol": symbol, "size": f"{size:.{self.symbols[names[symbol]].qd}f}"}],
+                         "ts": str(now_ms)}, now_ms)
 
     def _tickers(self, symbols: list[str], now_ms: int) -> list:
         out = []

@@ -50,6 +50,10 @@ LIQUIDATION_BATCH_S = 0.5
 BOOK_DEPTHS = (50, 200, 1000)
 MAX_TRADES_PER_MESSAGE = 1024
 FUNDING_INTERVAL_MS = 8 * 3600 * 1000
+# Inverse perps (category=inverse, engine/margin_oi.py): 1 USD contracts holding INVERSE_OI_SHARE of the asset's
+# simulated USDT-perp open interest
+INVERSE = {"BTCUSD": "BTCUSDT", "ETHUSD": "ETHUSDT", "SOLUSD": "SOLUSDT"}
+INVERSE_OI_SHARE = 0.25
 OI_INTERVALS = ("5min", "15min", "30min", "1h", "4h", "1d")
 _OI_INTERVAL_MS = {"5min": 300_000, "15min": 900_000, "30min": 1_800_000, "1h": 3_600_000, "4h": 14_400_000,
                    "1d": 86_400_000}
@@ -253,8 +257,8 @@ class BybitVenue:
                 continue
             if topic in self.need_snapshot and self.market is not None:
                 self.need_snapshot.discard(topic)
-                _, bids, asks = self.market.book_snapshot(ev.symbol, depth)
-                add((topic, self._book_frame(ss, depth, "snapshot", bids, asks, ev.last_id, now_ms)))
+                seq, bids, asks = self.market.book_snapshot(ev.symbol, depth)   # seq: the state it shows
+                add((topic, self._book_frame(ss, depth, "snapshot", bids, asks, seq, now_ms)))
             elif topic not in self.need_snapshot:
                 add((topic, self._book_frame(ss, depth, "delta", ev.bids, ev.asks, ev.last_id, now_ms)))
 
@@ -314,6 +318,8 @@ class BybitVenue:
                    "/v5/market/open-interest": self._open_interest, "/v5/market/orderbook": self._orderbook}.get(route)
         if handler is None:
             return 404, {"retCode": 404, "retMsg": "Not Found"}
+        if q.get("category") == "inverse" and route in ("/v5/market/instruments-info", "/v5/market/open-interest"):
+            return self._inverse(route, q, now_ms)
         if q.get("category") != "linear":
             return self._error("params error: category is invalid", now_ms)
         symbol = q.get("symbol")
@@ -371,6 +377,21 @@ class BybitVenue:
             "unifiedMarginTrade": True, "fundingInterval": 480, "settleCoin": spec.quote, "copyTrading": "both",
             "upperFundingRate": "0.005", "lowerFundingRate": "-0.005", "isPreListing": False, "preListingInfo": None,
         }
+
+    def _inverse(self, route: str, q: dict, now_ms: int) -> tuple[int, dict]:
+        """category=inverse: the inverse perps of the simulated assets, OI in USD (1 USD contracts)."""
+        listed = {s: m for s, m in INVERSE.items() if m in self.symbols}
+        if route == "/v5/market/instruments-info":
+            items = [{**self._instrument(self.symbols[m].spec), "symbol": s, "contractType": "InversePerpetual",
+                      "quoteCoin": "USD", "settleCoin": self.symbols[m].spec.base} for s, m in listed.items()]
+            return self._ok({"category": "inverse", "list": items, "nextPageCursor": ""}, now_ms)
+        symbol = q.get("symbol")
+        if symbol not in listed or self.market is None:
+            return self._error("params error: symbol invalid", now_ms)
+        usd = INVERSE_OI_SHARE * self.market.open_interest(listed[symbol]) * self.market.price(listed[symbol])
+        step = _OI_INTERVAL_MS.get(q.get("intervalTime"), 300_000)
+        return self._ok({"symbol": symbol, "category": "inverse", "nextPageCursor": "",
+                         "list": [{"openInterest": f"{round(usd)}", "timestamp": str(now_ms // step * step)}]}, now_ms)
 
     def _rest_tickers(self, q: dict, now_ms: int) -> tuple[int, dict]:
         names = [q["symbol"]] if "symbol" in q else list(self.symbols)

@@ -40,6 +40,11 @@ __all__ = ["GateVenue", "LiquidationBatcher", "native_symbol"]
 NAME = "gate"
 WS_PATH = "/v4/ws/usdt"
 REST_PREFIX = "/api/v4/futures/usdt"
+# BTC-settled inverse perps (engine/margin_oi.py): contract -> the USDT contract whose market it follows; 1 USD
+# contracts (quanto_multiplier "0") holding INVERSE_OI_SHARE of that contract's open interest
+INVERSE_PREFIX = "/api/v4/futures/btc"
+INVERSE = {"BTC_USD": "BTC_USDT"}
+INVERSE_OI_SHARE = 0.25
 DECIMAL_HEADER = "X-Gate-Size-Decimal"
 LIQ_WINDOW_S = 1.0
 LIQ_BATCH_MAX = 20
@@ -327,6 +332,8 @@ class GateVenue:
         """Answer a REST GET: return ``(status, json-able body)``; 404 for paths not Gate's."""
         parts = urlsplit(path)
         route = parts.path.rstrip("/")
+        if route.startswith(INVERSE_PREFIX + "/contracts"):
+            return self._inverse(route[len(INVERSE_PREFIX + "/contracts"):].lstrip("/"))
         if not route.startswith(REST_PREFIX):
             return 404, {"label": "NOT_FOUND", "message": "not found"}
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
@@ -365,6 +372,20 @@ class GateVenue:
         if query.get("with_id") == "true":
             body["id"] = last_id
         return 200, body
+
+    def _inverse(self, name: str) -> tuple[int, Any]:
+        """``/futures/btc/contracts[/{name}]``: the inverse contracts whose USDT market is simulated."""
+        listed = {n: self.contracts[u] for n, u in INVERSE.items() if u in self.contracts}
+        if name and (name not in listed or self.market is None):
+            return 400, {"label": "CONTRACT_NOT_FOUND", "message": "Contract not found"}
+        out = []
+        for n, c in listed.items():
+            body = {**self._contract(c), "name": n, "type": "inverse", "quanto_multiplier": "0"}
+            if self.market is not None:
+                usd = INVERSE_OI_SHARE * self.market.open_interest(c.spec.symbol) * self.market.mark(c.spec.symbol).mark
+                body["position_size"] = round(usd)
+            out.append(body)
+        return 200, (out[list(listed).index(name)] if name else out)
 
     def _contract(self, c: _Contract) -> dict:
         spec = c.spec
