@@ -105,9 +105,23 @@ def cmd_simulate(args) -> int:
         changes.update(scenarios=[*sim.scenarios, *args.scenario])
     if changes:
         sim = msgspec.structs.replace(sim, **changes)
+    market = _market_choice(args, "simulate")
     run(sim, ready_file=args.ready_file, duration=args.duration, liquidation_share=args.liquidation_share,
-        throttle=not args.no_throttle)
+        throttle=not args.no_throttle, **market)
     return 0
+
+
+def _market_choice(args, command: str) -> dict:
+    """``--market``/``--regime`` as Simulator keyword arguments (none for the default synthetic market)."""
+    if args.market != "mechanistic":
+        if args.regime is not None:
+            raise SystemExit(f"undertow {command}: --regime needs --market mechanistic")
+        return {}
+    from .simulator.regimes import REGIMES
+    regime = args.regime or "calm"
+    if regime not in REGIMES:
+        raise SystemExit(f"undertow {command}: unknown --regime {regime!r} (have {', '.join(REGIMES)})")
+    return {"market": "mechanistic", "regime": regime}
 
 
 # -- demo ------------------------------------------------------------------
@@ -159,7 +173,8 @@ def cmd_demo(args) -> int:
                 "--ready-file", str(ready)]
     if args.config:
         sim_argv += ["--config", args.config]
-    for flag, val in (("--seed", args.seed), ("--rate", args.rate)):
+    for flag, val in (("--seed", args.seed), ("--rate", args.rate),
+                      *(("--" + k, v) for k, v in _market_choice(args, "demo").items())):
         if val is not None:
             sim_argv += [flag, str(val)]
     sim = subprocess.Popen(sim_argv, env={**os.environ, "UNDERTOW_PARENT_PID": str(os.getpid())},
@@ -331,6 +346,14 @@ def cmd_top(args) -> int:
     return run_top(_load(args.config), args.refresh, args.duration)
 
 
+def _market_arguments(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--market", choices=("synthetic", "mechanistic"), default="synthetic",
+                   help="synthetic: drawn cascades; mechanistic: cascades emerge from leveraged positions "
+                        "meeting the book (engine/simulator/mechanics.py)")
+    s.add_argument("--regime", help="mechanistic market regime: calm, grind, news_shock, thin_book_cascade "
+                                    "(default calm; engine/simulator/regimes.py)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="undertow", description="Liquidation-cascade radar for crypto perpetuals.")
     p.add_argument("--log-level", default=os.environ.get("UNDERTOW_LOG_LEVEL", "INFO"),
@@ -347,6 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--duration", type=float, help="stop after S seconds (default: until Ctrl-C)")
     s.add_argument("--seed", type=int)
     s.add_argument("--rate", type=float, help="synthetic frames per second")
+    _market_arguments(s)
     s.set_defaults(func=cmd_demo, demo=True)
 
     s = sub.add_parser("simulate", help="run the local exchange simulator")
@@ -365,6 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fraction of synthetic frames that are liquidations (latency benchmarks)")
     s.add_argument("--no-throttle", action="store_true",
                    help="send every liquidation (Binance itself sends at most one per symbol per second)")
+    _market_arguments(s)
     s.set_defaults(func=cmd_simulate)
 
     s = sub.add_parser("tail", help="print signals from the bus")

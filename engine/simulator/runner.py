@@ -52,15 +52,13 @@ class Simulator:
     """A local exchange: synthetic market or capture replay served over the venues' wire protocols."""
 
     def __init__(self, cfg: SimulatorConfig | None = None, *, liquidation_share: float = 0.0,
-                 throttle: bool = True, max_messages_per_s: int = 10) -> None:
+                 throttle: bool = True, max_messages_per_s: int = 10, market: str = "synthetic",
+                 regime: str = "calm") -> None:
         self.cfg = cfg = cfg or SimulatorConfig()
         self.market = None
         self.replay = None
         if cfg.mode == "synthetic":
-            self.market = SyntheticMarket(cfg.symbols, seed=cfg.seed, rate=cfg.rate,
-                                          cascade_every_s=cfg.cascade_every_s,
-                                          first_cascade_after_s=cfg.first_cascade_after_s,
-                                          liquidation_share=liquidation_share, correlation=cfg.correlation)
+            self.market = _make_market(cfg, market, regime, liquidation_share)
             for line in cfg.scenarios:
                 self.script(line)
         else:
@@ -190,6 +188,20 @@ class Simulator:
             for venue in venues:
                 server.publish(venue.name, venue.render(events, market.t, server.subs[venue.name], now_ms))
             await asyncio.sleep(max(0.0, origin + (market.steps + 1) * STEP_S - loop.time()))
+
+
+def _make_market(cfg: SimulatorConfig, kind: str, regime: str, liquidation_share: float) -> Any:
+    """The synthetic market (drawn cascades) or the mechanistic one (cascades from leveraged positions)."""
+    if kind == "mechanistic":
+        from .mechanics import MechanisticMarket
+        if liquidation_share:
+            raise ValueError("liquidation_share applies to the synthetic market only")
+        return MechanisticMarket(cfg.symbols, seed=cfg.seed, rate=cfg.rate, correlation=cfg.correlation, regime=regime)
+    if kind != "synthetic":
+        raise ValueError(f"unknown market {kind!r} (have synthetic, mechanistic)")
+    return SyntheticMarket(cfg.symbols, seed=cfg.seed, rate=cfg.rate, cascade_every_s=cfg.cascade_every_s,
+                           first_cascade_after_s=cfg.first_cascade_after_s, liquidation_share=liquidation_share,
+                           correlation=cfg.correlation)
 
 
 def _split_overrides(cfg: SimulatorConfig, overrides: dict) -> tuple[SimulatorConfig, dict]:

@@ -1,0 +1,584 @@
+"""Mechanistic perpetual-futures market: cascades emerge from leveraged positions meeting a finite book.
+
+A drop-in for :class:`~engine.simulator.market.SyntheticMarket` (same neutral
+events, same query methods, so every venue module serves it unchanged), but
+nothing here is drawn as "a cascade": per symbol
+
+* a **book** of resting limit orders on a level grid (:class:`LevelBook`,
+  levels :data:`LEVEL_BPS` apart, ``depth`` USD per basis point per side): every
+  market order walks it, so its impact is set by the depth the venues publish;
+  consumed levels refill towards their target with time constant ``refill_s``;
+* **noise traders** send taker orders (Poisson, log-normal sizes) whose side
+  follows a slow sentiment shared across symbols (``correlation``);
+* **leveraged traders** open positions (arrival rate, log-normal size,
+  leverage mix, long share that follows the recent return and leans against
+  funding), each a market order whose fill is the entry, and close them at
+  rate ``1/hold_s`` with the opposite market order;
+* a position whose liquidation price the traded price reaches is taken over by
+  the liquidation engine and, after an exponential delay (``liq_delay_s``),
+  sold (long) or bought (short) at market: a ``Liquidation`` event (side of the
+  liquidated position) and the taker trades it causes. Its impact can reach
+  more liquidation prices: that is the cascade, and how far it runs depends on
+  the clustering of liquidation prices against the depth, which the engine
+  only sees indirectly;
+* open interest is the base quantity of open (and triggered, not yet
+  executed) positions; funding comes from a basis that mean-reverts to
+  ``basis_target`` plus a term in the long/short imbalance, as in SyntheticMarket.
+
+Regimes (:mod:`engine.simulator.regimes`) script depth, flow and shocks; the
+scenarios of :mod:`engine.simulator.scenarios` that act through flow, book,
+basis or whale prints work here too. :attr:`MechanisticMarket.truth` keeps
+the ground truth (:class:`~engine.simulator.population.Truth`).
+"""
+from __future__ import annotations
+
+import heapq
+import math
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from engine.record import Side
+
+from .market import (BOOK_EVERY, BOOK_LEVELS, MARK_EVERY, STEP_S, TOP_LEVELS, BookDiff, BookTop, Liquidation,
+                     MarkBatch, MarkUpdate, SymbolSpec, SyntheticMarket, Trade, _FUNDING_BASE, _FUNDING_BASIS_GAIN,
+                     spec_for)
+from .population import LeverageMix, Positions, Truth, liquidation_prices
+from .regimes import MECHANISTIC_SCENARIOS, REGIMES, Regime
+
+__all__ = ["MechanisticMarket", "LevelBook", "REGIMES", "LEVEL_BPS", "DEFAULT_LEVERAGE"]
+
+LEVEL_BPS = 0.5                  # spacing of book levels (rounded to whole ticks)
+DEPTH_TRADES = 50.0              # resting USD per bp per side, in median trades
+DEFAULT_LEVERAGE = ((2, 0.14), (3, 0.12), (5, 0.18), (10, 0.20), (20, 0.14), (25, 0.07), (50, 0.08), (75, 0.03),
+                    (100, 0.04))
+DEFAULT_MMR = 0.005
+_BASIS_IMBALANCE_GAIN = 0.001    # basis per unit of (long - short) / open notional
+_SENTIMENT_TAU_S = 60.0          # noise-flow sentiment: OU time constant ...
+_SENTIMENT_SD = 0.06             # ... and stationary sd of the buy-probability tilt
+_RETURN_EMA_S = 300.0            # horizon of the return new positions chase
+_VALUE_EMA_S = 1800.0            # value traders lean against the distance from this slow average ...
+_VALUE_PULL = 0.12               # ... by up to this much buy probability ...
+_VALUE_SCALE = 0.01              # ... reached around this log distance
+_EPISODE_GAP_S = 30.0            # liquidations further apart than this start a new episode
+
+
+class LevelBook:
+    """Resting orders of one symbol on a grid of levels ``gap`` ticks apart.
+
+    Level ``k`` sits at price ``k * gap * tick``; bids are the levels ``<= ref``,
+    asks ``> ref``; each side keeps :data:`BOOK_LEVELS` levels (quantity 0 =
+    consumed, refilling). Levels beyond that are deep liquidity at target.
+    """
+
+    def __init__(self, spec: SymbolSpec, price: float, depth_bp_usd: float, rng: np.random.Generator) -> None:
+        self.spec = spec
+        self.gap = max(1, round(price * LEVEL_BPS * 1e-4 / spec.tick))
+        self.level_usd = depth_bp_usd * self.gap * spec.tick / price * 1e4   # target notional of one level
+        self._level, self._decimals = self.gap * spec.tick, spec.price_decimals
+        self._prices: dict[int, float] = {}   # level -> price, memoised
+        self.mult = [1.0, 1.0]            # bid, ask multipliers (scenarios, regimes)
+        self.rng = rng
+        self.bids: dict[int, float] = {}
+        self.asks: dict[int, float] = {}
+        self.shape: dict[int, float] = {}     # level -> its own size factor (mean 1), fixed while it exists
+        self.off: set = set()                 # kept levels away from their target (refilling)
+        self.dirty_bids: set = set()
+        self.dirty_asks: set = set()
+        self.touched = True                   # the best levels may have changed
+        self.ref = int(math.floor(price / (self.gap * spec.tick)))
+        self.update_id = 1_000_000
+        self.diff_first_id = 1_000_001
+        self.last_diff_id = 1_000_000
+        self.last_top: tuple = ()
+        self._extend()
+        self.dirty_bids.clear()
+        self.dirty_asks.clear()
+
+    def price_of(self, k: int) -> float:
+        p = self._prices.get(k)
+        if p is None:
+            p = self._prices[k] = round(k * self._level, self._decimals)
+        return p
+
+    def target(self, k: int) -> float:
+        """Target resting quantity (base) of level ``k``."""
+        if k not in self.shape:
+            self.shape[k] = float(self.rng.lognormal(-0.08, 0.4))
+        side = 0 if k <= self.ref else 1
+        return self._round(self.level_usd * self.mult[side] * self.shape[k] / self.price_of(k))
+
+    def _round(self, qty: float) -> float:
+        step = self.spec.step
+        return round(qty / step) * step
+
+    def sweep(self, buy: bool, qty: float) -> list[tuple[float, float]]:
+        """Fill a market order of ``qty`` base against the book; return its fills ``[(price, qty)]``."""
+        levels, dirty, sign = (self.asks, self.dirty_asks, 1) if buy else (self.bids, self.dirty_bids, -1)
+        k = self.ref + 1 if buy else self.ref
+        fills: list[tuple[float, float]] = []
+        remaining = qty
+        half = self.spec.step / 2.0
+        while remaining > half:
+            have = levels.get(k)
+            if have is None:          # past the kept levels: deep liquidity at its target
+                have = self.target(k)
+            if have > 0.0:
+                take = min(have, remaining)
+                fills.append((self.price_of(k), take))
+                remaining -= take
+                levels[k] = self._round(have - take)
+                dirty.add(k)
+                self.off.add(k)
+            if remaining > half:
+                k += sign
+        self.touched = True
+        rests = levels.get(k, 0.0) > 0.0      # the last level still rests on its side
+        new_ref = (k - 1 if rests else k) if buy else (k if rests else k - 1)
+        if new_ref != self.ref:
+            self._move_ref(new_ref)
+        return fills
+
+    def _move_ref(self, new_ref: int) -> None:
+        """Move the bid/ask boundary; swept levels change side, empty and refilling."""
+        up = new_ref > self.ref
+        src, dst = (self.asks, self.bids) if up else (self.bids, self.asks)
+        lo, hi = (self.ref + 1, new_ref) if up else (new_ref + 1, self.ref)
+        self.ref = new_ref
+        for k in range(lo, hi + 1):
+            src.pop(k, None)          # consumed: its removal is already in the dirty set
+            dst[k] = 0.0
+            self.off.add(k)
+        self._extend()
+
+    def _extend(self) -> None:
+        """Keep :data:`BOOK_LEVELS` levels a side: drop far ones, add new far ones at target."""
+        for levels, dirty, near, far in ((self.bids, self.dirty_bids, self.ref, self.ref - BOOK_LEVELS + 1),
+                                         (self.asks, self.dirty_asks, self.ref + 1, self.ref + BOOK_LEVELS)):
+            lo, hi = min(near, far), max(near, far)
+            for k in [k for k in levels if not lo <= k <= hi]:
+                if levels.pop(k) > 0.0:
+                    dirty.add(k)
+                self.shape.pop(k, None)
+                self.off.discard(k)
+            for k in range(lo, hi + 1):
+                if k not in levels:
+                    levels[k] = self.target(k)
+                    dirty.add(k)
+
+    def refill(self, alpha: float) -> None:
+        """Move every level away from its target a share ``alpha`` of the way there (makers requote)."""
+        done = []
+        for k in self.off:
+            levels, dirty = (self.bids, self.dirty_bids) if k <= self.ref else (self.asks, self.dirty_asks)
+            q = levels[k]
+            target = self.target(k)
+            new = self._round(q + (target - q) * alpha)
+            if new == q:      # within rounding: step the last quantity step so it converges
+                new = target
+                done.append(k)
+            levels[k] = new
+            dirty.add(k)
+        self.off.difference_update(done)
+        self.touched = True
+
+    def scale(self, side: int, factor: float) -> None:
+        """Multiply resting size on ``side`` (0 bid, 1 ask) now and in every later target."""
+        self.mult[side] *= factor
+        levels, dirty = (self.bids, self.dirty_bids) if side == 0 else (self.asks, self.dirty_asks)
+        for k, q in levels.items():
+            levels[k] = self._round(q * factor)
+            dirty.add(k)
+            self.off.add(k)
+        self.touched = True
+
+    def top(self, limit: int) -> tuple[list, list]:
+        """Best ``limit`` non-empty levels a side, best first, as ``[(price, qty)]``."""
+        out: tuple[list, list] = ([], [])
+        for side, levels, ks in ((out[0], self.bids, range(self.ref, self.ref - BOOK_LEVELS, -1)),
+                                 (out[1], self.asks, range(self.ref + 1, self.ref + 1 + BOOK_LEVELS))):
+            for k in ks:
+                q = levels.get(k, 0.0)
+                if q > 0.0:
+                    side.append((self.price_of(k), q))
+                    if len(side) == limit:
+                        break
+        return out
+
+    def depth_usd(self, bps: float, price: float) -> tuple[float, float]:
+        """Resting USD within ``bps`` of ``price`` on the bid and ask side."""
+        lo, hi = price * (1.0 - bps * 1e-4), price * (1.0 + bps * 1e-4)
+        bid = sum(q * self.price_of(k) for k, q in self.bids.items() if self.price_of(k) >= lo)
+        ask = sum(q * self.price_of(k) for k, q in self.asks.items() if self.price_of(k) <= hi)
+        return bid, ask
+
+    def best(self) -> tuple[float, float, float, float] | None:
+        """(bid, bid qty, ask, ask qty) of the best non-empty levels, None when a side is empty."""
+        bids, asks = self.bids, self.asks
+        b = next((k for k in range(self.ref, self.ref - BOOK_LEVELS, -1) if bids.get(k, 0.0) > 0.0), None)
+        a = next((k for k in range(self.ref + 1, self.ref + 1 + BOOK_LEVELS) if asks.get(k, 0.0) > 0.0), None)
+        if b is None or a is None:
+            return None
+        return self.price_of(b), bids[b], self.price_of(a), asks[a]
+
+    def book_top(self, symbol: str, t: float) -> BookTop | None:
+        """A BookTop event if the best levels changed since the last one."""
+        if not self.touched:
+            return None
+        self.touched = False
+        top = self.best()
+        if top is None or top == self.last_top:
+            return None
+        self.last_top = top
+        self.update_id += 1
+        return BookTop(symbol, t, self.update_id, *top)
+
+    def book_diff(self, symbol: str, t: float) -> BookDiff:
+        """The levels changed since the last diff (quantity 0 = removed) and the top after it."""
+        self.update_id += 1
+        bids = [(self.price_of(k), self.bids.get(k, 0.0)) for k in sorted(self.dirty_bids, reverse=True)]
+        asks = [(self.price_of(k), self.asks.get(k, 0.0)) for k in sorted(self.dirty_asks)]
+        self.dirty_bids.clear()
+        self.dirty_asks.clear()
+        top_bids, top_asks = self.top(TOP_LEVELS)
+        diff = BookDiff(symbol, t, self.diff_first_id, self.update_id, self.last_diff_id, bids, asks,
+                        top_bids, top_asks)
+        self.last_diff_id = self.update_id
+        self.diff_first_id = self.update_id + 1
+        return diff
+
+
+class _Sym:
+    """Per-symbol state; the attribute names the scenarios module uses are kept."""
+
+    def __init__(self, spec: SymbolSpec, book: LevelBook, positions: Positions, depth_bp_usd: float,
+                 position_usd: float) -> None:
+        self.spec = spec
+        self.book = book
+        self.positions = positions
+        self.depth_bp_usd = depth_bp_usd      # resting USD per basis point per side at multiplier 1
+        self.position_usd = position_usd      # median new position
+        self.price = spec.price            # last traded price
+        self.ema_price = spec.price        # for the return new positions chase
+        self.value_price = spec.price      # slow average value traders revert to
+        self.trade_id = 1_000_000
+        self.pending: list = []            # heap of (exec_t, seq, position row, trigger_t, trigger_price)
+        self.pending_qty = 0.0
+        self.basis = 0.0
+        self.last_liq_t = -math.inf
+        self.sentiment = 0.0
+        # scenario knobs (scenarios.py): neutral values leave the model unchanged
+        self.volume_mult = 1.0
+        self.flow_bias = 0.0
+        self.basis_target = 0.0
+        self.loading: float | None = None
+
+    @property
+    def book_mult(self) -> list:
+        return self.book.mult
+
+    @property
+    def oi(self) -> float:
+        return self.positions.qty + self.pending_qty
+
+
+class MechanisticMarket(SyntheticMarket):
+    """A market whose liquidations come from a population of leveraged positions; see the module doc."""
+
+    def __init__(self, symbols: Sequence[str] = ("BTCUSDT", "ETHUSDT", "SOLUSDT"), *, seed: int = 7,
+                 rate: float = 200.0, correlation: float = 0.7, regime: str | Regime = "calm",
+                 depth: float = 1.0, refill_s: float = 8.0, open_rate: float | None = None, hold_s: float = 1800.0,
+                 position_usd: float = 5.0, leverage: Sequence[tuple[float, float]] = DEFAULT_LEVERAGE,
+                 mmr: float | Mapping[str, float] = DEFAULT_MMR, liq_delay_s: float = 0.4,
+                 snapshot_every_s: float = 60.0, snapshot_range: float = 0.15, snapshot_bins: int = 120) -> None:
+        if not symbols:
+            raise ValueError("at least one symbol is needed")
+        if not -1.0 <= correlation <= 1.0:
+            raise ValueError(f"correlation must be in [-1, 1], got {correlation}")
+        for name, v in (("rate", rate), ("depth", depth), ("refill_s", refill_s), ("hold_s", hold_s),
+                        ("position_usd", position_usd)):
+            if not (math.isfinite(v) and v > 0.0):
+                raise ValueError(f"{name} must be a positive number, got {v}")
+        if not (math.isfinite(liq_delay_s) and liq_delay_s >= 0.0):
+            raise ValueError(f"liq_delay_s must be >= 0, got {liq_delay_s}")
+        if open_rate is not None and not open_rate >= 0.0:
+            raise ValueError(f"open_rate must be >= 0, got {open_rate}")
+        if not (snapshot_every_s >= 0.0 and 0.0 < snapshot_range < 1.0 and snapshot_bins >= 1):
+            raise ValueError("snapshot_every_s must be >= 0, snapshot_range in (0, 1), snapshot_bins >= 1")
+        self.regime_spec = REGIMES[regime] if isinstance(regime, str) and regime in REGIMES else regime
+        if not isinstance(self.regime_spec, Regime):
+            raise ValueError(f"unknown regime {regime!r} (have {', '.join(REGIMES)})")
+        self.rng = rng = np.random.default_rng(seed)
+        self.symbols = [s.upper() for s in symbols]
+        self.rate = float(rate)
+        self.correlation = float(correlation)
+        self.cascade_every_s = 0.0        # SyntheticMarket knobs the scenarios module may touch
+        self.calm_until = 0.0
+        self.regime = 0
+        self.cascades: list = []
+        self.scripted: list = []
+        self.steps = 0
+        self.liquidations_generated = 0
+        self.cascades_started = 0         # liquidation episodes: a liquidation after _EPISODE_GAP_S without one
+        self.refill_alpha = 1.0 - math.exp(-BOOK_EVERY * STEP_S / refill_s)
+        self.hold_s = float(hold_s)
+        self.liq_delay_s = float(liq_delay_s)
+        self.snapshot_every_s = float(snapshot_every_s)
+        self.snapshot_range = float(snapshot_range)
+        self.snapshot_bins = int(snapshot_bins)
+        mmr_of = (lambda s: float(mmr.get(s, mmr.get("*", DEFAULT_MMR)))) if isinstance(mmr, Mapping) \
+            else (lambda s: float(mmr))
+        rs = self.regime_spec
+        self.mix = LeverageMix(rs.leverage or leverage, max(mmr_of(s) for s in self.symbols))
+        weights = np.array([spec_for(s).weight for s in self.symbols])
+        weights = weights / weights.sum()
+        self._noise_rate = (rate * 0.4 * weights * rs.noise).tolist()
+        base_open = rate * 0.01 * weights if open_rate is None else np.full(len(self.symbols), float(open_rate))
+        self._open_rate = (base_open * rs.open_rate).tolist()
+        self.states: dict[str, _Sym] = {}
+        for s in self.symbols:
+            spec = spec_for(s)
+            depth_bp = spec.trade_usd * DEPTH_TRADES * depth * rs.depth
+            self.states[s] = _Sym(spec, LevelBook(spec, spec.price, depth_bp, rng), Positions(spec.symbol, mmr_of(s)),
+                                  depth_bp, spec.trade_usd * position_usd)
+        self._seq = 0
+        self._sts = [self.states[s] for s in self.symbols]
+        self._counts: list = []
+        self.truth = Truth({s: st.positions for s, st in self.states.items()},
+                           {s: st.pending for s, st in self.states.items()})
+        for i, s in enumerate(self.symbols):
+            self._seed_population(self.states[s], int(round(self._open_rate[i] * hold_s)))
+        for act in rs.actions:
+            if act.symbol < len(self.symbols):
+                self.script(act.name, self.symbols[act.symbol], at=act.at, duration=act.duration, **act.params)
+        if self.snapshot_every_s > 0.0:
+            self._take_snapshots()
+
+    # ---------------------------------------------------------------- queries
+
+    def open_interest(self, symbol: str) -> float:
+        """Base quantity of open positions (including triggered ones whose forced order is pending)."""
+        return self.states[symbol].oi
+
+    def book_snapshot(self, symbol: str, limit: int) -> tuple[int, list, list]:
+        book = self.states[symbol].book
+        bids, asks = book.top(limit)
+        return book.update_id, bids, asks
+
+    def depth_usd(self, symbol: str, bps: float) -> tuple[float, float]:
+        """Resting USD within ``bps`` of the price, (bid, ask)."""
+        st = self.states[symbol]
+        return st.book.depth_usd(bps, st.price)
+
+    # ---------------------------------------------------------------- control
+
+    def script(self, name: str, symbol: str | None = None, *, at: float | None = None,
+               duration: float | None = None, **params) -> Any:
+        """Schedule a scenario: a mechanistic one (:data:`MECHANISTIC_SCENARIOS`) or one of scenarios.py."""
+        if name in ("oi_explosion", "oi_flush", "cascade"):
+            raise ValueError(f"scenario {name} does not apply to the mechanistic market: open interest and "
+                             "liquidations follow from its positions (use crowd, shock or depth_collapse)")
+        cls = MECHANISTIC_SCENARIOS.get(name)
+        if cls is None:
+            return super().script(name, symbol, at=at, duration=duration, **params)
+        sym = (symbol or self.symbols[0]).upper()
+        if sym not in self.states:
+            raise ValueError(f"scenario {name}: unknown symbol {sym!r} (have {', '.join(self.symbols)})")
+        sc = cls.make(sym, self.t if at is None else at, duration, params)
+        self.scripted.append(sc)
+        return sc
+
+    def trigger_cascade(self, symbol: str | None = None, *, long_liquidated: bool | None = None,
+                        duration_s: float | None = None, all_symbols: bool = False) -> Any:
+        """Nothing is drawn as a cascade here: a market order of 150 bp of depth is sent instead (a shock)."""
+        side = "sell" if (long_liquidated if long_liquidated is not None else self.rng.random() < 0.6) else "buy"
+        targets = self.symbols if all_symbols else [(symbol or self.symbols[0]).upper()]
+        return [self.script("shock", s, bps=150.0, side=side) for s in targets]
+
+    def print_trade(self, st: _Sym, usd: float, taker_buy: bool, events: list) -> None:
+        """A taker market order of ``usd`` now (whale prints, shocks): it walks the book and may liquidate."""
+        self.market_order(st, taker_buy, self._qty(usd / st.price, st.spec), events)
+
+    def scale_book(self, st: _Sym, side: int, factor: float) -> None:
+        if not factor > 0.0:
+            raise ValueError(f"book scale factor must be positive, got {factor}")
+        st.book.scale(side, factor)
+
+    def open_position(self, st: _Sym, long: bool, leverage: float, usd: float, events: list) -> int:
+        """Open a position with a market order of ``usd``; its average fill is the entry. Return its id."""
+        qty = self._qty(usd / st.price, st.spec)
+        fills = self.market_order(st, long, qty, events, settle=False)
+        entry = sum(p * q for p, q in fills) / sum(q for _, q in fills)
+        pid = st.positions.add(Side.LONG if long else Side.SHORT, entry, qty, leverage, self.t)
+        self._trigger(st)    # its own fill may have reached other positions' liquidation prices
+        self._execute_due(st, self.t, events)
+        return pid
+
+    # ---------------------------------------------------------------- stepping
+
+    def step(self) -> list:
+        """Advance one step of :data:`STEP_S` and return its events in order."""
+        self.steps += 1
+        t = self.t
+        rng = self.rng
+        events: list = []
+        if self.scripted:
+            self._run_scenarios(t, events)
+        sts = self._sts
+        block = (self.steps - 1) % BOOK_EVERY
+        if block == 0:
+            self._draw_block(sts)
+        counts = self._counts[block]
+        for i, st in enumerate(sts):
+            if st.pending and st.pending[0][0] <= t:
+                self._execute_due(st, t, events)
+            n_noise, n_open, n_close = counts[i]
+            if n_noise:
+                self._noise_orders(st, n_noise, events)
+            for _ in range(n_open):
+                self._random_open(st, events)
+            if n_close and st.positions.n:
+                self._random_closes(st, n_close, events)
+            top = st.book.book_top(st.spec.symbol, t)
+            if top is not None:
+                events.append(top)
+        if self.steps % BOOK_EVERY == 0:
+            for sym in self.symbols:
+                st = self.states[sym]
+                st.book.refill(self.refill_alpha)
+                events.append(st.book.book_diff(sym, t))
+        if self.steps % MARK_EVERY == 0:
+            events.append(MarkBatch(t, tuple(self._mark_of(self.states[s], drift=True) for s in self.symbols)))
+        if self.snapshot_every_s > 0.0 and self.steps % max(1, round(self.snapshot_every_s / STEP_S)) == 0:
+            self._take_snapshots()
+        return events
+
+    def _draw_block(self, sts: list) -> None:
+        """Draw the next BOOK_EVERY steps' order counts at once (numpy's per-call cost dominates otherwise)
+        and move the noise-flow sentiment one block on."""
+        rng = self.rng
+        dt = BOOK_EVERY * STEP_S
+        means = [(self._noise_rate[i] * st.volume_mult * STEP_S, self._open_rate[i] * STEP_S,
+                  st.positions.n / self.hold_s * STEP_S) for i, st in enumerate(sts)]
+        self._counts = rng.poisson(means, size=(BOOK_EVERY, len(sts), 3)).tolist()
+        shocks = rng.standard_normal(len(sts) + 1).tolist()
+        keep = math.exp(-dt / _SENTIMENT_TAU_S)
+        kick = _SENTIMENT_SD * math.sqrt(1.0 - keep * keep)
+        for i, st in enumerate(sts):
+            load = self.correlation if st.loading is None else st.loading
+            own = math.sqrt(1.0 - load * load) * shocks[i + 1]
+            st.sentiment = st.sentiment * keep + kick * (load * shocks[0] + own)
+
+    # ---------------------------------------------------------------- orders
+
+    def market_order(self, st: _Sym, buy: bool, qty: float, events: list, *,
+                     settle: bool = True) -> list[tuple[float, float]]:
+        """Walk the book with a taker order of ``qty`` base and emit its trades; then (``settle``) hand the
+        positions whose liquidation price it reached to the liquidation engine. Return the fills."""
+        fills = st.book.sweep(buy, qty)
+        sym, t = st.spec.symbol, self.t
+        for price, q in fills:
+            st.trade_id += 1
+            events.append(Trade(sym, t, st.trade_id, price, q, buy))
+        if fills:
+            st.price = fills[-1][0]
+        if settle:
+            self._trigger(st)
+            self._execute_due(st, t, events)
+        return fills
+
+    def _trigger(self, st: _Sym) -> None:
+        """Queue every position whose liquidation price the last trade reached, after the engine's delay."""
+        idx = st.positions.crossed(st.price)
+        if not len(idx):
+            return
+        t = self.t
+        for row in st.positions.remove(idx):
+            delay = float(self.rng.exponential(self.liq_delay_s)) if self.liq_delay_s > 0.0 else 0.0
+            self._seq += 1
+            heapq.heappush(st.pending, (t + delay, self._seq, row, t, st.price))
+            st.pending_qty += float(row["qty"])
+
+    def _execute_due(self, st: _Sym, t: float, events: list) -> None:
+        """Send the forced orders due by ``t``; what they trigger joins the queue (and runs now if due)."""
+        while st.pending and st.pending[0][0] <= t:
+            _, _, row, trig_t, trig_price = heapq.heappop(st.pending)
+            qty = float(row["qty"])
+            st.pending_qty -= qty
+            long = int(row["side"]) == Side.LONG
+            fills = self.market_order(st, not long, qty, events, settle=False)
+            filled = sum(q for _, q in fills)
+            avg = sum(p * q for p, q in fills) / filled
+            events.append(Liquidation(st.spec.symbol, t, long, fills[-1][0], self._snap(avg, st.spec), qty))
+            self.truth.record_liquidation((t, st.spec.symbol, int(row["side"]), avg, qty, avg * qty,
+                                           float(row["leverage"]), float(row["liq_price"]), trig_t, trig_price,
+                                           float(row["entry"]), int(row["id"])))
+            self.liquidations_generated += 1
+            if t - st.last_liq_t > _EPISODE_GAP_S:
+                self.cascades_started += 1
+            st.last_liq_t = t
+            self._trigger(st)
+        if not st.pending:
+            st.pending_qty = 0.0       # no float drift once the queue is empty
+
+    def _noise_orders(self, st: _Sym, n: int, events: list) -> None:
+        rng = self.rng
+        usd = rng.lognormal(math.log(st.spec.trade_usd), 1.3, n).tolist()
+        sides = rng.random(n).tolist()
+        value = -_VALUE_PULL * math.tanh(math.log(st.price / st.value_price) / _VALUE_SCALE)
+        buy_below = 0.5 + max(-0.45, min(0.45, st.flow_bias + st.sentiment + value))
+        for u, s in zip(usd, sides):
+            self.market_order(st, s < buy_below, self._qty(u / st.price, st.spec), events)
+
+    def _long_share(self, st: _Sym) -> float:
+        """New positions chase the recent return and lean against funding."""
+        ret = math.log(st.price / st.ema_price)
+        funding = _FUNDING_BASIS_GAIN * st.basis
+        return max(0.15, min(0.85, 0.5 + 0.25 * math.tanh(ret / 0.005) - 0.15 * math.tanh(funding / 0.0005)))
+
+    def _random_open(self, st: _Sym, events: list) -> None:
+        rng = self.rng
+        long = bool(rng.random() < self._long_share(st))
+        usd = min(st.position_usd * float(rng.lognormal(0.0, 1.2)), 200.0 * st.position_usd)
+        self.open_position(st, long, float(self.mix.draw(rng, 1)[0]), usd, events)
+
+    def _random_closes(self, st: _Sym, n: int, events: list) -> None:
+        idx = self.rng.choice(st.positions.n, size=min(n, st.positions.n), replace=False)
+        for row in st.positions.remove(idx):
+            self.market_order(st, int(row["side"]) != Side.LONG, float(row["qty"]), events)
+
+    def _seed_population(self, st: _Sym, n: int) -> None:
+        """Positions already open at t=0: entries spread around the start price, none past its liquidation."""
+        if n <= 0:
+            return
+        rng = self.rng
+        entries = st.price * np.exp(rng.normal(0.0, 0.01, n))
+        longs = rng.random(n) < 0.5
+        lev = self.mix.draw(rng, n)
+        usd = np.minimum(st.position_usd * rng.lognormal(0.0, 1.2, n), 200.0 * st.position_usd)
+        opened = -rng.uniform(0.0, self.hold_s, n)
+        sides = np.where(longs, Side.LONG, Side.SHORT)
+        liq = liquidation_prices(entries, lev, st.positions.mmr, sides)
+        alive = np.where(longs, liq < st.price, liq > st.price)   # the others were liquidated before the start
+        for i in np.flatnonzero(alive).tolist():
+            st.positions.add(int(sides[i]), float(entries[i]), self._qty(usd[i] / entries[i], st.spec),
+                             float(lev[i]), float(opened[i]))
+
+    # ---------------------------------------------------------------- marks and truth
+
+    def _mark_of(self, st: _Sym, drift: bool = False) -> MarkUpdate:
+        if drift:   # basis mean-reverts to the scenario target plus the crowd's lean
+            target = st.basis_target + _BASIS_IMBALANCE_GAIN * st.positions.imbalance()
+            st.basis = 0.9 * st.basis + 0.1 * target + float(self.rng.normal(0.0, 0.00005))
+            st.ema_price += (st.price - st.ema_price) * (MARK_EVERY * STEP_S / _RETURN_EMA_S)
+            st.value_price += (st.price - st.value_price) * (MARK_EVERY * STEP_S / _VALUE_EMA_S)
+        mark = st.price * (1.0 + st.basis)
+        funding = max(-0.0075, min(0.0075, _FUNDING_BASE + _FUNDING_BASIS_GAIN * st.basis))
+        return MarkUpdate(st.spec.symbol, mark, st.price, funding)
+
+    def _take_snapshots(self) -> None:
+        for sym, st in self.states.items():
+            r = self.snapshot_range
+            edges = np.exp(np.linspace(math.log(st.price * (1.0 - r)), math.log(st.price * (1.0 + r)),
+                                       self.snapshot_bins + 1))
+            self.truth.snapshot(self.t, sym, edges)

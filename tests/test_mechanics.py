@@ -1,0 +1,220 @@
+"""Mechanistic market: determinism, conservation, liquidation at the crossing, depth-driven impact,
+regimes, the true liquidation map, and serving it through a venue module unchanged."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from engine.books import attach
+from engine.record import Kind, Side
+from engine.simulator.market import BookDiff, BookTop, Liquidation, MarkBatch, Trade
+from engine.simulator.mechanics import REGIMES, MechanisticMarket
+from engine.simulator.binance import BinanceVenue
+from engine.venues import Outcome, binance
+
+pytestmark = pytest.mark.unit
+
+BTC = ("BTCUSDT",)
+
+
+def _liq_usd(m: MechanisticMarket) -> float:
+    return float(m.truth.liquidations()["usd"].sum())
+
+
+def test_same_seed_same_events_and_truth():
+    a = MechanisticMarket(("BTCUSDT", "ETHUSDT"), seed=5, regime="news_shock")
+    b = MechanisticMarket(("BTCUSDT", "ETHUSDT"), seed=5, regime="news_shock")
+    a.script("shock", "ETHUSDT", at=3.0, bps=300.0)
+    b.script("shock", "ETHUSDT", at=3.0, bps=300.0)
+    ea, eb = a.run(8.0), b.run(8.0)
+    assert ea == eb and len(ea) > 1000
+    assert np.array_equal(a.truth.liquidations(), b.truth.liquidations())
+    assert np.array_equal(a.truth.positions("ETHUSDT"), b.truth.positions("ETHUSDT"))
+    c = MechanisticMarket(("BTCUSDT", "ETHUSDT"), seed=6, regime="news_shock")
+    assert c.run(8.0) != ea
+
+
+def test_open_interest_and_liquidations_are_conserved():
+    m = MechanisticMarket(BTC, seed=3, regime="calm", snapshot_every_s=0.0)
+    m.script("shock", at=2.0, bps=250.0)
+    liq_events: list = []
+    opened_ids = set(m.truth.positions("BTCUSDT")["id"].tolist())
+    for _ in range(1500):
+        evs = m.step()
+        liq_events += [e for e in evs if type(e) is Liquidation]
+        opened_ids |= set(m.truth.positions("BTCUSDT")["id"].tolist())
+        if m.steps % 100 == 0:   # OI is the base quantity of open plus triggered-but-pending positions
+            held = m.truth.positions("BTCUSDT")["qty"].sum() + m.truth.pending("BTCUSDT")["qty"].sum()
+            assert m.open_interest("BTCUSDT") == pytest.approx(held, rel=1e-9)
+    truth = m.truth.liquidations()
+    assert len(truth) > 20, "the shock should liquidate the positions it passes"
+    assert len(liq_events) == len(truth) == m.liquidations_generated
+    assert sum(e.qty * e.avg_price for e in liq_events) == pytest.approx(truth["usd"].sum(), rel=1e-4)
+    assert [e.long_liquidated for e in liq_events] == (truth["side"] == Side.LONG).tolist()
+    gone = set(truth["position_id"].tolist())
+    assert len(gone) == len(truth) and gone <= opened_ids   # each position is liquidated once
+    still = set(m.truth.positions("BTCUSDT")["id"].tolist()) | set(m.truth.pending("BTCUSDT")["id"].tolist())
+    assert not gone & still
+    # a liquidation's size is its position's, at the position's leverage
+    assert np.all(truth["qty"] > 0) and set(truth["leverage"].tolist()) <= set(m.mix.leverage.tolist())
+
+
+def test_liquidation_happens_when_price_crosses_the_liquidation_price():
+    m = MechanisticMarket(BTC, seed=4, regime="calm", liq_delay_s=0.0, snapshot_every_s=0.0)
+    m.script("shock", at=1.0, bps=200.0)
+    m.script("shock", at=3.0, bps=200.0, side="buy")
+    for _ in range(600):
+        m.step()
+        price = m.price("BTCUSDT")
+        pos = m.truth.positions("BTCUSDT")
+        longs = pos["side"] == Side.LONG
+        # nothing open has been reached (after every step), and nothing waits with no delay
+        assert np.all(pos["liq_price"][longs] < price) and np.all(pos["liq_price"][~longs] > price)
+        assert len(m.truth.pending("BTCUSDT")) == 0
+    liq = m.truth.liquidations()
+    longs = liq["side"] == Side.LONG
+    assert longs.any() and (~longs).any()
+    assert np.all(liq["trigger_price"][longs] <= liq["liq_price"][longs])
+    assert np.all(liq["trigger_price"][~longs] >= liq["liq_price"][~longs])
+    assert np.array_equal(liq["t"], liq["trigger_t"])   # no delay: executed in the step that crossed
+
+
+def test_a_position_is_liquidated_by_the_order_that_reaches_it_and_not_before():
+    m = MechanisticMarket(BTC, seed=8, regime="calm", liq_delay_s=0.0, snapshot_every_s=0.0, open_rate=0.0,
+                          rate=1e-9)
+    st = m.states["BTCUSDT"]
+    assert st.positions.n == 0       # no arrivals, no seeded population: the position below is the only one
+    pid = m.open_position(st, True, 50.0, 10_000.0, [])
+    (row,) = m.truth.positions("BTCUSDT")
+    assert row["id"] == pid and row["liq_price"] == pytest.approx(row["entry"] * (1 - 1 / 50 + 0.005))
+    gap_bps = (m.price("BTCUSDT") / row["liq_price"] - 1) * 1e4
+    events: list = []
+    m.print_trade(st, 0.5 * gap_bps * st.depth_bp_usd, False, events)   # about half way: still open
+    assert m.price("BTCUSDT") > row["liq_price"] and len(m.truth.liquidations()) == 0
+    m.print_trade(st, 2.0 * gap_bps * st.depth_bp_usd, False, events)   # through it
+    (liq,) = m.truth.liquidations()
+    assert liq["position_id"] == pid and liq["side"] == Side.LONG and liq["trigger_price"] <= row["liq_price"]
+    assert [e for e in events if type(e) is Liquidation][0].long_liquidated
+    assert m.open_interest("BTCUSDT") == 0.0
+
+
+def test_thin_book_means_more_impact_per_usd():
+    def impact_bps(factor: float) -> float:
+        m = MechanisticMarket(BTC, seed=2, regime="calm", snapshot_every_s=0.0)
+        st = m.states["BTCUSDT"]
+        if factor != 1.0:
+            m.scale_book(st, 0, factor)
+        before = m.price("BTCUSDT")
+        m.print_trade(st, 20.0 * st.depth_bp_usd, False, [])    # about 20 bp of resting bids at full depth
+        return (before / m.price("BTCUSDT") - 1.0) * 1e4
+
+    full, thin = impact_bps(1.0), impact_bps(0.1)
+    assert 10.0 < full < 40.0
+    assert thin > 6.0 * full
+
+
+def test_calm_liquidates_far_less_than_the_cascade_regimes():
+    usd = {}
+    for regime in ("calm", "news_shock", "thin_book_cascade"):
+        m = MechanisticMarket(BTC, seed=12, regime=regime, rate=60.0, snapshot_every_s=0.0)
+        m.run(180.0)
+        usd[regime] = _liq_usd(m)
+    # measured over 180 s at rate 60, seeds 11-14: news_shock / calm 6.6-27x, thin_book_cascade / calm 27-200x
+    # (seed 12: calm 0.08 M, news_shock 2.2 M, thin_book_cascade 15.8 M USD)
+    assert usd["news_shock"] > 5.0 * usd["calm"]
+    assert usd["thin_book_cascade"] > 15.0 * usd["calm"]
+
+
+def test_true_map_sums_to_the_open_notional_and_snapshots_are_taken():
+    m = MechanisticMarket(("BTCUSDT", "ETHUSDT"), seed=9, regime="calm", snapshot_every_s=2.0)
+    m.run(5.0)
+    for sym in ("BTCUSDT", "ETHUSDT"):
+        pos = m.truth.positions(sym)
+        lo, hi = pos["liq_price"].min(), pos["liq_price"].max()
+        edges = np.linspace(lo * 0.999, hi * 1.001, 50)
+        long_usd, short_usd = m.truth.true_map(sym, edges)
+        assert long_usd.sum() == pytest.approx(pos["size_usd"][pos["side"] == Side.LONG].sum())
+        assert short_usd.sum() == pytest.approx(pos["size_usd"][pos["side"] == Side.SHORT].sum())
+        # longs are liquidated below the price, shorts above
+        mid = 0.5 * (edges[1:] + edges[:-1])
+        assert np.all(mid[long_usd > 0] < m.price(sym) * 1.01) and np.all(mid[short_usd > 0] > m.price(sym) * 0.99)
+    times = sorted({s[0] for s in m.truth.snapshots})
+    assert times == pytest.approx([0.0, 2.0, 4.0])
+    t, sym, edges, long_usd, short_usd = m.truth.snapshots[-1]
+    assert len(edges) == len(long_usd) + 1 == len(short_usd) + 1
+    with pytest.raises(ValueError, match="increasing"):
+        m.truth.true_map("BTCUSDT", np.array([2.0, 1.0]))
+
+
+def test_bad_parameters_and_scenarios_are_refused():
+    with pytest.raises(ValueError, match="unknown regime"):
+        MechanisticMarket(BTC, regime="nope")
+    with pytest.raises(ValueError, match="maintenance"):
+        MechanisticMarket(BTC, leverage=[(300.0, 1.0)])
+    with pytest.raises(ValueError, match="depth"):
+        MechanisticMarket(BTC, depth=0.0)
+    m = MechanisticMarket(BTC, snapshot_every_s=0.0)
+    with pytest.raises(ValueError, match="does not apply"):
+        m.script("oi_explosion")
+    with pytest.raises(ValueError, match="side"):
+        m.script("shock", side="up")
+    with pytest.raises(ValueError, match="leverage"):
+        m.script("crowd", leverage="x")
+    assert set(REGIMES) >= {"calm", "grind", "news_shock", "thin_book_cascade"}
+
+
+def test_a_venue_module_serves_it_unchanged():
+    m = MechanisticMarket(BTC, seed=12, regime="calm", liq_delay_s=0.1, snapshot_every_s=0.0)
+    venue = BinanceVenue(list(BTC), market=m, throttle=False)
+    subs = {name: {object()} for name in ("btcusdt@aggTrade", "btcusdt@forceOrder", "btcusdt@depth@100ms",
+                                          "btcusdt@bookTicker", "btcusdt@markPrice@1s")}
+    ids: dict[str, int] = {}
+    parser = binance.Parser(lambda s: ids.setdefault(s, len(ids)))
+    books = attach(parser, binance, 20)
+    status, body = venue.rest("/fapi/v1/depth?symbol=BTCUSDT&limit=1000")
+    assert status == 200
+    assert parser.book_snapshot("BTCUSDT", json.dumps(body).encode(), 1, []) == Outcome.EMITTED
+    m.script("shock", at=1.0, bps=250.0)
+    records: list = []
+    kinds = set()
+    for _ in range(300):
+        evs = m.step()
+        kinds |= {type(e) for e in evs}
+        for _, raw in venue.render(evs, m.t, subs, 1_700_000_000_000):
+            assert parser.parse(raw, 1, records)[0] in (Outcome.EMITTED, Outcome.PARSED)
+    assert kinds == {Trade, Liquidation, BookTop, BookDiff, MarkBatch}
+    liqs = [r for r in records if r[0] == Kind.LIQUIDATION]
+    truth = m.truth.liquidations()
+    assert len(liqs) == len(truth) > 0 and [r[2] for r in liqs] == truth["side"].tolist()
+    assert sum(r[9] for r in liqs) == pytest.approx(truth["usd"].sum(), rel=2e-3)
+    book = books.book("BTCUSDT")
+    assert book.synced
+    bid, _, ask, _ = book.best()
+    _, bids, asks = m.book_snapshot("BTCUSDT", 1)
+    assert (bid, ask) == (bids[0][0], asks[0][0])
+    status, body = venue.rest("/fapi/v1/openInterest?symbol=BTCUSDT")
+    assert float(body["openInterest"]) == pytest.approx(m.open_interest("BTCUSDT"), abs=1e-3)
+
+
+@pytest.mark.process
+def test_the_simulator_serves_the_mechanistic_market_over_websocket():
+    from websockets.sync.client import connect
+
+    from engine.simulator import start_in_thread
+
+    with start_in_thread(venues=["binance"], symbols=["BTCUSDT", "ETHUSDT"], market="mechanistic",
+                         regime="news_shock") as sim:
+        assert type(sim.sim.market) is MechanisticMarket
+        url = sim.endpoints()["ws_urls"]["market"]
+        with connect(f"{url}/stream?streams=btcusdt@aggTrade/ethusdt@markPrice@1s") as ws:
+            seen: set = set()
+            while seen != {"btcusdt@aggTrade", "ethusdt@markPrice@1s"}:
+                msg = json.loads(ws.recv(timeout=5))
+                seen.add(msg["stream"])
+                if msg["stream"] == "btcusdt@aggTrade":
+                    assert float(msg["data"]["p"]) > 0 and float(msg["data"]["q"]) > 0
+        assert sim.counters()["market_time_s"] > 0
+    with pytest.raises(ValueError, match="unknown market"):
+        start_in_thread(venues=["binance"], market="nope")
