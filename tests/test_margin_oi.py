@@ -366,3 +366,38 @@ def test_feed_actor_writes_margin_oi_records_from_the_simulator(namespace, venue
             # a contract size applied wrongly (x100, /100) lands far outside this band
             start = spec_for(f"{ins.asset}USDT").oi_base * 0.25
             assert start / 3 < qty < start * 3, (symbol, qty, start)
+
+
+# -- /oi -----------------------------------------------------------------------------------------------------------
+
+def test_oi_reply_splits_stablecoin_from_coin_margined_per_venue(namespace, tmp_path):
+    """Known state: Binance BTCUSDT 1,000 BTC + BTCUSD_PERP 400 BTC, Bybit BTCUSDT 600 BTC; add Bybit's USDC perp
+    (100 BTC) and OKX's inverse swap (200 BTC) as the margin-OI poller registers them."""
+    import numpy as np
+
+    from engine.bot.commands import dispatch, parse
+    from engine.kernels import columns as C
+    from engine.record import Venue
+    from tests.test_bot_known_market import NOW_NS, KnownMarket
+
+    m = KnownMarket(namespace, tmp_path)
+    try:
+        usdc = m.registry.add(Venue.BYBIT, "BTCPERP", "BTC", quote="USDC")
+        inv = m.registry.add(Venue.OKX, "BTC-USD-SWAP", "BTC", market=Market.PERP_INVERSE, contract_size=100.0,
+                             quote="USD")
+        rows = np.zeros((64, C.NCOL))
+        for iid, oi in ((usdc, 100.0), (inv, 200.0)):
+            rows[iid, C.NOW_TS], rows[iid, C.PRICE], rows[iid, C.OI], rows[iid, C.OI_USD] = NOW_NS, 50_000.0, oi, oi * 5e4
+        m.table.write("i", np.array([usdc, inv]), rows)
+        name, args = parse("/oi BTC")
+        text = dispatch(m.context(42), name, args).text
+    finally:
+        m.close()
+    assert "BY VENUE (stablecoin | coin-margined)" in text
+    assert "• Binance: 1,000 BTC ($50.00M) | 400 BTC ($20.00M)" in text
+    assert "• Bybit: 700 BTC ($35.01M) | n/a" in text                   # USDT 600 + USDC 100, both stablecoin
+    assert "• Okx: n/a | 200 BTC ($10.00M)" in text
+    assert "• Total: 1,700 BTC ($85.01M) | 600 BTC ($30.00M)" in text
+    assert "USDC: $5.00M" in text and "Coin-Margined (Inverse): $30.00M" in text
+    assert "contracts reporting: Binance BTCUSD_PERP, Bybit BTCPERP, Okx BTC-USD-SWAP" in text
+    assert "gate (coin-margined)" in text and "hyperliquid (no other margin type listed)" in text

@@ -490,6 +490,36 @@ def _funding_pct(ins) -> str:
 
 
 # -- /oi --------------------------------------------------------------------------------------
+def _oi_by_venue(with_oi, asset: str) -> list[str]:
+    """Per venue and in total: stablecoin-margined (USDT + USDC) | coin-margined OI, in base units and USD."""
+    split: dict[str, list[float]] = {}   # venue -> [stable base, stable USD, coin base, coin USD]
+    for i in with_oi:
+        row = split.setdefault(i.venue, [0.0] * 4)
+        k = 2 if i.market == "inverse" else 0
+        row[k] += i.row["oi"]
+        row[k + 1] += i.row["oi_usd"]
+    total = [sum(r[k] for r in split.values()) for k in range(4)]
+    side = lambda q, u: f"{F.num(q, 0)} {asset} ({F.usd(u)})" if u > 0 else F.NA   # noqa: E731
+    ranked = sorted(split.items(), key=lambda item: -item[1][1] - item[1][3])
+    return ([F.b("🏦 BY VENUE (stablecoin | coin-margined):")]
+            + [f"• {v.title()}: {side(*r[:2])} | {side(*r[2:])}" for v, r in ranked]
+            + [f"• Total: {side(*total[:2])} | {side(*total[2:])}"])
+
+
+def _margin_coverage(ctx: BotContext, with_oi, enabled: list[str]) -> list[str]:
+    """Which coin-margined and USDC contracts report, and which margin types each enabled venue follows."""
+    from engine.margin_oi import MARKETS, coverage
+    extra = [f"{i.venue.title()} {F.esc(i.symbol)}" for i in with_oi if i.market == "inverse" or i.quote == "USDC"]
+    out = [f"• Coin-margined/USDC contracts reporting: {', '.join(extra) or 'none'}"]
+    if ctx.cfg.margin_oi.enabled:
+        follows = [f"{v} ({coverage(v) if MARKETS[v] else 'no other margin type listed'})"
+                   for v in enabled if v in MARKETS]
+        out.append(f"• Margin types followed: {'; '.join(follows)}")
+    else:
+        out.append("• Margin types followed: none ([margin_oi] is disabled)")
+    return out
+
+
 def cmd_oi(ctx: BotContext, args: list[str]) -> str:
     asset = _asset(ctx, args[0] if args else "BTC", "/oi BTC")
     ins = [i for i in ctx.market.instruments(asset) if i.market != "spot"]
@@ -514,7 +544,8 @@ def cmd_oi(ctx: BotContext, args: list[str]) -> str:
            f"• Total OI: {F.num(sum(i.row['oi'] for i in with_oi), 0)} {asset} ({F.usd(total_usd)})",
            f"• Stablecoin-Margined: {F.usd(stable)} | {share(stable)}"]
     out += [f"  - {k}: {F.usd(v)} ({share(v)})" for k, v in sorted(cats.items()) if k != "USD"]
-    out += [f"• Coin-Margined (Inverse): {F.usd(inverse)} | {share(inverse)}", "", F.b("📈 TOP MARKETS:")]
+    out += [f"• Coin-Margined (Inverse): {F.usd(inverse)} | {share(inverse)}", ""] + _oi_by_venue(with_oi, asset)
+    out += ["", F.b("📈 TOP MARKETS:")]
     for k, i in enumerate(sorted(with_oi, key=lambda i: -i.row["oi_usd"])[:13], 1):
         vol, _ = ctx.history.volume_24h(i.id, now_ns)
         age = (now_ns - i.row["ts"]) / 1e9 if i.row["ts"] else math.nan
@@ -526,7 +557,7 @@ def cmd_oi(ctx: BotContext, args: list[str]) -> str:
     missing = [v for v in enabled if v not in reporting]
     out += ["", F.b("🏢 COVERAGE SUMMARY:"), f"• Exchanges: {len(reporting)} of {len(enabled)} enabled report OI "
             f"({', '.join(reporting)})" + (f"; missing: {', '.join(missing)}" if missing else ""),
-            f"• Markets: {len(with_oi)} total", "", F.footer(ctx.now())]
+            f"• Markets: {len(with_oi)} total"] + _margin_coverage(ctx, with_oi, enabled) + ["", F.footer(ctx.now())]
     return "\n".join(out)
 
 
