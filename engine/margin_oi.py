@@ -300,4 +300,5 @@ class MarginOiPoller:
                     return
                 await asyncio.sleep(max(0.0, next_at - loop.time()))
                 next_at = max(next_at + step, loop.time())
-                await self.poll_once(c)
+                if not self.skip(c.symbol):   # the feed may have taken it into its own selection since
+                    await self.poll_once(c)

@@ -237,6 +237,23 @@ def test_poller_writes_converted_records_and_stays_within_its_budget_share(regis
     assert c["margin_oi_errors"] == c["margin_oi_no_price"] == 0
 
 
+def test_a_contract_the_feed_takes_over_is_no_longer_polled(registry):
+    calls: list = []
+    taken: set = set()
+    p, written = _poller(registry, calls, 1200, 0.1)
+    p.skip = taken.__contains__
+
+    async def go():
+        p.contracts = await p.discover()
+        taken.add("BTCUSD")             # e.g. a re-resolved "all" selection now streams it
+        stop = time.monotonic() + 1.5
+        await p.run(lambda: time.monotonic() > stop)
+
+    asyncio.run(go())
+    polled = [q["symbol"] for _, path, q in calls if path == "/v5/market/open-interest"]
+    assert polled == ["ETHPERP"] and {registry.get(r[4]).symbol for r in written} == {"ETHPERP"}
+
+
 def test_polls_without_a_streamed_price_are_counted_not_written(registry):
     calls: list = []
     p, written = _poller(registry, calls, 1200, 60.0, price=0.0)
