@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import multiprocessing
 import shutil
 import tempfile
@@ -13,6 +14,8 @@ from collections import Counter
 import msgspec
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from websockets.asyncio.client import connect
 
 from engine.bot import analytics as A
@@ -30,6 +33,8 @@ from engine.venues import Outcome
 from engine.venues import binance_spot as S
 from engine.wsfeed import WsFeed
 from tests.conftest import wait_until
+from tests.fuzz_frames import damaged
+from tests.test_binance_parser import mutate
 from tests.reference_flow import FakeRegistry, config_with, detector, records_from
 from tests.test_bot_known_market import NOW_NS, NOW_S, KnownMarket
 
@@ -97,6 +102,34 @@ def test_bad_and_protocol_frames_are_classified_never_raised(frame, outcome):
     assert p.parse(frame, 1, out)[0] == outcome
     assert out == []
     assert p.tickers == {}
+
+
+@st.composite
+def spot_frames(draw):
+    """Documented spot frames with 1-3 fields dropped or given weird values, maybe wrapped, maybe damaged."""
+    template = draw(st.sampled_from([json.loads(DOC_TRADE), json.loads(DOC_AGG), json.loads(DOC_MINI)]))
+    obj = mutate(draw, template)
+    if template["e"] == "24hrMiniTicker":
+        obj = [json.loads(DOC_MINI), obj]
+    if draw(st.booleans()):
+        obj = {"stream": "!miniTicker@arr" if isinstance(obj, list) else "bnbbtc@aggTrade", "data": obj}
+    return damaged(draw, json.dumps(obj, allow_nan=True).encode(), intact_weight=1)
+
+
+@pytest.mark.property
+@settings(max_examples=200, deadline=None)
+@given(spot_frames())
+def test_fuzzed_spot_frames_never_raise_or_emit_bad_numbers(raw):
+    p = S.Parser({"BNBBTC": 3}.get)
+    out: list = []
+    outcome, stream = p.parse(raw, 1, out)
+    assert isinstance(outcome, Outcome) and isinstance(stream, str)
+    if outcome != Outcome.EMITTED:
+        assert out == []
+    for r in out:
+        assert r[2] in (Side.BUY, Side.SELL) and all(math.isfinite(v) and v > 0.0 for v in (r[7], r[8], r[9]))
+    for t in p.tickers.values():
+        assert all(math.isfinite(v) and v >= 0.0 for v in t[:6])
 
 
 def test_listing_keeps_trading_plain_pairs_and_registers_them_as_spot(namespace):
