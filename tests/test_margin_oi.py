@@ -216,19 +216,19 @@ def test_discovery_registers_inverse_and_usdc_contracts_with_their_margin(regist
 
 def test_poller_writes_converted_records_and_stays_within_its_budget_share(registry):
     calls: list = []
-    # 5 % of 1200 weight/min = 60/min: two weight-1 contracts every 2 s would need 60/min exactly; ask 0.1 s
-    p, written = _poller(registry, calls, 1200, 0.1)
+    # 5 % of 4800 weight/min = 240/min: two weight-1 contracts every 0.5 s need 240/min exactly; ask 0.1 s
+    p, written = _poller(registry, calls, 4800, 0.1)
 
     async def go():
-        stop = time.monotonic() + 3.0
+        stop = time.monotonic() + 1.4
         await p.run(lambda: time.monotonic() > stop)
 
     asyncio.run(go())
-    assert p.interval == pytest.approx(2.0)
+    assert p.interval == pytest.approx(0.5)
     polls = [t for t, path, _ in calls if path == "/v5/market/open-interest"]
-    assert 2 <= len(polls) <= 2 * (3.0 / 2.0 + 1)          # unstretched (0.1 s) it would be ~60
+    assert 4 <= len(polls) <= 2 * (1.4 / 0.5 + 1)          # unstretched (0.1 s) it would be ~28
     spent_per_min = len(polls) * 60.0 / (polls[-1] - polls[0] + p.interval / 2)
-    assert spent_per_min <= margin_oi.MARGIN_OI_BUDGET_SHARE * 1200 * 1.01
+    assert spent_per_min <= margin_oi.MARGIN_OI_BUDGET_SHARE * 4800 * 1.01
     by_symbol = {registry.get(r[4]).symbol: r for r in written}
     assert by_symbol["BTCUSD"][8] == pytest.approx(1000 / 65_000.0)      # 1000 USD contracts
     assert by_symbol["ETHPERP"][8] == pytest.approx(1000.0)              # 1000 ETH
@@ -240,13 +240,13 @@ def test_poller_writes_converted_records_and_stays_within_its_budget_share(regis
 def test_a_contract_the_feed_takes_over_is_no_longer_polled(registry):
     calls: list = []
     taken: set = set()
-    p, written = _poller(registry, calls, 1200, 0.1)
+    p, written = _poller(registry, calls, 4800, 0.1)     # two contracts every 0.5 s
     p.skip = taken.__contains__
 
     async def go():
         p.contracts = await p.discover()
         taken.add("BTCUSD")             # e.g. a re-resolved "all" selection now streams it
-        stop = time.monotonic() + 1.5
+        stop = time.monotonic() + 0.4
         await p.run(lambda: time.monotonic() > stop)
 
     asyncio.run(go())
@@ -301,7 +301,6 @@ run_dir = "{run}"
 ring_capacity = 65536
 max_instruments = 64
 max_assets = 32
-{disable}
 [venues.{venue}]
 ws_urls = {{ {urls} }}
 rest_url = "{rest}"
@@ -331,11 +330,9 @@ def _run_feed(text: str, venue: str) -> None:
 
 @pytest.mark.process
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("venue", sorted(SIM_CONTRACTS))
-def test_feed_actor_writes_margin_oi_records_from_the_simulator(namespace, venue):
+def test_feed_actors_write_margin_oi_records_from_the_simulator(namespace, tmp_path):
+    """One simulator, one feed actor per venue (as the supervisor runs them, on one registry)."""
     import multiprocessing
-    import shutil
-    import tempfile
 
     from engine.record import venue_id
     from engine.ring import Ring, RingReader, ring_segment
@@ -343,46 +340,53 @@ def test_feed_actor_writes_margin_oi_records_from_the_simulator(namespace, venue
     from engine.simulator.runner import start_in_thread
     from tests.conftest import wait_until
 
-    run = tempfile.mkdtemp(prefix=f"ut-margin-{venue}-", dir="/tmp")
-    with start_in_thread(rate=300.0, venues=[venue], seed=5, first_cascade_after_s=1e9) as sim:
-        ep = sim.endpoints(venue)
-        urls = ", ".join(f'{k} = "{u}"' for k, u in ep["ws_urls"].items())
-        native = ep.get("symbols") or ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
-        symbols = "[" + ", ".join(f'"{s}"' for s in native[:3]) + "]"
-        ring = Ring.open(ring_segment(namespace, venue), 65536)
+    venues = sorted(SIM_CONTRACTS)
+    with start_in_thread(rate=300.0, venues=venues, seed=5, first_cascade_after_s=1e9) as sim:
         reg = Registry.open(registry_segment(namespace), 64, 32)
-        text = FEED_CONFIG.format(ns=namespace, run=run, venue=venue, urls=urls, rest=ep["rest_url"], symbols=symbols,
-                                  disable="" if venue == "binance" else "[venues.binance]\nenabled = false")
-        proc = multiprocessing.get_context("spawn").Process(target=_run_feed, args=(text, venue), daemon=True)
-        proc.start()
+        rings, procs = {}, []
+        for venue in venues:
+            ep = sim.endpoints(venue)
+            urls = ", ".join(f'{k} = "{u}"' for k, u in ep["ws_urls"].items())
+            native = ep.get("symbols") or ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+            symbols = "[" + ", ".join(f'"{s}"' for s in native[:3]) + "]"
+            rings[venue] = Ring.open(ring_segment(namespace, venue), 65536)
+            text = FEED_CONFIG.format(ns=namespace, run=tmp_path, venue=venue, urls=urls, rest=ep["rest_url"],
+                                      symbols=symbols)
+            procs.append(multiprocessing.get_context("spawn").Process(target=_run_feed, args=(text, venue),
+                                                                      daemon=True))
+        for p in procs:
+            p.start()
+        got: dict[tuple[str, str], tuple] = {}
         try:
-            reader = RingReader(ring, "test", start="earliest")
-            got: dict[str, tuple] = {}
-            wanted = SIM_CONTRACTS[venue]
+            readers = {v: RingReader(r, "test", start="earliest") for v, r in rings.items()}
 
             def drain():
-                recs, _ = reader.poll()
-                for r in recs:
-                    if r["kind"] == Kind.OPEN_INTEREST and r["venue"] == venue_id(venue):
-                        ins = reg.get(int(r["instrument"]))
-                        got[ins.symbol] = (ins, float(r["price"]), float(r["qty"]), float(r["notional"]))
-                return set(wanted) <= set(got)
+                for venue, reader in readers.items():
+                    recs, _ = reader.poll()
+                    for r in recs:
+                        if r["kind"] == Kind.OPEN_INTEREST and r["venue"] == venue_id(venue):
+                            ins = reg.get(int(r["instrument"]))
+                            got[venue, ins.symbol] = (ins, float(r["price"]), float(r["qty"]), float(r["notional"]))
+                return all((v, s) in got for v, wanted in SIM_CONTRACTS.items() for s in wanted)
 
-            wait_until(drain, 40, message=f"margin OI records of {sorted(wanted)} from {venue}")
+            wait_until(drain, 45, message="margin OI records of every simulated margin contract")
         finally:
-            proc.terminate()
-            proc.join(15)
-            for obj in (ring, reg):
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                p.join(15)
+            for obj in (*rings.values(), reg):
                 obj.close()
-            shutil.rmtree(run, ignore_errors=True)
+        assert [p.exitcode for p in procs] == [0] * len(procs)
+    for venue, wanted in SIM_CONTRACTS.items():
         for symbol, coin in wanted.items():
-            ins, price, qty, usd = got[symbol]
+            ins, price, qty, usd = got[venue, symbol]
             assert ins.coin_margined == coin and ins.settle == (ins.asset if coin else "USDC")
             assert usd == pytest.approx(price * qty, rel=1e-6)
             # the simulator gives each margin contract a quarter of the USDT perp's (drifting) OI, in base units:
             # a contract size applied wrongly (x100, /100) lands far outside this band
             start = spec_for(f"{ins.asset}USDT").oi_base * 0.25
-            assert start / 3 < qty < start * 3, (symbol, qty, start)
+            assert start / 3 < qty < start * 3, (venue, symbol, qty, start)
 
 
 # -- /oi -----------------------------------------------------------------------------------------------------------
