@@ -121,10 +121,10 @@ def test_calm_liquidates_far_less_than_the_cascade_regimes():
         m = MechanisticMarket(BTC, seed=12, regime=regime, rate=60.0, snapshot_every_s=0.0)
         m.run(180.0)
         usd[regime] = _liq_usd(m)
-    # measured over 180 s at rate 60, seeds 11-14: news_shock / calm 6.6-27x, thin_book_cascade / calm 27-200x
-    # (seed 12: calm 0.08 M, news_shock 2.2 M, thin_book_cascade 15.8 M USD)
-    assert usd["news_shock"] > 5.0 * usd["calm"]
-    assert usd["thin_book_cascade"] > 15.0 * usd["calm"]
+    # measured over 180 s at rate 60, seeds 11-14: news_shock / calm 5.2-230x, thin_book_cascade / calm 17-1800x
+    # (seed 12: calm 0.01 M, news_shock 2.3 M, thin_book_cascade 18.3 M USD); the bounds hold for every seed measured
+    assert usd["news_shock"] > 4.0 * usd["calm"]
+    assert usd["thin_book_cascade"] > 10.0 * usd["calm"]
 
 
 def test_true_map_sums_to_the_open_notional_and_snapshots_are_taken():

@@ -49,6 +49,8 @@ from .regimes import MECHANISTIC_SCENARIOS, REGIMES, Regime
 __all__ = ["MechanisticMarket", "LevelBook", "REGIMES", "LEVEL_BPS", "DEFAULT_LEVERAGE"]
 
 LEVEL_BPS = 0.5                  # spacing of book levels (rounded to whole ticks)
+_TOUCH_LEVELS = 4                # levels a side nearest the touch ...
+_TOUCH_REFILL_SPEEDUP = 6.0      # ... refill this many times faster (makers requote the touch first)
 DEPTH_TRADES = 50.0              # resting USD per bp per side, in median trades
 DEFAULT_LEVERAGE = ((2, 0.14), (3, 0.12), (5, 0.18), (10, 0.20), (20, 0.14), (25, 0.07), (50, 0.08), (75, 0.03),
                     (100, 0.04))
@@ -60,6 +62,7 @@ _RETURN_EMA_S = 300.0            # horizon of the return new positions chase
 _VALUE_EMA_S = 1800.0            # value traders lean against the distance from this slow average ...
 _VALUE_PULL = 0.12               # ... by up to this much buy probability ...
 _VALUE_SCALE = 0.01              # ... reached around this log distance
+_REFILL_SHARE = 0.25             # share of the refilling levels requoted at each book update
 _EPISODE_GAP_S = 30.0            # liquidations further apart than this start a new episode
 
 
@@ -81,7 +84,8 @@ class LevelBook:
         self.rng = rng
         self.bids: dict[int, float] = {}
         self.asks: dict[int, float] = {}
-        self.shape: dict[int, float] = {}     # level -> its own size factor (mean 1), fixed while it exists
+        self._unit: dict[int, float] = {}     # level -> target quantity at multiplier 1
+        self._step = spec.step
         self.off: set = set()                 # kept levels away from their target (refilling)
         self.dirty_bids: set = set()
         self.dirty_asks: set = set()
@@ -103,10 +107,10 @@ class LevelBook:
 
     def target(self, k: int) -> float:
         """Target resting quantity (base) of level ``k``."""
-        if k not in self.shape:
-            self.shape[k] = float(self.rng.lognormal(-0.08, 0.4))
-        side = 0 if k <= self.ref else 1
-        return self._round(self.level_usd * self.mult[side] * self.shape[k] / self.price_of(k))
+        unit = self._unit.get(k)
+        if unit is None:      # a level's own size factor (mean 1) is drawn once, kept while the level is kept
+            unit = self._unit[k] = self.level_usd * float(self.rng.lognormal(-0.08, 0.4)) / self.price_of(k)
+        return round(unit * self.mult[0 if k <= self.ref else 1] / self._step) * self._step
 
     def _round(self, qty: float) -> float:
         step = self.spec.step
@@ -140,46 +144,63 @@ class LevelBook:
         return fills
 
     def _move_ref(self, new_ref: int) -> None:
-        """Move the bid/ask boundary; swept levels change side, empty and refilling."""
-        up = new_ref > self.ref
+        """Move the bid/ask boundary; swept levels change side, empty and refilling; each side keeps
+        :data:`BOOK_LEVELS` levels (far ones dropped, new far ones added at target)."""
+        old, n = self.ref, BOOK_LEVELS
+        up = new_ref > old
         src, dst = (self.asks, self.bids) if up else (self.bids, self.asks)
-        lo, hi = (self.ref + 1, new_ref) if up else (new_ref + 1, self.ref)
         self.ref = new_ref
-        for k in range(lo, hi + 1):
+        for k in (range(old + 1, new_ref + 1) if up else range(new_ref + 1, old + 1)):
             src.pop(k, None)          # consumed: its removal is already in the dirty set
             dst[k] = 0.0
             self.off.add(k)
-        self._extend()
+        if up:
+            self._drop(self.bids, self.dirty_bids, range(old - n + 1, new_ref - n + 1))
+            self._fill(self.asks, self.dirty_asks, range(max(old + n + 1, new_ref + 1), new_ref + n + 1))
+        else:
+            self._drop(self.asks, self.dirty_asks, range(new_ref + n + 1, old + n + 1))
+            self._fill(self.bids, self.dirty_bids, range(new_ref - n + 1, min(old - n + 1, new_ref + 1)))
 
     def _extend(self) -> None:
-        """Keep :data:`BOOK_LEVELS` levels a side: drop far ones, add new far ones at target."""
-        for levels, dirty, near, far in ((self.bids, self.dirty_bids, self.ref, self.ref - BOOK_LEVELS + 1),
-                                         (self.asks, self.dirty_asks, self.ref + 1, self.ref + BOOK_LEVELS)):
-            lo, hi = min(near, far), max(near, far)
-            for k in [k for k in levels if not lo <= k <= hi]:
-                if levels.pop(k) > 0.0:
-                    dirty.add(k)
-                self.shape.pop(k, None)
-                self.off.discard(k)
-            for k in range(lo, hi + 1):
-                if k not in levels:
-                    levels[k] = self.target(k)
-                    dirty.add(k)
+        """Fill both sides' :data:`BOOK_LEVELS` levels at target (start)."""
+        self._fill(self.bids, self.dirty_bids, range(self.ref - BOOK_LEVELS + 1, self.ref + 1))
+        self._fill(self.asks, self.dirty_asks, range(self.ref + 1, self.ref + BOOK_LEVELS + 1))
 
-    def refill(self, alpha: float) -> None:
-        """Move every level away from its target a share ``alpha`` of the way there (makers requote)."""
-        done = []
-        for k in self.off:
-            levels, dirty = (self.bids, self.dirty_bids) if k <= self.ref else (self.asks, self.dirty_asks)
+    def _drop(self, levels: dict, dirty: set, ks: range) -> None:
+        for k in ks:
+            if levels.pop(k, 0.0) > 0.0:
+                dirty.add(k)
+            self._unit.pop(k, None)
+            self.off.discard(k)
+
+    def _fill(self, levels: dict, dirty: set, ks: range) -> None:
+        for k in ks:
+            if k not in levels:
+                levels[k] = self.target(k)
+                dirty.add(k)
+
+    def refill(self, alpha: float, share: float = 1.0) -> None:
+        """Makers requote: a random ``share`` of the levels away from their target each move ``alpha`` of the
+        way there (a level at its target within a quantity step is done)."""
+        if not self.off:
+            return
+        ks = sorted(self.off)
+        picked = (self.rng.random(len(ks)) < share).tolist() if share < 1.0 else [True] * len(ks)
+        fast = 1.0 - (1.0 - alpha) ** _TOUCH_REFILL_SPEEDUP
+        ref = self.ref
+        for k, pick in zip(ks, picked):
+            if not pick:
+                continue
+            levels, dirty = (self.bids, self.dirty_bids) if k <= ref else (self.asks, self.dirty_asks)
             q = levels[k]
             target = self.target(k)
-            new = self._round(q + (target - q) * alpha)
-            if new == q:      # within rounding: step the last quantity step so it converges
+            new = self._round(q + (target - q) * (fast if -_TOUCH_LEVELS < k - ref <= _TOUCH_LEVELS else alpha))
+            if new == q:
                 new = target
-                done.append(k)
-            levels[k] = new
-            dirty.add(k)
-        self.off.difference_update(done)
+                self.off.discard(k)
+            if new != q:
+                levels[k] = new
+                dirty.add(k)
         self.touched = True
 
     def scale(self, side: int, factor: float) -> None:
@@ -320,7 +341,7 @@ class MechanisticMarket(SyntheticMarket):
         self.steps = 0
         self.liquidations_generated = 0
         self.cascades_started = 0         # liquidation episodes: a liquidation after _EPISODE_GAP_S without one
-        self.refill_alpha = 1.0 - math.exp(-BOOK_EVERY * STEP_S / refill_s)
+        self.refill_alpha = 1.0 - math.exp(-BOOK_EVERY * STEP_S / (refill_s * _REFILL_SHARE))
         self.hold_s = float(hold_s)
         self.liq_delay_s = float(liq_delay_s)
         self.snapshot_every_s = float(snapshot_every_s)
@@ -445,7 +466,7 @@ class MechanisticMarket(SyntheticMarket):
         if self.steps % BOOK_EVERY == 0:
             for sym in self.symbols:
                 st = self.states[sym]
-                st.book.refill(self.refill_alpha)
+                st.book.refill(self.refill_alpha, _REFILL_SHARE)
                 events.append(st.book.book_diff(sym, t))
         if self.steps % MARK_EVERY == 0:
             events.append(MarkBatch(t, tuple(self._mark_of(self.states[s], drift=True) for s in self.symbols)))
