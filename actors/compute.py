@@ -25,7 +25,7 @@ import numpy as np
 
 from engine.bus import publisher_for
 from engine.config import Config, VenuesConfig
-from engine.coverage import coverage_signals
+from engine.coverage import coverage_rows, coverage_signals
 from engine.detectors import DetectorContext, build as build_detectors
 from engine.venues import load as load_venue
 from engine.idle import Doorbell, make_idle
@@ -120,7 +120,7 @@ class ComputeActor(Actor):
         self._single_usd: list[float] = []
         self.stats = dict(records=0, lost=0, batches=0, max_batch=0, kernel_ns=0, unknown=0,
                           sig_liquidation=0, sig_cascade=0, sig_volatility=0, sig_market_cascade=0,
-                          sig_liquidation_summary=0, detector_errors=0)
+                          sig_liquidation_summary=0, detector_errors=0, coverage_unknown_venue=0)
 
     def run(self) -> None:
         cfg = self.cfg
@@ -430,9 +430,17 @@ class ComputeActor(Actor):
             self.table.write("a", np.flatnonzero(r.owned[:n_a]), r.asset_rows)
 
     def publish_coverage(self) -> None:
-        """One ``coverage`` signal per venue from the feeds' counters in the actor table."""
-        for sig in coverage_signals(self._table.snapshot(), self._no_liquidations):
+        """One ``coverage`` signal per venue from the feeds' counters in the actor table, also into the
+        state table's venue rows (``undertow top``, the bot)."""
+        sigs = coverage_signals(self._table.snapshot(), self._no_liquidations)
+        for sig in sigs:
             self.publisher.publish(sig)
+        ids, rows, unknown = coverage_rows(sigs)
+        if unknown:
+            self.stats["coverage_unknown_venue"] += len(unknown)
+            log.warning("coverage of venues without a state-table row: %s", unknown)
+        if len(ids):
+            self.table.write("v", ids, rows)
 
     def publish_counters(self) -> None:
         st = self.stats

@@ -17,9 +17,13 @@ from __future__ import annotations
 import time
 from typing import Iterable
 
+import numpy as np
+
+from .kernels import columns as C
+from .record import venue_id
 from .signals import Coverage
 
-__all__ = ["coverage_signals", "uncapped_rate"]
+__all__ = ["coverage_signals", "uncapped_rate", "coverage_rows"]
 
 
 def _c(row: dict, key: str) -> float:
@@ -61,3 +65,28 @@ def coverage_signals(rows: Iterable[dict], no_liquidations: Iterable[str] = ()) 
             saturated_slots=saturated, saturation_share=round(_c(c, "saturation_share"), 4),
             missed_low=0.0, missed_high=round(missed, 1)))
     return out
+
+
+def coverage_rows(signals: Iterable[Coverage]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(venue ids, rows, unknown venue names): the signals' figures as venue rows of the state table.
+
+    ``rows`` is ``VENUE_ROWS x NCOL`` in the layout of ``columns.COVERAGE_COLUMNS`` (``events`` summed over
+    kinds, booleans as 0/1, ``ts`` = ``ts_computed``); a venue without an id (or beyond the rows) is named in
+    the third item and left out.
+    """
+    rows = np.zeros((C.VENUE_ROWS, C.NCOL))
+    ids, unknown = [], []
+    for s in signals:
+        try:
+            vid = venue_id(s.venue)
+        except KeyError:
+            vid = -1
+        if not 0 <= vid < C.VENUE_ROWS:
+            unknown.append(s.venue)
+            continue
+        row = rows[vid]
+        for name, k in C.COVERAGE_COLUMNS.items():
+            row[k] = float(s.ts_computed if name == "ts" else sum(s.events.values()) if name == "events"
+                           else getattr(s, name))
+        ids.append(vid)
+    return np.array(ids, dtype=np.int64), rows, unknown

@@ -19,8 +19,10 @@ __all__ = ["render", "run_top"]
 
 def _venues_table(market, actors: list[dict], now_ns: int, timeout_s: float) -> Table:
     t = Table(title="Venues", expand=True)
-    for col in ("venue", "feed", "instruments", "with OI", "lag s"):
+    for col in ("venue", "feed", "instruments", "with OI", "lag s", "connected", "liquidations", "saturated",
+                "missed ≤"):
         t.add_column(col)
+    cov = market.table.coverage()   # compute worker 0 writes each venue's coverage row
     rows = {a["name"]: a for a in actors}
     by_venue: dict[str, list] = {}
     for ins in market.instruments():
@@ -31,8 +33,16 @@ def _venues_table(market, actors: list[dict], now_ns: int, timeout_s: float) -> 
         up = a is not None and a["state"] == 2 and a["heartbeat_age_s"] < timeout_s
         ins = by_venue.get(v, [])
         lag = min(((now_ns - i.row["ts"]) / 1e9 for i in ins if i.row["ts"]), default=float("nan"))
+        c = cov.get(v)
+        if c is None:
+            figures = ["n/a"] * 4
+        else:
+            liqs = (("≥ " if c["capped"] else "") + F.num(c["liquidations"], 0)) if c["liquidations_available"] \
+                else "no stream"
+            figures = [f"{c['connected_share']:.0%}", liqs,
+                       f"{c['saturation_share']:.0%}" if c["capped"] else "-", F.num(c["missed_high"], 0)]
         t.add_row(v, "[green]up[/]" if up else "[red]down[/]", str(len(ins)),
-                  str(sum(i.row["oi"] > 0 for i in ins)), F.num(lag, 1))
+                  str(sum(i.row["oi"] > 0 for i in ins)), F.num(lag, 1), *figures)
     return t
 
 

@@ -7,9 +7,10 @@ makes it even; a reader copies the row and retries while the counter was odd
 or changed, so it never returns a half-written row.
 
 Layout: a 512-byte header (magic, version, sizes, window seconds), then
-``max_instruments`` instrument rows, then ``max_assets`` asset rows, each
+``max_instruments`` instrument rows, then ``max_assets`` asset rows, then
+``VENUE_ROWS`` venue rows (per-venue coverage, indexed by venue id), each
 ``[seq u64, updated_ns i64, NCOL float64]`` in the column layout of
-:mod:`engine.kernels.columns`.
+:mod:`engine.kernels.columns` (venue rows: its ``COVERAGE_COLUMNS``).
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from .signals import LEVELS, REGIMES
 __all__ = ["StateTable", "state_segment"]
 
 MAGIC = 0x4554415453574F54  # "TOWSTATE"
-VERSION = 1
+VERSION = 2   # 2: venue (coverage) rows after the asset rows
 HEADER = 512
 ROW_WORDS = 2 + C.NCOL
 READ_TIMEOUT_S = 1.0
@@ -54,18 +55,18 @@ class StateTable:
         self._hdr_f = np.ndarray((HEADER // 8,), dtype=np.float64, buffer=buf)
         self.max_instruments = int(hdr[_W_MAX_INSTR])
         self.max_assets = int(hdr[_W_MAX_ASSETS])
-        words = np.ndarray(((self.max_instruments + self.max_assets) * ROW_WORDS,), dtype=np.uint64,
-                           buffer=buf, offset=HEADER)
+        n_i, n_a = self.max_instruments, self.max_assets
+        words = np.ndarray(((n_i + n_a + C.VENUE_ROWS) * ROW_WORDS,), dtype=np.uint64, buffer=buf, offset=HEADER)
         rows = words.reshape(-1, ROW_WORDS)
-        self._seq = {"i": rows[: self.max_instruments, 0], "a": rows[self.max_instruments:, 0]}
-        self._updated = {k: v.view(np.int64) for k, v in
-                         (("i", rows[: self.max_instruments, 1:2]), ("a", rows[self.max_instruments:, 1:2]))}
+        parts = {"i": slice(0, n_i), "a": slice(n_i, n_i + n_a), "v": slice(n_i + n_a, None)}
+        self._seq = {k: rows[sl, 0] for k, sl in parts.items()}
+        self._updated = {k: rows[sl, 1:2].view(np.int64) for k, sl in parts.items()}
         data = rows[:, 2:].view(np.float64)
-        self._data = {"i": data[: self.max_instruments], "a": data[self.max_instruments:]}
+        self._data = {k: data[sl] for k, sl in parts.items()}
 
     @staticmethod
     def _size(max_instruments: int, max_assets: int) -> int:
-        return HEADER + (max_instruments + max_assets) * ROW_WORDS * 8
+        return HEADER + (max_instruments + max_assets + C.VENUE_ROWS) * ROW_WORDS * 8
 
     @classmethod
     def open(cls, namespace: str, max_instruments: int, max_assets: int) -> "StateTable":
@@ -100,7 +101,7 @@ class StateTable:
         f[_W_CASCADE_S] = cascade_s
 
     def write(self, which: str, ids: np.ndarray, rows: np.ndarray) -> None:
-        """Write ``rows[ids]`` into rows ``ids`` of ``which`` ("i" instruments, "a" assets) under their seqlocks."""
+        """Write ``rows[ids]`` into rows ``ids`` of ``which`` ("i" instruments, "a" assets, "v" venues) under their seqlocks."""
         seq = self._seq[which]
         seq[ids] += 1          # odd: readers of these rows retry
         self._data[which][ids] = rows[ids]
@@ -136,6 +137,26 @@ class StateTable:
     def read_asset(self, aid: int) -> dict:
         """Latest aggregated metrics, cascade score and level of asset ``aid``."""
         return self._as_dict(*self.read_row("a", aid), asset=True)
+
+    def read_venue(self, vid: int) -> dict | None:
+        """Latest coverage figures of venue id ``vid`` (``COVERAGE_COLUMNS`` names), None if never written."""
+        r, updated_ns = self.read_row("v", vid)
+        if not updated_ns:
+            return None
+        out = {name: float(r[k]) for name, k in C.COVERAGE_COLUMNS.items()}
+        out.update(ts=int(out["ts"]), updated_ns=updated_ns, capped=bool(out["capped"]),
+                   liquidations_available=bool(out["liquidations_available"]))
+        return out
+
+    def coverage(self) -> dict[str, dict]:
+        """Venue name -> :meth:`read_venue` for every venue with coverage written."""
+        from .record import VENUE_NAMES
+        out = {}
+        for vid in range(C.VENUE_ROWS):
+            row = self.read_venue(vid)
+            if row is not None:
+                out[VENUE_NAMES.get(vid, str(vid))] = row
+        return out
 
     def _as_dict(self, r: np.ndarray, updated_ns: int, asset: bool) -> dict:
         nvel, nvol = int(self._hdr[_W_N_VEL]), int(self._hdr[_W_N_VOL])

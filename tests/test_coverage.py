@@ -40,3 +40,32 @@ def test_no_uncapped_venue_means_no_estimate():
     rows = [row("binance", events_liquidation=5.0, liq_slots=5.0, capped_liquidations=5.0, saturated_slots=2.0)]
     (b,) = coverage_signals(rows)
     assert b.capped and b.saturated_slots == 2 and b.missed_high == 0.0
+
+
+def test_coverage_reaches_the_state_tables_venue_rows(namespace):
+    """The figures of each venue's signal land in its venue row; a venue without an id is named, not written."""
+    from engine.coverage import coverage_rows
+    from engine.record import Venue
+    from engine.state import StateTable
+    rows = [row("binance", events_liquidation=80.0, events_trade=20.0, liq_slots=80.0, capped_liquidations=80.0,
+                saturated_slots=20.0, saturation_share=0.25, connected_share=0.95, frames=9000.0),
+            row("bybit", events_liquidation=300.0, liq_slots=100.0, connected_share=1.0),
+            row("nowhere", frames=1.0)]
+    ids, vrows, unknown = coverage_rows(coverage_signals(rows, no_liquidations=["bybit"]))
+    assert sorted(ids.tolist()) == [Venue.BINANCE, Venue.BYBIT] and unknown == ["nowhere"]
+    table = StateTable.open(namespace, 8, 4)
+    try:
+        assert table.coverage() == {}
+        table.write("v", ids, vrows)
+        cov = table.coverage()
+        assert set(cov) == {"binance", "bybit"} and table.read_venue(Venue.OKX) is None
+        b = cov["binance"]
+        assert (b["connected_share"], b["liquidations"], b["events"], b["frames"]) == (0.95, 80.0, 100.0, 9000.0)
+        assert b["capped"] and b["saturated_slots"] == 20.0 and b["missed_high"] == 40.0 and b["ts"] > 0
+        assert not cov["bybit"]["liquidations_available"] and not cov["bybit"]["capped"]
+        from engine.bot.commands import _coverage_line
+        assert _coverage_line(b) == (" | connected 95%, ≥ 80 liquidations (capped stream: 25% of slots saturated, "
+                                     "≤ 40 missed)")
+        assert _coverage_line(cov["bybit"]) == " | connected 100%, no liquidation stream"
+    finally:
+        table.close()

@@ -871,6 +871,19 @@ def cmd_unsubscribe(ctx: BotContext, args: list[str]) -> str:
 
 
 # -- /status ---------------------------------------------------------------------------------------
+def _coverage_line(c: dict | None) -> str:
+    """A venue's coverage row of the state table in words ("" before compute wrote one)."""
+    if c is None:
+        return ""
+    out = f" | connected {c['connected_share']:.0%}"
+    if not c["liquidations_available"]:
+        return out + ", no liquidation stream"
+    out += f", {'≥ ' if c['capped'] else ''}{c['liquidations']:,.0f} liquidations"
+    if c["capped"]:
+        out += f" (capped stream: {c['saturation_share']:.0%} of slots saturated, ≤ {c['missed_high']:,.0f} missed)"
+    return out
+
+
 def cmd_status(ctx: BotContext, args: list[str]) -> str:
     now_ns = int(ctx.now() * 1e9)
     actors = ctx.actors()
@@ -878,11 +891,12 @@ def cmd_status(ctx: BotContext, args: list[str]) -> str:
     out = [F.b("🩺 UNDERTOW STATUS"), "", F.b("Venues:")]
     health = _venue_health(ctx)
     instruments = ctx.market.instruments()
+    cov = ctx.market.table.coverage()
     for v, ok in health.items():
         ins = [i for i in instruments if i.venue == v]
         lag = min(((now_ns - i.row["ts"]) / 1e9 for i in ins if i.row["ts"]), default=math.nan)
         last = f"last event {lag:.1f}s ago" if F.known(lag) else "no event yet"
-        out.append(f"• {v}: {'✅' if ok else '❌'} {len(ins)} instruments | {last}")
+        out.append(f"• {v}: {'✅' if ok else '❌'} {len(ins)} instruments | {last}{_coverage_line(cov.get(v))}")
     out += [f"Coverage: {sum(health.values())}/{len(health)} venues up", "", F.b("Actors:")]
     for a in actors:
         up = a["state"] == 2 and a["heartbeat_age_s"] < timeout

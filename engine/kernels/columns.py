@@ -6,7 +6,8 @@ these rows verbatim, so this module is the single source of the layout.
 """
 from __future__ import annotations
 
-__all__ = ["MAX_WINDOWS", "NCOL", "COLUMNS", "LIQ_CHANNELS", "FACTOR_COLUMNS", "LIQ_WINDOW_COLUMNS"]
+__all__ = ["MAX_WINDOWS", "NCOL", "COLUMNS", "LIQ_CHANNELS", "FACTOR_COLUMNS", "LIQ_WINDOW_COLUMNS", "VENUE_ROWS",
+           "COVERAGE_COLUMNS"]
 
 MAX_WINDOWS = 8   # velocity and volatility windows each (config lists are shorter)
 
@@ -68,6 +69,15 @@ FUNDING_LEVEL = FUNDING_SETTLED + 1    # the rate for the coming settlement ("pr
 FUNDING_SPREAD = FUNDING_LEVEL + 1     # predicted - current per common interval
 NCOL = FUNDING_SPREAD + 1
 
+# Venue rows of the state table (one per venue id, written by compute worker 0 with each coverage
+# signal, engine/coverage.py): their own small layout in the same row width.
+VENUE_ROWS = 32
+COVERAGE_COLUMNS = {name: k for k, name in enumerate((
+    "ts", "connected_share", "frames", "events", "malformed", "unknown", "gaps", "book_resyncs", "reconnects",
+    "liquidations", "liquidations_available", "capped", "saturated_slots", "saturation_share", "missed_low",
+    "missed_high"))}
+assert len(COVERAGE_COLUMNS) <= NCOL
+
 #: factor name -> score-contribution column, in the order of the cascade weights
 FACTOR_COLUMNS = {"velocity": F_VELOCITY, "acceleration": F_ACCEL, "volume": F_VOLUME, "oi": F_OI,
                   "funding": F_FUNDING, "volatility": F_VOLATILITY}
@@ -78,6 +88,7 @@ LIQ_WINDOW_COLUMNS = {"1m": MINUTE_SUMS, "5m": M5_SUMS, "15m": M15_SUMS, "1h": H
 #: name -> column, for readers that want a dict
 COLUMNS = {
     name: value for name, value in dict(globals()).items()
-    if name.isupper() and isinstance(value, int) and name not in ("MAX_WINDOWS", "NCOL", "LIQ_CHANNELS", "DAY_CHANNELS")
+    if name.isupper() and isinstance(value, int)
+    and name not in ("MAX_WINDOWS", "NCOL", "LIQ_CHANNELS", "DAY_CHANNELS", "VENUE_ROWS")
     and not name.startswith(("N_", "USD_"))
 }
