@@ -148,6 +148,21 @@ def test_true_map_sums_to_the_open_notional_and_snapshots_are_taken():
         m.truth.true_map("BTCUSDT", np.array([2.0, 1.0]))
 
 
+def test_regime_cycles_repeat_and_alternate():
+    from engine.simulator.regimes import Action, Regime
+    shock = Action("shock", 0.5, 0, params={"bps": 30.0, "side": "sell"})
+    r = Regime("test", "one sell shock per cycle", actions=(shock,), every_s=2.0, alternate=True)
+    assert [a.params["side"] for n in range(3) for a in r.cycle(n)] == ["sell", "buy", "sell"]
+    m = MechanisticMarket(BTC, seed=1, regime=r, rate=1e-9, open_rate=0.0, snapshot_every_s=0.0)
+    moves = []
+    for _ in range(3):        # nothing trades but the shocks
+        before = m.price("BTCUSDT")
+        m.run(2.0)
+        moves.append(m.price("BTCUSDT") / before - 1.0)
+    assert moves[0] < -0.001 and moves[1] > 0.001 and moves[2] < -0.001
+    assert m.cycles == 4      # the fourth was scheduled at t = 6 s
+
+
 def test_bad_parameters_and_scenarios_are_refused():
     with pytest.raises(ValueError, match="unknown regime"):
         MechanisticMarket(BTC, regime="nope")

@@ -369,9 +369,8 @@ class MechanisticMarket(SyntheticMarket):
                            {s: st.pending for s, st in self.states.items()})
         for i, s in enumerate(self.symbols):
             self._seed_population(self.states[s], int(round(self._open_rate[i] * hold_s)))
-        for act in rs.actions:
-            if act.symbol < len(self.symbols):
-                self.script(act.name, self.symbols[act.symbol], at=act.at, duration=act.duration, **act.params)
+        self.cycles = 0                   # regime cycles scheduled (one, or one per ``every_s``)
+        self._schedule_cycle(0.0)
         if self.snapshot_every_s > 0.0:
             self._take_snapshots()
 
@@ -435,6 +434,14 @@ class MechanisticMarket(SyntheticMarket):
         self._execute_due(st, self.t, events)
         return pid
 
+    def _schedule_cycle(self, start: float) -> None:
+        """Schedule the regime's actions of the cycle starting at ``start``."""
+        self.cycles += 1
+        for act in self.regime_spec.cycle(self.cycles - 1):
+            if act.symbol < len(self.symbols):
+                self.script(act.name, self.symbols[act.symbol], at=start + act.at, duration=act.duration,
+                            **act.params)
+
     # ---------------------------------------------------------------- stepping
 
     def step(self) -> list:
@@ -443,6 +450,9 @@ class MechanisticMarket(SyntheticMarket):
         t = self.t
         rng = self.rng
         events: list = []
+        every = self.regime_spec.every_s
+        if every and t >= self.cycles * every:
+            self._schedule_cycle(self.cycles * every)
         if self.scripted:
             self._run_scenarios(t, events)
         sts = self._sts

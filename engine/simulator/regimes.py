@@ -18,17 +18,19 @@ Mechanistic scenarios (parameters and defaults):
   a list, or a string "50/75/100" from a script line), size ``usd`` x the
   symbol's median position (1.0): a dense cluster of liquidation prices.
 
-Regimes (times in simulated seconds; the primary symbol is the first):
+Regimes (times in simulated seconds from the start of each cycle; a regime with a period repeats its
+actions every ``every_s``, mirrored every other cycle when ``alternate``: longs become shorts, sells
+buys; the primary symbol is the first). Cycle 0 of each:
 
 * ``calm``: deep book (x1.5), quieter noise flow (x0.7), nothing scripted;
 * ``grind``: a crowd of high-leverage longs (30-150 s), then sellers lean
   (trend -0.08 from 150 s for 900 s on the primary, -0.04 on the others) and
-  walk price into their liquidation prices;
+  walk price into their liquidation prices; every 1500 s;
 * ``news_shock``: a sell shock of 200 bp of depth on the primary at 120 s and
-  of 120 bp on the others half a second later;
+  of 120 bp on the others half a second later; every 600 s;
 * ``thin_book_cascade``: a crowd of high-leverage longs (30-150 s), then the
   book's depth collapses to 12 % on the primary (150-330 s) while sellers lean
-  slightly (trend -0.05): the thin book turns ordinary selling into a cascade.
+  slightly (trend -0.05): the thin book turns ordinary selling into a cascade; every 600 s.
 """
 from __future__ import annotations
 
@@ -151,6 +153,18 @@ class Action:
     duration: float | None = None
     params: dict[str, Any] = field(default_factory=dict)
 
+    def mirrored(self) -> Action:
+        """The same action the other way round: sides swapped, trend bias negated."""
+        params = dict(self.params)
+        if "side" in params:
+            params["side"] = _OPPOSITE[params["side"]]
+        if "bias" in params:
+            params["bias"] = -float(params["bias"])
+        return Action(self.name, self.at, self.symbol, self.duration, params)
+
+
+_OPPOSITE = {"buy": "sell", "sell": "buy", "long": "short", "short": "long", "bid": "ask", "ask": "bid"}
+
 
 @dataclass(frozen=True)
 class Regime:
@@ -163,6 +177,12 @@ class Regime:
     open_rate: float = 1.0        # position arrivals
     leverage: tuple | None = None  # [(leverage, weight)] instead of the market's mix
     actions: tuple[Action, ...] = ()
+    every_s: float | None = None  # the actions repeat with this period (times relative to each cycle's start)
+    alternate: bool = False       # every other cycle runs the mirrored actions (Action.mirrored)
+
+    def cycle(self, n: int) -> tuple[Action, ...]:
+        """The actions of cycle ``n`` (0 first)."""
+        return tuple(a.mirrored() for a in self.actions) if self.alternate and n % 2 else self.actions
 
 
 _HIGH_LEVERAGE_LONGS = {"side": "long", "leverage": (50.0, 75.0, 100.0)}
@@ -174,16 +194,16 @@ REGIMES: dict[str, Regime] = {r.name: r for r in (
         Action("trend", 150.0, 0, 900.0, {"bias": -0.08}),
         Action("trend", 150.0, 1, 900.0, {"bias": -0.04}),
         Action("trend", 150.0, 2, 900.0, {"bias": -0.04}),
-    )),
+    ), every_s=1500.0, alternate=True),
     Regime("news_shock", "an exogenous sell order of 200 bp of depth, smaller ones on the other symbols", actions=(
         Action("shock", 120.0, 0, params={"bps": 200.0, "side": "sell"}),
         Action("shock", 120.5, 1, params={"bps": 120.0, "side": "sell"}),
         Action("shock", 120.5, 2, params={"bps": 120.0, "side": "sell"}),
-    )),
+    ), every_s=600.0, alternate=True),
     Regime("thin_book_cascade", "high-leverage longs pile in, then the book's depth collapses and sellers lean",
            actions=(
                Action("crowd", 30.0, 0, 120.0, {**_HIGH_LEVERAGE_LONGS, "rate": 2.0}),
                Action("depth_collapse", 150.0, 0, 180.0, {"factor": 0.12}),
                Action("trend", 150.0, 0, 180.0, {"bias": -0.05}),
-           )),
+           ), every_s=600.0, alternate=True),
 )}
