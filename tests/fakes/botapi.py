@@ -257,6 +257,7 @@ class FakeBotAPI:
         self.early_sends = 0          # sends that arrived before an advertised retry_after had passed
         self.unauthorized = 0         # requests with a wrong token
         self._faults: list[_FaultRule] = []
+        self.fault_hits: list[tuple[str, Any, Fault]] = []   # (method, chat_id, fault) of every fault answered
         self._blocked: set = set()
         self._migrated: dict = {}
         self._flood_until: dict = {}  # chat id (or None for global) -> monotonic deadline
@@ -431,6 +432,7 @@ class FakeBotAPI:
                 rule.times -= 1
                 if rule.times <= 0:
                     self._faults.remove(rule)
+                self.fault_hits.append((method, chat_id, rule.fault))
                 return rule.fault
         return None
 
