@@ -43,7 +43,7 @@ from engine.record import Side
 from .market import (BOOK_EVERY, BOOK_LEVELS, MARK_EVERY, STEP_S, TOP_LEVELS, BookDiff, BookTop, Liquidation,
                      MarkBatch, MarkUpdate, SymbolSpec, SyntheticMarket, Trade, _FUNDING_BASE, _FUNDING_BASIS_GAIN,
                      spec_for)
-from .population import LeverageMix, Positions, Truth, liquidation_prices
+from .population import DEFAULT_LEVERAGE, DEFAULT_MMR, LeverageMix, Positions, Traders, Truth
 from .regimes import MECHANISTIC_SCENARIOS, REGIMES, Regime
 
 __all__ = ["MechanisticMarket", "LevelBook", "REGIMES", "LEVEL_BPS", "DEFAULT_LEVERAGE"]
@@ -52,9 +52,6 @@ LEVEL_BPS = 0.5                  # spacing of book levels (rounded to whole tick
 _TOUCH_LEVELS = 4                # levels a side nearest the touch ...
 _TOUCH_REFILL_SPEEDUP = 6.0      # ... refill this many times faster (makers requote the touch first)
 DEPTH_TRADES = 50.0              # resting USD per bp per side, in median trades
-DEFAULT_LEVERAGE = ((2, 0.14), (3, 0.12), (5, 0.18), (10, 0.20), (20, 0.14), (25, 0.07), (50, 0.08), (75, 0.03),
-                    (100, 0.04))
-DEFAULT_MMR = 0.005
 _BASIS_IMBALANCE_GAIN = 0.001    # basis per unit of (long - short) / open notional
 _SENTIMENT_TAU_S = 60.0          # noise-flow sentiment: OU time constant ...
 _SENTIMENT_SD = 0.06             # ... and stationary sd of the buy-probability tilt
@@ -351,6 +348,7 @@ class MechanisticMarket(SyntheticMarket):
             else (lambda s: float(mmr))
         rs = self.regime_spec
         self.mix = LeverageMix(rs.leverage or leverage, max(mmr_of(s) for s in self.symbols))
+        self.traders = Traders(self.mix, self.hold_s, rng)
         weights = np.array([spec_for(s).weight for s in self.symbols])
         weights = weights / weights.sum()
         self._noise_rate = (rate * 0.4 * weights * rs.noise).tolist()
@@ -368,7 +366,9 @@ class MechanisticMarket(SyntheticMarket):
         self.truth = Truth({s: st.positions for s, st in self.states.items()},
                            {s: st.pending for s, st in self.states.items()})
         for i, s in enumerate(self.symbols):
-            self._seed_population(self.states[s], int(round(self._open_rate[i] * hold_s)))
+            st = self.states[s]
+            self.traders.seed(st.positions, st.price, st.position_usd, int(round(self._open_rate[i] * hold_s)),
+                              lambda usd, entry, spec=st.spec: self._qty(usd / entry, spec))
         self.cycles = 0                   # regime cycles scheduled (one, or one per ``every_s``)
         self._schedule_cycle(0.0)
         if self.snapshot_every_s > 0.0:
@@ -561,39 +561,15 @@ class MechanisticMarket(SyntheticMarket):
         for u, s in zip(usd, sides):
             self.market_order(st, s < buy_below, self._qty(u / st.price, st.spec), events)
 
-    def _long_share(self, st: _Sym) -> float:
-        """New positions chase the recent return and lean against funding."""
-        ret = math.log(st.price / st.ema_price)
-        funding = _FUNDING_BASIS_GAIN * st.basis
-        return max(0.15, min(0.85, 0.5 + 0.25 * math.tanh(ret / 0.005) - 0.15 * math.tanh(funding / 0.0005)))
-
     def _random_open(self, st: _Sym, events: list) -> None:
-        rng = self.rng
-        long = bool(rng.random() < self._long_share(st))
-        usd = min(st.position_usd * float(rng.lognormal(0.0, 1.2)), 200.0 * st.position_usd)
-        self.open_position(st, long, float(self.mix.draw(rng, 1)[0]), usd, events)
+        funding = _FUNDING_BASIS_GAIN * st.basis
+        long, leverage, usd = self.traders.new_position(self.traders.long_share(st.price, st.ema_price, funding),
+                                                        st.position_usd)
+        self.open_position(st, long, leverage, usd, events)
 
     def _random_closes(self, st: _Sym, n: int, events: list) -> None:
-        idx = self.rng.choice(st.positions.n, size=min(n, st.positions.n), replace=False)
-        for row in st.positions.remove(idx):
+        for row in self.traders.close(st.positions, n):
             self.market_order(st, int(row["side"]) != Side.LONG, float(row["qty"]), events)
-
-    def _seed_population(self, st: _Sym, n: int) -> None:
-        """Positions already open at t=0: entries spread around the start price, none past its liquidation."""
-        if n <= 0:
-            return
-        rng = self.rng
-        entries = st.price * np.exp(rng.normal(0.0, 0.01, n))
-        longs = rng.random(n) < 0.5
-        lev = self.mix.draw(rng, n)
-        usd = np.minimum(st.position_usd * rng.lognormal(0.0, 1.2, n), 200.0 * st.position_usd)
-        opened = -rng.uniform(0.0, self.hold_s, n)
-        sides = np.where(longs, Side.LONG, Side.SHORT)
-        liq = liquidation_prices(entries, lev, st.positions.mmr, sides)
-        alive = np.where(longs, liq < st.price, liq > st.price)   # the others were liquidated before the start
-        for i in np.flatnonzero(alive).tolist():
-            st.positions.add(int(sides[i]), float(entries[i]), self._qty(usd[i] / entries[i], st.spec),
-                             float(lev[i]), float(opened[i]))
 
     # ---------------------------------------------------------------- marks and truth
 

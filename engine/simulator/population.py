@@ -20,8 +20,15 @@ import numpy as np
 
 from engine.record import Side
 
-__all__ = ["POSITION_DTYPE", "LIQUIDATION_DTYPE", "SNAPSHOT_FIELDS", "LeverageMix", "Positions", "Truth",
-           "liquidation_prices"]
+__all__ = ["POSITION_DTYPE", "LIQUIDATION_DTYPE", "SNAPSHOT_FIELDS", "DEFAULT_LEVERAGE", "DEFAULT_MMR", "LeverageMix",
+           "Positions", "Traders", "Truth", "liquidation_prices"]
+
+DEFAULT_LEVERAGE = ((2, 0.14), (3, 0.12), (5, 0.18), (10, 0.20), (20, 0.14), (25, 0.07), (50, 0.08), (75, 0.03),
+                    (100, 0.04))
+DEFAULT_MMR = 0.005            # maintenance margin rate
+_SIZE_SIGMA = 1.2              # log-normal spread of position sizes around the median ...
+_SIZE_CAP = 200.0              # ... capped at this many medians
+_SEED_SPREAD = 0.01            # log spread of the entries of positions open at the start
 
 POSITION_DTYPE = np.dtype([
     ("id", np.int64), ("side", np.int8), ("entry", np.float64), ("qty", np.float64), ("size_usd", np.float64),
@@ -146,6 +153,51 @@ class Positions:
         """(long - short) / (long + short) open notional, 0 when flat."""
         total = self.long_usd + self.short_usd
         return (self.long_usd - self.short_usd) / total if total > 0.0 else 0.0
+
+
+class Traders:
+    """What leveraged traders do: the side, leverage and size of a new position, which positions close,
+    and the population already open at the start. Draws come from the market's generator, in order."""
+
+    def __init__(self, mix: LeverageMix, hold_s: float, rng: np.random.Generator) -> None:
+        self.mix = mix
+        self.hold_s = hold_s
+        self.rng = rng
+
+    @staticmethod
+    def long_share(price: float, ema_price: float, funding: float) -> float:
+        """New positions chase the recent return (``price`` against its average) and lean against funding."""
+        ret = math.log(price / ema_price)
+        return max(0.15, min(0.85, 0.5 + 0.25 * math.tanh(ret / 0.005) - 0.15 * math.tanh(funding / 0.0005)))
+
+    def new_position(self, long_share: float, median_usd: float) -> tuple[bool, float, float]:
+        """(long, leverage, USD) of one new position."""
+        rng = self.rng
+        long = bool(rng.random() < long_share)
+        usd = min(median_usd * float(rng.lognormal(0.0, _SIZE_SIGMA)), _SIZE_CAP * median_usd)
+        return long, float(self.mix.draw(rng, 1)[0]), usd
+
+    def close(self, positions: Positions, n: int) -> np.ndarray:
+        """Remove ``n`` random open positions (voluntary closes); return their rows."""
+        return positions.remove(self.rng.choice(positions.n, size=min(n, positions.n), replace=False))
+
+    def seed(self, positions: Positions, price: float, median_usd: float, n: int, qty_of) -> None:
+        """Open ``n`` positions before the start: entries spread around ``price``, none past its liquidation
+        (those were liquidated before). ``qty_of(usd, entry)`` rounds a size to the symbol's quantity step."""
+        if n <= 0:
+            return
+        rng = self.rng
+        entries = price * np.exp(rng.normal(0.0, _SEED_SPREAD, n))
+        longs = rng.random(n) < 0.5
+        lev = self.mix.draw(rng, n)
+        usd = np.minimum(median_usd * rng.lognormal(0.0, _SIZE_SIGMA, n), _SIZE_CAP * median_usd)
+        opened = -rng.uniform(0.0, self.hold_s, n)
+        sides = np.where(longs, Side.LONG, Side.SHORT)
+        liq = liquidation_prices(entries, lev, positions.mmr, sides)
+        alive = np.where(longs, liq < price, liq > price)
+        for i in np.flatnonzero(alive).tolist():
+            positions.add(int(sides[i]), float(entries[i]), qty_of(float(usd[i]), float(entries[i])), float(lev[i]),
+                          float(opened[i]))
 
 
 class Truth:
