@@ -47,22 +47,32 @@ class ChatMemory:
 class PolicyMemory:
     """Reads and writes the policy tables on the outbox's connection (the router's thread)."""
 
+    PRUNE_EVERY_S = 60.0    # budget entries past the window are deleted at most this often
+
     def __init__(self, outbox: Outbox):
+        self.outbox = outbox
         self.db = outbox.db
         self.db.executescript(_SCHEMA)
+        self._pruned = 0.0
+
+    def _write(self, sql: str, args: tuple) -> None:
+        self.outbox.begin_write()    # joins the router's batch for this signal
+        self.db.execute(sql, args)
 
     # -- chat gate -----------------------------------------------------------
     def sent(self, chat: int, t: float) -> None:
-        self.db.execute("DELETE FROM budget WHERE chat=? AND t<=?", (chat, t - BUDGET_WINDOW_S))
-        self.db.execute("INSERT INTO budget (chat, t) VALUES (?, ?)", (chat, t))
+        if t - self._pruned >= self.PRUNE_EVERY_S:
+            self._write("DELETE FROM budget WHERE t<=?", (t - BUDGET_WINDOW_S,))
+            self._pruned = t
+        self._write("INSERT INTO budget (chat, t) VALUES (?, ?)", (chat, t))
 
     def held(self, chat: int, line: str, t: float) -> None:
-        self.db.execute("INSERT INTO held (chat, line, t) VALUES (?, ?, ?)", (chat, line, t))
+        self._write("INSERT INTO held (chat, line, t) VALUES (?, ?, ?)", (chat, line, t))
 
     def digest_taken(self, chat: int, t: float) -> None:
         """The chat's held lines went into a digest at ``t``."""
-        self.db.execute("DELETE FROM held WHERE chat=?", (chat,))
-        self.db.execute("INSERT OR REPLACE INTO digests (chat, last) VALUES (?, ?)", (chat, t))
+        self._write("DELETE FROM held WHERE chat=?", (chat,))
+        self._write("INSERT OR REPLACE INTO digests (chat, last) VALUES (?, ?)", (chat, t))
 
     def chats(self, now: float) -> dict[int, ChatMemory]:
         """Every chat's stored state as of ``now`` (budget entries older than the window left out)."""
@@ -80,9 +90,8 @@ class PolicyMemory:
 
     # -- duplicate suppression ----------------------------------------------
     def save_key(self, key: tuple, st: KeyState) -> None:
-        self.db.execute("INSERT OR REPLACE INTO dedup (key, last_sent, level, size, suppressed, price)"
-                        " VALUES (?, ?, ?, ?, ?, ?)",
-                        (json.dumps(list(key)), st.last_sent, st.level, st.size, st.suppressed, st.price))
+        self._write("INSERT OR REPLACE INTO dedup (key, last_sent, level, size, suppressed, price) VALUES (?, ?, ?, ?, ?, ?)",
+                    (json.dumps(list(key)), st.last_sent, st.level, st.size, st.suppressed, st.price))
 
     def keys(self) -> dict[tuple, KeyState]:
         return {tuple(json.loads(k)): KeyState(last_sent, level, size, suppressed, price)

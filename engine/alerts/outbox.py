@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,6 +63,26 @@ class Row:
 _ROW_COLS = "id, sink, target, op, live_key, body, parse_mode, attempts, unknown, created, not_before"
 
 
+class _Batch:
+    """The context manager behind :meth:`Outbox.batch` (a plain class: the router enters one per signal)."""
+
+    __slots__ = ("db", "depth")
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+        self.depth = 0
+
+    def __enter__(self) -> "_Batch":
+        self.depth += 1
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        self.depth -= 1
+        if self.depth == 0 and self.db.in_transaction:
+            self.db.execute("ROLLBACK" if exc_type is not None else "COMMIT")
+        return False
+
+
 class Outbox:
     """One connection to the outbox file; see the module docstring."""
 
@@ -75,35 +94,33 @@ class Outbox:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")  # WAL: a committed row survives the process being killed
         self.db.executescript(_SCHEMA)
+        self._batch = _Batch(self.db)
 
     def close(self) -> None:
         self.db.close()
 
     # -- writing -----------------------------------------------------------
-    @contextmanager
-    def batch(self):
-        """One transaction around several writes (nestable: an inner batch joins the outer one).
+    def batch(self) -> "_Batch":
+        """``with outbox.batch():`` one transaction around the writes inside (an inner batch joins the outer).
 
         The router writes a signal's outbox rows and the policy state they change
         (budgets, digest lines, cooldown keys) in one batch, so a kill never keeps
-        one without the other."""
-        if self.db.in_transaction:
-            yield
-            return
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+        one without the other. The transaction opens at the first write
+        (:meth:`begin_write`): a signal that writes nothing takes no lock."""
+        return self._batch
+
+    def begin_write(self) -> None:
+        """Inside a batch: open its transaction (write lock first, then reads) unless open already."""
+        if self._batch.depth and not self.db.in_transaction:
+            self.db.execute("BEGIN IMMEDIATE")
 
     def enqueue(self, sink: str, target: str | int, body: str, op: str = "send", live_key: str | None = None,
                 parse_mode: str | None = "HTML", not_before: float | None = None) -> int:
         """Store one message; an edit supersedes older pending edits of the same live message."""
         now = self.clock()
-        target = self.resolve(str(target))
         with self.batch():
+            self.begin_write()
+            target = self.resolve(str(target))
             if op == "edit":
                 self.db.execute("UPDATE outbox SET state='superseded', done_at=? WHERE state='pending' AND op='edit'"
                                 " AND live_key=? AND target=?", (now, live_key, target))
