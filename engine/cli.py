@@ -213,6 +213,11 @@ def cmd_replay(args) -> int:
     return 0
 
 
+def cmd_backtest(args) -> int:
+    from .backtest.run import command
+    return command(args, _load(args.config))
+
+
 def cmd_heatmap(args) -> int:
     from .history import parse_span
     from .images import heatmap_from_history
@@ -419,6 +424,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true", help="no console alerts")
     s.add_argument("--config")
     s.set_defaults(func=cmd_replay)
+
+    s = sub.add_parser("backtest", help="score the cascade warnings and zones on simulated scenarios and real series")
+    s.add_argument("--scenario", action="append", metavar="NAME[:SECONDS]",
+                   help="calm, grind, news_shock, thin_book_cascade (default: all), optionally with its length")
+    s.add_argument("--seconds", type=float, help="simulated seconds per scenario (default: each scenario's own)")
+    s.add_argument("--seed", type=int, default=7)
+    s.add_argument("--venues", default="binance,bybit", help="venues that render the simulated market")
+    s.add_argument("--real", help="event-level liquidation CSV (default: the shared data's OKX series)")
+    s.add_argument("--no-real", action="store_true", help="simulated scenarios only")
+    s.add_argument("--out", metavar="DIR", help="write report.md, summary.json and PNG plots here")
+    s.add_argument("--json", action="store_true", help="print the summary as one JSON object (last line)")
+    s.add_argument("--jobs", type=int, default=1, help="datasets run at once, one process each")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument("--config")
+    s.set_defaults(func=cmd_backtest)
 
     s = sub.add_parser("heatmap", help="liquidation heatmap PNG of an asset from the recorded history")
     s.add_argument("asset")

@@ -28,7 +28,7 @@ from .labels import LabelParams, label_cascades, minute_usd
 from .offline import SIM_EPOCH_NS, TRUTH_DTYPE, VenueStream, load_okx_series, make_source, okx_parser, real_chunks
 
 __all__ = ["BacktestParams", "Dataset", "simulate", "replay_real", "score", "backtest", "summary_path",
-           "default_real_path", "SUMMARY_NAME", "dataset_labels", "zone_figures"]
+           "default_real_path", "SUMMARY_NAME", "dataset_labels", "zone_figures", "parse_scenario"]
 
 SUMMARY_NAME = "backtest-summary.json"
 REAL_SERIES = Path("liquidations/okx_hyperliquid_finm33150/liquidations.csv")
@@ -153,11 +153,13 @@ def _snapshot(pipe, asset: str, source=None):
     return (pipe.stream_ns, asset, price, m["price"].copy(), model.copy(), true)
 
 
-def simulate(cfg: Config, name: str, p: BacktestParams = BacktestParams(), progress: bool = False) -> Dataset:
-    """Scenario ``name`` rendered by every venue in ``p.venues``, parsed, and run through the compute path."""
+def simulate(cfg: Config, name: str, p: BacktestParams = BacktestParams(), progress: bool = False,
+             seconds: float | None = None) -> Dataset:
+    """Scenario ``name`` (``seconds`` long, else ``p.seconds``, else its own length) rendered by every venue in
+    ``p.venues``, parsed, and run through the compute path."""
     from .offline import asset_of
     from .pipeline import OfflinePipeline
-    source = make_source(name, p.symbols, p.seed, p.seconds)
+    source = make_source(name, p.symbols, p.seed, seconds if seconds is not None else p.seconds)
     seconds = source.spec.seconds
     assets = sorted({asset_of(s) for s in p.symbols})
     tally = _LiqTally()
@@ -323,9 +325,22 @@ def _pooled(figs: dict[str, dict], p: BacktestParams) -> dict:
     }
 
 
-def _run_one(cfg: Config, what: tuple[str, str], p: BacktestParams, progress: bool) -> Dataset:
-    kind, arg = what
-    return simulate(cfg, arg, p, progress) if kind == "scenario" else replay_real(cfg, arg, p, progress)
+def _run_one(cfg: Config, what: tuple, p: BacktestParams, progress: bool) -> Dataset:
+    if what[0] == "scenario":
+        return simulate(cfg, what[1], p, progress, what[2])
+    return replay_real(cfg, what[1], p, progress)
+
+
+def parse_scenario(text: str) -> tuple[str, float | None]:
+    """``NAME`` or ``NAME:SECONDS`` -> (name, seconds or None); ValueError names what is wrong."""
+    name, _, secs = text.partition(":")
+    try:
+        seconds = float(secs) if secs else None
+    except ValueError:
+        raise ValueError(f"scenario {text!r}: the length after ':' must be seconds") from None
+    if seconds is not None and not seconds > 0:
+        raise ValueError(f"scenario {text!r}: the length must be positive")
+    return name, seconds
 
 
 def backtest(cfg: Config, scenarios: list[str], real: str | Path | None, out_dir: str | Path | None,
@@ -333,7 +348,7 @@ def backtest(cfg: Config, scenarios: list[str], real: str | Path | None, out_dir
              jobs: int = 1) -> dict:
     """Run and score every dataset (``jobs`` at a time, each in its own process when more than one); write the
     report into ``out_dir`` and the summary into the state directory."""
-    todo = [("scenario", s) for s in scenarios] + ([("real", str(real))] if real is not None else [])
+    todo = [("scenario", *parse_scenario(s)) for s in scenarios] + ([("real", str(real))] if real is not None else [])
     if jobs <= 1 or len(todo) <= 1:
         datasets = [_run_one(cfg, w, p, progress) for w in todo]
     else:   # one progress bar per process would interleave: a line per finished dataset instead
@@ -373,7 +388,11 @@ def command(args, cfg: Config) -> int:
     """``undertow backtest`` (engine/cli.py parses the arguments): run, report, print the summary."""
     from .offline import SCENARIOS
     scenarios = list(SCENARIOS) if not args.scenario else args.scenario
-    unknown = [s for s in scenarios if s not in SCENARIOS]
+    try:
+        unknown = [s for s in scenarios if parse_scenario(s)[0] not in SCENARIOS]
+    except ValueError as exc:
+        print(f"undertow backtest: {exc}", file=sys.stderr)
+        return 2
     if unknown:
         print(f"undertow backtest: unknown scenario {unknown}; known: {', '.join(SCENARIOS)}", file=sys.stderr)
         return 2

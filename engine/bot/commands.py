@@ -17,6 +17,7 @@ import numpy as np
 
 from . import analytics as A
 from . import fmt as F
+from .accuracy import cmd_accuracy
 from .candles import BUY, C, SELL, T, TIMEFRAMES, USD, V, parse_timeframe
 from .history import History
 from .market import MarketView
@@ -981,6 +982,7 @@ COMMANDS: list[Command] = [
     Command("thresholds", "📐 Asset profile and alert thresholds", "🛡️ Risk", cmd_thresholds, "SYMBOL"),
     Command("risk", "🛡️ Cascade / risk score now", "🛡️ Risk", cmd_risk, "SYMBOL"),
     Command("why", "❓ What drives the score", "🛡️ Risk", cmd_why, "SYMBOL"),
+    Command("accuracy", "📏 Measured accuracy of the warnings and zones (latest backtest)", "🛡️ Risk", cmd_accuracy),
     Command("status", "🩺 Venues, coverage, latency, uptime", "📋 Other", cmd_status),
 ]
 BY_NAME = {c.name: c for c in COMMANDS}
