@@ -163,6 +163,23 @@ def test_regime_cycles_repeat_and_alternate():
     assert m.cycles == 4      # the fourth was scheduled at t = 6 s
 
 
+def test_scenarios_of_the_synthetic_market_act_through_book_flow_and_basis():
+    m = MechanisticMarket(BTC, seed=6, regime="calm", snapshot_every_s=0.0)
+    st = m.states["BTCUSDT"]
+    full = sum(m.depth_usd("BTCUSDT", 20.0))
+    m.script("depth_collapse", at=0.5, duration=2.0, factor=0.1)
+    m.script("funding_squeeze", at=0.0, duration=30.0, rate=0.003)
+    m.run(1.0)
+    assert sum(m.depth_usd("BTCUSDT", 20.0)) < 0.2 * full
+    m.run(20.0)     # restored and refilled after the collapse ends
+    assert sum(m.depth_usd("BTCUSDT", 20.0)) > 0.6 * full
+    assert m.mark("BTCUSDT").funding_rate > 0.0015
+    before = m.price("BTCUSDT")
+    m.script("whale_print", usd=40.0 * st.depth_bp_usd, side="sell")
+    m.step()
+    assert m.price("BTCUSDT") < before * (1 - 0.002)
+
+
 def test_bad_parameters_and_scenarios_are_refused():
     with pytest.raises(ValueError, match="unknown regime"):
         MechanisticMarket(BTC, regime="nope")
