@@ -167,19 +167,21 @@ class Simulator:
         return out
 
     async def _run_market(self) -> None:
-        """Step the market in real time and publish each batch of events."""
+        """Step the market at ``cfg.speed`` market seconds per wall second (1 = real time; 0 counts as 1)
+        and publish each batch of events; above 1 each wake-up (every STEP_S of wall time) runs ``speed`` steps."""
         loop = asyncio.get_running_loop()
         market, venues, server = self.market, self.venues, self.server
-        origin = loop.time() - market.t
+        speed = self.cfg.speed or 1.0
+        origin = loop.time() - market.t / speed
         while True:
             if not server.running.is_set():
                 await server.running.wait()
-                origin = loop.time() - market.t      # market time stands still while stalled
+                origin = loop.time() - market.t / speed   # market time stands still while stalled
             now = loop.time()
-            due = int((now - origin) / STEP_S)
-            if due - market.steps > _MAX_BACKLOG_S / STEP_S:
+            due = int((now - origin) * speed / STEP_S)
+            if due - market.steps > _MAX_BACKLOG_S * speed / STEP_S:   # behind: fall back, never burst
                 server.stats["clock_skips"] += 1
-                origin = now - market.t
+                origin = now - market.t / speed
                 due = market.steps + 1
             events: list = []
             while market.steps < due:
@@ -187,7 +189,7 @@ class Simulator:
             now_ms = time.time_ns() // 1_000_000
             for venue in venues:
                 server.publish(venue.name, venue.render(events, market.t, server.subs[venue.name], now_ms))
-            await asyncio.sleep(max(0.0, origin + (market.steps + 1) * STEP_S - loop.time()))
+            await asyncio.sleep(max(0.0, origin + (market.steps + max(1.0, speed)) * STEP_S / speed - loop.time()))
 
 
 def _make_market(cfg: SimulatorConfig, kind: str, regime: str, liquidation_share: float) -> Any:

@@ -14,6 +14,8 @@ fault API, also reachable over HTTP at ``GET /_sim/<action>?<query>``:
                                                    sockets, so pings go unanswered (a dead peer)
 ``drop|duplicate|reorder?n=&venue=&stream=``       the next ``n`` frames of a stream (or of a venue): not sent,
                                                    sent twice, or each held back behind the next matching frame
+``delay?n=&venue=&stream=``                        the next ``n`` frames held back together, then sent in order
+                                                   before the frame after them (a lagging stream)
 ``corrupt?n=&mode=truncate|garble&venue=&stream=`` the next ``n`` frames cut short or with bytes overwritten
 ``http_error?status=429&n=&retry_after=``          the next ``n`` REST requests answer ``status`` (429 and 418
                                                    carry ``Retry-After``; use 500/502/503 for 5xx)
@@ -94,7 +96,7 @@ class FrameFault:
     """A pending fault on the next ``n`` frames of ``stream`` (or of all streams of ``venue``)."""
 
     __slots__ = ("action", "venue", "stream", "n", "mode", "held")
-    ACTIONS = ("drop", "duplicate", "reorder", "corrupt")
+    ACTIONS = ("drop", "duplicate", "reorder", "corrupt", "delay")
 
     def __init__(self, action: str, n: int, venue: str | None = None, stream: str | None = None,
                  mode: str = "truncate") -> None:
@@ -103,7 +105,7 @@ class FrameFault:
         if mode not in ("truncate", "garble"):
             raise ValueError(f"unknown corrupt mode {mode!r}")
         self.action, self.n, self.venue, self.stream, self.mode = action, n, venue, stream, mode
-        self.held: tuple | None = None   # reorder: the frame waiting for the next one
+        self.held: tuple | None = None   # reorder: the frame waiting for the next one; delay: the frames held
 
     def matches(self, venue: str, stream: str) -> bool:
         return (self.venue is None or self.venue == venue) and (self.stream is None or self.stream == stream)
@@ -311,11 +313,21 @@ class SimServer:
     def _apply_frame_faults(self, venue: str, frames: list[tuple]) -> list[tuple]:
         out: list[tuple] = []
         for frame in frames:
-            fault = next((f for f in self.frame_faults if f.n > 0 and f.matches(venue, frame[0])), None)
+            fault = next((f for f in self.frame_faults if (f.n > 0 or f.held) and f.matches(venue, frame[0])), None)
             if fault is None:
                 out.append(frame)
                 continue
             action = fault.action
+            if action == "delay":
+                if fault.n > 0:
+                    fault.held = (*(fault.held or ()), frame)
+                    fault.n -= 1
+                else:
+                    out.extend(fault.held)
+                    out.append(frame)
+                    self.stats["fault_delayed"] += len(fault.held)
+                    fault.held = None
+                continue
             if action == "reorder":
                 if fault.held is None:
                     fault.held = frame
