@@ -22,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 from urllib.parse import urlencode
 
 import msgspec
@@ -36,7 +36,8 @@ from ..symbols import register
 from ..venues import OUTCOME_NAMES, InstrumentInfo
 
 __all__ = ["SIM_EPOCH_NS", "TRUTH_DTYPE", "ScenarioSpec", "SCENARIOS", "MarketSource", "make_source",
-           "VenueStream", "RealSeries", "load_okx_series", "okx_parser", "real_chunks", "OKX_CONTRACT_VALUES", "asset_of"]
+           "VenueStream", "RealSeries", "load_okx_series", "okx_parser", "real_chunks", "OKX_CONTRACT_VALUES",
+           "asset_of"]
 
 SIM_EPOCH_NS = 1_767_225_600 * 10**9     # 2026-01-01 00:00 UTC: stream time 0 of a simulated scenario
 TRUTH_DTYPE = np.dtype([("t_ns", np.int64), ("asset", "U16"), ("side", np.int8), ("price", np.float64),
@@ -236,14 +237,14 @@ def load_okx_series(path: str | Path) -> RealSeries:
     return out
 
 
-def okx_parser(registry: Registry, coins: set) -> tuple[Any, Callable]:
+def okx_parser(registry: Registry, coins: set) -> Any:
     """An OKX parser over ``registry`` knowing the contract values of ``coins`` (linear USDT swaps)."""
     okx = venue_modules.load("okx")
     infos = {f"{c}-USDT-SWAP": InstrumentInfo(f"{c}-USDT-SWAP", c, "USDT", "perpetual", "live", 0.0,
                                               OKX_CONTRACT_VALUES[c])
              for c in coins if c in OKX_CONTRACT_VALUES}
     ids = register(registry, okx, list(infos), infos)
-    return okx.Parser(ids.get, contract_sizes={s: i.contract_size for s, i in infos.items()}), ids.get
+    return okx.Parser(ids.get, contract_sizes={s: i.contract_size for s, i in infos.items()})
 
 
 def real_chunks(series: RealSeries, parser: Any, chunk_s: float = 60.0) -> Iterator[tuple[int, np.ndarray, Counter]]:

@@ -69,7 +69,8 @@ def markdown(summary: dict, plots: dict[str, list[str]]) -> str:
                           f"{_f(e['median'], '{:.3f}')} (0 = same shape, 1 = disjoint), modelled / true USD median "
                           f"{_f(e['usd_ratio_median'], '{:.3f}')}."]
         lines += ["", "Coverage (liquidations the engine received per venue; capped streams are lower bounds):", "",
-                  "| venue | liquidations | USD | capped | saturated 1 s slots | missed (estimate, up to) | share of true USD |",
+                  "| venue | liquidations | USD | capped | saturated 1 s slots | missed (estimate, up to) "
+                  "| share of true USD |",
                   "|---|---|---|---|---|---|---|"]
         for v, c in f["coverage"].items():
             lines.append(f"| {v} | {c['liquidations']:,} | ${c['usd']:,.0f} | {'yes' if c['capped'] else 'no'} | "
@@ -91,7 +92,7 @@ def _timeline(path: Path, d, f: dict) -> None:
     for ax, a in zip(axes[:, 0], assets):
         sel = d.truth[d.truth["asset"] == a]
         minutes, usd = minute_usd(sel["t_ns"], sel["usd"], d.t0_ns, d.t1_ns)
-        ax.bar((minutes - t0) / 3.6e12, usd, width=1 / 60, color="0.35", label="liquidation USD / min")
+        ax.bar((minutes - t0) / 3.6e12, usd, width=1 / 60, align="edge", color="0.35", label="liquidation USD / min")
         for c in f["labels"]:
             if c["asset"] == a:
                 ax.axvspan((c["start_ns"] - t0) / 3.6e12, (c["end_ns"] - t0) / 3.6e12, color="orange", alpha=0.3)

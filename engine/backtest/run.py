@@ -214,7 +214,7 @@ def replay_real(cfg: Config, path: str | Path, p: BacktestParams = BacktestParam
     tally = _LiqTally()
     outcomes: Counter = Counter()
     with OfflinePipeline(cfg, ["okx"]) as pipe:
-        parser, _ = okx_parser(pipe.registry, series.assets)
+        parser = okx_parser(pipe.registry, series.assets)
         done = 0
         for edge, recs, oc in real_chunks(series, parser):
             outcomes.update(oc)
