@@ -188,6 +188,7 @@ class DeltaPressure(SignalBase, frozen=True, kw_only=True, tag="cvd"):
     acceleration_usd_s2: float = 0.0
     volume_usd: float = 0.0
     fallback: bool = False       # judged by the configured buy-share bound (history still short)
+    led_by: str = ""             # spot | perp: the market that led the asset's window delta; "" unless both are watched
 
 
 class WhaleTrade(SignalBase, frozen=True, kw_only=True, tag="whale"):

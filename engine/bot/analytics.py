@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..flow_leader import leading_market, taker_delta_usd as _taker_delta_usd
 from .candles import BUY, C, H, L, O, SELL, T, V
 
 __all__ = ["atr", "rsi", "VolumeSpike", "volume_spike", "spike_level", "CvdResult", "cvd", "funding_pressure",
@@ -54,20 +55,7 @@ def slope(y: np.ndarray) -> float:
 
 def taker_delta_usd(c: np.ndarray) -> float:
     """Taker buy minus sell volume of candles, valued at each candle's close (USD)."""
-    return float(((c[:, BUY] - c[:, SELL]) * c[:, C]).sum()) if len(c) else 0.0
-
-
-def leading_market(spot_delta_usd: float, perp_delta_usd: float) -> str:
-    """Which market led a taker-flow move: "spot", "perp", or "none" when the combined delta is zero.
-
-    The leader is the market whose delta points the way of the combined move and is the larger of the
-    two in that direction (a market pushing against the move never leads it).
-    """
-    total = spot_delta_usd + perp_delta_usd
-    if total == 0.0 or not math.isfinite(total):
-        return "none"
-    sign = 1.0 if total > 0 else -1.0
-    return "spot" if spot_delta_usd * sign > perp_delta_usd * sign else "perp"
+    return _taker_delta_usd(c[:, BUY], c[:, SELL], c[:, C]) if len(c) else 0.0
 
 
 def session_factor(hour: int, weekday: int) -> float:

@@ -6,7 +6,7 @@ import time
 import numpy as np
 
 from .base import FlowDetector, window_label
-from ..bot.analytics import leading_market
+from ..flow_leader import leading_market, led_by
 from ..kernels import cvd as K
 from ..kernels import flow
 from ..signals import DeltaPressure
@@ -67,7 +67,9 @@ class CvdDetector(FlowDetector):
             ts_exchange=int(rec["ts_exchange"]), ts_recv=int(rec["ts_recv"]), ts_computed=time.time_ns(),
             direction="buy" if ev["level"] > 0 else "sell", window_s=self.windows_s[self.pw],
             delta_usd=float(v[0]), zscore=float(v[1]), buy_share=float(v[2]), buy_sell_ratio=float(v[3]),
-            cvd_usd=float(v[4]), acceleration_usd_s2=float(v[5]), volume_usd=float(v[6]), fallback=bool(v[7]))
+            cvd_usd=float(v[4]), acceleration_usd_s2=float(v[5]), volume_usd=float(v[6]), fallback=bool(v[7]),
+            led_by=led_by({self.keys.key_market[j]: float(self.win[j, self.pw, K.W_DELTA])   # at the batch end
+                           for j in self.keys.asset_keys(self.keys.key_asset[k]) if j in self.keys.inst_akey}))
 
     def thresholds(self, asset: str) -> dict[str, float]:
         """Per market: median and scale of the pressure-window delta (-1 while history is short) and the bounds."""
