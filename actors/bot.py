@@ -14,10 +14,17 @@ history they read never race:
   unreachable, token refused) it is retried with back-off while the history
   keeps filling;
 * at start, 1-minute candles are bootstrapped from Binance kline REST under
-  the bot's own weight budget. A failed symbol is counted and skipped, never
-  fatal. Only closed minutes older than the first Binance record the bot read
-  from the ring are loaded, and never over a minute built from trades, so no
-  trade is counted twice; bootstrapped minutes hold Binance's volume only.
+  the bot's own weight budget, one pass per :data:`KLINE_SOURCES` entry whose
+  venue is enabled: USD-M perps (``/fapi/v1/klines``) and, with
+  ``[venues.binance_spot]``, spot (``/api/v3/klines``, its own host and
+  budget), so ``/price``, ``/volume`` and ``/cvd`` have spot candles from the
+  first minute. A failed symbol is counted and skipped, never fatal. Only
+  closed minutes older than the first record the bot read from *that venue's*
+  ring are loaded, and never over a minute built from trades, so no trade is
+  counted twice; bootstrapped minutes hold Binance's volume only;
+* with ``[venues.binance_spot]`` enabled, a :class:`engine.bot.spot_tickers.SpotTickers`
+  fed by its own one-socket ``!miniTicker@arr`` feed ranks every spot pair
+  for ``/top10 spot`` (the feed actors carry only the watched symbols).
 
 The start-up notice is the alert actor's; the bot sends none. Chat
 preferences (``/alerts stop``, ``/mute`` ...) are kept in ``bot-prefs.json``
@@ -26,16 +33,20 @@ in the alerts' state directory.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import time
+from types import ModuleType
+from typing import Callable, NamedTuple
 
 from engine.bot.app import Access, BotService, bot_token, build_application, start_bot, stop_bot
-from engine.bot.candles import MINUTE_MS, T, fetch_binance_klines
+from engine.bot.candles import KLINE_PATH, MINUTE_MS, T, fetch_binance_klines, kline_weight
 from engine.bot.commands import BotContext
 from engine.bot.history import History, market_class
 from engine.bot.market import MarketView
 from engine.bot.prefs import Prefs, prefs_path
+from engine.bot.spot_tickers import SpotTickers
 from engine.bus import Subscriber
 from engine.config import Config
 from engine.instruments import Market, Registry, canonical_asset, registry_segment
@@ -45,11 +56,12 @@ from engine.security import curve_client_for
 from engine.signals import Heartbeat
 from engine.state import StateTable
 from engine.supervisor import enabled_venues
+from engine.venues import binance, binance_spot
 
 from .alerts import bus_endpoint, state_dir
 from .base import Actor
 
-__all__ = ["BotActor", "READER_NAME", "kline_targets", "bootstrap_klines"]
+__all__ = ["BotActor", "READER_NAME", "KlineSource", "KLINE_SOURCES", "kline_targets", "bootstrap_klines"]
 
 READER_NAME = "bot"
 TICK_BUDGET_S = 0.1            # ring work per tick (a 4096-record batch takes ~30 ms): a backlog spans ticks
@@ -58,14 +70,39 @@ LATE_MS = 10_000               # a minute counts as closed this long after its e
 REGISTRY_WAIT_S = 30.0         # how long the bootstrap waits for the feed to register Binance symbols
 COUNTERS_INTERVAL_S = 1.0
 RESTART_BACKOFF_S = (1.0, 60.0)
+SPOT_TICKER_COUNTERS = ("frames", "malformed", "unknown", "reconnects", "stale")   # of the mini-ticker feed
+
+KLINE_STATS = ("kline_symbols", "kline_candles", "kline_failed", "kline_malformed")
 
 kline_log = logging.getLogger("undertow.bot.klines")
 
 
-def kline_targets(registry, max_symbols: int) -> list[tuple[str, tuple[str, str]]]:
-    """(Binance symbol, candle key) to bootstrap: USD-M linear perps, one symbol per asset (USDT first), no
-    multiplier symbols (1000PEPE klines are priced per 1000), at most ``max_symbols``."""
-    cands = [i for i in registry.all() if i.venue == Venue.BINANCE and i.market == Market.PERP_LINEAR]
+class KlineSource(NamedTuple):
+    """One kline bootstrap pass: the venue (its ring and ``[venues.*]`` name) and market whose candles it fills,
+    and the REST route; its counters are the ``kline_*`` ones behind ``prefix``."""
+
+    venue_name: str
+    venue: int
+    market: int
+    module: ModuleType                 # the venue module (RestPoller, DEFAULT_REST_URL)
+    path: str
+    weight: Callable[[int], int]       # request weight of a ``limit``-row page
+    prefix: str
+
+
+KLINE_SOURCES = (
+    KlineSource("binance", Venue.BINANCE, Market.PERP_LINEAR, binance, KLINE_PATH, kline_weight, ""),
+    KlineSource("binance_spot", Venue.BINANCE_SPOT, Market.SPOT, binance_spot, binance_spot.KLINE_PATH,
+                binance_spot.kline_weight, "spot_"),
+)
+
+
+def kline_targets(registry, max_symbols: int, venue: int = Venue.BINANCE,
+                  market: int = Market.PERP_LINEAR) -> list[tuple[str, tuple[str, str]]]:
+    """(Binance symbol, candle key) to bootstrap: the ``venue``'s instruments of ``market`` (USD-M linear perps by
+    default), one symbol per asset (USDT first), no multiplier symbols (1000PEPE klines are priced per 1000), at
+    most ``max_symbols``."""
+    cands = [i for i in registry.all() if i.venue == venue and i.market == market]
     cands.sort(key=lambda i: (i.quote != "USDT", i.id))
     out, seen = [], set()
     for ins in cands:
@@ -79,17 +116,18 @@ def kline_targets(registry, max_symbols: int) -> list[tuple[str, tuple[str, str]
 
 
 async def bootstrap_klines(history: History, targets, get, minutes: int, now_ms: int, boundary_ms,
-                           stats: dict) -> None:
+                           stats: dict, path: str = KLINE_PATH, weight=kline_weight) -> None:
     """Load the closed 1-minute klines of every target into ``history.candles``.
 
-    ``get`` is ``RestPoller.get_retrying``; ``boundary_ms()`` is called before each load and gives the first
+    ``get`` is ``RestPoller.get_retrying``; ``path``/``weight`` the kline route (USD-M by default, a
+    :class:`KlineSource`'s for spot); ``boundary_ms()`` is called before each load and gives the first
     minute that must not be loaded (the trades the bot reads cover it). Counts go into ``stats``:
     ``kline_symbols``, ``kline_candles``, ``kline_failed`` (request failed), ``kline_malformed`` (bad body).
     """
     from engine.rest import RestError
     for symbol, key in targets:
         try:
-            candles = await fetch_binance_klines(get, symbol, minutes, now_ms)
+            candles = await fetch_binance_klines(get, symbol, minutes, now_ms, path=path, weight=weight)
         except RestError as exc:
             stats["kline_failed"] += 1
             kline_log.warning("kline bootstrap of %s failed: %s", symbol, exc)
@@ -122,9 +160,11 @@ class BotActor(Actor):
         self.service: BotService | None = None
         self.app = None
         self.telegram_up = False
-        self.stats = dict(records=0, lost=0, signals=0, kline_symbols=0, kline_candles=0, kline_failed=0,
-                          kline_malformed=0, telegram_start_failures=0)
-        self._kline_poller = None      # the kline bootstrap's REST client, once it runs
+        self.stats = dict(records=0, lost=0, signals=0, telegram_start_failures=0)
+        self.kline_stats = {src.venue_name: dict.fromkeys(KLINE_STATS, 0) for src in KLINE_SOURCES}
+        self._kline_pollers: dict[str, object] = {}   # venue name -> its bootstrap's REST client, once it runs
+        self.spot_tickers: SpotTickers | None = None  # /top10 spot's all-market mini-tickers, with binance_spot
+        self._ticker_feed = None
 
     # -- lifecycle --------------------------------------------------------
     def setup(self) -> None:
@@ -142,9 +182,12 @@ class BotActor(Actor):
         self.history = History(candle_minutes=b.history_minutes)
         prefs = Prefs(prefs_path(state_dir(cfg)), default_alerts=b.auto_start)
         actors = self._table.snapshot
+        if cfg.venues.binance_spot.enabled:
+            self.spot_tickers = SpotTickers()
 
         def context(chat_id: int) -> BotContext:
-            return BotContext(self.market, self.history, prefs, cfg, actors=actors, chat_id=chat_id)
+            return BotContext(self.market, self.history, prefs, cfg, actors=actors, chat_id=chat_id,
+                              spot_tickers=self.spot_tickers)
 
         self.service = BotService(Access(frozenset(tg.chat_ids), frozenset(tg.admin_user_ids), b.group_commands),
                                   context)
@@ -169,8 +212,12 @@ class BotActor(Actor):
     async def _main(self) -> None:
         b = self.cfg.bot
         tasks = [asyncio.create_task(self._telegram(), name="telegram")]
-        if b.kline_bootstrap and "binance" in self.readers:
-            tasks.append(asyncio.create_task(self._bootstrap(), name="klines"))
+        if b.kline_bootstrap:
+            tasks += [asyncio.create_task(self._bootstrap(src), name=f"klines:{src.venue_name}")
+                      for src in KLINE_SOURCES if src.venue_name in self.readers]
+        if self.spot_tickers is not None:
+            self._ticker_feed = self.spot_tickers.feed(self.cfg.venues.binance_spot)
+            tasks.append(asyncio.create_task(self._ticker_feed.run(), name="spot-tickers"))
         interval = b.poll_interval_ms / 1000.0
         next_oi = next_counters = time.monotonic()
         try:
@@ -187,6 +234,8 @@ class BotActor(Actor):
                 self.beat()
                 await asyncio.sleep(interval)
         finally:
+            if self._ticker_feed is not None:
+                self._ticker_feed.stop()
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -251,35 +300,39 @@ class BotActor(Actor):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, cap)
 
-    async def _bootstrap(self) -> None:
+    async def _bootstrap(self, src: KlineSource) -> None:
+        """One kline pass: wait for the feed to register ``src``'s instruments, then load their klines under
+        the bot's own weight budget on that venue's REST host."""
         from engine.rest import RestPoller, WeightBudget
-        from engine.venues import binance
-        b = self.cfg.bot
+        b, name = self.cfg.bot, src.venue_name
         deadline = time.monotonic() + REGISTRY_WAIT_S
-        while not (targets := kline_targets(self.registry, b.kline_max_symbols)) and time.monotonic() < deadline:
+        while (not (targets := kline_targets(self.registry, b.kline_max_symbols, src.venue, src.market))
+               and time.monotonic() < deadline):
             await asyncio.sleep(0.5)
         if not targets:
-            self.log.info("kline bootstrap: no Binance linear perpetual registered; skipped")
+            self.log.info("kline bootstrap: no %s instrument of the market it fills registered; skipped", name)
             return
-        poller = RestPoller(binance, self.cfg.venues.binance.rest_url or binance.DEFAULT_REST_URL,
+        poller = RestPoller(src.module, getattr(self.cfg.venues, name).rest_url or src.module.DEFAULT_REST_URL,
                             WeightBudget(b.kline_weight_per_minute))
         now_ms = time.time_ns() // 1_000_000
-        self._kline_poller = poller   # its counters are published live, with kline_failed and the rest
+        self._kline_pollers[name] = poller   # its counters are published live, with kline_failed and the rest
+        stats = self.kline_stats[name]
         try:
             await bootstrap_klines(self.history, targets, poller.get_retrying, b.kline_minutes, now_ms,
-                                   self._kline_boundary_ms, self.stats)
+                                   functools.partial(self._kline_boundary_ms, name), stats, src.path, src.weight)
         finally:
             await poller.aclose()
-        self.log.info("kline bootstrap: %d candles for %d/%d symbols (%d failed, %d malformed)",
-                      self.stats["kline_candles"], self.stats["kline_symbols"], len(targets),
-                      self.stats["kline_failed"], self.stats["kline_malformed"])
+        self.log.info("kline bootstrap (%s): %d candles for %d/%d symbols (%d failed, %d malformed)", name,
+                      stats["kline_candles"], stats["kline_symbols"], len(targets), stats["kline_failed"],
+                      stats["kline_malformed"])
 
-    def _kline_boundary_ms(self) -> int:
-        """The first minute klines must not fill: the minute of the first Binance record read (every later
-        record, backlog included, is newer), and never a minute closed less than LATE_MS ago."""
-        if "binance" not in self.first_ts_ns:
+    def _kline_boundary_ms(self, venue: str = "binance") -> int:
+        """The first minute ``venue``'s klines must not fill: the minute of the first record read from that
+        venue's ring (every later record, backlog included, is newer), and never a minute closed less than
+        LATE_MS ago."""
+        if venue not in self.first_ts_ns:
             self.poll_rings()
-        limit = min(time.time_ns() // 1_000_000 - LATE_MS, self.first_ts_ns["binance"] // 1_000_000)
+        limit = min(time.time_ns() // 1_000_000 - LATE_MS, self.first_ts_ns[venue] // 1_000_000)
         return limit - limit % MINUTE_MS
 
     def _counters(self) -> dict[str, float]:
@@ -289,6 +342,13 @@ class BotActor(Actor):
                  candle_trades=h.candles.trades, candle_rejected=h.candles.rejected,
                  commands_answered=svc.answered, commands_refused=svc.refused, commands_ignored=svc.ignored,
                  command_errors=svc.errors, telegram_up=float(self.telegram_up))
-        if self._kline_poller is not None:
-            c.update({f"kline_{k}": float(v) for k, v in self._kline_poller.counters().items()})
+        for src in KLINE_SOURCES:
+            c.update({src.prefix + k: float(v) for k, v in self.kline_stats[src.venue_name].items()})
+            if (poller := self._kline_pollers.get(src.venue_name)) is not None:
+                c.update({f"{src.prefix}kline_{k}": float(v) for k, v in poller.counters().items()})
+        if self.spot_tickers is not None:
+            c["spot_tickers"] = float(len(self.spot_tickers.tickers))
+            if self._ticker_feed is not None:
+                fs = self._ticker_feed.stats.as_dict()
+                c.update({f"spot_ticker_{k}": float(fs[k]) for k in SPOT_TICKER_COUNTERS})
         return c

@@ -1,20 +1,162 @@
-"""Binance spot wired through: DeltaPressure.led_by from the CVD detector on scripted spot- and perp-led moves."""
+"""Binance spot wired through: the bot actor's mini-ticker store for /top10 spot and its spot kline bootstrap
+against the simulator, and DeltaPressure.led_by from the CVD detector on scripted spot- and perp-led moves."""
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
+import time
 
 import msgspec
 import numpy as np
+import pytest
 
+from actors.bot import BotActor
 from engine import flow_leader
+from engine.actor_table import ActorTable, actor_table_segment
 from engine.bot import analytics as A
-from engine.bot.candles import BUY, C, COLS, SELL
+from engine.bot.candles import BUY, C, COLS, MINUTE_MS, SELL, T, V
+from engine.config import loads
 from engine.detectors.cvd import CvdDetector
-from engine.instruments import Market
-from engine.record import Kind, Side, Venue
+from engine.instruments import Market, Registry, registry_segment
+from engine.record import Kind, Side, Venue, empty_records
+from engine.ring import Ring, ring_segment
 from engine.signals import DeltaPressure, decode, encode
+from engine.simulator.runner import start_in_thread
+from tests.fakes.botapi import FakeBotAPI
 from tests.reference_flow import FakeRegistry, config_with, detector, records_from
+
+TOKEN = "424242:spot-wiring-token"
+CHAT = 42
+
+CONFIG = """
+[engine]
+namespace = "{ns}"
+run_dir = "{run}"
+ring_capacity = 4096
+max_instruments = 64
+max_assets = 16
+[bus]
+endpoint = "ipc://{run}/bus.sock"
+[venues.binance]
+symbols = ["BTCUSDT"]
+rest_url = "{rest}"
+[venues.binance_spot]
+symbols = ["BTCUSDT", "ETHUSDT"]
+ws_urls = {{ spot = "{spot_ws}" }}
+rest_url = "{spot_rest}"
+[venues.bybit]
+enabled = false
+[venues.okx]
+enabled = false
+[venues.gate]
+enabled = false
+[venues.bitget]
+enabled = false
+[venues.hyperliquid]
+enabled = false
+[alerts]
+state_dir = "{run}/state"
+[alerts.telegram]
+api_base_url = "{api}"
+chat_ids = [{chat}]
+[bot]
+poll_interval_ms = 20.0
+kline_minutes = 30
+"""
+
+
+def _seed_klines(book, symbol: str, minutes: list[int], price: float, qty: float) -> None:
+    """Past 1-minute klines in a simulator venue's kline book: one taker buy of ``qty`` at ``price`` and one taker
+    sell of ``qty / 4`` a minute (the simulator only has the minutes since it started)."""
+    for m in minutes:
+        book.add(symbol, price, qty, True, m + 1_000)
+        book.add(symbol, price, qty / 4, False, m + 2_000)
+
+
+async def _until(predicate, timeout: float, message: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, message
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.process
+@pytest.mark.timeout(60)
+def test_bot_actor_ranks_spot_tickers_and_bootstraps_spot_klines(namespace, tmp_path):
+    now_ms = time.time_ns() // 1_000_000
+    minute = now_ms - now_ms % MINUTE_MS
+    past = [minute - k * MINUTE_MS for k in range(6, 1, -1)]          # the five minutes M-6 .. M-2
+    spot_first = minute - 4 * MINUTE_MS + 30_000                      # the spot ring's first trade: within M-4
+    registry = Registry.open(registry_segment(namespace), 64, 16)
+    registry.add(Venue.BINANCE, "BTCUSDT", "BTC")
+    btc_spot = registry.add(Venue.BINANCE_SPOT, "BTCUSDT", "BTC", market=Market.SPOT)
+    registry.add(Venue.BINANCE_SPOT, "ETHUSDT", "ETH", market=Market.SPOT)
+    rings = {v: Ring.open(ring_segment(namespace, v), 4096) for v in ("binance", "binance_spot")}
+    for r in rings.values():
+        r.become_producer()
+    trade = empty_records(1)
+    trade[0] = (Kind.TRADE, Venue.BINANCE_SPOT, Side.BUY, 0, btc_spot, spot_first * 1_000_000,
+                spot_first * 1_000_000, 40_123.0, 2.0, 80_246.0, 0, 0)
+    rings["binance_spot"].write_batch(trade)
+    with start_in_thread(rate=300.0, venues=["binance", "binance_spot"], symbols=["BTCUSDT", "ETHUSDT"], seed=5,
+                         first_cascade_after_s=1e9) as sim, FakeBotAPI(token=TOKEN) as api:
+        perp_book, spot_book = sim.sim.venue("binance").klines, sim.sim.venue("binance_spot").klines
+        sim.call(_seed_klines, perp_book, "BTCUSDT", past, 50_000.0, 4.0)
+        sim.call(_seed_klines, spot_book, "BTCUSDT", past, 40_000.0, 8.0)
+        sim.call(_seed_klines, spot_book, "ETHUSDT", past, 3_000.0, 20.0)
+        spot = sim.endpoints("binance_spot")
+        cfg = loads(CONFIG.format(ns=namespace, run=tmp_path, rest=sim.endpoints("binance")["rest_url"],
+                                  spot_ws=spot["ws_urls"]["spot"], spot_rest=spot["rest_url"], api=api.base_url,
+                                  chat=CHAT))
+        actor = BotActor(cfg, env={"TELEGRAM_BOT_TOKEN": TOKEN})
+        actor._table = ActorTable.open(actor_table_segment(namespace))
+        actor.setup()
+
+        async def drive():
+            main = asyncio.create_task(actor._main())
+            await _until(lambda: actor.kline_stats["binance"]["kline_symbols"] == 1
+                         and actor.kline_stats["binance_spot"]["kline_symbols"] == 2, 20, "both kline passes ran")
+            await _until(lambda: {"BTCUSDT", "ETHUSDT"} <= set(actor.spot_tickers.tickers), 10, "mini-tickers")
+            api.inject_command(chat_id=CHAT, text="/top10 spot", user_id=1)
+            await _until(lambda: api.sent(chat_id=CHAT), 20, "the /top10 spot reply")
+            counters = actor._counters()
+            actor.stopping = True
+            await asyncio.wait_for(main, 15)
+            left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            return counters, left
+
+        try:
+            counters, left = asyncio.run(drive())
+        finally:
+            actor.teardown()
+            for obj in (*rings.values(), registry):
+                obj.close()
+        top10 = api.sent(chat_id=CHAT)[0].text
+
+    assert left == [], "a task outlived the bot's event loop (the ticker feed was not cancelled)"
+    assert "TOP 10 SPOT MARKETS" in top10 and "mini-ticker" in top10          # ranked from the ticker store
+    assert " BTC " in top10 and " ETH " in top10
+    assert "USDC" not in top10 and "BTCUP" not in top10     # listed above BTC by volume, never ranked
+    assert counters["spot_tickers"] >= 2 and counters["spot_ticker_frames"] > 0
+    assert counters["spot_ticker_malformed"] == 0
+    assert counters["kline_symbols"] == 1 and counters["spot_kline_symbols"] == 2
+    assert counters["kline_failed"] == counters["spot_kline_failed"] == 0
+    assert counters["spot_kline_rest_errors"] == 0
+
+    candles = actor.history.candles
+    perp = candles.one_minute(("BTC", "perp"))
+    assert perp[:, T].tolist() == past                                # perp boundary: now (its ring is empty)
+    assert (perp[:, C] == 50_000.0).all() and (perp[:, V] == 5.0).all() and (perp[:, BUY] == 4.0).all()
+    spot_btc = candles.one_minute(("BTC", "spot"))
+    # the spot boundary is the spot ring's first trade (M-4): klines fill M-6 and M-5, the trade its own minute
+    assert spot_btc[:, T].tolist() == past[:2] + [past[2]]
+    assert (spot_btc[:2, C] == 40_000.0).all() and (spot_btc[:2, V] == 10.0).all()
+    assert (spot_btc[:2, SELL] == 2.0).all()
+    assert spot_btc[2, C] == 40_123.0 and spot_btc[2, V] == 2.0       # built from the ring, never overwritten
+    spot_eth = candles.one_minute(("ETH", "spot"))
+    assert spot_eth[:, T].tolist() == past[:2] and (spot_eth[:, V] == 25.0).all()
+
 
 # -- DeltaPressure.led_by ----------------------------------------------------------------------------------------
 

@@ -5,8 +5,9 @@ A :class:`CandleStore` keeps, per (asset, market class), a circular buffer of
 not the minute asked for is empty. Volumes split by the *taker* side of each
 trade, so delta and CVD are real aggressor flow. Candles of any timeframe
 are aggregated from the 1-minute ones on demand. At start the store can be
-bootstrapped from venue kline REST (Binance ``/fapi/v1/klines`` carries the
-taker-buy volume too); a candle already built from trades is never
+bootstrapped from venue kline REST (Binance USD-M ``/fapi/v1/klines`` and
+spot ``/api/v3/klines`` carry the taker-buy volume too; the bot actor runs
+one pass per market); a candle already built from trades is never
 overwritten by a kline.
 """
 from __future__ import annotations
