@@ -2,7 +2,8 @@
 
     python bench/fault_figures.py              # the default `fault` subset (~2 minutes)
     python bench/fault_figures.py --heavy      # the fault_heavy counts (1,000 disconnects, 10^6 frames,
-                                               # 150 actor kills, 80 Telegram faults, ...: about an hour)
+                                               # 150 actor kills, 80 Telegram faults, 40+ book faults a
+                                               # venue, ...: about an hour)
     python bench/fault_figures.py --seed 11    # another seed (every test replays exactly from it)
 
 Each test appends its figure as a JSON line to ``$UNDERTOW_FAULT_FIGURES``

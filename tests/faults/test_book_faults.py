@@ -285,10 +285,6 @@ def _undetectable_window(venue: str, label: str) -> bool:
     return len(parts) == 2 and (venue, parts[1]) in UNDETECTABLE
 
 
-def _counters(book) -> dict:
-    return book.counters()
-
-
 def _resync_counters(books, symbol: str) -> dict:
     """What moves when a symbol's book is invalidated or re-requested (a push venue's snapshots always move)."""
     c = books.book(symbol).counters()
@@ -347,10 +343,10 @@ async def _book_faults(sim, venue: str, name: str, extra: int) -> dict:
         unseen_wrong = 0
         for k, fault in enumerate(faults):
             checker.label = f"{k}:{fault}"
-            before = _counters(books.book(btc))
+            before = books.book(btc).counters()
             await _inject(sim, run, books, truth, venue, fault, stream, btc)
             await _settled(books, checker, btc, f"{venue} {fault} settled ({replay_hint(name)})")
-            after = _counters(books.book(btc))
+            after = books.book(btc).counters()
             delta = {c: after[c] - before[c] for c in after}
             want = DETECTS[venue][fault]
             assert {c: delta[c] for c in want} == want, (venue, fault, k, delta, replay_hint(name))
