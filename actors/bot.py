@@ -160,7 +160,7 @@ class BotActor(Actor):
         self.service: BotService | None = None
         self.app = None
         self.telegram_up = False
-        self.stats = dict(records=0, lost=0, signals=0, telegram_start_failures=0)
+        self.stats = dict(records=0, lost=0, signals=0, telegram_start_failures=0, spot_listing_failed=0)
         self.kline_stats = {src.venue_name: dict.fromkeys(KLINE_STATS, 0) for src in KLINE_SOURCES}
         self._kline_pollers: dict[str, object] = {}   # venue name -> its bootstrap's REST client, once it runs
         self.spot_tickers: SpotTickers | None = None  # /top10 spot's all-market mini-tickers, with binance_spot
@@ -218,6 +218,7 @@ class BotActor(Actor):
         if self.spot_tickers is not None:
             self._ticker_feed = self.spot_tickers.feed(self.cfg.venues.binance_spot)
             tasks.append(asyncio.create_task(self._ticker_feed.run(), name="spot-tickers"))
+            tasks.append(asyncio.create_task(self._spot_listing(), name="spot-listing"))
         interval = b.poll_interval_ms / 1000.0
         next_oi = next_counters = time.monotonic()
         try:
@@ -299,6 +300,25 @@ class BotActor(Actor):
                     pass
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, cap)
+
+    async def _spot_listing(self) -> None:
+        """Keep /top10 spot to pairs the exchange lists as trading: read the spot listing at start and every
+        ``resolve_interval_s`` (a halted pair keeps its last mini-ticker, so the tickers alone cannot tell)."""
+        from engine.rest import RestPoller, WeightBudget
+        from engine.venues import binance_spot
+        vcfg = self.cfg.venues.binance_spot
+        poller = RestPoller(binance_spot, vcfg.rest_url or binance_spot.DEFAULT_REST_URL,
+                            WeightBudget(self.cfg.bot.kline_weight_per_minute))
+        while True:
+            infos = await poller.instruments()
+            if infos is None:
+                self.stats["spot_listing_failed"] += 1
+                await asyncio.sleep(60.0)
+                continue
+            self.spot_tickers.set_listing(infos)
+            if vcfg.resolve_interval_s <= 0:
+                return
+            await asyncio.sleep(vcfg.resolve_interval_s)
 
     async def _bootstrap(self, src: KlineSource) -> None:
         """One kline pass: wait for the feed to register ``src``'s instruments, then load their klines under

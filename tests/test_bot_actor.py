@@ -57,6 +57,8 @@ enabled = false
 enabled = false
 [venues.hyperliquid]
 enabled = false
+[venues.binance_spot]
+enabled = false
 [alerts]
 state_dir = "{run}/state"
 [alerts.telegram]

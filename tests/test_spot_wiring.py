@@ -118,6 +118,7 @@ def test_bot_actor_ranks_spot_tickers_and_bootstraps_spot_klines(namespace, tmp_
             await _until(lambda: actor.kline_stats["binance"]["kline_symbols"] == 1
                          and actor.kline_stats["binance_spot"]["kline_symbols"] == 2, 20, "both kline passes ran")
             await _until(lambda: {"BTCUSDT", "ETHUSDT"} <= set(actor.spot_tickers.tickers), 10, "mini-tickers")
+            await _until(lambda: actor.spot_tickers.trading is not None, 10, "the spot listing")
             api.inject_command(chat_id=CHAT, text="/top10 spot", user_id=1)
             await _until(lambda: api.sent(chat_id=CHAT), 20, "the /top10 spot reply")
             counters = actor._counters()
@@ -138,6 +139,8 @@ def test_bot_actor_ranks_spot_tickers_and_bootstraps_spot_klines(namespace, tmp_
     assert "TOP 10 SPOT MARKETS" in top10 and "mini-ticker" in top10          # ranked from the ticker store
     assert " BTC " in top10 and " ETH " in top10
     assert "USDC" not in top10 and "BTCUP" not in top10     # listed above BTC by volume, never ranked
+    assert "OLD" not in top10                                # halted (status BREAK): its stale ticker is not ranked
+    assert counters["spot_listing_failed"] == 0
     assert counters["spot_tickers"] >= 2 and counters["spot_ticker_frames"] > 0
     assert counters["spot_ticker_malformed"] == 0
     assert counters["kline_symbols"] == 1 and counters["spot_kline_symbols"] == 2

@@ -33,6 +33,11 @@ class SpotTickers:
 
     def __init__(self) -> None:
         self.parser = binance_spot.Parser(lambda symbol: None)   # no instruments: tickers only, no records
+        self.trading: frozenset[str] | None = None   # pairs open to spot trading, once a listing was read
+
+    def set_listing(self, infos) -> None:
+        """Keep only pairs the exchange lists as trading spot pairs (``binance_spot.parse_exchange_info``)."""
+        self.trading = frozenset(i.symbol for i in infos if i.contract_type == "spot" and i.status == "trading")
 
     @property
     def tickers(self) -> dict[str, SpotTicker]:
@@ -52,7 +57,9 @@ class SpotTickers:
 
     def top(self, n: int = 10, quote: str = "USDT") -> list[RankedTicker]:
         """The ``n`` plain ``*/quote`` pairs with the most 24 h quote volume, largest first."""
-        pairs = [(s, s[: -len(quote)], t) for s, t in self.tickers.items() if s.endswith(quote) and len(s) > len(quote)]
+        listed = self.trading
+        pairs = [(s, s[: -len(quote)], t) for s, t in self.tickers.items()
+                 if s.endswith(quote) and len(s) > len(quote) and (listed is None or s in listed)]
         bases = {b for _, b, _ in pairs}
         plain = [RankedTicker(*p) for p in pairs if is_plain_spot_pair(p[1], bases)]
         plain.sort(key=lambda r: -r.ticker.quote_volume)
