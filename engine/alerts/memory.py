@@ -90,8 +90,8 @@ class PolicyMemory:
 
     # -- duplicate suppression ----------------------------------------------
     def save_key(self, key: tuple, st: KeyState) -> None:
-        self._write("INSERT OR REPLACE INTO dedup (key, last_sent, level, size, suppressed, price) VALUES (?, ?, ?, ?, ?, ?)",
-                    (json.dumps(list(key)), st.last_sent, st.level, st.size, st.suppressed, st.price))
+        self._write("INSERT OR REPLACE INTO dedup (key, last_sent, level, size, suppressed, price)"
+                    " VALUES (?, ?, ?, ?, ?, ?)", (json.dumps(list(key)), st.last_sent, st.level, st.size, st.suppressed, st.price))
 
     def keys(self) -> dict[tuple, KeyState]:
         return {tuple(json.loads(k)): KeyState(last_sent, level, size, suppressed, price)

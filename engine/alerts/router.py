@@ -129,7 +129,8 @@ class AlertRouter:
                     and tier_for(self.a.tiers, kind, sig.size_class) != "urgent":
                 self.stats.folded_into_cascade += 1   # the live message already counts it
             else:
-                html, tier = F.render_signal(sig, decision.suppressed_before), tier_for(self.a.tiers, kind, _sub_key(sig))
+                html = F.render_signal(sig, decision.suppressed_before)
+                tier = tier_for(self.a.tiers, kind, _sub_key(sig))
                 got, held = self._broadcast(html, tier, now, kind=kind, asset=sig.asset)
                 self._publish("new", kind, tier, html, sig, got, held, reason=decision.reason)
 
@@ -240,5 +241,6 @@ class AlertRouter:
             elif act.kind in ("market_edit", "market_end"):
                 html = F.render_market_report(m.members.values(), active=act.kind == "market_edit")
                 self._edit(m.chats, m.key, html)
-                self._publish("update" if act.kind == "market_edit" else "end", "market", tier_for(self.a.tiers, "market"),
-                              html, None, m.chats, set(), act.kind.replace("_", " "), m.key)
+                self._publish("update" if act.kind == "market_edit" else "end", "market",
+                              tier_for(self.a.tiers, "market"), html, None, m.chats, set(), act.kind.replace("_", " "),
+                              m.key)

@@ -114,7 +114,8 @@ def _kill_mid_send(api: FakeBotAPI, daemon: Daemon, name: str) -> bool:
     time.sleep(0.05)
     pid = daemon.rows()["alerts"]["pid"]
     os.kill(pid, signal.SIGKILL)
-    wait_until(lambda: _alerts_running(daemon, pid), 30, 0.05, f"alerts actor restarted after SIGKILL ({replay_hint(name)})")
+    wait_until(lambda: _alerts_running(daemon, pid), 30, 0.05,
+               f"alerts actor restarted after SIGKILL ({replay_hint(name)})")
     return True
 
 
