@@ -24,7 +24,7 @@ __all__ = [
     "VolumeSpike", "DeltaPressure", "WhaleTrade", "TradeMix",
     "MarketCascade", "LiquidationSummary", "Risk",
     "OpenInterestMove", "FundingPressure", "BookPressure", "CorrelationBreak", "ZoneApproach",
-    "topic_of", "encode", "decode", "SIGNAL_TYPES", "LEVELS", "REGIMES",
+    "topic_of", "encode", "decode", "SIGNAL_TYPES", "Alert", "ALERT_ACTIONS", "LEVELS", "REGIMES",
 ]
 
 SCHEMA_VERSION = 1
@@ -288,9 +288,27 @@ class ZoneApproach(SignalBase, frozen=True, kw_only=True, tag="zone_approach"):
     coverage: float = 0.0        # share of the asset's open interest the model explains
 
 
+ALERT_ACTIONS = ("new", "update", "end", "digest")
+
+
+class Alert(SignalBase, frozen=True, kw_only=True, tag="alert"):
+    """One alert as delivered (topic ``alert.<ASSET>``; ``asset`` ``*`` for market reports and digests)."""
+
+    action: str                  # new | update (a live message rewritten) | end (its summary) | digest
+    source: str                  # kind of the signal behind it (cascade, liquidation, ...), market or digest
+    tier: str = "normal"         # digest | normal | urgent
+    text: str                    # as a human reads it (plain text)
+    html: str = ""               # as sent to Telegram
+    live_key: str = ""           # the live message an update/end rewrites ("" for standalone alerts)
+    reason: str = ""             # why it was sent (the duplicate-suppression decision, or the live action)
+    chats: list[int] = []        # Telegram chats it was sent to now
+    held: list[int] = []         # Telegram chats that keep it for their next digest (budget or quiet hours)
+
+
 Signal = Union[Liquidation, Cascade, Volatility, Heartbeat, VolumeSpike, DeltaPressure, WhaleTrade, TradeMix,
                OpenInterestMove, FundingPressure, BookPressure, CorrelationBreak,
-               MarketCascade, LiquidationSummary, Risk, ZoneApproach, Coverage]
+               MarketCascade, LiquidationSummary, Risk, ZoneApproach, Coverage, Alert]
+# the kinds the engine itself publishes; ``alert`` comes from the alert actor's own socket ([alerts.bus])
 SIGNAL_TYPES = (Liquidation, Cascade, Volatility, Heartbeat, VolumeSpike, DeltaPressure, WhaleTrade, TradeMix,
                 OpenInterestMove, FundingPressure, BookPressure, CorrelationBreak,
                 MarketCascade, LiquidationSummary, Risk, ZoneApproach, Coverage)

@@ -13,6 +13,7 @@ import msgspec
 import pytest
 import zmq
 
+from engine import signals
 from engine.alerts.bus_sink import Alert, AlertBus, decode_alert
 from engine.alerts.outbox import Outbox
 from engine.alerts.router import AlertRouter
@@ -77,6 +78,7 @@ def test_alert_bus_publishes_sequenced_alert_topics(tmp_path):
     assert all(a.ts_computed > 0 and a.ts_published >= a.ts_computed for a in alerts)
     raw = msgspec.msgpack.decode(frames[0][1])          # a subscriber with no Undertow code
     assert raw["kind"] == "alert" and raw["chats"] == [0] and raw["v"] == 1
+    assert signals.decode(frames[1][1]) == alerts[1]     # the bus's own decoder (Subscriber, `undertow tail`) knows it
 
 
 @pytest.mark.process

@@ -14,26 +14,9 @@ import time
 import msgspec
 
 from ..bus import Publisher
-from ..signals import SignalBase
+from ..signals import Alert
 
-__all__ = ["Alert", "AlertBus", "decode_alert", "ACTIONS"]
-
-ACTIONS = ("new", "update", "end", "digest")
-
-
-class Alert(SignalBase, frozen=True, kw_only=True, tag="alert"):
-    """One alert as delivered (topic ``alert.<ASSET>``; ``asset`` ``*`` for market reports and digests)."""
-
-    action: str                  # new | update (a live message rewritten) | end (its summary) | digest
-    source: str                  # kind of the signal behind it (cascade, liquidation, ...), market or digest
-    tier: str = "normal"         # digest | normal | urgent
-    text: str                    # as a human reads it (plain text)
-    html: str = ""               # as sent to Telegram
-    live_key: str = ""           # the live message an update/end rewrites ("" for standalone alerts)
-    reason: str = ""             # why it was sent (the duplicate-suppression decision, or the live action)
-    chats: list[int] = []        # Telegram chats it was sent to now
-    held: list[int] = []         # Telegram chats that keep it for their next digest (budget or quiet hours)
-
+__all__ = ["Alert", "AlertBus", "decode_alert"]
 
 _decoder = msgspec.msgpack.Decoder(Alert)
 
