@@ -33,7 +33,9 @@ class Decision:
 
 
 @dataclass
-class _KeyState:
+class KeyState:
+    """What duplicate suppression remembers of one key: the last alert sent and how many were held back since."""
+
     last_sent: float
     level: int
     size: float
@@ -61,20 +63,25 @@ class Dedup:
         self.extend_factor = extend_factor
         self.extend_price = extend_price_pct / 100.0
         self.kinds = set(kinds)
-        self._state: dict[tuple, _KeyState] = {}
+        self._state: dict[tuple, KeyState] = {}
         self.sent = 0
         self.suppressed = 0
+
+    def key_changed(self, key: tuple, st: KeyState) -> None:
+        """Called after ``key``'s state changed (an alert sent, or one more held back); a durable subclass stores it."""
 
     def _decide(self, key: tuple, now: float, level: int, size: float, rule, price: float = 0.0) -> Decision:
         st = self._state.get(key)
         send, reason = rule(st)
         if send:
             before = st.suppressed if st else 0
-            self._state[key] = _KeyState(now, level, size, price=price)
+            self._state[key] = st = KeyState(now, level, size, price=price)
             self.sent += 1
+            self.key_changed(key, st)
             return Decision(True, reason, before)
         if st is not None and reason != "not alertable":
             st.suppressed += 1
+            self.key_changed(key, st)
         self.suppressed += 1
         return Decision(False, reason)
 

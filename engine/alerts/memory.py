@@ -15,8 +15,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from ..alerting import Dedup, Decision
-from ..alerting import _KeyState as KeyState
+from ..alerting import Dedup
+from ..alerting import KeyState
 from .outbox import Outbox
 
 __all__ = ["PolicyMemory", "ChatMemory", "DurableDedup", "BUDGET_WINDOW_S"]
@@ -108,9 +108,6 @@ class DurableDedup(Dedup):
         if memory is not None:
             self._state.update(memory.keys())
 
-    def _decide(self, key: tuple, now: float, level: int, size: float, rule, price: float = 0.0) -> Decision:
-        d = super()._decide(key, now, level, size, rule, price)
-        st = self._state.get(key)
-        if self.memory is not None and st is not None and (d.send or d.reason != "not alertable"):
+    def key_changed(self, key: tuple, st: KeyState) -> None:
+        if self.memory is not None:
             self.memory.save_key(key, st)
-        return d
