@@ -15,8 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from ..alerting import Dedup
-from ..alerting import KeyState
+from ..alerting import Dedup, KeyState
 from .outbox import Outbox
 
 __all__ = ["PolicyMemory", "ChatMemory", "DurableDedup", "BUDGET_WINDOW_S"]
