@@ -66,10 +66,11 @@ first_cascade_after_s = 5.0
     # every venue with a public liquidation stream (Hyperliquid has none) is seen on the bus
     venues = {x["venue"] for x in liqs}
     assert {"binance", "bybit", "okx", "gate", "bitget"} <= venues, venues
-    # periodic coverage per venue: capped streams (Binance forceOrder) are marked, Hyperliquid has none
+    # periodic coverage per venue: capped streams (Binance forceOrder) are marked, Hyperliquid and spot have none
     cov = {x["venue"]: x for x in lines if x["kind"] == "coverage"}
-    assert set(cov) == {"binance", "bybit", "okx", "gate", "bitget", "hyperliquid"}, set(cov)
+    assert set(cov) == {"binance", "bybit", "okx", "gate", "bitget", "hyperliquid", "binance_spot"}, set(cov)
     assert cov["binance"]["capped"] and not cov["bybit"]["capped"]
     assert not cov["hyperliquid"]["liquidations_available"] and cov["bybit"]["liquidations"] > 0
+    assert not cov["binance_spot"]["liquidations_available"]     # spot has no liquidations at all
     assert all(c["connected_share"] > 0.5 and c["malformed"] == 0 for c in cov.values()), cov
     assert shm.list_segments(namespace) == [], "the demo left shared memory behind"
