@@ -33,6 +33,7 @@ from engine.instruments import Registry, registry_segment
 from engine.kernels import BatchRunner
 from engine.kernels import columns as C
 from engine.kernels.cascade import P_MARKET
+from engine.kernels.batches import kind_mask
 from engine.kernels.pipeline import EV_LEVEL, EV_REGIME
 from engine.record import VENUE_NAMES, Flag
 from engine.ring import Ring, RingReader, ring_segment
@@ -47,6 +48,7 @@ __all__ = ["ComputeActor", "size_class"]
 STATE_INTERVAL_S = 0.05     # state table refresh period (wall clock)
 COUNTERS_INTERVAL_S = 1.0
 FACTOR_COLUMNS = {"volume": C.X_VOLUME, "oi": C.X_OI, "funding": C.X_FUNDING}
+ALL_KINDS = -1
 
 log = logging.getLogger("undertow.compute")
 
@@ -101,6 +103,7 @@ class ComputeActor(Actor):
         self._no_liquidations = [v for v in VenuesConfig.__struct_fields__ if getattr(cfg.venues, v).enabled
                                  and not getattr(load_venue(v), "LIQUIDATIONS_AVAILABLE", True)]
         ctx.detectors = {d.name: d for d in self.detectors}
+        self._detector_kinds = [(d, getattr(d, "consumes", ALL_KINDS)) for d in self.detectors]
         self._factor_sources = {f: ctx.detectors.get(name) for f, name in det.cascade.factor_detectors.items()}
         self.missing_factors = sorted(f for f, d in self._factor_sources.items() if d is None)
         if self.missing_factors:
@@ -214,12 +217,21 @@ class ComputeActor(Actor):
         if det.cascade.enabled:
             self.republish_cascades(int(recs["ts_recv"][-1]))
 
-    def run_detectors(self, recs: np.ndarray) -> None:
-        """Run the plug-in detectors over one batch and publish their signals."""
+    def run_detectors(self, recs: np.ndarray, kinds: int | None = None) -> None:
+        """Run the plug-in detectors over one batch and publish their signals.
+
+        ``kinds``: the batch's :func:`kind_mask` (computed when not given); a detector whose
+        ``consumes`` bits miss it is not called at all.
+        """
+        if not len(recs):
+            return
+        if kinds is None:
+            kinds = kind_mask(recs)
         publish = self.publisher.publish
-        for d in self.detectors:
-            for sig in d.run(recs):
-                publish(sig)
+        for d, consumes in self._detector_kinds:
+            if consumes & kinds:
+                for sig in d.run(recs):
+                    publish(sig)
 
     # -- profiles and detector factors ---------------------------------------
     def _bootstrap_profiles(self) -> None:

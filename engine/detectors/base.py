@@ -12,7 +12,8 @@ import numpy as np
 
 from . import Detector
 from ..kernels import flow
-from ..kernels.positioning import POS_EVENT_DTYPE, RegistryView, has_kind
+from ..kernels.batches import kind_bits, kind_mask
+from ..kernels.positioning import POS_EVENT_DTYPE, RegistryView
 from ..kernels.windows import ring_pow2
 
 __all__ = ["FlowDetector", "PositioningDetector", "fallback_of", "window_label"]
@@ -33,6 +34,9 @@ def window_label(seconds: float) -> str:
 
 class FlowDetector(Detector):
     """Base of the trade-flow detectors (volume, cvd, whales) over :mod:`engine.kernels.flow`.
+
+    ``consumes`` (here and on every detector that has it): the :func:`kind_mask` bits of the record
+    kinds ``run`` reads; the compute actor skips a detector whose bits miss the batch's kinds.
 
     The subclass's ``__init__`` sets ``keys`` (:class:`flow.FlowKeys`), ``widths`` and its state,
     then calls :meth:`_grow`; it defines ``_grow`` (size the state to ``keys.n_keys``, calling
@@ -62,8 +66,10 @@ class FlowDetector(Detector):
         keys = self.keys.asset_keys(asset)
         return keys[0] if keys else None
 
+    consumes = kind_bits(flow.TRADE)
+
     def run(self, records: np.ndarray) -> list:
-        if not flow.trade_count(records):
+        if not len(records) or not kind_mask(records) & self.consumes:
             return []
         if self.keys.refresh():
             self._grow()
@@ -84,6 +90,7 @@ class PositioningDetector(Detector):
 
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
+        self.consumes = kind_bits(*self.kinds)
         self.view = RegistryView(ctx)
         self.events = np.zeros(POSITIONING_EVENTS, dtype=POS_EVENT_DTYPE)
         self.counters = np.zeros(2, dtype=np.int64)
@@ -94,7 +101,7 @@ class PositioningDetector(Detector):
             self._resize(self.view)
 
     def run(self, records: np.ndarray) -> list:
-        if not len(records) or not has_kind(records, *self.kinds):
+        if not len(records) or not kind_mask(records) & self.consumes:
             return []
         self._grow()
         n = self._kernel(records)

@@ -53,6 +53,8 @@ class RiskDetector(Detector):
         self.last_eval: dict[int, int] = {}
         self.last_pub: dict[int, tuple[int, float, str]] = {}     # asset -> (stream ns, score, band)
         self.latest: dict[str, Risk] = {}
+        self._next_due = 0          # stream ns of the earliest due evaluation; a batch before it has nothing to do
+        self._n_assets = -1         # owned-asset table size at the last scan (a new asset is due at once)
 
     # -- sources -------------------------------------------------------------
     def _kernel_factor(self, source: str, a: int) -> tuple[float, str]:
@@ -109,10 +111,15 @@ class RiskDetector(Detector):
     def run(self, records: np.ndarray) -> list:
         r = self.ctx.runner
         now = int(r.clock[0])
+        if now < self._next_due and len(r.owned) == self._n_assets:
+            return []
         every = int(self.cfg.interval_s * 1e9)
         out = []
+        next_due = now + every
         for a in np.flatnonzero(r.owned).tolist():
-            if now - self.last_eval.get(a, -every) < every:
+            last = self.last_eval.get(a)
+            if last is not None and now - last < every:
+                next_due = min(next_due, last + every)
                 continue
             self.last_eval[a] = now
             sig = self.evaluate(a)
@@ -123,6 +130,7 @@ class RiskDetector(Detector):
             if moved or due:
                 self.last_pub[a] = (now, sig.score, sig.band)
                 out.append(sig)
+        self._next_due, self._n_assets = next_due, len(r.owned)
         return out
 
     def thresholds(self, asset: str) -> dict[str, float]:

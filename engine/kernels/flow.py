@@ -157,7 +157,8 @@ class SizeHistogram:
 
     def __init__(self):
         self.hist = np.zeros((0, SIZE_BINS))
-        self.weights = np.zeros((0, 2))          # [scale of the next trade, total weight]
+        # [scale of the next trade, total weight, highest bin ever filled (where quantile scans start)]
+        self.weights = np.zeros((0, 3))
         self.count = np.zeros(0, dtype=np.int64)  # trades seen
 
     def grow(self, n_keys: int) -> None:
@@ -286,8 +287,11 @@ def size_add(sizes, key, usd, decay):
     """Add one trade of ``usd`` to ``key``'s histogram; older trades weigh ``decay`` per trade less."""
     hist, weights, count = sizes
     scale = weights[key, 0]
-    hist[key, _size_bin(usd)] += scale
+    b = _size_bin(usd)
+    hist[key, b] += scale
     weights[key, 1] += scale
+    if b > weights[key, 2]:
+        weights[key, 2] = b
     scale /= decay
     if scale > RENORM_AT:
         hist[key, :] /= scale
@@ -314,7 +318,7 @@ def size_quantile(sizes, key, q):
         return 0.0
     target = (1.0 - q) * total
     acc = 0.0
-    for b in range(SIZE_BINS - 1, -1, -1):
+    for b in range(int(weights[key, 2]), -1, -1):    # bins above the highest ever filled hold exactly 0
         h = hist[key, b]
         if h > 0.0 and acc + h >= target:
             pos = (target - acc) / h           # share of this bin above the quantile

@@ -27,6 +27,7 @@ import numpy as np
 from numba import njit
 
 from ..record import Kind
+from .batches import kind_bits, kind_mask
 from .windows import owned_asset, record_ts
 
 __all__ = [
@@ -634,5 +635,4 @@ class RegistryView:
 
 def has_kind(records: np.ndarray, *kinds: int) -> bool:
     """Whether the batch holds any record of ``kinds`` (the cheap early exit of ``run``)."""
-    k = records["kind"]
-    return any(bool((k == kind).any()) for kind in kinds)
+    return bool(len(records)) and bool(kind_mask(records) & kind_bits(*kinds))

@@ -1,0 +1,109 @@
+"""The compute actor's detector step: kind bitmap skips, risk scans only when due, the exact size-quantile scan."""
+from __future__ import annotations
+
+import numpy as np
+
+from engine.kernels.batches import kind_bits, kind_mask
+from engine.kernels.flow import SIZE_BINS, SizeHistogram, size_add, size_quantile
+from engine.record import Kind, Side, Venue, empty_records
+from engine.warmup import compute_harness
+
+T0 = 1_700_000_000 * 10**9
+
+
+def mixed_stream(ids: list[int], n: int, seed: int = 3) -> np.ndarray:
+    """``n`` records over ~n*20 ms: trades (a burst of big ones in the middle third), liquidations,
+    book tops and depth, marks and open interest on the given instruments."""
+    rng = np.random.default_rng(seed)
+    recs = empty_records(n)
+    ts = T0 + np.cumsum(rng.exponential(20e6, n)).astype(np.int64)
+    kinds = rng.choice([Kind.TRADE] * 12 + [Kind.LIQUIDATION, Kind.BOOK_TOP, Kind.BOOK_DEPTH, Kind.MARK,
+                                            Kind.OPEN_INTEREST], n)
+    burst = (np.arange(n) > n // 3) & (np.arange(n) < 2 * n // 3)
+    inst = rng.integers(0, len(ids), n)
+    price = 100.0 * np.exp(np.cumsum(rng.normal(0, 2e-4, n)) - 0.02 * burst.cumsum() / n)
+    usd = rng.lognormal(np.log(2000.0), 1.0, n) * np.where(burst, rng.choice([1.0, 30.0, 400.0], n), 1.0)
+    side = np.where(burst & (rng.random(n) < 0.8), -1, rng.choice([1, -1], n))
+    for i in range(n):
+        k, iid, p, t = int(kinds[i]), ids[int(inst[i])], float(price[i]), int(ts[i])
+        if k == Kind.TRADE:
+            row = (k, Venue.BINANCE, int(side[i]), 0, iid, t, t, p, usd[i] / p, usd[i], float(i), 0.0)
+        elif k == Kind.LIQUIDATION:
+            row = (k, Venue.BINANCE, Side.LONG, 0, iid, t, t, p, usd[i] / p, usd[i], 0.0, 0.0)
+        elif k == Kind.BOOK_TOP:
+            row = (k, Venue.BINANCE, 0, 0, iid, t, t, p * 0.9999, 5.0 * (1 + burst[i] * 9), p * 3.0, p * 1.0001, 1.0)
+        elif k == Kind.BOOK_DEPTH:
+            row = (k, Venue.BINANCE, 0, 0, iid, t, t, p, 0.01, 2e6 / (1 + 5 * burst[i]), 1e6, 1e6)
+        elif k == Kind.MARK:
+            row = (k, Venue.BINANCE, 0, 0, iid, t, t, p, p, 0.0, 1e-4 * (1 + 20 * burst[i]), 0.0)
+        else:
+            oi = 1e6 * (1 + 0.5 * burst[:i].sum() / n)
+            row = (k, Venue.BINANCE, 0, 0, iid, t, t, p, oi / p, oi, 0.0, 0.0)
+        recs[i] = row
+    return recs
+
+
+def test_kind_mask_and_detectors_skipped_by_kind():
+    recs = empty_records(4)
+    recs["kind"] = [Kind.TRADE, Kind.TRADE, Kind.BOOK_DEPTH, Kind.TRADE]
+    assert kind_mask(recs) == kind_bits(Kind.TRADE, Kind.BOOK_DEPTH) == (1 << 1) | (1 << 7)
+    assert kind_mask(recs[:0]) == 0
+
+    class Probe:
+        name = "probe"
+
+        def __init__(self, consumes):
+            self.consumes, self.calls = consumes, 0
+
+        def run(self, records):
+            self.calls += 1
+            return []
+
+    with compute_harness() as (actor, _, _ids):
+        mark, trade = Probe(kind_bits(Kind.MARK)), Probe(kind_bits(Kind.TRADE))
+        actor._detector_kinds = [(mark, mark.consumes), (trade, trade.consumes)]
+        actor.run_detectors(recs)
+        assert (mark.calls, trade.calls) == (0, 1)
+
+
+def test_size_quantile_scan_from_the_highest_filled_bin_is_exact():
+    sizes = SizeHistogram()
+    sizes.grow(2)
+    rng = np.random.default_rng(9)
+    for usd in rng.lognormal(np.log(3000.0), 1.5, 5000):
+        size_add(sizes.as_tuple(), 1, usd, 0.999)
+    hist, weights, _ = sizes.as_tuple()
+    assert weights[1, 2] == int(np.flatnonzero(hist[1])[-1]) and weights[0, 2] == 0
+
+    def full_scan(q):          # the scan over every bin, top down
+        target, acc = (1.0 - q) * weights[1, 1], 0.0
+        for b in range(SIZE_BINS - 1, -1, -1):
+            h = hist[1, b]
+            if h > 0.0 and acc + h >= target:
+                return 10.0 ** ((b + 1 - (target - acc) / h) / 10)
+            acc += h
+        return 1.0
+
+    for q in (0.5, 0.9, 0.99, 0.999, 0.9999):
+        assert size_quantile(sizes.as_tuple(), 1, q) == full_scan(q)
+    assert size_quantile(sizes.as_tuple(), 0, 0.99) == 0.0
+
+
+def test_risk_scans_assets_only_when_an_evaluation_is_due():
+    with compute_harness() as (actor, _, ids):
+        actor.process(mixed_stream(ids, 50))
+        risk = next(d for d in actor.detectors if d.name == "risk")
+        r = actor.runner
+        calls = []
+        real = risk.evaluate
+        risk.evaluate = lambda a: calls.append(a) or real(a)
+        every = int(risk.cfg.interval_s * 1e9)
+        now = int(r.clock[0])
+        risk.run(empty_records(0))
+        assert calls == []                                  # every owned asset was evaluated at `now` already
+        r.clock[0] = now + every - 1
+        risk.run(empty_records(0))
+        assert calls == []
+        r.clock[0] = now + every
+        risk.run(empty_records(0))
+        assert sorted(calls) == np.flatnonzero(r.owned).tolist() and len(calls) == 3
