@@ -4,9 +4,13 @@ The routing rules live in :mod:`engine.alerts.router`; Telegram and webhook
 alerts go through the durable outbox (:mod:`engine.alerts.outbox`) and are
 sent by the delivery worker thread (:mod:`engine.alerts.delivery`), so a
 killed actor delivers what it had pending when it comes back. The policy
-state (budgets, digest queue, cooldowns) lives in the same file
-(:mod:`engine.alerts.memory`). The ZeroMQ sink (:mod:`engine.alerts.bus_sink`)
-republishes each alert decided as an ``alert`` signal.
+state (budgets, digest queue, cooldowns), the live cascade messages' state
+and Telegram flood pauses live in the same file (:mod:`engine.alerts.memory`,
+:mod:`engine.alerts.live_memory`, :mod:`engine.alerts.pauses`), so a restarted
+actor edits the live message of a cascade still running and waits out a
+``retry_after`` it was given before it was killed. The ZeroMQ sink
+(:mod:`engine.alerts.bus_sink`) republishes each alert decided as an
+``alert`` signal.
 """
 from __future__ import annotations
 
@@ -114,7 +118,10 @@ class AlertsActor(Actor):
              "alerts_suppressed": self.router.dedup.suppressed, "bus_gaps": self.sub.gaps,
              "bus_malformed": self.sub.malformed, "telegram_enqueued": r.telegram_messages,
              "telegram_edits_enqueued": r.telegram_edits, "held_for_digest": r.held_for_digest,
-             "webhook_enqueued": r.webhook_posts, "bus_alerts_published": r.bus_alerts}
+             "webhook_enqueued": r.webhook_posts, "bus_alerts_published": r.bus_alerts,
+             "live_cascades_resumed": self.router.cascades_resumed}
+        if self.router.live is not None:
+            c["live_state_unreadable"] = self.router.live.unreadable
         if self.delivery is not None:
             c.update(self.delivery.stats.as_counters())
             c.update({f"outbox_{k}": v for k, v in self.outbox.counts().items()})

@@ -8,7 +8,13 @@ level already alerted: edits do not notify), ``end`` (the summary edit), and
 ``market_start`` / ``market_edit`` / ``market_end`` for the market report.
 
 Hysteresis: a cascade that restarts within ``rearm_s`` of its end re-opens
-the same live message instead of sending a new one.
+the same live message instead of sending a new one. A cascade that gets no
+signal for ``rearm_s`` while it is active (its end was missed: the engine
+re-publishes a running cascade every second) is ended as if its end came.
+
+The tracker names the assets whose state changed (:meth:`CascadeTracker.take_changed`)
+so the router can store them with the outbox rows they produced
+(:mod:`.live_memory`) and a restarted actor carries on the same live messages.
 """
 from __future__ import annotations
 
@@ -51,6 +57,7 @@ class CascadeState:
     folded: bool = False           # part of the market report: no edits of its own
     dirty: bool = False
     last_edit: float = 0.0
+    seen_at: float = 0.0           # tracker clock of the last cascade signal (or of the restart that restored it)
     chats: set = field(default_factory=set)   # chats that received the live message
 
     @property
@@ -117,6 +124,28 @@ class CascadeTracker:
         self.market: MarketReport | None = None
         self._recent: dict[str, deque] = {}
         self._n = 0
+        self._changed: set[str] = set()    # assets whose state changed since take_changed()
+        self._market_changed = False
+
+    def take_changed(self) -> tuple[set[str], bool]:
+        """Assets whose state changed (or was dropped) and whether the market report did, since the last call."""
+        out = (self._changed, self._market_changed)
+        self._changed, self._market_changed = set(), False
+        return out
+
+    def restore(self, states: dict[str, CascadeState], market: MarketReport | None, n: int, now: float) -> None:
+        """Carry on stored states after a restart; running cascades get ``rearm_s`` from ``now`` to be heard of."""
+        self.states.update(states)
+        self.market = market
+        self._n = max(self._n, n)
+        for st in states.values():
+            if st.active:
+                st.seen_at = max(st.seen_at, now)
+
+    @property
+    def sequence(self) -> int:
+        """How many live messages were started (part of each key, so keys stay unique across restarts)."""
+        return self._n
 
     def active(self) -> list[CascadeState]:
         return [s for s in self.states.values() if s.active]
@@ -130,8 +159,10 @@ class CascadeTracker:
         st = self.states.get(liq.asset)
         if st is not None and st.active:
             st.add(liq)
+            self._changed.add(liq.asset)
             if st.folded and self.market is not None:
                 self.market.dirty = True
+                self._market_changed = True
             return
         q = self._recent.setdefault(liq.asset, deque())
         q.append(liq)
@@ -148,11 +179,12 @@ class CascadeTracker:
             return self._end(st, c, now)
         if st is not None and not st.active and (st.folded or now - st.ended_at > self.rearm_s):
             del self.states[c.asset]
+            self._changed.add(c.asset)
             st = None
         if st is None:
             return self._start(c, now)
         reopened = not st.active
-        st.active, st.ended_ns = True, 0
+        st.active, st.ended_ns, st.seen_at = True, 0, now
         changed = reopened or c.level != st.last.level
         self._update(st, c)
         out = []
@@ -162,16 +194,14 @@ class CascadeTracker:
         return out + self._maybe_edit(st, now, force=changed)
 
     def due(self, now: float) -> list[Action]:
-        """Deferred edits whose ``edit_interval_s`` has passed."""
+        """Deferred edits whose ``edit_interval_s`` has passed, and the end of cascades not heard of for ``rearm_s``."""
         out = []
-        for st in self.states.values():
-            if st.active and not st.folded:
+        for st in list(self.states.values()):
+            if st.active and now - st.seen_at > self.rearm_s:
+                out += self._close(st, st.last.ts_exchange, now)
+            elif st.active and not st.folded:
                 out += self._maybe_edit(st, now)
-        m = self.market
-        if m is not None and m.dirty and now - m.last_edit >= self.edit_interval_s:
-            m.dirty, m.last_edit = False, now
-            out.append(Action("market_edit", market=m))
-        return out
+        return out + self._maybe_market_edit(now)
 
     # -- internals ---------------------------------------------------------
     def _update(self, st: CascadeState, c: Cascade) -> None:
@@ -184,14 +214,16 @@ class CascadeTracker:
             st.first_price = st.first_price or c.price
             st.last_price = c.price
         st.dirty = True
+        self._changed.add(st.asset)
         if st.folded and self.market is not None:
             self.market.dirty = True
+            self._market_changed = True
 
     def _start(self, c: Cascade, now: float) -> list[Action]:
         self._n += 1
         start_ns = c.ts_exchange - int(c.window_s * 1e9) if c.ts_exchange else 0
         st = CascadeState(c.asset, f"cascade:{c.asset}:{c.ts_exchange}:{self._n}", c.ts_exchange, c,
-                          alerted_level=_lvl(c.level))
+                          alerted_level=_lvl(c.level), seen_at=now)
         seeded = [liq for liq in self._recent.pop(c.asset, ()) if liq.ts_exchange >= start_ns]
         for liq in seeded:  # the liquidations that built up to the start belong to the cascade
             st.add(liq)
@@ -203,12 +235,14 @@ class CascadeTracker:
         if m is not None:
             st.folded = True
             m.members[c.asset] = st
-            m.dirty = True
+            m.dirty = self._market_changed = True
             return self._maybe_market_edit(now)
         active = self.active()
         if len(active) >= self.market_wide_assets:
             self.market = MarketReport(f"market:{c.ts_exchange}:{self._n}", {s.asset: s for s in active},
                                        last_edit=now)
+            self._market_changed = True
+            self._changed.update(s.asset for s in active)
             out = []
             for s in active:
                 if s is not st:  # close the member's own live message; the report carries on
@@ -222,15 +256,21 @@ class CascadeTracker:
     def _end(self, st: CascadeState, c: Cascade, now: float) -> list[Action]:
         self._update(st, c)
         st.peak_level = st.peak_level if _lvl(st.peak_level) else (c.previous_level or "NONE")
-        st.active, st.ended_ns, st.ended_at, st.dirty = False, c.ts_exchange, now, False
+        return self._close(st, c.ts_exchange, now)
+
+    def _close(self, st: CascadeState, ended_ns: int, now: float) -> list[Action]:
+        st.active, st.ended_ns, st.ended_at, st.dirty = False, ended_ns, now, False
+        self._changed.add(st.asset)
         if not st.folded:
             st.last_edit = now
             return [Action("end", st)]
         m = self.market
         if m is not None and not any(s.active for s in m.members.values()):
             self.market = None
+            self._market_changed = True
             for a in list(m.members):
                 self.states.pop(a, None)
+                self._changed.add(a)
             return [Action("market_end", market=m)]
         return self._maybe_market_edit(now)
 
@@ -239,6 +279,7 @@ class CascadeTracker:
             return self._maybe_market_edit(now)
         if st.dirty and (force or now - st.last_edit >= self.edit_interval_s):
             st.dirty, st.last_edit = False, now
+            self._changed.add(st.asset)
             return [Action("edit", st)]
         return []
 
@@ -246,5 +287,6 @@ class CascadeTracker:
         m = self.market
         if m is not None and m.dirty and now - m.last_edit >= self.edit_interval_s:
             m.dirty, m.last_edit = False, now
+            self._market_changed = True
             return [Action("market_edit", market=m)]
         return []

@@ -7,6 +7,9 @@ global flood pause, and the per-chat and global rate limits. A 429 pauses
 its chat; when a second chat gets a 429 while another chat's pause is still
 running, the limit is evidently the bot's, so every chat is paused. A row
 that stays undeliverable for ``max_age_s`` expires (counted, never silent).
+Flood pauses run on the monotonic clock and are stored with the re-queued
+row, so a restarted worker waits out the pauses it was told about
+(:mod:`.pauses`).
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from dataclasses import dataclass, field
 
 from .formats import html_to_plain
 from .outbox import Outbox, Row
+from .pauses import GLOBAL, FloodPauses
 from .tgclient import Outcome, redact
 
 __all__ = ["Delivery", "DeliverySettings", "RateLimiter"]
@@ -63,6 +67,7 @@ class DeliveryStats:
     retries: int = 0
     flood_waits: int = 0
     global_pauses: int = 0
+    pauses_resumed: int = 0            # flood pauses still running when a restarted worker read them back
     failed: int = 0
     expired: int = 0
     unknown_outcomes: int = 0
@@ -77,15 +82,15 @@ class DeliveryStats:
 class Delivery:
     """Send what the outbox holds through ``senders`` (sink name -> sender with ``async send(row, mid)``)."""
 
-    def __init__(self, path, senders: dict, settings: DeliverySettings = DeliverySettings(), clock=time.time):
+    def __init__(self, path, senders: dict, settings: DeliverySettings = DeliverySettings(), clock=time.time,
+                 mono=time.monotonic):
         self.path = path
         self.senders = senders
         self.s = settings
         self.clock = clock
         self.stats = DeliveryStats()
         self.rates = RateLimiter()
-        self.pause_until: dict[str, float] = {}
-        self.global_until = 0.0
+        self.pauses = FloodPauses(clock, mono)
         self.recovered = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
@@ -124,6 +129,7 @@ class Delivery:
         self._wake = asyncio.Event()
         self.ob = Outbox(self.path, clock=self.clock)
         self.recovered = self.ob.recover()
+        self.stats.pauses_resumed = self.pauses.load(self.ob.pauses())
         self.stats.unknown_outcomes += self.recovered
         if self.recovered:
             log.warning("%d alerts were in flight when the actor stopped; re-sending them (may duplicate)",
@@ -153,10 +159,10 @@ class Delivery:
 
     # -- one lane ------------------------------------------------------------
     def _ready_at(self, row: Row, now: float) -> float:
-        t = max(row.not_before, self.pause_until.get(row.target, 0.0))
+        t = max(row.not_before, now + self.pauses.left(row.target))
         if row.sink != "telegram":
             return t
-        t = max(t, self.global_until,
+        t = max(t, now + self.pauses.left(GLOBAL),
                 self.rates.next_slot(("chat", row.target), self.s.per_chat_per_s, 1.0, now),
                 self.rates.next_slot("global", self.s.global_per_s, 1.0, now))
         if row.target.startswith("-"):  # groups and channels
@@ -217,13 +223,14 @@ class Delivery:
             self.stats.latencies_s.append(now - row.created)
         elif out.status == "flood":
             self.stats.flood_waits += 1
-            until = now + max(out.retry_after, 0.0)
-            others = [t for t, u in self.pause_until.items() if u > now and t != row.target]
-            self.pause_until[row.target] = max(self.pause_until.get(row.target, 0.0), until)
-            if others and row.sink == "telegram":
-                self.global_until = max(self.global_until, until)
+            wait = max(out.retry_after, 0.0)
+            bot_wide = row.sink == "telegram" and self.pauses.others_paused(row.target)
+            stored = {target: p for target in ((row.target, GLOBAL) if bot_wide else (row.target,))
+                      if (p := self.pauses.pause(target, wait)) is not None}
+            if bot_wide:
                 self.stats.global_pauses += 1
-            ob.retry(row.id, until, out.error)
+            # the pause (monotonic clock) holds the row back, not a wall-clock not_before
+            ob.retry(row.id, now, out.error, pauses=stored)
             log.warning("%s %s: flood control, retry after %.1f s", row.sink, row.target, out.retry_after)
         elif out.status in ("retry", "unknown"):
             unknown = out.status == "unknown" and row.op == "send"

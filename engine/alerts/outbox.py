@@ -38,6 +38,7 @@ CREATE INDEX IF NOT EXISTS outbox_lane ON outbox(state, sink, target, id);
 CREATE TABLE IF NOT EXISTS live (key TEXT, target TEXT, message_id INTEGER, PRIMARY KEY (key, target));
 CREATE TABLE IF NOT EXISTS chats (old TEXT PRIMARY KEY, new TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS pauses (target TEXT PRIMARY KEY, until REAL NOT NULL, length REAL NOT NULL);
 """
 
 
@@ -150,14 +151,21 @@ class Outbox:
                 self.db.execute("INSERT OR REPLACE INTO live (key, target, message_id) VALUES (?, ?, ?)",
                                 (row.live_key, row.target, message_id))
 
-    def retry(self, row_id: int, not_before: float, error: str, unknown: bool = False) -> None:
-        """Back to pending, not before ``not_before``; ``unknown``: the failed attempt may have been delivered."""
+    def retry(self, row_id: int, not_before: float, error: str, unknown: bool = False,
+              pauses: dict[str, tuple[float, float]] | None = None) -> None:
+        """Back to pending, not before ``not_before``; ``unknown``: the failed attempt may have been delivered.
+
+        ``pauses``: flood pauses (target -> wall-clock deadline, length in seconds) this failure
+        started, stored in the same transaction (:mod:`.pauses`)."""
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
             self.db.execute("UPDATE outbox SET state='pending', not_before=?, error=?, unknown=unknown+? WHERE id=?",
                             (not_before, error[:500], int(unknown), row_id))
             if unknown:
                 self._bump("unknown_outcomes", 1)
+            for target, (until, length) in (pauses or {}).items():
+                self.db.execute("INSERT OR REPLACE INTO pauses (target, until, length) VALUES (?, ?, ?)",
+                                (target, until, length))
 
     def fail(self, row_id: int, error: str, state: str = "failed") -> None:
         self.db.execute("UPDATE outbox SET state=?, done_at=?, error=? WHERE id=?",
@@ -200,6 +208,13 @@ class Outbox:
         r = self.db.execute(f"SELECT {_ROW_COLS} FROM outbox WHERE state='pending' AND sink=? AND target=?"
                             " ORDER BY id LIMIT 1", (sink, target)).fetchone()
         return Row(*r) if r else None
+
+    def pauses(self) -> list[tuple[str, float, float]]:
+        """Stored flood pauses ``(target, wall-clock deadline, length)``; ones already over are deleted first."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("DELETE FROM pauses WHERE until <= ?", (self.clock(),))
+            return [tuple(r) for r in self.db.execute("SELECT target, until, length FROM pauses")]
 
     def live_message(self, key: str, target: str) -> int | None:
         r = self.db.execute("SELECT message_id FROM live WHERE key=? AND target=?", (key, target)).fetchone()

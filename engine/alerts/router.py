@@ -8,9 +8,10 @@ budget and quiet hours (:mod:`.policy`), and everything is written to the
 outbox (:mod:`.outbox`) for the delivery worker. Each alert decided is also
 handed to ``on_alert`` as an :class:`.bus_sink.Alert` (the ZeroMQ sink).
 
-With an outbox, the policy state (budgets, digest queue, cooldown keys) is
-kept in it too (:mod:`.memory`) and written in the same transaction as the
-rows of the signal that changed it.
+With an outbox, the policy state (budgets, digest queue, cooldown keys) and
+the live cascade messages' state are kept in it too (:mod:`.memory`,
+:mod:`.live_memory`) and written in the same transaction as the rows of the
+signal that changed them.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from ..signals import Cascade, Heartbeat, Liquidation, SignalBase
 from . import formats as F
 from .bus_sink import Alert
 from .cascade_live import Action, CascadeState, CascadeTracker
+from .live_memory import LiveMemory
 from .memory import DurableDedup, PolicyMemory
 from .outbox import Outbox
 from .policy import ChatGate, QuietHours, tier_for
@@ -79,6 +81,8 @@ class AlertRouter:
         self.dedup: Dedup = DurableDedup(a.cooldown_s, a.extend_factor, kinds=a.kinds,
                                          extend_price_pct=a.extend_price_pct, memory=self.memory)
         self.tracker = CascadeTracker(a.market_wide_assets, a.rearm_s, a.telegram.edit_interval_s)
+        self.live = LiveMemory(outbox) if outbox is not None else None
+        self.cascades_resumed = self.live.load(self.tracker, clock()) if self.live is not None else 0
         quiet = QuietHours(a.quiet_hours.start, a.quiet_hours.end) if a.quiet_hours.enabled else None
         self.gate = ChatGate(a.max_per_hour, quiet, a.digest_interval_s, memory=self.memory, now=clock())
         self.stats = RouterStats()
@@ -103,6 +107,7 @@ class AlertRouter:
             return
         with self._batch():
             self._handle(sig, now)
+            self._save_live()
         self.on_enqueue()
 
     def _handle(self, sig: SignalBase, now: float) -> None:
@@ -142,6 +147,7 @@ class AlertRouter:
         with self._batch():
             actions = self.tracker.due(now)
             self._apply(actions, now)
+            self._save_live()
             digests = self.gate.due_digests(now) if self.telegram else []
             for chat, lines, since in digests:
                 html = F.render_digest(lines, int(since * 1e9))
@@ -166,6 +172,13 @@ class AlertRouter:
         return True
 
     # -- internals -----------------------------------------------------------
+    def _save_live(self) -> None:
+        """Store the cascade states this signal or tick changed, with its rows (nothing kept without an outbox)."""
+        if self.live is not None:
+            self.live.save(self.tracker)
+        else:
+            self.tracker.take_changed()
+
     def _enqueue(self, sink: str, target, body: str, op: str = "send", live_key: str | None = None,
                  parse_mode: str | None = "HTML") -> None:
         self.outbox.enqueue(sink, target, body, op=op, live_key=live_key, parse_mode=parse_mode)
