@@ -435,6 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-real", action="store_true", help="simulated scenarios only")
     s.add_argument("--out", metavar="DIR", help="write report.md, summary.json and PNG plots here")
     s.add_argument("--json", action="store_true", help="print the summary as one JSON object (last line)")
+    s.add_argument("--warmup", type=float, default=600.0, help="seconds of each asset's start left unscored")
     s.add_argument("--jobs", type=int, default=1, help="datasets run at once, one process each")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.add_argument("--config")

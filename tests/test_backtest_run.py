@@ -32,7 +32,8 @@ def backtest_run(tmp_path_factory):
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         rc = main(["backtest", "--scenario", "thin_book_cascade", "--seconds", "60", "--venues", "bybit",
-                   "--real", str(csv), "--out", str(out), "--json", "--quiet", "--config", str(cfg_path)])
+                   "--real", str(csv), "--warmup", "0", "--out", str(out), "--json", "--quiet",
+                   "--config", str(cfg_path)])
     return rc, buf.getvalue(), out, load_config(str(cfg_path))
 
 
@@ -101,3 +102,26 @@ def test_real_series_units_sides_and_skips(shared_data):
     assert s.skipped == {"hyperliquid: side code 'S' unexplained": 2243, "okx HYPE: contract value unknown": 99}
     assert len(s.frames) == 8059 - 2243 - 99 and s.assets == {"BTC", "ETH", "SOL", "DOGE"}
     assert all(a[0] <= b[0] for a, b in zip(s.frames, s.frames[1:]))
+
+
+def test_score_leaves_each_assets_warm_up_unscored():
+    import numpy as np
+    from engine.backtest.offline import TRUTH_DTYPE
+    from engine.backtest.run import BacktestParams, Dataset, score
+    from engine.signals import Cascade
+    minute = 60 * 10**9
+    t0 = 1_800_000_000 * 10**9 - (1_800_000_000 * 10**9) % minute
+    rows = [(t0 + m * minute + 1, "BTC", 1, 100.0, 50_000.0 if m in (5, 15) else 1_000.0) for m in range(20)]
+    truth = np.array(rows, dtype=TRUTH_DTYPE)
+    sigs = [Cascade(asset="BTC", level="WARNING", previous_level="NONE", score=6.0, ts_recv=t0 + m * minute)
+            for m in (5, 15)]
+    d = Dataset("hand", "real", False, t0, t0 + 20 * minute, truth, {"BTC": (t0, t0 + 20 * minute)}, sigs,
+                {"cascade": 2})
+    early = score(d, BacktestParams(warmup_s=0.0))
+    assert early["cascades"] == 2 and early["levels"]["WARNING"]["detected"] == 2
+    f = score(d, BacktestParams(warmup_s=600.0))
+    assert f["cascades"] == 1 and f["labels"][0]["start_ns"] == t0 + 15 * minute
+    w = f["levels"]["WARNING"]
+    assert (w["detected"], w["alarms"], w["matched"]) == (1, 1, 1)
+    assert f["asset_days"] == pytest.approx(10 / 1440)
+    assert f["lead_s"]["values"] == [0.0]

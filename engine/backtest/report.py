@@ -30,7 +30,9 @@ def markdown(summary: dict, plots: dict[str, list[str]]) -> str:
              f"{summary['params']['labels']['multiple']}x the asset's normal liquidation minute (median of the "
              "trailing day's non-empty minutes) and "
              f"{summary['params']['labels']['z']} robust deviations above it; alarms are cascade-level onsets "
-             f"up to {summary['params']['max_lead_s']:.0f} s before a cascade's start.", "",
+             f"up to {summary['params']['max_lead_s']:.0f} s before a cascade's start. The first "
+             f"{summary['params']['warmup_s']:.0f} s of each asset (the engine learning its profile) are not scored.",
+             "",
              "## Headline (pooled over the datasets)", "",
              "| figure | measured | goal |", "|---|---|---|",
              f"| recall at WARNING (non-calm datasets, {h['cascades']} cascades) | {_pct(h['recall_warning'])} "

@@ -28,7 +28,7 @@ from .labels import LabelParams, label_cascades, minute_usd
 from .offline import SIM_EPOCH_NS, TRUTH_DTYPE, VenueStream, load_okx_series, make_source, okx_parser, real_chunks
 
 __all__ = ["BacktestParams", "Dataset", "simulate", "replay_real", "score", "backtest", "summary_path",
-           "default_real_path", "SUMMARY_NAME", "dataset_labels", "zone_figures", "parse_scenario"]
+           "default_real_path", "SUMMARY_NAME", "dataset_labels", "zone_figures", "parse_scenario", "scored_from"]
 
 SUMMARY_NAME = "backtest-summary.json"
 REAL_SERIES = Path("liquidations/okx_hyperliquid_finm33150/liquidations.csv")
@@ -48,6 +48,7 @@ class BacktestParams:
     grace_s: float = 120.0            # an alarm this long after its end still matches it (not a false alarm)
     zone_every_s: float = 60.0        # zone-map snapshot cadence (the first one after this much warm-up)
     zone_horizon_s: float = 300.0     # realized liquidations this long after a snapshot score it
+    warmup_s: float = 600.0           # an asset's first minutes (the engine learning its profile) are not scored
     zone_band: float = 0.05           # candidate bins: centre within this share of price
     zone_top: float = 0.10            # the top share of candidate bins by modelled USD
 
@@ -62,7 +63,7 @@ class Dataset:
     t0_ns: int
     t1_ns: int
     truth: np.ndarray                  # TRUTH_DTYPE
-    asset_spans: dict[str, float]      # asset -> seconds observed
+    asset_spans: dict[str, tuple[int, int]]   # asset -> (first, end) ns of its data
     signals: list
     signal_counts: dict
     snapshots: list = field(default_factory=list)   # (t_ns, asset, price, centres, model_usd, true_usd | None)
@@ -195,7 +196,7 @@ def simulate(cfg: Config, name: str, p: BacktestParams = BacktestParams(), progr
         truth = source.truth()
         parse = {vs.name: dict(vs.outcomes, frames=vs.frames) for vs in streams}
         return Dataset(name, source.kind, source.spec.calm, SIM_EPOCH_NS, SIM_EPOCH_NS + int(seconds * 1e9), truth,
-                       {a: seconds for a in assets}, list(pipe.signals), dict(pipe.collector.counts), snaps,
+                       {a: (SIM_EPOCH_NS, SIM_EPOCH_NS + int(seconds * 1e9)) for a in assets}, list(pipe.signals), dict(pipe.collector.counts), snaps,
                        tally.coverage(pipe.venues, float(truth["usd"].sum()) if len(truth) else None),
                        pipe.records, pipe.lost, parse, {}, time.monotonic() - t_wall)
 
@@ -238,7 +239,7 @@ def replay_real(cfg: Config, path: str | Path, p: BacktestParams = BacktestParam
         spans = {}
         for a in np.unique(truth["asset"]).tolist():
             ts = truth["t_ns"][truth["asset"] == a]
-            spans[a] = (int(ts.max()) - int(ts.min())) / 1e9 + 60.0
+            spans[a] = (int(ts.min()), int(ts.max()) + 60 * 10**9)
         return Dataset(name, "real", False, int(truth["t_ns"].min()), int(truth["t_ns"].max()) + 1, truth, spans,
                        list(pipe.signals), dict(pipe.collector.counts), [],
                        tally.coverage(["okx"], None), pipe.records, pipe.lost,
@@ -257,11 +258,19 @@ def dataset_labels(d: Dataset, p: BacktestParams) -> list:
     return out
 
 
+def scored_from(d: Dataset, p: BacktestParams) -> dict[str, int]:
+    """Per asset, the stream time scoring starts at: its first data plus the warm-up."""
+    return {a: t0 + int(p.warmup_s * 1e9) for a, (t0, _) in d.asset_spans.items()}
+
+
 def zone_figures(d: Dataset, p: BacktestParams) -> tuple[M.ZoneTally, list[dict]]:
-    """Zone precision tally over the snapshots, and the map errors where the true map is known."""
+    """Zone precision tally over the snapshots after the warm-up, and the map errors where the true map is known."""
     tally, errors = M.ZoneTally(), []
     horizon = int(p.zone_horizon_s * 1e9)
+    start = scored_from(d, p)
     for t_ns, asset, price, centres, model, true in d.snapshots:
+        if t_ns < start[asset]:
+            continue
         sel = (d.truth["asset"] == asset) & (d.truth["t_ns"] >= t_ns) & (d.truth["t_ns"] < t_ns + horizon)
         tally.add(M.zone_tally(centres, model, price, d.truth["price"][sel], p.zone_band, p.zone_top))
         if true is not None:
@@ -271,9 +280,11 @@ def zone_figures(d: Dataset, p: BacktestParams) -> tuple[M.ZoneTally, list[dict]
 
 def score(d: Dataset, p: BacktestParams = BacktestParams()) -> dict:
     """Every figure of one dataset (JSON-able)."""
-    labels = dataset_labels(d, p)
-    alarms = M.onsets(s for s in d.signals if type(s).__struct_config__.tag == "cascade")
-    asset_days = sum(d.asset_spans.values()) / 86400.0
+    start = scored_from(d, p)
+    labels = [c for c in dataset_labels(d, p) if c.start_ns >= start[c.asset]]
+    alarms = [a for a in M.onsets(s for s in d.signals if type(s).__struct_config__.tag == "cascade")
+              if a.t_ns >= start.get(a.asset, 0)]
+    asset_days = sum(max(0, t1 - start[a]) for a, (_, t1) in d.asset_spans.items()) / 86400e9
     leads = M.lead_times(labels, alarms, p.max_lead_s)
     tally, errors = zone_figures(d, p)
     tv = [e["tv_distance"] for e in errors if e["tv_distance"] is not None]
@@ -404,7 +415,8 @@ def command(args, cfg: Config) -> int:
         print(f"undertow backtest: the real series is not here ({real}); simulated scenarios only",
               file=sys.stderr)
         real = None
-    p = BacktestParams(venues=tuple(args.venues.split(",")), seed=args.seed, seconds=args.seconds)
+    p = BacktestParams(venues=tuple(args.venues.split(",")), seed=args.seed, seconds=args.seconds,
+                       warmup_s=args.warmup)
     logging.getLogger("undertow").setLevel(logging.WARNING)   # profile refreshes at stream speed would flood INFO
     try:
         summary = backtest(cfg, scenarios, real, args.out, p, progress=not args.quiet, jobs=args.jobs)
