@@ -67,6 +67,19 @@ class LiveMemory:
                                 (_MARKET, msgspec.msgpack.encode(body)))
         self.outbox.set_meta(_SEQ, tracker.sequence)
 
+    def running(self) -> dict[str, str]:
+        """As stored: the live-message key of each cascade still running (by asset) and of the market report
+        (``"market"``); an asset folded into the report is left out (its own message is closed)."""
+        out = {}
+        for name, body in self.db.execute("SELECT name, body FROM live_cascades"):
+            if name == _MARKET:
+                out[_MARKET] = msgspec.msgpack.decode(body, type=_StoredMarket).key
+            else:
+                st = msgspec.msgpack.decode(body, type=CascadeState)
+                if st.active and not st.folded:
+                    out[st.asset] = st.key
+        return out
+
     def load(self, tracker: CascadeTracker, now: float) -> int:
         """Restore the stored states into ``tracker``; return how many cascades are still running."""
         states: dict[str, CascadeState] = {}

@@ -12,8 +12,9 @@ does not exist (400). A seeded schedule (harness.schedule) then injects:
 * ``accept_timeout``: the server stores the message but answers after the
   client's read timeout (an ambiguous send: its resend duplicates it);
 * ``server_error``: a 502;
-* ``kill``: a send is held open (accepted, answer delayed) and the alert
-  actor is SIGKILLed while waiting for it; the supervisor restarts it.
+* ``kill``: the target chat gets a 429 (``KILL_PAUSE_S``), then a send is
+  held open (accepted, answer delayed) and the alert actor is SIGKILLed
+  while waiting for it; the supervisor restarts it.
 
 Then the daemon is stopped and the outbox drained by a delivery worker as a
 restarted actor would (alerts pending at shutdown are sent at the next start).
@@ -27,7 +28,12 @@ What must hold:
   every extra message belongs to a row flagged ``unknown``, there are no more
   than the ambiguous sends counted, and at least one per accepted-then-timed-out
   send (those certainly arrived);
-* no send before a ``retry_after`` had passed (the server counts early sends).
+* no send before a ``retry_after`` had passed (the server counts early sends),
+  and across each kill no request to a chat the killed actor had paused (or to
+  any chat, for a bot-wide pause) before that pause's end;
+* a cascade whose live message was running at a kill is edited after the
+  restart, not sent again: up to its end summary, every row for that asset
+  (or for the market report) is an edit of the same live message.
 
 Figure: delivered / duplicates / ambiguous / permanently failed counts, 429s
 answered, and the delivery delay (outbox write -> delivered) p50/p99 of what
@@ -40,12 +46,14 @@ import collections
 import os
 import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from engine.actor_table import RUNNING
 from engine.alerts.delivery import Delivery, DeliverySettings
+from engine.alerts.live_memory import LiveMemory
 from engine.alerts.outbox import Outbox, outbox_path
 from engine.alerts.sinks import TelegramSender
 from engine.config import SimulatorConfig
@@ -63,6 +71,7 @@ CHATS = GOOD + [BLOCKED, MISSING]
 READ_TIMEOUT_S = 1.0
 SERVER_PER_CHAT_PER_S = 6              # the fake's flood control, below our own per-chat rate
 ACTIONS = ("flood", "flood_global", "accept_timeout", "server_error", "kill")
+KILL_PAUSE_S = 5                       # a kill comes inside a pause of this length (the restart must wait it out)
 
 
 def _telegram_config(base: Path, api: FakeBotAPI) -> None:
@@ -104,9 +113,34 @@ def _alerts_running(daemon: Daemon, not_pid: int = 0) -> bool:
     return bool(row) and row["state"] == RUNNING and row["pid"] != not_pid
 
 
-def _kill_mid_send(api: FakeBotAPI, daemon: Daemon, name: str) -> bool:
-    """Hold the next send open (accepted, answer after 5 s) and SIGKILL the alert actor while it waits;
-    False when no send came within 10 s (nothing killed)."""
+@dataclass
+class _AtKill:
+    """What the outbox held when the alert actor was SIGKILLed."""
+
+    mono: float
+    last_row: int
+    pauses: list[tuple[str, float]]     # (chat or "*", monotonic end of the pause)
+    live: dict[str, str]                # asset or "market" -> key of a live message still running
+
+
+def _at_kill(path: Path) -> _AtKill:
+    wall, mono = time.time(), time.monotonic()
+    ob = Outbox(path)
+    try:
+        pauses = [(t, mono + until - wall) for t, until, _ in ob.db.execute("SELECT target, until, length FROM pauses")
+                  if until > wall]
+        return _AtKill(mono, ob.db.execute("SELECT COALESCE(MAX(id), 0) FROM outbox").fetchone()[0], pauses,
+                       LiveMemory(ob).running())
+    finally:
+        ob.close()
+
+
+def _kill_mid_send(api: FakeBotAPI, daemon: Daemon, name: str, chat: int, kills: list[_AtKill], path: Path) -> bool:
+    """Pause ``chat`` (a 429), then hold the next send open (accepted, answer after 5 s) and SIGKILL the alert
+    actor while it waits; False when no send came within 10 s (nothing killed)."""
+    hits = len(api.fault_hits)
+    api.inject(Fault.flood(retry_after=KILL_PAUSE_S), method=None, chat_id=chat)
+    api.wait_for(lambda: any(c == chat and f.status == 429 for _, c, f in api.fault_hits[hits:]), 5)
     hits = len(api.fault_hits)
     api.inject(Fault.accept_then_timeout(delay=5.0), method="sendMessage", chat_id=None)
     if not api.wait_for(lambda: any(f.accept for _, _, f in api.fault_hits[hits:]), 10):
@@ -114,12 +148,14 @@ def _kill_mid_send(api: FakeBotAPI, daemon: Daemon, name: str) -> bool:
     time.sleep(0.05)
     pid = daemon.rows()["alerts"]["pid"]
     os.kill(pid, signal.SIGKILL)
+    kills.append(_at_kill(path))          # before the supervisor's restart can write anything
     wait_until(lambda: _alerts_running(daemon, pid), 30, 0.05,
                f"alerts actor restarted after SIGKILL ({replay_hint(name)})")
     return True
 
 
-def _inject(api: FakeBotAPI, daemon: Daemon, action: str, chat: int, r, name: str) -> str:
+def _inject(api: FakeBotAPI, daemon: Daemon, action: str, chat: int, r, name: str, kills: list[_AtKill],
+            path: Path) -> str:
     if action == "flood":
         api.inject(Fault.flood(retry_after=r.randint(1, 2)), method=None, chat_id=chat)
     elif action == "flood_global":
@@ -129,7 +165,7 @@ def _inject(api: FakeBotAPI, daemon: Daemon, action: str, chat: int, r, name: st
     elif action == "server_error":
         api.inject(Fault.server_error(502), method=None, chat_id=chat)
     elif action == "kill":
-        return "kill" if _kill_mid_send(api, daemon, name) else "kill_skipped"
+        return "kill" if _kill_mid_send(api, daemon, name, chat, kills, path) else "kill_skipped"
     return action
 
 
@@ -152,6 +188,8 @@ def _telegram_faults(tmp_path: Path, namespace: str, monkeypatch, name: str, n_f
     plan = schedule(name, n_faults, ACTIONS, [str(c) for c in GOOD], spacing_s=(0.2, 2 * storm_s / n_faults))
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
     applied: collections.Counter = collections.Counter()
+    kills: list[_AtKill] = []
+    path = outbox_path(tmp_path / "state")
     with FakeBotAPI(token=TOKEN, per_chat_per_s=SERVER_PER_CHAT_PER_S) as api, \
             start_in_thread(SimulatorConfig(rate=400, seed=r.randrange(1 << 30), venues=["binance"],
                                             first_cascade_after_s=2.0, cascade_every_s=6.0)) as sim:
@@ -168,7 +206,7 @@ def _telegram_faults(tmp_path: Path, namespace: str, monkeypatch, name: str, n_f
                 delay = t0 + fault.at_s - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
-                applied[_inject(api, daemon, fault.action, int(fault.target), r, name)] += 1
+                applied[_inject(api, daemon, fault.action, int(fault.target), r, name, kills, path)] += 1
             wait_until(lambda: _alerts_running(daemon), 30, 0.05, "the alert actor running after the last fault")
             storm_s = time.monotonic() - t0
             time.sleep(2.0)    # alerts keep coming while the last faults are worked off
@@ -176,7 +214,6 @@ def _telegram_faults(tmp_path: Path, namespace: str, monkeypatch, name: str, n_f
             code = daemon.stop()
         stopped_at = time.time()
         assert code == 0, f"supervisor exited {code} on SIGTERM ({replay_hint(name)})"
-        path = outbox_path(tmp_path / "state")
         drain = _drain_after_restart(path, api, 60)
         with api._lock:
             calls = list(api.calls)
@@ -213,13 +250,37 @@ def _telegram_faults(tmp_path: Path, namespace: str, monkeypatch, name: str, n_f
     # each accepted-then-unanswered send certainly arrived and was sent again; a kill may catch others in flight
     assert accepted <= duplicates <= ambiguous, (accepted, duplicates, ambiguous, applied, replay_hint(name))
     assert early == 0, f"{early} sends before retry_after had passed ({replay_hint(name)})"
+    for k in kills:    # the restarted actor waited out every pause the killed one was told about
+        early_after_kill = [(c.chat_id, round(end - c.t, 2)) for target, end in k.pauses for c in calls
+                            if c.method in ("sendMessage", "editMessageText") and k.mono < c.t < end - 0.05
+                            and target in ("*", str(c.chat_id))]
+        assert not early_after_kill, (early_after_kill, replay_hint(name))
+    live_across_kills = _assert_live_edited_across_kills(rows, kills, name)
     edits = [r_ for r_ in rows if r_["op"] == "edit" and r_["state"] == "sent"]
     delays = [r_["done_at"] - r_["created"] for r_ in rows if r_["state"] == "sent" and r_["done_at"] <= stopped_at]
     return figure("telegram_faults", name, faults=dict(applied), alerts=len(rows), delivered=len(sent),
                   edits=len(edits), superseded=states.get("superseded", 0), failed_permanent=states.get("failed", 0),
                   duplicates=duplicates, ambiguous=ambiguous, accepted_unanswered=accepted, answered_429=floods,
+                  live_across_kills=live_across_kills, pauses_across_kills=sum(len(k.pauses) for k in kills),
                   sent_after_stop=drain.stats.sent + drain.stats.edits, storm_s=round(storm_s, 1),
                   delay_p50_ms=round(percentile(delays, 50) * 1e3), delay_p99_ms=round(percentile(delays, 99) * 1e3))
+
+
+def _assert_live_edited_across_kills(rows: list[dict], kills: list[_AtKill], name: str) -> int:
+    """Each live message running at a kill: the rows after the kill for its asset (or the market report), up
+    to its final edit, are edits of that message; returns how many such messages had rows after a kill."""
+    carried = 0
+    for k in kills:
+        for owner, key in k.live.items():
+            prefix = "market:" if owner == "market" else f"cascade:{owner}:"
+            later = [r_ for r_ in rows if r_["id"] > k.last_row and (r_["live_key"] or "").startswith(prefix)]
+            for r_ in later:
+                assert r_["live_key"] == key and r_["op"] == "edit", (owner, key, r_["live_key"], r_["op"],
+                                                                      replay_hint(name))
+                if "over</b>" in r_["body"] or "continues in the market-wide report" in r_["body"]:
+                    break
+            carried += bool(later)
+    return carried
 
 
 @pytest.mark.fault
