@@ -111,8 +111,11 @@ class Result(msgspec.Struct):
 
 
 @contextlib.contextmanager
-def compute_session(venues: Iterable[str], overrides: dict | None = None) -> Iterator[tuple]:
-    """A set-up ComputeActor (worker 0 of 1) with ``venues`` enabled: yields ``(actor, registry, sink)``."""
+def compute_session(venues: Iterable[str], configure=None) -> Iterator[tuple]:
+    """A set-up ComputeActor (worker 0 of 1) with ``venues`` enabled: yields ``(actor, registry, sink)``.
+
+    ``configure``: a function Config -> Config applied before the actor is built.
+    """
     from actors.compute import ComputeActor
     ns = "cr" + uuid.uuid4().hex[:8]
     run = tempfile.mkdtemp(prefix="ut-calm-")
@@ -121,9 +124,9 @@ def compute_session(venues: Iterable[str], overrides: dict | None = None) -> Ite
            "bus": {"endpoint": f"ipc://{run}/bus.sock"},
            "profiles": {"bootstrap_rest": False},
            "venues": {v: {"enabled": v in venues} for v in VenuesConfig.__struct_fields__}}
-    for table, values in (overrides or {}).items():
-        doc.setdefault(table, {}).update(values)
     cfg = msgspec.convert(doc, Config)
+    if configure is not None:
+        cfg = configure(cfg)
     reg = Registry.open(registry_segment(ns), cfg.engine.max_instruments, cfg.engine.max_assets)
     rings = [Ring.open(ring_segment(ns, v), cfg.engine.ring_capacity) for v in venues]
     actor = ComputeActor(cfg, 0)
@@ -182,24 +185,35 @@ def replay_capture(label: str, venue: str, files: list[str]) -> Result:
         return _drive(label, actor, reg, sink, (recs for _, recs in chunks))
 
 
-def synthetic_calm(seconds: float, seed: int = 11, symbols=("BTCUSDT", "ETHUSDT", "SOLUSDT"),
-                   chunk_s: float = 1.0) -> Result:
-    """A calm synthetic run rendered by the simulator's Bybit module and parsed by the Bybit parser."""
+def synthetic_calm(seconds: float, seed: int = 11) -> Result:
+    """A calm synthetic run (no cascades, no high-volatility regime) through the Bybit protocol."""
+    return synthetic_run(f"synthetic calm {seconds / 3600:g} h (bybit protocol)", seconds, seed=seed,
+                         script=[f"calm@0,duration={seconds + 1.0:g}"], cascade_every_s=0.0)
+
+
+def synthetic_run(label: str, seconds: float, *, script: Iterable[str] = (), seed: int = 11,
+                  cascade_every_s: float = 45.0, configure=None, symbols=("BTCUSDT", "ETHUSDT", "SOLUSDT"),
+                  chunk_s: float = 1.0) -> Result:
+    """The synthetic market with ``script`` lines (engine/simulator/scenarios.py), rendered by the
+    simulator's Bybit module and parsed by the Bybit parser, through the compute actor."""
     from engine.books import attach
     from engine.simulator.bybit import BybitVenue
     from engine.simulator.market import STEP_S, SyntheticMarket
     from engine.symbols import register
     from engine.venues import bybit
-    market = SyntheticMarket(list(symbols), seed=seed, cascade_every_s=0.0)
-    market.script("calm", duration=seconds + 1.0)
+    from engine.simulator.scenarios import parse_script
+    market = SyntheticMarket(list(symbols), seed=seed, cascade_every_s=cascade_every_s)
+    for line in script:
+        name, symbol, at, params = parse_script(line)
+        market.script(name, symbol, at=at, **params)
     venue = BybitVenue(list(symbols), market=market)
     subs = {f"{topic}.{s}": {object()} for s in symbols
             for topic in ("publicTrade", "allLiquidation", "tickers", "orderbook.1", "orderbook.50")}
     venue.need_snapshot.update(t for t in subs if t.startswith(("tickers.", "orderbook.")))   # as on subscribe
-    with compute_session(["bybit"]) as (actor, reg, sink):
+    with compute_session(["bybit"], configure) as (actor, reg, sink):
         mod = __import__("engine.venues.bybit", fromlist=["Parser"])
         parser = bybit.Parser(lambda s: register(reg, mod, [s], {}).get(s))
-        attach(parser, bybit, 50)
+        attach(parser, bybit, 50, clock=lambda: int(market.t * 1e9))   # depth every simulated second
         t0_ms = 1_700_000_000_000
 
         def chunks() -> Iterator[np.ndarray]:
@@ -213,7 +227,7 @@ def synthetic_calm(seconds: float, seed: int = 11, symbols=("BTCUSDT", "ETHUSDT"
                         parser.parse(raw, now_ms * 1_000_000, out)
                 yield np.array(out, dtype=RECORD_DTYPE)
                 out.clear()
-        return _drive(f"synthetic calm {seconds / 3600:g} h (bybit protocol)", actor, reg, sink, chunks())
+        return _drive(label, actor, reg, sink, chunks())
 
 
 # ----------------------------------------------------------------- Coinalyze hourly series
