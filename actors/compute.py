@@ -27,6 +27,7 @@ from engine.bus import publisher_for
 from engine.config import Config, VenuesConfig
 from engine.coverage import coverage_rows, coverage_signals
 from engine.detectors import DetectorContext, build as build_detectors
+from engine.detectors.base import DetectorQueue
 from engine.venues import load as load_venue
 from engine.idle import Doorbell, make_idle
 from engine.instruments import Registry, registry_segment
@@ -35,7 +36,7 @@ from engine.kernels import columns as C
 from engine.kernels.cascade import P_MARKET
 from engine.kernels.batches import kind_mask
 from engine.kernels.pipeline import EV_LEVEL, EV_REGIME
-from engine.record import VENUE_NAMES, Flag
+from engine.record import RECORD_DTYPE, VENUE_NAMES, Flag
 from engine.ring import Ring, RingReader, ring_segment
 from engine.profiles import ProfileService, fetch_rest_volumes, snapshot_path
 from engine.signals import LEVELS, REGIMES, Cascade, Liquidation, LiquidationSummary, MarketCascade, Volatility
@@ -48,6 +49,11 @@ __all__ = ["ComputeActor", "size_class"]
 STATE_INTERVAL_S = 0.05     # state table refresh period (wall clock)
 COUNTERS_INTERVAL_S = 1.0
 FACTOR_COLUMNS = {"volume": C.X_VOLUME, "oi": C.X_OI, "funding": C.X_FUNDING}
+# The poll loop runs the plug-in detectors over queued ring batches (DetectorQueue): at most this much
+# stream time or this many records late. engine.detector_cadence_ms / engine.detector_queue_records
+# override them where the config has those keys; a cadence of 0 runs the detectors on every batch.
+DETECTOR_CADENCE_MS = 100.0
+DETECTOR_QUEUE_RECORDS = 256
 ALL_KINDS = -1
 
 log = logging.getLogger("undertow.compute")
@@ -104,6 +110,10 @@ class ComputeActor(Actor):
                                  and not getattr(load_venue(v), "LIQUIDATIONS_AVAILABLE", True)]
         ctx.detectors = {d.name: d for d in self.detectors}
         self._detector_kinds = [(d, getattr(d, "consumes", ALL_KINDS)) for d in self.detectors]
+        cadence_ms = getattr(eng, "detector_cadence_ms", DETECTOR_CADENCE_MS)
+        self.detector_queue = (DetectorQueue(cadence_ms / 1e3, getattr(eng, "detector_queue_records",
+                                                                       DETECTOR_QUEUE_RECORDS), RECORD_DTYPE)
+                               if cadence_ms > 0 else None)
         self._factor_sources = {f: ctx.detectors.get(name) for f, name in det.cascade.factor_detectors.items()}
         self.missing_factors = sorted(f for f, d in self._factor_sources.items() if d is None)
         if self.missing_factors:
@@ -144,8 +154,12 @@ class ComputeActor(Actor):
                     self.stats["lost"] += lost
                 if len(recs):
                     work += len(recs)
-                    self.process(recs)
+                    self.process_critical(recs)
+                    self.queue_detectors(recs)
             now = time.monotonic()
+            q = self.detector_queue
+            if q is not None and q.overdue(now):
+                self.flush_detectors()
             if now >= next_hb:
                 next_hb = now + hb_every
                 self.publisher.heartbeat({k: float(v) for k, v in self.stats.items() if k != "kernel_ns"})
@@ -170,6 +184,11 @@ class ComputeActor(Actor):
             self.idle.idle(work)
 
     def teardown(self) -> None:
+        if getattr(self, "detector_queue", None) is not None and self.publisher is not None:
+            try:
+                self.flush_detectors()    # queued records still get their detector signals
+            except Exception:  # a detector failing here must not keep the rings and the table from closing
+                log.exception("detector run over the queued records failed at shutdown")
         if self.table is not None and hasattr(self, "runner"):
             self.write_state()
         for reader in self.readers:
@@ -232,6 +251,28 @@ class ComputeActor(Actor):
             if consumes & kinds:
                 for sig in d.run(recs):
                     publish(sig)
+
+    def queue_detectors(self, recs: np.ndarray) -> None:
+        """The poll loop's detector step: queue the batch, run the detectors over the queue when it is due
+        (:class:`DetectorQueue`); without a queue (cadence 0), run them on this batch now."""
+        q = self.detector_queue
+        if q is None:
+            self.run_detectors(recs)
+            return
+        due = q.add(recs, time.monotonic())
+        if due is None:                   # no room: run what is queued, then queue this batch
+            self.flush_detectors()
+            due = q.add(recs, time.monotonic())
+            if due is None:               # bigger than the whole queue: its own run
+                self.run_detectors(recs)
+                return
+        if due:
+            self.flush_detectors()
+
+    def flush_detectors(self) -> None:
+        """Run the detectors over everything queued."""
+        recs, kinds = self.detector_queue.take()
+        self.run_detectors(recs, kinds)
 
     # -- profiles and detector factors ---------------------------------------
     def _bootstrap_profiles(self) -> None:

@@ -1,14 +1,18 @@
-"""The compute actor's detector step: kind bitmap skips, risk scans only when due, the exact size-quantile scan."""
+"""The compute actor's detector step: kind bitmap skips, the detector queue, and signals identical to per-batch runs."""
 from __future__ import annotations
 
+import msgspec
 import numpy as np
+import pytest
 
+from engine.detectors.base import DetectorQueue
 from engine.kernels.batches import kind_bits, kind_mask
 from engine.kernels.flow import SIZE_BINS, SizeHistogram, size_add, size_quantile
-from engine.record import Kind, Side, Venue, empty_records
+from engine.record import RECORD_DTYPE, Kind, Side, Venue, empty_records
 from engine.warmup import compute_harness
 
 T0 = 1_700_000_000 * 10**9
+CRITICAL = {"liquidation", "cascade", "volatility", "market_cascade", "liquidation_summary"}
 
 
 def mixed_stream(ids: list[int], n: int, seed: int = 3) -> np.ndarray:
@@ -41,6 +45,70 @@ def mixed_stream(ids: list[int], n: int, seed: int = 3) -> np.ndarray:
             row = (k, Venue.BINANCE, 0, 0, iid, t, t, p, oi / p, oi, 0.0, 0.0)
         recs[i] = row
     return recs
+
+
+def batches(recs: np.ndarray, seed: int = 4):
+    rng = np.random.default_rng(seed)
+    i = 0
+    while i < len(recs):
+        k = int(rng.integers(1, 40))
+        yield recs[i:i + k]
+        i += k
+
+
+def capture(actor) -> list:
+    got: list = []
+    actor.publisher.publish = got.append
+    return got
+
+
+def detector_signals(sigs: list) -> dict[str, list[dict]]:
+    """Detector signals per kind in publication order, without the compute / publish stamps."""
+    out: dict[str, list[dict]] = {}
+    for s in sigs:
+        d = msgspec.structs.asdict(s)
+        kind = type(s).__name__
+        if s.__struct_config__.tag in CRITICAL or kind == "Risk":
+            continue
+        d.pop("ts_computed"), d.pop("ts_published")
+        out.setdefault(kind, []).append(d)
+    return out
+
+
+def test_queued_detectors_publish_the_same_signals_as_per_batch_runs():
+    with compute_harness() as (per_batch, _, ids), compute_harness() as (queued, _, ids2):
+        assert ids == ids2
+        recs = mixed_stream(ids, 6000)
+        a, b = capture(per_batch), capture(queued)
+        assert queued.detector_queue is not None
+        for batch in batches(recs):
+            per_batch.process(batch)
+            queued.process_critical(batch)
+            queued.queue_detectors(batch)
+        queued.flush_detectors()
+        want, got = detector_signals(a), detector_signals(b)
+    assert sum(map(len, want.values())) >= 20 and len(want) >= 5, want.keys()   # the stream exercises detectors
+    assert got == want
+
+
+def test_queue_runs_on_count_on_stream_span_and_when_overdue():
+    q = DetectorQueue(0.1, 8, RECORD_DTYPE)
+    recs = empty_records(10)
+    recs["kind"] = [Kind.TRADE] * 5 + [Kind.MARK] * 5
+    recs["ts_recv"] = T0 + np.arange(10) * 10_000_000            # 10 ms apart
+    assert q.add(recs[:3], now=5.0) is False and len(q) == 3
+    assert not q.overdue(5.09) and q.overdue(5.1)                 # wall clock: cadence after the first add
+    assert q.add(recs[3:9], now=5.0) is None and len(q) == 3       # does not fit: nothing queued
+    assert q.add(recs[3:8], now=5.0) is True                       # full (8 records)
+    out, kinds = q.take()
+    assert len(q) == 0 and not q.overdue(99.0)
+    assert out["ts_recv"].tolist() == recs["ts_recv"][:8].tolist()
+    assert kinds == kind_bits(Kind.TRADE, Kind.MARK)
+    span = empty_records(2)
+    span["ts_recv"] = [T0, T0 + 100_000_000]                       # spans the 100 ms cadence of stream time
+    assert q.add(span[:1], now=0.0) is False and q.add(span[1:], now=0.0) is True
+    with pytest.raises(ValueError):
+        DetectorQueue(0.0, 8, RECORD_DTYPE)
 
 
 def test_kind_mask_and_detectors_skipped_by_kind():
