@@ -107,12 +107,14 @@ def cmd_simulate(args) -> int:
         sim = msgspec.structs.replace(sim, **changes)
     market = _market_choice(args, "simulate")
     run(sim, ready_file=args.ready_file, duration=args.duration, liquidation_share=args.liquidation_share,
-        throttle=not args.no_throttle, **market)
+        throttle=not args.no_throttle, start_at=args.start_at or 0.0, **market)
     return 0
 
 
 def _market_choice(args, command: str) -> dict:
     """``--market``/``--regime`` as Simulator keyword arguments (none for the default synthetic market)."""
+    if args.start_at is not None and not 0.0 <= args.start_at < float("inf"):
+        raise SystemExit(f"undertow {command}: --start-at must be a number of seconds >= 0, got {args.start_at}")
     if args.market != "mechanistic":
         if args.regime is not None:
             raise SystemExit(f"undertow {command}: --regime needs --market mechanistic")
@@ -160,12 +162,8 @@ def point_at_simulator(cfg: Config, endpoints: dict) -> Config:
 
 
 def cmd_demo(args) -> int:
-    from .demo_script import demo_config, demo_script
     from .supervisor import Supervisor
     cfg = _load(args.config)
-    if not args.script_scale > 0:
-        raise SystemExit("undertow demo: --script-scale must be positive")
-    script = [] if args.no_script or args.market != "synthetic" else demo_script(args.script_scale)
     if args.seed is not None or args.rate is not None:
         sim_changes = {k: v for k, v in (("seed", args.seed), ("rate", args.rate)) if v is not None}
         cfg = msgspec.structs.replace(cfg, simulator=msgspec.structs.replace(cfg.simulator, **sim_changes))
@@ -177,14 +175,10 @@ def cmd_demo(args) -> int:
                 "--ready-file", str(ready)]
     if args.config:
         sim_argv += ["--config", args.config]
-    for flag, val in (("--seed", args.seed), ("--rate", args.rate),
+    for flag, val in (("--seed", args.seed), ("--rate", args.rate), ("--start-at", args.start_at),
                       *(("--" + k, v) for k, v in _market_choice(args, "demo").items())):
         if val is not None:
             sim_argv += [flag, str(val)]
-    for line in script:
-        sim_argv += ["--scenario", line]
-    if script:
-        cfg = demo_config(cfg, args.script_scale)
     sim = subprocess.Popen(sim_argv, env={**os.environ, "UNDERTOW_PARENT_PID": str(os.getpid())},
                            stdout=subprocess.DEVNULL)
     try:
@@ -365,6 +359,9 @@ def _market_arguments(s: argparse.ArgumentParser) -> None:
                         "meeting the book (engine/simulator/mechanics.py)")
     s.add_argument("--regime", help="mechanistic market regime: calm, grind, news_shock, thin_book_cascade "
                                     "(default calm; engine/simulator/regimes.py)")
+    s.add_argument("--start-at", type=float, metavar="S",
+                   help="run the simulated market's first S seconds unserved, so it opens S seconds into its "
+                        "regime or scenarios (default 0)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -383,11 +380,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--duration", type=float, help="stop after S seconds (default: until Ctrl-C)")
     s.add_argument("--seed", type=int)
     s.add_argument("--rate", type=float, help="synthetic frames per second")
-    s.add_argument("--script-scale", type=float, default=1.0,
-                   help="run the synthetic market's 10-minute demo script (engine/demo_script.py) at this time "
-                        "scale: 0.1 = one minute (default 1)")
-    s.add_argument("--no-script", action="store_true",
-                   help="no demo script (only [simulator] scenarios and the market's random cascades)")
     _market_arguments(s)
     s.set_defaults(func=cmd_demo, demo=True)
 

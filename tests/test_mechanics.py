@@ -287,3 +287,18 @@ def test_the_simulator_serves_the_mechanistic_market_over_websocket():
         assert sim.counters()["market_time_s"] > 0
     with pytest.raises(ValueError, match="unknown market"):
         start_in_thread(venues=["binance"], market="nope")
+
+
+def test_the_simulator_opens_the_market_start_at_seconds_in():
+    from engine.config import SimulatorConfig
+    from engine.simulator.runner import Simulator
+
+    cfg = SimulatorConfig(venues=["binance"], symbols=["BTCUSDT"])
+    sim = Simulator(cfg, market="mechanistic", regime="news_shock", start_at=5.0)
+    direct = MechanisticMarket(("BTCUSDT",), seed=cfg.seed, rate=cfg.rate, correlation=cfg.correlation,
+                               regime="news_shock")
+    direct.run(5.0)
+    assert sim.market.t == pytest.approx(5.0) and sim.market.step() == direct.step()
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="start_at"):
+            Simulator(cfg, market="mechanistic", start_at=bad)

@@ -53,15 +53,21 @@ class Simulator:
 
     def __init__(self, cfg: SimulatorConfig | None = None, *, liquidation_share: float = 0.0,
                  throttle: bool = True, max_messages_per_s: int = 10, market: str = "synthetic",
-                 regime: str = "calm") -> None:
+                 regime: str = "calm", start_at: float = 0.0) -> None:
         self.cfg = cfg = cfg or SimulatorConfig()
         self.market = None
         self.replay = None
+        if not 0.0 <= start_at < float("inf"):
+            raise ValueError(f"start_at must be >= 0 seconds, got {start_at}")
         if cfg.mode == "synthetic":
             self.market = _make_market(cfg, market, regime, liquidation_share)
             for line in cfg.scenarios:
                 self.script(line)
+            for _ in range(round(start_at / STEP_S)):   # the market's first start_at seconds run unserved
+                self.market.step()
         else:
+            if start_at:
+                raise ValueError("start_at applies to a simulated market, not to a replay")
             if not cfg.replay_files:
                 raise ValueError("simulator mode 'replay' needs replay_files")
             self.replay = CaptureReplay(cfg.replay_files, speed=cfg.speed)
