@@ -162,8 +162,12 @@ def point_at_simulator(cfg: Config, endpoints: dict) -> Config:
 
 
 def cmd_demo(args) -> int:
+    from .demo_script import demo_config, demo_script
     from .supervisor import Supervisor
     cfg = _load(args.config)
+    if not args.script_scale > 0:
+        raise SystemExit("undertow demo: --script-scale must be positive")
+    script = [] if args.no_script or args.market != "synthetic" else demo_script(args.script_scale)
     if args.seed is not None or args.rate is not None:
         sim_changes = {k: v for k, v in (("seed", args.seed), ("rate", args.rate)) if v is not None}
         cfg = msgspec.structs.replace(cfg, simulator=msgspec.structs.replace(cfg.simulator, **sim_changes))
@@ -179,6 +183,10 @@ def cmd_demo(args) -> int:
                       *(("--" + k, v) for k, v in _market_choice(args, "demo").items())):
         if val is not None:
             sim_argv += [flag, str(val)]
+    for line in script:
+        sim_argv += ["--scenario", line]
+    if script:
+        cfg = demo_config(cfg, args.script_scale)
     sim = subprocess.Popen(sim_argv, env={**os.environ, "UNDERTOW_PARENT_PID": str(os.getpid())},
                            stdout=subprocess.DEVNULL)
     try:
@@ -380,6 +388,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--duration", type=float, help="stop after S seconds (default: until Ctrl-C)")
     s.add_argument("--seed", type=int)
     s.add_argument("--rate", type=float, help="synthetic frames per second")
+    s.add_argument("--script-scale", type=float, default=1.0,
+                   help="run the synthetic market's 10-minute demo script (engine/demo_script.py) at this time "
+                        "scale: 0.1 = one minute (default 1)")
+    s.add_argument("--no-script", action="store_true",
+                   help="no demo script (only [simulator] scenarios and the market's random cascades)")
     _market_arguments(s)
     s.set_defaults(func=cmd_demo, demo=True)
 
