@@ -127,6 +127,11 @@ class CascadeTracker:
         self._changed: set[str] = set()    # assets whose state changed since take_changed()
         self._market_changed = False
 
+    @property
+    def changed(self) -> bool:
+        """Whether a state changed since the last :meth:`take_changed`."""
+        return bool(self._changed) or self._market_changed
+
     def take_changed(self) -> tuple[set[str], bool]:
         """Assets whose state changed (or was dropped) and whether the market report did, since the last call."""
         out = (self._changed, self._market_changed)

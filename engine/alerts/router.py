@@ -107,7 +107,7 @@ class AlertRouter:
             return
         with self._batch():
             self._handle(sig, now)
-            self._save_live()
+            self._save_live(now)
         self.on_enqueue()
 
     def _handle(self, sig: SignalBase, now: float) -> None:
@@ -147,7 +147,7 @@ class AlertRouter:
         with self._batch():
             actions = self.tracker.due(now)
             self._apply(actions, now)
-            self._save_live()
+            self._save_live(now)
             digests = self.gate.due_digests(now) if self.telegram else []
             for chat, lines, since in digests:
                 html = F.render_digest(lines, int(since * 1e9))
@@ -172,10 +172,10 @@ class AlertRouter:
         return True
 
     # -- internals -----------------------------------------------------------
-    def _save_live(self) -> None:
+    def _save_live(self, now: float) -> None:
         """Store the cascade states this signal or tick changed, with its rows (nothing kept without an outbox)."""
         if self.live is not None:
-            self.live.save(self.tracker)
+            self.live.save(self.tracker, now)
         else:
             self.tracker.take_changed()
 
