@@ -110,6 +110,7 @@ class ComputeActor(Actor):
                                  and not getattr(load_venue(v), "LIQUIDATIONS_AVAILABLE", True)]
         ctx.detectors = {d.name: d for d in self.detectors}
         self._detector_kinds = [(d, getattr(d, "consumes", ALL_KINDS)) for d in self.detectors]
+        self._detector_failures: dict[str, int] = {}
         cadence_ms = getattr(eng, "detector_cadence_ms", DETECTOR_CADENCE_MS)
         self.detector_queue = (DetectorQueue(cadence_ms / 1e3, getattr(eng, "detector_queue_records",
                                                                        DETECTOR_QUEUE_RECORDS), RECORD_DTYPE)
@@ -133,7 +134,8 @@ class ComputeActor(Actor):
         self._single_usd: list[float] = []
         self.stats = dict(records=0, lost=0, batches=0, max_batch=0, kernel_ns=0, unknown=0,
                           sig_liquidation=0, sig_cascade=0, sig_volatility=0, sig_market_cascade=0,
-                          sig_liquidation_summary=0, detector_errors=0, coverage_unknown_venue=0)
+                          sig_liquidation_summary=0, detector_errors=0, coverage_unknown_venue=0,
+                          detector_runs=0)
 
     def run(self) -> None:
         cfg = self.cfg
@@ -249,8 +251,19 @@ class ComputeActor(Actor):
         publish = self.publisher.publish
         for d, consumes in self._detector_kinds:
             if consumes & kinds:
-                for sig in d.run(recs):
+                try:
+                    sigs = d.run(recs)
+                except Exception:  # one detector's bug must not stop the others or the actor; counted
+                    self._detector_failed(d)
+                    continue
+                for sig in sigs:
                     publish(sig)
+
+    def _detector_failed(self, d) -> None:
+        self.stats["detector_errors"] += 1
+        n = self._detector_failures[d.name] = self._detector_failures.get(d.name, 0) + 1
+        if n & (n - 1) == 0:      # the 1st, 2nd, 4th, 8th ... failure: a broken detector cannot flood the log
+            log.exception("detector %s failed on a batch (%d failures so far)", d.name, n)
 
     def queue_detectors(self, recs: np.ndarray) -> None:
         """The poll loop's detector step: queue the batch, run the detectors over the queue when it is due
@@ -272,6 +285,7 @@ class ComputeActor(Actor):
     def flush_detectors(self) -> None:
         """Run the detectors over everything queued."""
         recs, kinds = self.detector_queue.take()
+        self.stats["detector_runs"] += 1
         self.run_detectors(recs, kinds)
 
     # -- profiles and detector factors ---------------------------------------

@@ -15,12 +15,12 @@ T0 = 1_700_000_000 * 10**9
 CRITICAL = {"liquidation", "cascade", "volatility", "market_cascade", "liquidation_summary"}
 
 
-def mixed_stream(ids: list[int], n: int, seed: int = 3) -> np.ndarray:
-    """``n`` records over ~n*20 ms: trades (a burst of big ones in the middle third), liquidations,
+def mixed_stream(ids: list[int], n: int, seed: int = 3, gap_ms: float = 20.0) -> np.ndarray:
+    """``n`` records ``gap_ms`` apart on average: trades (a burst of big ones in the middle third), liquidations,
     book tops and depth, marks and open interest on the given instruments."""
     rng = np.random.default_rng(seed)
     recs = empty_records(n)
-    ts = T0 + np.cumsum(rng.exponential(20e6, n)).astype(np.int64)
+    ts = T0 + np.cumsum(rng.exponential(gap_ms * 1e6, n)).astype(np.int64)
     kinds = rng.choice([Kind.TRADE] * 12 + [Kind.LIQUIDATION, Kind.BOOK_TOP, Kind.BOOK_DEPTH, Kind.MARK,
                                             Kind.OPEN_INTEREST], n)
     burst = (np.arange(n) > n // 3) & (np.arange(n) < 2 * n // 3)
@@ -78,15 +78,19 @@ def detector_signals(sigs: list) -> dict[str, list[dict]]:
 def test_queued_detectors_publish_the_same_signals_as_per_batch_runs():
     with compute_harness() as (per_batch, _, ids), compute_harness() as (queued, _, ids2):
         assert ids == ids2
-        recs = mixed_stream(ids, 6000)
+        recs = mixed_stream(ids, 8000, gap_ms=2.0)        # ~16 s: the 100 ms cadence spans several batches
         a, b = capture(per_batch), capture(queued)
         assert queued.detector_queue is not None
+        n_batches = 0
         for batch in batches(recs):
+            n_batches += 1
             per_batch.process(batch)
             queued.process_critical(batch)
             queued.queue_detectors(batch)
         queued.flush_detectors()
         want, got = detector_signals(a), detector_signals(b)
+        runs = queued.stats["detector_runs"]
+    assert 8000 / 256 <= runs <= n_batches / 2                      # batches really were queued together
     assert sum(map(len, want.values())) >= 20 and len(want) >= 5, want.keys()   # the stream exercises detectors
     assert got == want
 
@@ -127,11 +131,17 @@ def test_kind_mask_and_detectors_skipped_by_kind():
             self.calls += 1
             return []
 
+    class Broken(Probe):
+        def run(self, records):
+            super().run(records)
+            raise RuntimeError("detector bug")
+
     with compute_harness() as (actor, _, _ids):
-        mark, trade = Probe(kind_bits(Kind.MARK)), Probe(kind_bits(Kind.TRADE))
-        actor._detector_kinds = [(mark, mark.consumes), (trade, trade.consumes)]
+        mark, trade, broken = Probe(kind_bits(Kind.MARK)), Probe(kind_bits(Kind.TRADE)), Broken(-1)
+        actor._detector_kinds = [(broken, -1), (mark, mark.consumes), (trade, trade.consumes)]
         actor.run_detectors(recs)
-        assert (mark.calls, trade.calls) == (0, 1)
+        assert (broken.calls, mark.calls, trade.calls) == (1, 0, 1)    # a failing detector is counted, not fatal
+        assert actor.stats["detector_errors"] == 1
 
 
 def test_size_quantile_scan_from_the_highest_filled_bin_is_exact():
@@ -175,3 +185,13 @@ def test_risk_scans_assets_only_when_an_evaluation_is_due():
         r.clock[0] = now + every
         risk.run(empty_records(0))
         assert sorted(calls) == np.flatnonzero(r.owned).tolist() and len(calls) == 3
+
+
+def test_records_still_queued_at_shutdown_are_run():
+    with compute_harness() as (actor, _, ids):
+        capture(actor)
+        recs = mixed_stream(ids, 50, gap_ms=0.01)          # 0.5 ms of stream: well inside the cadence
+        actor.process_critical(recs)
+        actor.queue_detectors(recs)
+        assert len(actor.detector_queue) == 50 and actor.stats["detector_runs"] == 0
+    assert actor.stats["detector_runs"] == 1 and len(actor.detector_queue) == 0
