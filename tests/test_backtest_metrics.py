@@ -117,6 +117,8 @@ def test_zone_precision_against_the_random_baseline_on_a_constructed_map():
     assert (empty.empty, empty.top_bins) == (1, 0)
     narrow = M.zone_tally(centres, usd, 100.0, realized, band=0.05, top_share=0.1)   # bins 45..54 only
     assert (narrow.bins, narrow.top_bins, narrow.top_hits) == (10, 1, 0)
+    reached = M.zone_tally(centres, usd, 100.0, realized, 1.0, 0.1, reached=(centres[44], centres[46]))
+    assert (reached.bins, reached.hits, reached.top_bins, reached.top_hits) == (3, 1, 1, 0)   # top: bin 46
 
 
 def test_bin_edges_bracket_their_centres():

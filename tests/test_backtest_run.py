@@ -50,8 +50,10 @@ def test_backtest_prints_one_consistent_json_summary_last(backtest_run):
             assert 0 <= x["matched"] <= x["alarms"] and x["false_alarms"] == x["alarms"] - x["matched"]
             assert x["alarms"] <= f["signals"].get("cascade", 0)   # one onset per level at most per signal
         assert f["lead_s"]["n"] == len(f["lead_s"]["values"]) <= f["levels"]["WARNING"]["detected"]
-        z = f["zones"]
-        assert z["top_hits"] <= z["top_bins"] <= z["candidate_bins"] and z["candidate_hits"] <= z["candidate_bins"]
+        for z in (f["zones"], f["zones_reached"]):
+            assert z["top_hits"] <= z["top_bins"] <= z["candidate_bins"]
+            assert z["candidate_hits"] <= z["candidate_bins"]
+        assert f["zones_reached"]["candidate_bins"] <= f["zones"]["candidate_bins"]
     sim = summary["datasets"]["thin_book_cascade"]
     assert sim["kind"] in ("mechanistic", "synthetic") and sim["records"] > 1_000 and sim["truth_liquidations"] > 0
     bybit = sim["coverage"]["bybit"]

@@ -139,12 +139,17 @@ class ZoneTally:
 
 
 def zone_tally(centres: np.ndarray, usd: np.ndarray, price: float, realized: np.ndarray, band: float,
-               top_share: float) -> ZoneTally:
+               top_share: float, reached: tuple[float, float] | None = None) -> ZoneTally:
     """Score one map snapshot: among the bins within ``band`` (fraction) of ``price``, the top ``top_share``
-    by modelled USD against every candidate, a bin counting as hit when a realized liquidation price falls in it."""
+    by modelled USD against every candidate, a bin counting as hit when a realized liquidation price falls in it.
+    ``reached`` (low, high): only bins overlapping the price range traded over the horizon are candidates, so the
+    ranking is judged where price went rather than on how far it went."""
     t = ZoneTally(snapshots=1)
     edges = bin_edges(centres)
-    cand = np.flatnonzero(np.isfinite(centres) & (np.abs(centres / price - 1.0) <= band))
+    ok = np.isfinite(centres) & (np.abs(centres / price - 1.0) <= band)
+    if reached is not None:
+        ok &= (edges[1:] >= reached[0]) & (edges[:-1] <= reached[1])
+    cand = np.flatnonzero(ok)
     if not len(cand) or not (usd[cand] > 0).any():
         t.empty = 1
         return t

@@ -44,7 +44,10 @@ def markdown(summary: dict, plots: dict[str, list[str]]) -> str:
              f"{_f(h['false_critical_per_asset_day_calm'])} | <= {g['false_critical_per_asset_day_calm']:.0f} |",
              f"| zone precision, top 10 % of bins (Wilson 95 % low) vs random | {_pct(h['zone_precision'])} "
              f"({_pct(h['zone_precision_wilson_low'])}) vs {_pct(h['zone_random_baseline'])}: "
-             f"{_f(h['zone_lift'], '{:.2f}x')} | >= {g['zone_lift']:.0f}x |", ""]
+             f"{_f(h['zone_lift'], '{:.2f}x')} | >= {g['zone_lift']:.0f}x |",
+             f"| zone precision, candidates limited to the bins price reached within the horizon | "
+             f"{_pct(h['zone_reached_precision'])} vs {_pct(h['zone_reached_random_baseline'])}: "
+             f"{_f(h['zone_reached_lift'], '{:.2f}x')} | |", ""]
     lines += [f"![{p}]({p})" for p in plots.get("", [])]
     for name, f in summary["datasets"].items():
         lines += ["", f"## {name} ({f['kind']}{', calm' if f['calm'] else ''})", "",
@@ -57,14 +60,16 @@ def markdown(summary: dict, plots: dict[str, list[str]]) -> str:
             x = f["levels"][lv]
             lines.append(f"| {lv} | {x['detected']} / {x['labelled']} | {_pct(x['recall'])} | {x['alarms']} | "
                          f"{_pct(x['precision'])} | {x['false_alarms']} | {_f(x['false_per_asset_day'])} |")
-        ld, z = f["lead_s"], f["zones"]
+        ld, z, zr = f["lead_s"], f["zones"], f["zones_reached"]
         lines += ["", f"Lead (s): median {_f(ld['median'], '{:.0f}')}, quartiles {_f(ld['p25'], '{:.0f}')} .. "
                       f"{_f(ld['p75'], '{:.0f}')}, range {_f(ld['min'], '{:.0f}')} .. {_f(ld['max'], '{:.0f}')} "
                       f"(n = {ld['n']}).", "",
                   f"Zones: {z['snapshots']} snapshots ({z['empty_snapshots']} with an empty model near price); "
                   f"top bins hit {z['top_hits']} / {z['top_bins']} = {_pct(z['precision'])} (Wilson low "
                   f"{_pct(z['precision_wilson_low'])}) vs random {_pct(z['random_baseline'])}, lift "
-                  f"{_f(z['lift'], '{:.2f}x')}."]
+                  f"{_f(z['lift'], '{:.2f}x')}; among the bins price reached: {_pct(zr['precision'])} vs random "
+                  f"{_pct(zr['random_baseline'])}, lift {_f(zr['lift'], '{:.2f}x')} ({zr['top_hits']} / "
+                  f"{zr['top_bins']})."]
         e = f.get("zone_map_error")
         if e:
             lines += ["", f"Zone map vs the true map ({e['snapshots']} snapshots): total-variation distance median "

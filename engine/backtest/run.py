@@ -73,6 +73,7 @@ class Dataset:
     parse: dict = field(default_factory=dict)
     skipped: dict = field(default_factory=dict)
     wall_s: float = 0.0
+    price_range: dict = field(default_factory=dict)  # asset -> rows (t_ns, low, high) of traded prices per chunk
 
 
 def default_real_path() -> Path:
@@ -132,6 +133,28 @@ class _LiqTally:
         return out
 
 
+class _PriceRange:
+    """Per asset, the low and high traded price of each fed chunk (where price went, for the reached-bins score)."""
+
+    DTYPE = np.dtype([("t_ns", np.int64), ("low", np.float64), ("high", np.float64)])
+
+    def __init__(self):
+        self._rows: dict[str, list[tuple]] = {}
+        self._asset: dict[int, str] = {}
+
+    def add(self, recs: np.ndarray, registry) -> None:
+        trades = recs[(recs["kind"] == Kind.TRADE) & (recs["price"] > 0)]
+        for iid in np.unique(trades["instrument"]).tolist():
+            if iid not in self._asset:
+                self._asset[iid] = registry.get(int(iid)).asset
+            asset = self._asset[iid]
+            px = trades["price"][trades["instrument"] == iid]
+            self._rows.setdefault(asset, []).append((int(trades["ts_recv"][-1]), float(px.min()), float(px.max())))
+
+    def rows(self) -> dict[str, np.ndarray]:
+        return {a: np.array(r, dtype=self.DTYPE) for a, r in self._rows.items()}
+
+
 # -- running datasets ------------------------------------------------------------------------
 def _bar(progress: bool, label: str) -> Progress | None:
     if not progress:
@@ -167,6 +190,7 @@ def simulate(cfg: Config, name: str, p: BacktestParams = BacktestParams(), progr
     t_wall = time.monotonic()
     bar = _bar(progress, f"backtest {name} ({source.kind} market, {seconds:.0f} s simulated)")
     snaps = []
+    ranges = _PriceRange()
     with OfflinePipeline(cfg, list(p.venues)) as pipe:
         streams = [VenueStream(v, p.symbols, source.market, pipe.registry) for v in pipe.venues]
         next_snap = p.zone_every_s
@@ -180,6 +204,7 @@ def simulate(cfg: Config, name: str, p: BacktestParams = BacktestParams(), progr
                 if len(recs):
                     recs = recs[np.argsort(recs["ts_recv"], kind="stable")]
                     tally.add(vs.name, recs)
+                    ranges.add(recs, pipe.registry)
                     pipe.feed(vs.name, recs)
             pipe.advance(SIM_EPOCH_NS + int(round(t * 1e9)))
             if t >= next_snap - 1e-9:
@@ -198,7 +223,7 @@ def simulate(cfg: Config, name: str, p: BacktestParams = BacktestParams(), progr
         return Dataset(name, source.kind, source.spec.calm, SIM_EPOCH_NS, SIM_EPOCH_NS + int(seconds * 1e9), truth,
                        {a: (SIM_EPOCH_NS, SIM_EPOCH_NS + int(seconds * 1e9)) for a in assets}, list(pipe.signals), dict(pipe.collector.counts), snaps,
                        tally.coverage(pipe.venues, float(truth["usd"].sum()) if len(truth) else None),
-                       pipe.records, pipe.lost, parse, {}, time.monotonic() - t_wall)
+                       pipe.records, pipe.lost, parse, {}, time.monotonic() - t_wall, ranges.rows())
 
 
 def replay_real(cfg: Config, path: str | Path, p: BacktestParams = BacktestParams(), progress: bool = False,
@@ -263,19 +288,27 @@ def scored_from(d: Dataset, p: BacktestParams) -> dict[str, int]:
     return {a: t0 + int(p.warmup_s * 1e9) for a, (t0, _) in d.asset_spans.items()}
 
 
-def zone_figures(d: Dataset, p: BacktestParams) -> tuple[M.ZoneTally, list[dict]]:
-    """Zone precision tally over the snapshots after the warm-up, and the map errors where the true map is known."""
-    tally, errors = M.ZoneTally(), []
+def zone_figures(d: Dataset, p: BacktestParams) -> tuple[M.ZoneTally, M.ZoneTally, list[dict]]:
+    """Zone precision tallies over the snapshots after the warm-up (candidates: the price band, and the bins of
+    the band that price reached within the horizon), and the map errors where the true map is known."""
+    tally, reached, errors = M.ZoneTally(), M.ZoneTally(), []
     horizon = int(p.zone_horizon_s * 1e9)
     start = scored_from(d, p)
     for t_ns, asset, price, centres, model, true in d.snapshots:
         if t_ns < start[asset]:
             continue
         sel = (d.truth["asset"] == asset) & (d.truth["t_ns"] >= t_ns) & (d.truth["t_ns"] < t_ns + horizon)
-        tally.add(M.zone_tally(centres, model, price, d.truth["price"][sel], p.zone_band, p.zone_top))
+        realized = d.truth["price"][sel]
+        tally.add(M.zone_tally(centres, model, price, realized, p.zone_band, p.zone_top))
+        rows = d.price_range.get(asset)
+        if rows is not None:
+            r = rows[(rows["t_ns"] >= t_ns) & (rows["t_ns"] < t_ns + horizon)]
+            if len(r):
+                reached.add(M.zone_tally(centres, model, price, realized, p.zone_band, p.zone_top,
+                                         (float(r["low"].min()), float(r["high"].max()))))
         if true is not None:
             errors.append(M.map_error(model, true))
-    return tally, errors
+    return tally, reached, errors
 
 
 def score(d: Dataset, p: BacktestParams = BacktestParams()) -> dict:
@@ -286,7 +319,7 @@ def score(d: Dataset, p: BacktestParams = BacktestParams()) -> dict:
               if a.t_ns >= start.get(a.asset, 0)]
     asset_days = sum(max(0, t1 - start[a]) for a, (_, t1) in d.asset_spans.items()) / 86400e9
     leads = M.lead_times(labels, alarms, p.max_lead_s)
-    tally, errors = zone_figures(d, p)
+    tally, reached, errors = zone_figures(d, p)
     tv = [e["tv_distance"] for e in errors if e["tv_distance"] is not None]
     ratio = [e["usd_ratio"] for e in errors if e["usd_ratio"] is not None]
     return {
@@ -298,7 +331,7 @@ def score(d: Dataset, p: BacktestParams = BacktestParams()) -> dict:
                     "peak_usd": c.peak_usd, "usd": c.usd} for c in labels],
         "levels": M.cascade_figures(labels, alarms, asset_days, p.max_lead_s, p.grace_s),
         "lead_s": {**M.distribution(leads), "values": [x for x in leads if x is not None]},
-        "zones": tally.figures(),
+        "zones": tally.figures(), "zones_reached": reached.figures(),
         "zone_map_error": {"snapshots": len(errors), **M.distribution(tv),
                            "usd_ratio_median": float(np.median(ratio)) if ratio else None} if errors else None,
         "coverage": d.coverage, "signals": d.signal_counts, "parse": d.parse, "skipped": d.skipped,
@@ -316,13 +349,15 @@ def _pooled(figs: dict[str, dict], p: BacktestParams) -> dict:
     calm = [f for f in figs.values() if f["calm"]]
     calm_days = sum(f["asset_days"] for f in calm)
     false_crit = sum(f["levels"]["CRITICAL"]["false_alarms"] for f in calm)
-    zt = M.ZoneTally()
-    for f in figs.values():
-        z = f["zones"]
-        zt.add(M.ZoneTally(z["snapshots"], z["empty_snapshots"], z["top_bins"], z["top_hits"],
-                           z["candidate_bins"], z["candidate_hits"]))
+    def pooled_zones(key: str) -> dict:
+        zt = M.ZoneTally()
+        for f in figs.values():
+            z = f[key]
+            zt.add(M.ZoneTally(z["snapshots"], z["empty_snapshots"], z["top_bins"], z["top_hits"],
+                               z["candidate_bins"], z["candidate_hits"]))
+        return zt.figures()
     leads = [v for f in figs.values() for v in f["lead_s"]["values"]]
-    zf = zt.figures()
+    zf, zr = pooled_zones("zones"), pooled_zones("zones_reached")
     return {
         "recall_warning": det / lab if lab else None, "recall_warning_wilson_low": M.wilson_lower(det, lab),
         "cascades": lab, "precision_warning": mat / ala if ala else None,
@@ -331,6 +366,8 @@ def _pooled(figs: dict[str, dict], p: BacktestParams) -> dict:
         "calm_asset_days": calm_days,
         "zone_precision": zf["precision"], "zone_precision_wilson_low": zf["precision_wilson_low"],
         "zone_random_baseline": zf["random_baseline"], "zone_lift": zf["lift"],
+        "zone_reached_precision": zr["precision"], "zone_reached_random_baseline": zr["random_baseline"],
+        "zone_reached_lift": zr["lift"],
         "goals": {"recall_warning": 0.90, "lead_median_s": 60.0, "false_critical_per_asset_day_calm": 1.0,
                   "zone_lift": 3.0},
     }
