@@ -220,8 +220,9 @@ def simulate(cfg: Config, name: str, p: BacktestParams = BacktestParams(), progr
             sys.stderr.write("\n")
         truth = source.truth()
         parse = {vs.name: dict(vs.outcomes, frames=vs.frames) for vs in streams}
-        return Dataset(name, source.kind, source.spec.calm, SIM_EPOCH_NS, SIM_EPOCH_NS + int(seconds * 1e9), truth,
-                       {a: (SIM_EPOCH_NS, SIM_EPOCH_NS + int(seconds * 1e9)) for a in assets}, list(pipe.signals), dict(pipe.collector.counts), snaps,
+        t1 = SIM_EPOCH_NS + int(seconds * 1e9)
+        return Dataset(name, source.kind, source.spec.calm, SIM_EPOCH_NS, t1, truth,
+                       {a: (SIM_EPOCH_NS, t1) for a in assets}, list(pipe.signals), dict(pipe.collector.counts), snaps,
                        tally.coverage(pipe.venues, float(truth["usd"].sum()) if len(truth) else None),
                        pipe.records, pipe.lost, parse, {}, time.monotonic() - t_wall, ranges.rows())
 

@@ -28,7 +28,7 @@ def _pct(x) -> str:
 
 
 def _s(x) -> str:
-    return f"{x:.0f} s" if F.known(x) else F.NA
+    return f"{round(x)} s" if F.known(x) else F.NA   # round(): no "-0 s"
 
 
 def accuracy_text(summary: dict, now_s: float) -> str:
@@ -46,7 +46,8 @@ def accuracy_text(summary: dict, now_s: float) -> str:
              f"per asset per day (goal ≤ {F.num(g.get('false_critical_per_asset_day_calm'), 0)})",
              f"🗺 Zones, top 10 % of bins hit: {F.b(_pct(h.get('zone_precision')))} vs random "
              f"{_pct(h.get('zone_random_baseline'))}, lift {F.num(h.get('zone_lift'))}x "
-             f"(goal ≥ {F.num(g.get('zone_lift'), 0)}x)", "", F.b("Per dataset")]
+             f"(goal ≥ {F.num(g.get('zone_lift'), 0)}x); among the bins price reached: lift "
+             f"{F.num(h.get('zone_reached_lift'))}x", "", F.b("Per dataset")]
     for name, f in summary["datasets"].items():
         w = f.get("levels", {}).get("WARNING", {})
         capped = [v for v, c in f.get("coverage", {}).items() if c.get("capped")]
