@@ -39,6 +39,9 @@ oi_tail_interval_s = 1.0
 oi_hot_symbols = 1
 resolve_interval_s = {resolve}
 stale_after_s = 60.0
+
+[margin_oi]
+enabled = false
 """
 
 
