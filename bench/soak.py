@@ -351,7 +351,8 @@ def main(argv=None) -> int:
             while next_fault < len(faults) and faults[next_fault][0] <= wall:
                 at, action, venue, params = faults[next_fault]
                 next_fault += 1
-                cursors = _inject(ctl, sink, table, ns, action, venue, params, unstall, wall)
+                rings = {v: led.ring for v, led in ledgers.items()}
+                cursors = _inject(ctl, sink, table, rings, action, venue, params, unstall, wall)
                 if cursors is not None:
                     kill_cursors = cursors
                 done_faults.append(action)
@@ -431,7 +432,7 @@ def _wait_table(ns: str, eng: subprocess.Popen, timeout: float) -> ActorTable:
     raise SystemExit("soak: the engine's actors did not all start")
 
 
-def _inject(ctl, sink, table, ns, action, venue, params, unstall, wall) -> dict | None:
+def _inject(ctl, sink, table, rings, action, venue, params, unstall, wall) -> dict | None:
     """Apply one fault; for a compute kill return the compute reader cursors right after it."""
     if action in ("disconnect", "reset"):
         ctl("disconnect", venue=venue, mode="reset" if action == "reset" else "clean")
@@ -451,24 +452,18 @@ def _inject(ctl, sink, table, ns, action, venue, params, unstall, wall) -> dict 
         sink.fail_next += params["n"]
     elif action == "kill_compute":
         rows = {r["name"]: r for r in table.snapshot()}
-        os.kill(rows["compute:0"]["pid"], signal.SIGKILL)
-        time.sleep(0.05)   # the dead reader's cursors stay put until its replacement resumes them
-        return _reader_cursors(ns, "compute-0")
+        pid = rows["compute:0"]["pid"]
+        # frozen first, so its cursors (where its replacement resumes) cannot move between reading and killing
+        os.kill(pid, signal.SIGSTOP)
+        cursors = _reader_cursors(rings, "compute-0")
+        os.kill(pid, signal.SIGKILL)
+        return cursors
     return None
 
 
-def _reader_cursors(ns: str, name: str) -> dict[str, int]:
-    out = {}
-    for venue in VENUES:
-        try:
-            ring = Ring.attach(ring_segment(ns, venue))
-        except (RingError, FileNotFoundError):
-            continue
-        for r in ring.readers():
-            if r["name"] == name:
-                out[venue] = r["cursor"]
-        ring.close()
-    return out
+def _reader_cursors(rings: dict[str, Ring], name: str) -> dict[str, int]:
+    """Cursors of reader ``name`` on rings already attached (reading them is a few memory loads)."""
+    return {venue: r["cursor"] for venue, ring in rings.items() for r in ring.readers() if r["name"] == name}
 
 
 def _finish(ctl, table, ns, ledgers, kill_cursors, sink, tmp, unstall) -> dict:
