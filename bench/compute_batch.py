@@ -109,7 +109,11 @@ def print_summary(summary: dict, batch: int, label: str = "") -> None:
 
 def against_baseline(rev: str, args) -> dict:
     """Alternate rounds of this script on the working tree and on ``rev``'s tree; merged summaries and ratios."""
-    tree = Path(tempfile.mkdtemp(prefix="ut-base-"))
+    with tempfile.TemporaryDirectory(prefix="ut-base-") as tmp:     # the tree goes; its numba cache stays
+        return _against_tree(rev, Path(tmp), args)
+
+
+def _against_tree(rev: str, tree: Path, args) -> dict:
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], check=True, capture_output=True).stdout
     subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
     (tree / "bench" / "compute_batch.py").write_bytes(Path(__file__).read_bytes())   # same measurement
