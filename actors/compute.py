@@ -49,11 +49,6 @@ __all__ = ["ComputeActor", "size_class"]
 STATE_INTERVAL_S = 0.05     # state table refresh period (wall clock)
 COUNTERS_INTERVAL_S = 1.0
 FACTOR_COLUMNS = {"volume": C.X_VOLUME, "oi": C.X_OI, "funding": C.X_FUNDING}
-# The poll loop runs the plug-in detectors over queued ring batches (DetectorQueue): at most this much
-# stream time or this many records late. engine.detector_cadence_ms / engine.detector_queue_records
-# override them where the config has those keys; a cadence of 0 runs the detectors on every batch.
-DETECTOR_CADENCE_MS = 100.0
-DETECTOR_QUEUE_RECORDS = 256
 ALL_KINDS = -1
 
 log = logging.getLogger("undertow.compute")
@@ -111,10 +106,8 @@ class ComputeActor(Actor):
         ctx.detectors = {d.name: d for d in self.detectors}
         self._detector_kinds = [(d, getattr(d, "consumes", ALL_KINDS)) for d in self.detectors]
         self._detector_failures: dict[str, int] = {}
-        cadence_ms = getattr(eng, "detector_cadence_ms", DETECTOR_CADENCE_MS)
-        self.detector_queue = (DetectorQueue(cadence_ms / 1e3, getattr(eng, "detector_queue_records",
-                                                                       DETECTOR_QUEUE_RECORDS), RECORD_DTYPE)
-                               if cadence_ms > 0 else None)
+        self.detector_queue = (DetectorQueue(eng.detector_cadence_ms / 1e3, eng.detector_queue_records, RECORD_DTYPE)
+                               if eng.detector_cadence_ms > 0 else None)
         self._factor_sources = {f: ctx.detectors.get(name) for f, name in det.cascade.factor_detectors.items()}
         self.missing_factors = sorted(f for f, d in self._factor_sources.items() if d is None)
         if self.missing_factors:

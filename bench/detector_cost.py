@@ -5,7 +5,7 @@ Runs a real :class:`~actors.compute.ComputeActor` in-process (as ``bench/compute
 enabled detector timed on its own, back to back ("hot") and after sleeping ``--idle-ms`` ("cold").
 Prints p50/p99 in µs per detector and size, then one JSON line. A 10-record batch shows the fixed
 cost of a call; the compute loop runs the detectors over queued batches of up to
-``DETECTOR_QUEUE_RECORDS`` (``actors/compute.py``), so the larger size shows what one queue run costs.
+``engine.detector_queue_records``, so the larger size shows what one queue run costs.
 
     python bench/detector_cost.py --sizes 10,256 --iterations 400
 """

@@ -37,6 +37,8 @@ def test_shipped_config_is_the_defaults_with_live_endpoints():
     ("[venues.kraken]\nenabled = true\n", "$.venues"),
     ("[detectors.cascade]\nlevels = [5.0, 3.0, 7.0]\n", "$.detectors.cascade.levels"),
     ("[engine]\nidle = \"nap\"\n", "$.engine.idle"),
+    ("[engine]\ndetector_cadence_ms = -1.0\n", "$.engine.detector_cadence_ms"),
+    ("[engine]\ndetector_queue_records = 0\n", "$.engine.detector_queue_records"),
     ("[bus]\nendpoint = \"udp://x\"\n", "$.bus.endpoint"),
     ("[detectors.liquidations]\nsingle_usd = { BTC = 1.0 }\n", "$.detectors.liquidations.single_usd"),
 ])
