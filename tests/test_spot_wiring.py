@@ -212,6 +212,7 @@ def test_led_by_names_the_market_that_led_a_scripted_move():
     btc = [s for s in perp_led if s.asset == "BTC"]
     assert btc and {(s.direction, s.led_by) for s in btc} == {("sell", "perp")}
     assert det.cvd("BTC")["led_by_15s"] == -1.0                      # cvd()'s code agrees with the signal
+    assert not any(k.startswith("led_by_") for k in det.cvd("ETH"))  # perp only: nothing led, no leader claimed
 
 
 def test_led_by_is_the_last_field_and_old_decoders_keep_working():

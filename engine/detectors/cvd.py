@@ -109,8 +109,9 @@ class CvdDetector(FlowDetector):
                 out[f"delta_usd_{label}_{m}"] = float(self.win[k, w, K.W_DELTA])
                 out[f"buy_sell_ratio_{label}_{m}"] = float(self.win[k, w, K.W_RATIO])
                 out[f"acceleration_{label}_{m}"] = float(self.win[k, w, K.W_ACCEL])
-        for label in self.labels:
-            spot, perp = out.get(f"delta_usd_{label}_spot"), out.get(f"delta_usd_{label}_perp")
-            if spot is not None and perp is not None:
+        watched = {self.keys.key_market[k] for k in self.keys.asset_keys(asset) if k in self.keys.inst_akey}
+        if {"spot", "perp"} <= watched:     # a market key exists for every asset; only watched ones can lead
+            for label in self.labels:
+                spot, perp = out[f"delta_usd_{label}_spot"], out[f"delta_usd_{label}_perp"]
                 out[f"led_by_{label}"] = _LEADER_CODE[leading_market(spot, perp)]
         return out
