@@ -17,6 +17,10 @@ DEMO_DURATION_S = 600.0
 
 #: (scenario, symbol, start s, duration s, extra parameters)
 DEMO_SCHEDULE: tuple[tuple[str, str, float, float, str], ...] = (
+    ("cascade", "ETHUSDT", 20.0, 20.0, ""),
+    # then no random cascades until the scripted ones: one cascade's jump outweighs many minutes of
+    # ordinary returns in a correlation (the market's background liquidations go on)
+    ("calm", "BTCUSDT", 45.0, 425.0, ""),
     ("whale_print", "BTCUSDT", 60.0, 0.0, "count=3"),
     ("volume_burst", "ETHUSDT", 80.0, 60.0, "factor=10,side=buy"),
     ("oi_explosion", "SOLUSDT", 90.0, 120.0, "pct=45"),
@@ -25,8 +29,8 @@ DEMO_SCHEDULE: tuple[tuple[str, str, float, float, str], ...] = (
     ("depth_collapse", "ETHUSDT", 260.0, 60.0, ""),
     ("oi_flush", "BTCUSDT", 300.0, 120.0, "pct=40"),
     ("whale_print", "ETHUSDT", 330.0, 0.0, "count=2,side=sell"),
-    # after the longer-run correlation has its history (demo_config: 300 s)
-    ("correlation_break", "SOLUSDT", 330.0, 150.0, "loading=-0.8"),
+    # after the longer-run correlation has its history (demo_config: 2 min)
+    ("correlation_break", "SOLUSDT", 330.0, 150.0, "loading=-1"),   # BTC/SOL: clear of the ETH cascade
     ("cascade", "BTCUSDT", 480.0, 40.0, ""),
     ("cascade", "ETHUSDT", 486.0, 40.0, ""),
     ("cascade", "SOLUSDT", 492.0, 40.0, ""),
@@ -55,8 +59,8 @@ def demo_config(cfg, scale: float = 1.0):
 
     A live engine judges open interest over 15 minutes, volume against ten past windows and correlation
     against an hour; a 10-minute demo cannot wait for that, so the demo (only the demo) measures the same
-    things over minutes (``scale`` shrinks them, and the book's persistence and the liquidation summary
-    period, further for the compressed test variant). Thresholds and their fallbacks are unchanged.
+    things over minutes (``scale`` shrinks them, and the CVD / trade-mix windows, the book's persistence
+    and the liquidation summary period, further for the compressed test variant). Thresholds and their fallbacks are unchanged.
     """
     d = cfg.detectors
 
@@ -67,13 +71,16 @@ def demo_config(cfg, scale: float = 1.0):
         "liquidations": msgspec.structs.replace(d.liquidations, summary_interval_s=sec(d.liquidations.summary_interval_s)),
         "volume": msgspec.structs.replace(d.volume, windows_s=sorted({sec(30.0, 5.0), sec(60.0, 5.0)}),
                                           min_history=4),
+        "cvd": msgspec.structs.replace(d.cvd, windows_s=[sec(w, 5.0) for w in d.cvd.windows_s],
+                                       pressure_window_s=sec(d.cvd.pressure_window_s, 5.0)),
+        "whales": msgspec.structs.replace(d.whales, mix_window_s=sec(d.whales.mix_window_s, 5.0)),
         "open_interest": msgspec.structs.replace(d.open_interest, resolution_s=sec(5.0), window_s=sec(120.0),
                                                  min_oi_usd=1_000_000.0),
         "book": msgspec.structs.replace(d.book, persist_s=sec(d.book.persist_s),
                                         baseline_tau_s=sec(d.book.baseline_tau_s),
                                         collapse_persist_s=sec(d.book.collapse_persist_s)),
-        "correlation": msgspec.structs.replace(d.correlation, resolution_s=sec(1.0), short_window_s=sec(30.0),
-                                               long_window_s=sec(300.0)),
+        "correlation": msgspec.structs.replace(d.correlation, resolution_s=sec(5.0), short_window_s=sec(30.0),
+                                               long_window_s=sec(120.0)),
     }
     # the demo's traders run high leverage, so their liquidation zones sit within a cascade's reach
     # (the calibrated live mix puts most open interest at 2-5x, 18 %+ away: no 10-minute move gets there)
