@@ -173,8 +173,7 @@ class ComputeActor(Actor):
             if now >= next_summary and cfg.detectors.liquidations.enabled:
                 next_summary = now + cfg.detectors.liquidations.summary_interval_s
                 self.publish_summaries()
-            if self.profiles.due() or self.runner.n_assets != self._profiled_assets:
-                self.refresh_profiles()
+            self.refresh_profiles_if_due()
             self.beat()
             self.idle.idle(work)
 
@@ -291,6 +290,11 @@ class ComputeActor(Actor):
             return
         log.info("profile bootstrap: 24 h volume for %d assets from REST", len(volumes))
         self.profiles.bootstrap(volumes)   # next refresh (the loop's) picks them up
+
+    def refresh_profiles_if_due(self) -> None:
+        """Refresh the asset profiles when their schedule says so or the registry has grown since the last one."""
+        if self.profiles.due() or self.runner.n_assets != self._profiled_assets:
+            self.refresh_profiles()
 
     def refresh_profiles(self) -> None:
         """Recompute the owned assets' profiles and thresholds; write the snapshot `undertow thresholds` reads."""

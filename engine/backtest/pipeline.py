@@ -131,8 +131,7 @@ class OfflinePipeline:
         if self.stream_ns >= self._next_factors:
             self._next_factors = self.stream_ns + int(self.cfg.detectors.cascade.factor_refresh_s * 1e9)
             a.refresh_factors()
-        if a.profiles.due() or a.runner.n_assets != a._profiled_assets:
-            a.refresh_profiles()
+        a.refresh_profiles_if_due()
 
     def advance(self, stream_ns: int) -> None:
         """Stream time moved to ``stream_ns`` without records (a quiet stretch of a sparse series)."""
