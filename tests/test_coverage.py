@@ -63,7 +63,7 @@ def test_coverage_reaches_the_state_tables_venue_rows(namespace):
         assert (b["connected_share"], b["liquidations"], b["events"], b["frames"]) == (0.95, 80.0, 100.0, 9000.0)
         assert b["capped"] and b["saturated_slots"] == 20.0 and b["missed_high"] == 40.0 and b["ts"] > 0
         assert not cov["bybit"]["liquidations_available"] and not cov["bybit"]["capped"]
-        from engine.bot.commands import _coverage_line
+        from engine.bot.status_cmds import _coverage_line
         assert _coverage_line(b) == (" | connected 95%, ≥ 80 liquidations (capped stream: 25% of slots saturated, "
                                      "≤ 40 missed)")
         assert _coverage_line(cov["bybit"]) == " | connected 100%, no liquidation stream"
