@@ -31,7 +31,8 @@ import msgspec
 from engine.instruments import Market
 from engine.record import Kind, Side, Venue
 from engine.venues import ConnectionPlan, InstrumentInfo, Outcome
-from engine.venues.binance import AggTrade, Trade, base_from_symbol, parse_tickers, subscribe_messages
+from engine.venues.binance import (AggTrade, Trade, _Filter, _Head, base_from_symbol, parse_tickers,
+                                   subscribe_messages)
 from engine.venues.common import (CONTROL, DECODE_ERRORS, EMITTED, IGNORED, MALFORMED, MAX_VALUE, PARSED, UNKNOWN)
 
 __all__ = [
@@ -152,21 +153,6 @@ _Event = Union[AggTrade, Trade, list[MiniTicker]]
 class Envelope(msgspec.Struct, gc=False):
     stream: str
     data: _Event
-
-
-class _Head(msgspec.Struct):
-    """Lenient view of any JSON object, used only to classify a frame that failed to decode."""
-
-    e: object = None
-    stream: object = None
-    data: object = None
-    result: object = msgspec.UNSET
-    error: object = msgspec.UNSET
-
-
-class _Filter(msgspec.Struct):
-    filterType: str
-    tickSize: str = ""
 
 
 class _SymbolInfo(msgspec.Struct):
