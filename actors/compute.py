@@ -48,7 +48,8 @@ __all__ = ["ComputeActor", "size_class"]
 
 STATE_INTERVAL_S = 0.05     # state table refresh period (wall clock)
 COUNTERS_INTERVAL_S = 1.0
-FACTOR_COLUMNS = {"volume": C.X_VOLUME, "oi": C.X_OI, "funding": C.X_FUNDING}
+FACTOR_COLUMNS = {"volume": C.X_VOLUME, "oi": C.X_OI, "funding": C.X_FUNDING, "fuel": C.X_FUEL,
+                  "depth_thinning": C.X_THINNING}
 ALL_KINDS = -1
 
 log = logging.getLogger("undertow.compute")
@@ -307,22 +308,27 @@ class ComputeActor(Actor):
             log.warning("profile snapshot not written: %s", exc)
 
     def refresh_factors(self) -> None:
-        """Copy the volume / OI / funding detectors' factors (largest value, 0..1) into the kernel's asset rows."""
+        """Copy the cascade factors' detector values (0..1) into the kernel's asset rows.
+
+        A detector's value named like the factor (zones' ``fuel``, book's ``depth_thinning``) is taken as is;
+        otherwise (volume / OI / funding) its largest value.
+        """
         r = self.runner
-        sources = [(FACTOR_COLUMNS[f], d) for f, d in self._factor_sources.items() if d is not None]
+        sources = [(f, FACTOR_COLUMNS[f], d) for f, d in self._factor_sources.items() if d is not None]
         if not sources:
             return
         rows = r.asset_rows
         for a in np.flatnonzero(r.owned).tolist():
             name = r.asset_names[a]
-            for col, d in sources:
+            for factor, col, d in sources:
                 try:
                     values = d.factors(name)
                 except Exception:  # a detector bug must not stop the cascade engine; counted
                     self.stats["detector_errors"] += 1
                     log.exception("%s.factors(%s) failed", d.name, name)
                     continue
-                rows[a, col] = min(max(max(values.values(), default=0.0), 0.0), 1.0)
+                value = values[factor] if factor in values else max(values.values(), default=0.0)
+                rows[a, col] = min(max(value, 0.0), 1.0)
 
     def _symbol(self, iid: int) -> tuple[str, str]:
         s = self._symbols.get(iid)

@@ -5,7 +5,7 @@ tables stay there.
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -40,6 +40,13 @@ class VolatilityConfig(msgspec.Struct, **STRUCT):
     regime_multipliers: list[float] = msgspec.field(default_factory=lambda: [0.6, 0.8, 1.0, 1.3, 1.6])
 
 
+class LeadWeights(msgspec.Struct, **STRUCT):
+    """Weights of the cascade score's leading factors, added to the six base weights."""
+
+    fuel: Annotated[float, msgspec.Meta(ge=0.0)] = 0.0
+    depth_thinning: Annotated[float, msgspec.Meta(ge=0.0)] = 0.0
+
+
 class CascadeConfig(msgspec.Struct, **STRUCT):
     """First cascade score: liquidation count/velocity/acceleration scaled by volatility."""
 
@@ -52,7 +59,13 @@ class CascadeConfig(msgspec.Struct, **STRUCT):
     # score weights per factor (ORIGIN's 0.25/0.20/0.20/0.15/0.10/0.10); a factor whose detector is off counts 0
     weights: dict[str, float] = msgspec.field(default_factory=lambda: {"velocity": 0.25, "acceleration": 0.20, "volume": 0.20, "oi": 0.15, "funding": 0.10, "volatility": 0.10})
     # factor -> the plug-in detector whose factors() feed it (largest value, clipped to 0..1)
-    factor_detectors: dict[str, str] = msgspec.field(default_factory=lambda: {"volume": "volume", "oi": "open_interest", "funding": "funding"})
+    # leading factors, weights ADDED to the six above (which stay the seeds' base, not renormalised):
+    # fuel = proximity to the nearest modelled zone x its fuel-to-liquidity, depth_thinning = book depth below baseline
+    lead_weights: LeadWeights = LeadWeights()
+    factor_detectors: dict[str, str] = msgspec.field(default_factory=lambda: {"volume": "volume", "oi": "open_interest", "funding": "funding", "fuel": "zones", "depth_thinning": "book"})
+    # speed judged against the asset's own normal: velocity / count saturate no lower than this many times
+    # its normal liquidation rate (last hour's or day's mean); 0 = absolute speed only
+    relative_speed: Annotated[float, msgspec.Meta(ge=0.0)] = 0.0
     factor_refresh_s: float = 0.25       # how often (wall clock) the detectors' factors are copied into the kernel
     heat_tau_s: float = 10.0             # time constant of the self-excitation (Hawkes) estimate
     heat_baseline_per_s: float = 0.01    # floor of the baseline liquidation rate the heat is measured against

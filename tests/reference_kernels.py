@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import math
 
+import msgspec
+
 from engine.kernels import cascade as K
 from engine.kernels import columns as C
 from engine.kernels.velocity import BUCKET_NS, DAY_BUCKET_NS, DAY_BUCKETS, HOUR_BUCKET_NS, HOUR_BUCKETS
@@ -115,21 +117,25 @@ def ref_heat(arrivals_ns: list[int], now_ns: int, tau_s: float, mu: float, prior
     return max(0.0, (e - tau_s * mu) / (e + prior)), e / tau_s
 
 
-def ref_score(count, usd_s, accel, heat, x, regime, mult, single, cfg, velocity_on=True):
+def ref_score(count, usd_s, accel, heat, x, regime, mult, single, cfg, velocity_on=True, lead=(0.0, 0.0),
+              normal=(0.0, 0.0)):
     """(score, contributions in FACTOR_COLUMNS order + burst + regime) of the weighted cascade score.
 
-    ``x`` = (volume, oi, funding) factor inputs.
+    ``x`` = (volume, oi, funding) factor inputs, ``lead`` = (fuel, depth_thinning) inputs, ``normal`` = the
+    asset's normal (liquidations/s, USD/s) the relative speed is judged against.
     """
     def unit(v):
         return min(max(v, 0.0), 1.0)
-    f_vel = unit(count / (2 * cfg.min_count))
+    rel = cfg.relative_speed
+    f_vel = unit(count / max(2 * cfg.min_count, rel * normal[0] * cfg.window_s))
     f_acc = unit(heat)
     if velocity_on and single > 0:
-        f_vel = max(f_vel, unit(usd_s / (K.VEL_SAT * single)))
+        f_vel = max(f_vel, unit(usd_s / max(K.VEL_SAT * single, rel * normal[1])))
         f_acc = max(f_acc, unit(accel / (K.ACCEL_SAT * single)))
     factors = dict(velocity=f_vel, acceleration=f_acc, volume=unit(x[0]), oi=unit(x[1]), funding=unit(x[2]),
-                   volatility=unit(regime / 4))
-    contrib = [10 * cfg.weights[k] * factors[k] for k in C.FACTOR_COLUMNS]
+                   volatility=unit(regime / 4), fuel=unit(lead[0]), depth_thinning=unit(lead[1]))
+    weights = {**msgspec.structs.asdict(cfg.lead_weights), **cfg.weights}
+    contrib = [10 * weights[k] * factors[k] for k in C.FACTOR_COLUMNS]
     base = sum(contrib)
     boost, b_acc, b_vel = cfg.burst_boost
     boosted = base * boost if f_acc >= b_acc and f_vel >= b_vel and count >= cfg.min_count else base

@@ -118,4 +118,6 @@ class ZonesDetector(Detector):
                 best_prox = prox
                 ratio = row[base + Z.RATIO]
                 best_ratio = 0.0 if ratio != ratio else ratio / (1.0 + ratio)
-        return {"zone_proximity": float(best_prox), "fuel_to_liquidity": float(best_ratio)}
+        # fuel: the cascade score's leading factor, the nearest zone's proximity scaled by its fuel
+        return {"zone_proximity": float(best_prox), "fuel_to_liquidity": float(best_ratio),
+                "fuel": float(best_prox * best_ratio)}

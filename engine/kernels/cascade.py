@@ -1,4 +1,4 @@
-"""Cascade score (0-10) per asset: six weighted factors, market-regime scaling, levels with hysteresis.
+"""Cascade score (0-10) per asset: six weighted factors plus two leading ones, market-regime scaling, levels.
 
 Factors (each 0..1, from the asset's row; velocity, volatility and heat already refreshed)::
 
@@ -10,8 +10,12 @@ Factors (each 0..1, from the asset's row; velocity, volatility and heat already 
     oi            X_OI         from the open-interest detector
     funding       X_FUNDING    from the funding detector
     volatility    regime / 4   the asset's own realized-vol regime (dormant 0 .. extreme 1)
+    fuel          X_FUEL       leading: proximity to the nearest modelled liquidation zone x its fuel-to-liquidity
+                               (zones detector)
+    depth_thinning X_THINNING  leading: book depth below its baseline (book detector)
 
-    base   = 10 * sum(weight_f * factor_f)            weights default 0.25/0.20/0.20/0.15/0.10/0.10
+    base   = 10 * sum(weight_f * factor_f)            weights default 0.25/0.20/0.20/0.15/0.10/0.10, the
+                                                      leading factors' lead_weights added on top (not renormalised)
     boost  = burst_boost when acceleration >= burst_acceleration, velocity >= burst_velocity and the cascade
              window holds at least min_count liquidations (the existing bot's cascade), else 1
     score  = min(10, base * boost * market multiplier)   the market asset's (BTC) regime multiplier
@@ -19,7 +23,11 @@ Factors (each 0..1, from the asset's row; velocity, volatility and heat already 
     regime = base * boost * (multiplier - 1)          what the scaling added (negative when calm)
 
 ``single_usd`` is the asset's single-liquidation threshold (its profile, else
-the configured fallback). When the score is capped at 10 the contributions
+the configured fallback). With ``relative_speed`` k > 0 the speed factors are
+also judged against the asset's own normal liquidation rate (the larger of its
+last hour's and day's mean, the rows' HOUR_SUMS / DAY_SUMS): velocity saturates
+no lower than k x the normal USD/s, the count no lower than k x the normal
+count of a cascade window, so steady heavy flow (a grind) is not a cascade. When the score is capped at 10 the contributions
 are scaled so they still add up to the score. Levels 0 NONE, 1 WATCH,
 2 WARNING, 3 CRITICAL: the level rises to every threshold the score reaches
 and drops a level only once the score is ``hysteresis`` below that level's
@@ -34,7 +42,7 @@ from . import columns as C
 from .hawkes import decayed, heat_of
 
 __all__ = ["FACTORS", "VEL_SAT", "ACCEL_SAT", "N_PARAMS", "P_MARKET", "cascade_params", "next_level",
-           "refresh_heat", "score_row", "market_mult", "evaluate", "evaluate_batch"]
+           "refresh_heat", "normal_rate", "score_row", "market_mult", "evaluate", "evaluate_batch"]
 
 FACTORS = tuple(C.FACTOR_COLUMNS)   # weight order of the parameter vector
 VEL_SAT = 2.0       # USD/s of twice the single threshold per second saturates the velocity factor
@@ -47,17 +55,20 @@ P_TAU_S = P_W0 + len(FACTORS)
 P_MU_FLOOR = P_TAU_S + 1
 P_BOOST, P_BOOST_ACC, P_BOOST_VEL = P_MU_FLOOR + 1, P_MU_FLOOR + 2, P_MU_FLOOR + 3
 P_MARKET = P_BOOST_VEL + 1       # asset id of the market asset, -1 while unknown (own regime then)
-N_PARAMS = P_MARKET + 1
+P_REL = P_MARKET + 1             # relative_speed multiple of the asset's normal rate (0: absolute only)
+P_WINDOW_S = P_REL + 1           # cascade window, s
+N_PARAMS = P_WINDOW_S + 1
 
 
 def cascade_params(cascade_cfg, velocity_windows_s, velocity_on: bool) -> np.ndarray:
     """Pack the cascade config into the kernel's parameter vector (market asset unknown)."""
     windows = sorted(velocity_windows_s)
     k = min(range(len(windows)), key=lambda i: abs(windows[i] - VELOCITY_WINDOW_S))
-    weights = [cascade_cfg.weights.get(f, 0.0) for f in FACTORS]
+    weights = [cascade_cfg.weights.get(f, getattr(cascade_cfg.lead_weights, f, 0.0)) for f in FACTORS]
     return np.array([cascade_cfg.min_count, *cascade_cfg.levels, cascade_cfg.hysteresis,
                      1.0 if velocity_on else 0.0, k, *weights, cascade_cfg.heat_tau_s,
-                     cascade_cfg.heat_baseline_per_s, *cascade_cfg.burst_boost, -1.0], dtype=np.float64)
+                     cascade_cfg.heat_baseline_per_s, *cascade_cfg.burst_boost, -1.0,
+                     cascade_cfg.relative_speed, cascade_cfg.window_s], dtype=np.float64)
 
 
 @njit(cache=True)
@@ -87,13 +98,25 @@ def _unit(x):
 
 
 @njit(cache=True)
+def normal_rate(row, channel):
+    """The asset's normal liquidation rate per s of ``channel`` (N_LONG: count, USD_LONG: USD), both sides:
+    the larger of the last hour's and the last day's mean."""
+    hour = row[C.HOUR_SUMS + channel] + row[C.HOUR_SUMS + channel + 1]
+    day = row[C.DAY_SUMS + channel] + row[C.DAY_SUMS + channel + 1]
+    return max(hour / 3600.0, day / 86400.0)
+
+
+@njit(cache=True)
 def score_row(row, single_usd, market_mult, p):
     """Compute the score and its contributions of an asset row in place; return the score."""
     count = row[C.CASCADE_SUMS + C.N_LONG] + row[C.CASCADE_SUMS + C.N_SHORT]
-    f_vel = _unit(count / (2.0 * p[P_MIN_COUNT]))
+    rel = p[P_REL]
+    count_sat = max(2.0 * p[P_MIN_COUNT], rel * normal_rate(row, C.N_LONG) * p[P_WINDOW_S])
+    f_vel = _unit(count / count_sat)
     f_acc = _unit(row[C.HEAT])
     if p[P_VEL_ON] > 0 and single_usd > 0:
-        f_vel = max(f_vel, _unit(row[C.VEL_USD + int(p[P_VEL_K])] / (VEL_SAT * single_usd)))
+        usd_sat = max(VEL_SAT * single_usd, rel * normal_rate(row, C.USD_LONG))
+        f_vel = max(f_vel, _unit(row[C.VEL_USD + int(p[P_VEL_K])] / usd_sat))
         f_acc = max(f_acc, _unit(row[C.ACCEL_HEAD] / (ACCEL_SAT * single_usd)))
     w = P_W0
     c_vel = 10.0 * p[w] * f_vel
@@ -102,7 +125,9 @@ def score_row(row, single_usd, market_mult, p):
     c_oi = 10.0 * p[w + 3] * _unit(row[C.X_OI])
     c_fund = 10.0 * p[w + 4] * _unit(row[C.X_FUNDING])
     c_vola = 10.0 * p[w + 5] * _unit(row[C.REGIME] / 4.0)
-    base = c_vel + c_acc + c_volu + c_oi + c_fund + c_vola
+    c_fuel = 10.0 * p[w + 6] * _unit(row[C.X_FUEL])
+    c_thin = 10.0 * p[w + 7] * _unit(row[C.X_THINNING])
+    base = c_vel + c_acc + c_volu + c_oi + c_fund + c_vola + c_fuel + c_thin
     boosted = base
     if f_acc >= p[P_BOOST_ACC] and f_vel >= p[P_BOOST_VEL] and count >= p[P_MIN_COUNT]:
         boosted = base * p[P_BOOST]
@@ -117,9 +142,11 @@ def score_row(row, single_usd, market_mult, p):
         c_oi *= k
         c_fund *= k
         c_vola *= k
+        c_fuel *= k
+        c_thin *= k
         c_burst *= k
         score = 10.0
-        c_reg = score - (c_vel + c_acc + c_volu + c_oi + c_fund + c_vola + c_burst)
+        c_reg = score - (c_vel + c_acc + c_volu + c_oi + c_fund + c_vola + c_fuel + c_thin + c_burst)
     row[C.SCORE] = score
     row[C.F_VELOCITY] = c_vel
     row[C.F_ACCEL] = c_acc
@@ -127,6 +154,8 @@ def score_row(row, single_usd, market_mult, p):
     row[C.F_OI] = c_oi
     row[C.F_FUNDING] = c_fund
     row[C.F_VOLATILITY] = c_vola
+    row[C.F_FUEL] = c_fuel
+    row[C.F_THINNING] = c_thin
     row[C.F_BURST] = c_burst
     row[C.F_REGIME] = c_reg
     return score

@@ -67,7 +67,12 @@ LAST_SIGNAL_TS = LAST_CAPPED_TS + 1    # written by the compute actor when it pu
 FUNDING_SETTLED = LAST_SIGNAL_TS + 1   # the rate that applied at the last settlement ("current")
 FUNDING_LEVEL = FUNDING_SETTLED + 1    # the rate for the coming settlement ("predicted") per common interval
 FUNDING_SPREAD = FUNDING_LEVEL + 1     # predicted - current per common interval
-NCOL = FUNDING_SPREAD + 1
+# leading cascade factors (inputs 0..1 from the zones / book detectors' factors(), and their score contributions)
+X_FUEL = FUNDING_SPREAD + 1            # proximity to the nearest modelled zone x its fuel-to-liquidity
+X_THINNING = X_FUEL + 1                # book depth below its baseline
+F_FUEL = X_THINNING + 1
+F_THINNING = F_FUEL + 1
+NCOL = F_THINNING + 1
 
 # Venue rows of the state table (one per venue id, written by compute worker 0 with each coverage
 # signal, engine/coverage.py): their own small layout in the same row width.
@@ -80,7 +85,7 @@ assert len(COVERAGE_COLUMNS) <= NCOL
 
 #: factor name -> score-contribution column, in the order of the cascade weights
 FACTOR_COLUMNS = {"velocity": F_VELOCITY, "acceleration": F_ACCEL, "volume": F_VOLUME, "oi": F_OI,
-                  "funding": F_FUNDING, "volatility": F_VOLATILITY}
+                  "funding": F_FUNDING, "volatility": F_VOLATILITY, "fuel": F_FUEL, "depth_thinning": F_THINNING}
 #: liquidation window label -> its 4-channel sums column
 LIQ_WINDOW_COLUMNS = {"1m": MINUTE_SUMS, "5m": M5_SUMS, "15m": M15_SUMS, "1h": HOUR_SUMS, "4h": H4_SUMS,
                       "24h": DAY_SUMS}
