@@ -82,6 +82,12 @@ def test_steady_heavy_flow_is_judged_against_the_assets_normal():
     burst = cascade_row(count=200, usd_s=20 * SINGLE, normal=grind["normal"])   # 5x its normal: a cascade
     cascade.score_row(burst, SINGLE, 1.0, relative)
     assert burst[C.F_VELOCITY] == pytest.approx(2.5)
+    short = cascade_row(count=40, usd_s=4 * SINGLE)                 # only 10 minutes of the grind so far
+    for side in (0, 1):
+        short[C.M15_SUMS + C.N_LONG + side] = 40 / 30 * 600 / 2
+        short[C.M15_SUMS + C.USD_LONG + side] = 4 * SINGLE * 600 / 2
+    cascade.score_row(short, SINGLE, 1.0, relative)                 # the 15-minute mean already counts
+    assert short[C.F_VELOCITY] == pytest.approx(2.5 / (5 * 600 / 900))
     fresh = cascade_row(count=40, usd_s=4 * SINGLE)                 # no history: absolute speed decides
     cascade.score_row(fresh, SINGLE, 1.0, relative)
     assert fresh[C.F_VELOCITY] == pytest.approx(2.5)

@@ -24,10 +24,10 @@ Factors (each 0..1, from the asset's row; velocity, volatility and heat already 
 
 ``single_usd`` is the asset's single-liquidation threshold (its profile, else
 the configured fallback). With ``relative_speed`` k > 0 the speed factors are
-also judged against the asset's own normal liquidation rate (the larger of its
-last hour's and day's mean, the rows' HOUR_SUMS / DAY_SUMS): velocity saturates
-no lower than k x the normal USD/s, the count no lower than k x the normal
-count of a cascade window, so steady heavy flow (a grind) is not a cascade. When the score is capped at 10 the contributions
+also judged against the asset's own normal liquidation rate (:func:`normal_rate`):
+velocity saturates no lower than k x the normal USD/s, the count no lower than
+k x the normal count of a cascade window, so steady heavy flow (a grind) is not
+a cascade. When the score is capped at 10 the contributions
 are scaled so they still add up to the score. Levels 0 NONE, 1 WATCH,
 2 WARNING, 3 CRITICAL: the level rises to every threshold the score reaches
 and drops a level only once the score is ``hysteresis`` below that level's
@@ -100,10 +100,12 @@ def _unit(x):
 @njit(cache=True)
 def normal_rate(row, channel):
     """The asset's normal liquidation rate per s of ``channel`` (N_LONG: count, USD_LONG: USD), both sides:
-    the larger of the last hour's and the last day's mean."""
+    the largest of the last 15 minutes', hour's and day's mean (the 15 minutes count while the history is
+    shorter than the longer windows, which would understate a steady flow)."""
+    m15 = row[C.M15_SUMS + channel] + row[C.M15_SUMS + channel + 1]
     hour = row[C.HOUR_SUMS + channel] + row[C.HOUR_SUMS + channel + 1]
     day = row[C.DAY_SUMS + channel] + row[C.DAY_SUMS + channel + 1]
-    return max(hour / 3600.0, day / 86400.0)
+    return max(m15 / 900.0, hour / 3600.0, day / 86400.0)
 
 
 @njit(cache=True)
