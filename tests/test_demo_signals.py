@@ -77,5 +77,6 @@ def test_compressed_demo_shows_every_signal_kind(tmp_path, namespace):
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(900)
 def test_ten_minute_demo_shows_every_signal_kind(tmp_path, namespace):
     check_every_kind(*run_demo(tmp_path, namespace, duration=620.0, scale=1.0))
