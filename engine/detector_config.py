@@ -43,8 +43,8 @@ class VolatilityConfig(msgspec.Struct, **STRUCT):
 class LeadWeights(msgspec.Struct, **STRUCT):
     """Weights of the cascade score's leading factors, added to the six base weights."""
 
-    fuel: Annotated[float, msgspec.Meta(ge=0.0)] = 0.0
-    depth_thinning: Annotated[float, msgspec.Meta(ge=0.0)] = 0.0
+    fuel: Annotated[float, msgspec.Meta(ge=0.0)] = 0.15
+    depth_thinning: Annotated[float, msgspec.Meta(ge=0.0)] = 0.10
 
 
 class CascadeConfig(msgspec.Struct, **STRUCT):
@@ -65,7 +65,7 @@ class CascadeConfig(msgspec.Struct, **STRUCT):
     factor_detectors: dict[str, str] = msgspec.field(default_factory=lambda: {"volume": "volume", "oi": "open_interest", "funding": "funding", "fuel": "zones", "depth_thinning": "book"})
     # speed judged against the asset's own normal: velocity / count saturate no lower than this many times
     # its normal liquidation rate (last hour's or day's mean); 0 = absolute speed only
-    relative_speed: Annotated[float, msgspec.Meta(ge=0.0)] = 0.0
+    relative_speed: Annotated[float, msgspec.Meta(ge=0.0)] = 5.0
     factor_refresh_s: float = 0.25       # how often (wall clock) the detectors' factors are copied into the kernel
     heat_tau_s: float = 10.0             # time constant of the self-excitation (Hawkes) estimate
     heat_baseline_per_s: float = 0.01    # floor of the baseline liquidation rate the heat is measured against

@@ -65,7 +65,7 @@ def test_leading_factors_add_to_the_base_weights():
     primed = cascade_row(0, 0.0, lead=(1.0, 0.5))
     assert cascade.score_row(primed, SINGLE, 1.0, p) == pytest.approx(10 * (0.15 + 0.10 * 0.5))
     assert primed[C.F_FUEL] == pytest.approx(1.5) and primed[C.F_THINNING] == pytest.approx(0.5)
-    base = cascade.cascade_params(CascadeConfig(), [1, 5, 20, 60], True)   # the seeds' six weights alone
+    base = cascade.cascade_params(config(0.0, 0.0), [1, 5, 20, 60], True)   # the seeds' six weights alone
     assert cascade.score_row(cascade_row(0, 0.0, lead=(1.0, 1.0)), SINGLE, 1.0, base) == 0.0
 
 
