@@ -58,6 +58,7 @@ from engine.cli import point_at_simulator, wait_ready_file  # noqa: E402
 from engine.config import Config, dump_json  # noqa: E402
 from engine.record import Control, Kind  # noqa: E402
 from engine.ring import Ring, RingError, RingReader, ring_segment  # noqa: E402
+from engine.supervisor import enabled_venues  # noqa: E402
 
 VENUES = ("binance", "bybit", "okx", "gate", "bitget", "hyperliquid")
 FRAME_FAULTS = ("drop", "duplicate", "reorder", "corrupt")
@@ -325,6 +326,7 @@ def main(argv=None) -> int:
         info = wait_ready_file(ready, sim, 60)
         ctl = SimControl(info["port"])
         cfg = point_at_simulator(base, info["endpoints"])
+        ring_venues = enabled_venues(cfg)   # every feed's ring: the perp venues the faults hit, and any others
         book_streams = {"binance": [f"{s.lower()}@depth@100ms" for s in cfg.venues.binance.symbols]}
         faults = fault_schedule(args.seed, planned_wall, args.fault_every, args.compute_kills, book_streams)
         eng = subprocess.Popen([sys.executable, "-m", "engine.cli", "--log-level", "WARNING", "run", "--config",
@@ -337,7 +339,7 @@ def main(argv=None) -> int:
         while True:
             now = time.monotonic()
             wall = now - t0
-            for venue in VENUES:
+            for venue in ring_venues:
                 if venue not in ledgers:
                     try:
                         ledgers[venue] = TradeLedger(Ring.attach(ring_segment(ns, venue)))
@@ -478,7 +480,7 @@ def _finish(ctl, table, ns, ledgers, kill_cursors, sink, tmp, unstall) -> dict:
         for led in ledgers.values():
             led.poll()
         rings = {}
-        for venue in VENUES:
+        for venue in ledgers:   # every ring of the run (spot venues too)
             try:
                 ring = Ring.attach(ring_segment(ns, venue))
             except (RingError, FileNotFoundError):
@@ -509,7 +511,7 @@ def _finish(ctl, table, ns, ledgers, kill_cursors, sink, tmp, unstall) -> dict:
         outbox = outbox_balance(tmp / "state")
     feeds = {}
     rows = {r["name"]: r for r in table.snapshot()}
-    for venue in VENUES:
+    for venue in ledgers:
         c = rows.get(f"feed:{venue}", {}).get("counters", {})
         feeds[venue] = {k: int(c.get(k, 0)) for k in ("reconnects", "gaps", "stale", "malformed", "book_gaps",
                                                       "book_resyncs", "book_stale", "book_crossed")}
