@@ -170,7 +170,6 @@ class _PlanState:
         self.plan = plan
         self.last_data: dict[str, int] = {}
         self.stale_since: dict[str, int] = {}
-        self.gap_check: set[int] | None = None  # instruments already checked since the last reconnect
         self.sock: _Socket | None = None        # the socket serving the plan now
         # during a make-before-break handover: trades without ids (Bybit, Hyperliquid, Bitget's
         # 19-digit ids) by (instrument, time, side, price, qty) -> the socket that delivered them first
@@ -249,7 +248,6 @@ class WsFeed:
             if connected_before:
                 self.stats.reconnects += 1
                 self.write([control_record(self.venue, Control.RECONNECTED, time.time_ns(), count=attempt + 1)])
-                st.gap_check = set()
             connected_before = True
             st.sock = sock
             st.reset_freshness(time.monotonic_ns())
@@ -465,11 +463,9 @@ class WsFeed:
                     if tid <= last:
                         self.stats.duplicates += 1
                         continue
-                    if st.gap_check is not None and iid not in st.gap_check:
-                        st.gap_check.add(iid)
-                        if self.consecutive_ids and tid > last + 1:
-                            self.stats.gaps += 1
-                            keep.append(control_record(self.venue, Control.GAP, r[6], iid, tid - last - 1))
+                    if self.consecutive_ids and tid > last + 1:   # a reconnect, a stall that dropped frames, ...
+                        self.stats.gaps += 1
+                        keep.append(control_record(self.venue, Control.GAP, r[6], iid, tid - last - 1))
                 last_trade[iid] = tid
             elif k == _LIQ:
                 seen = self._recent_liq.setdefault(iid, deque(maxlen=16))

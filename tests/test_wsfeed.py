@@ -407,3 +407,22 @@ def test_coverage_connected_share_and_capped_saturation(monkeypatch):
     assert cov["saturation_share"] == pytest.approx(0.5)
     assert len([r for r in written if r[0] == Kind.LIQUIDATION]) == 6
     assert st.as_dict()["saturated_slots"] == 2 and cov["liq_slots"] == 5   # the uncapped slot 9 too
+
+
+@pytest.mark.timeout(20)
+def test_trade_id_hole_without_a_reconnect_is_one_exact_gap():
+    # a stall that drops frames (or a lost frame) leaves the socket up: the hole is still reported, exactly
+    async def script(n, conn, inbox):
+        await expect_subscribe(conn, inbox)
+        for tid in (1, 2, 3, 7, 8, 9, 9, 15):
+            await conn.send(agg_trade(tid))
+        await hold_open(conn)
+
+    async def main():
+        async with Harness(script) as h:
+            await wait_until(lambda: len(h.kind(Kind.TRADE)) == 7, what="seven distinct trades")
+        assert [r[10] for r in h.kind(Kind.TRADE)] == [1, 2, 3, 7, 8, 9, 15]
+        assert [r[11] for r in h.controls(Control.GAP)] == [3, 5]      # ids 4-6 and 10-14
+        assert h.feed.stats.gaps == 2 and h.feed.stats.duplicates == 1
+        assert not h.controls(Control.RECONNECTED)
+    asyncio.run(main())
