@@ -139,6 +139,7 @@ def test_thin_book_cascade_reaches_the_bus_from_every_venue_with_a_cascade_level
     _check_thin_book_cascade(tmp_path, namespace, **SHORT)
 
 
+@pytest.mark.soak   # ~60 s; the default run checks calm data for false CRITICALs in test_calm_replays
 def test_calm_raises_no_critical_in_the_same_time(tmp_path, namespace):
     _check_calm(tmp_path, namespace, **SHORT)
 
