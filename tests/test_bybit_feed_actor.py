@@ -32,6 +32,8 @@ symbols = "top:2"
 fallback_symbols = ["BTCUSDT"]
 oi_poll_interval_s = 0.5
 stale_after_s = 60.0
+[margin_oi]
+enabled = false
 """
 
 
