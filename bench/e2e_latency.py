@@ -50,7 +50,7 @@ def counters(ns: str) -> dict[str, dict[str, float]]:
 
 def run_once(rate: float, duration: float, warmup: float, liq_share: float, symbols: list[str],
              idle: str, seed: int, sim_nice: int = 10, park_spin_us: float = 0.0,
-             detector_cadence_ms: float = 0.0) -> dict:
+             detector_cadence_ms: float = 100.0) -> dict:
     ns = "bench" + uuid.uuid4().hex[:6]
     tmp = Path(tempfile.mkdtemp(prefix="undertow-bench-"))
     base = msgspec.convert({
@@ -154,7 +154,7 @@ def main(argv=None) -> int:
     ap.add_argument("--idle", default="park", choices=["spin", "backoff", "sleep", "park"])
     ap.add_argument("--park-spin-us", type=float, default=0.0,
                     help="with --idle park: keep polling this long after work before parking")
-    ap.add_argument("--detector-cadence-ms", type=float, default=0.0,
+    ap.add_argument("--detector-cadence-ms", type=float, default=100.0,
                     help="engine.detector_cadence_ms: plug-in detectors over queued batches (0: after every batch)")
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--sim-nice", type=int, default=10,

@@ -61,8 +61,8 @@ class EngineConfig(msgspec.Struct, **_STRUCT):
     park_timeout_ms: float = 5.0
     park_spin_us: float = 0.0            # keep polling this long after work before parking (0: park at once)
     timer_slack_ns: int = 1
-    detector_cadence_ms: float = 0.0     # > 0: plug-in detectors run over queued batches at most this much stream time
-    detector_queue_records: int = 256    # late, or once this many records are queued; 0 = after every batch
+    detector_cadence_ms: float = 100.0   # plug-in detectors run over queued batches at most this much stream time late
+    detector_queue_records: int = 256    # ... or once this many records are queued; cadence 0 = after every batch
 
 
 class SupervisorConfig(msgspec.Struct, **_STRUCT):

@@ -30,14 +30,13 @@ SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 
 
 @contextlib.contextmanager
-def compute_harness(ring_capacity: int = 65536, engine: dict | None = None) -> Iterator[tuple]:
-    """A set-up ComputeActor reading one Binance ring: yields ``(actor, ring, instrument ids)``; cleans up.
-    ``engine`` overrides ``[engine]`` keys (e.g. ``detector_cadence_ms``)."""
+def compute_harness(ring_capacity: int = 65536) -> Iterator[tuple]:
+    """A set-up ComputeActor reading one Binance ring: yields ``(actor, ring, instrument ids)``; cleans up."""
     from actors.compute import ComputeActor
     ns = "wu" + uuid.uuid4().hex[:8]
     run = tempfile.mkdtemp(prefix="ut-warm-")
     cfg = msgspec.convert({
-        "engine": {"namespace": ns, "run_dir": run, "ring_capacity": ring_capacity, **(engine or {})},
+        "engine": {"namespace": ns, "run_dir": run, "ring_capacity": ring_capacity},
         "bus": {"endpoint": f"ipc://{run}/bus.sock"},
         "venues": {v: {"enabled": False} for v in VenuesConfig.__struct_fields__} | {"binance": {"symbols": list(SYMBOLS)}},
     }, Config)

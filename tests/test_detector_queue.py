@@ -62,9 +62,6 @@ def capture(actor) -> list:
     return got
 
 
-QUEUED = {"detector_cadence_ms": 100.0}     # the queue is off by default (engine.detector_cadence_ms = 0)
-
-
 def detector_signals(sigs: list) -> dict[str, list[dict]]:
     """Detector signals per kind in publication order, without the compute / publish stamps."""
     out: dict[str, list[dict]] = {}
@@ -79,7 +76,7 @@ def detector_signals(sigs: list) -> dict[str, list[dict]]:
 
 
 def test_queued_detectors_publish_the_same_signals_as_per_batch_runs():
-    with compute_harness() as (per_batch, _, ids), compute_harness(engine=QUEUED) as (queued, _, ids2):
+    with compute_harness() as (per_batch, _, ids), compute_harness() as (queued, _, ids2):
         assert ids == ids2
         recs = mixed_stream(ids, 8000, gap_ms=2.0)        # ~16 s: the 100 ms cadence spans several batches
         a, b = capture(per_batch), capture(queued)
@@ -191,7 +188,7 @@ def test_risk_scans_assets_only_when_an_evaluation_is_due():
 
 
 def test_records_still_queued_at_shutdown_are_run():
-    with compute_harness(engine=QUEUED) as (actor, _, ids):
+    with compute_harness() as (actor, _, ids):
         capture(actor)
         recs = mixed_stream(ids, 50, gap_ms=0.01)          # 0.5 ms of stream: well inside the cadence
         actor.process_critical(recs)

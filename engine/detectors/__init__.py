@@ -3,8 +3,9 @@
 The compute actor runs the latency-critical kernel (liquidations, velocity,
 volatility, cascade: :mod:`engine.kernels.pipeline`) and publishes its signals
 first; then it hands the same records to every enabled detector here, in
-registration order (after every batch, or with ``engine.detector_cadence_ms`` > 0
-over queued batches: :class:`engine.detectors.base.DetectorQueue`), and publishes what they return.
+registration order, as queued batches (at most ``engine.detector_cadence_ms`` of
+stream time or ``engine.detector_queue_records`` records late;
+:class:`engine.detectors.base.DetectorQueue`), and publishes what they return.
 A detector whose optional ``consumes`` attribute (``kind_bits`` of the record
 kinds its ``run`` reads; missing = all) misses every kind of a batch is skipped. A detector:
 
