@@ -316,6 +316,14 @@ _LIQ_SIDE = {("sell", "long"): Side.LONG, ("sell", "net"): Side.LONG, ("sell", "
 
 
 
+def _qty_notional(sz: float, ct: float, inverse: bool, px: float) -> tuple[float, float]:
+    """(base quantity, USD notional) of ``sz`` contracts at ``px``: ``ctVal`` is USD for inverse, base for linear."""
+    if inverse:
+        return sz * ct / px, sz * ct
+    qty = sz * ct
+    return qty, qty * px
+
+
 def _is_inverse(inst_id: str) -> bool:
     """Coin-margined derivatives are ``X-USD-SWAP`` / ``X-USD-YYMMDD`` (spot ``X-USD`` has two parts)."""
     parts = inst_id.split("-")
@@ -445,12 +453,7 @@ class Parser:
                 skipped = True
                 continue
             iid, ct, inverse = units
-            if inverse:
-                notional = sz * ct
-                qty = notional / px
-            else:
-                qty = sz * ct
-                notional = qty * px
+            qty, notional = _qty_notional(sz, ct, inverse, px)
             out.append((Kind.TRADE, VENUE, side, self.flags, iid, ts * _MS, ts_recv,
                         px, qty, notional, float(d.tradeId), float(d.count)))
         return (EMITTED if len(out) > start else IGNORED if skipped else PARSED), stream
@@ -480,12 +483,7 @@ class Parser:
                         skipped = True
                         break
                 iid, ct, inverse = units
-                if inverse:
-                    notional = sz * ct
-                    qty = notional / px
-                else:
-                    qty = sz * ct
-                    notional = qty * px
+                qty, notional = _qty_notional(sz, ct, inverse, px)
                 out.append((Kind.LIQUIDATION, VENUE, side, flags, iid, ts * _MS, ts_recv,
                             px, qty, notional, px, 0.0))
         return (EMITTED if len(out) > start else IGNORED if skipped else PARSED), stream
