@@ -220,6 +220,7 @@ class AlertsConfig(msgspec.Struct, **_STRUCT):
     retry_max_s: float = 60.0
     market_wide_assets: int = 3          # this many assets cascading at once: one market report instead
     rearm_s: float = 120.0               # a cascade restarting this soon after its end re-opens its message
+    buildup_s: float = 60.0              # liquidations this far before a cascade's start count in it (kept durably)
     max_per_hour: int = 30               # per chat; normal alerts past it wait for the digest (0 = no cap)
     digest_interval_s: float = 900.0
     # tier per "<kind>.<level or size class>", "<kind>" or "*": digest | normal | urgent
@@ -456,6 +457,8 @@ def _check_alerts(a: AlertsConfig, bad) -> None:
         bad("alerts.retry_max_s", "need 0 < retry_initial_s <= retry_max_s and max_age_s > 0")
     if a.market_wide_assets < 2:
         bad("alerts.market_wide_assets", "must be >= 2")
+    if a.buildup_s <= 0:
+        bad("alerts.buildup_s", "must be > 0")
 
 
 def loads(text: str | bytes, source: str = "<config>", fmt: str = "toml") -> Config:

@@ -75,22 +75,6 @@ def test_a_running_cascade_is_edited_not_sent_again_after_a_restart(tmp_path):
     ob.close()
 
 
-def test_a_liquidation_counted_without_a_row_is_stored_within_save_every_s(tmp_path):
-    path = tmp_path / "outbox.sqlite3"
-    ob, r = restarted(path, 0.0)
-    r.handle(casc("WATCH", 4.0, 0), now=0.0)                      # the start: stored with its row
-    writes = ob.db.total_changes
-    r.handle(liq(t=0, usd=70_000.0), now=0.2)                    # counted, no row: not a commit per liquidation
-    r.tick(now=0.7)
-    assert ob.db.total_changes == writes and len(live_rows(ob)) == 1
-    r.tick(now=0.2 + r.live.SAVE_EVERY_S)
-    assert ob.db.total_changes > writes and len(live_rows(ob)) == 1
-    ob.close()
-    ob, r = restarted(path, 5.0)
-    assert r.tracker.states["BTC"].n_long == 1 and r.tracker.states["BTC"].long_usd == 70_000.0
-    ob.close()
-
-
 def test_the_end_summary_is_written_exactly_once_across_restarts(tmp_path):
     path = tmp_path / "outbox.sqlite3"
     ob, r = restarted(path, 0.0)

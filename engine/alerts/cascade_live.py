@@ -15,6 +15,10 @@ re-publishes a running cascade every second) is ended as if its end came.
 The tracker names the assets whose state changed (:meth:`CascadeTracker.take_changed`)
 so the router can store them with the outbox rows they produced
 (:mod:`.live_memory`) and a restarted actor carries on the same live messages.
+The build-up (liquidations of an asset not in a cascade, the last
+``window_s`` of them, which a cascade that starts takes in) is handed out
+the same way (:meth:`CascadeTracker.take_buildup`), so a cascade that starts
+right after a restart still counts it.
 """
 from __future__ import annotations
 
@@ -122,7 +126,10 @@ class CascadeTracker:
         self.window_ns = int(window_s * 1e9)
         self.states: dict[str, CascadeState] = {}
         self.market: MarketReport | None = None
-        self._recent: dict[str, deque] = {}
+        self._recent: dict[str, deque] = {}   # the build-up per asset, oldest first
+        self._latest_ns = 0                    # newest liquidation time seen (the build-up ages against it)
+        self._buildup_new: list[Liquidation] = []
+        self._buildup_taken: set[str] = set()  # assets whose build-up went into a cascade that started
         self._n = 0
         self._changed: set[str] = set()    # assets whose state changed since take_changed()
         self._market_changed = False
@@ -147,6 +154,24 @@ class CascadeTracker:
             if st.active:
                 st.seen_at = max(st.seen_at, now)
 
+    def take_buildup(self) -> tuple[list[Liquidation], set[str], int]:
+        """Since the last call: liquidations added to the build-up, assets whose build-up a starting cascade
+        took, and the horizon (exchange ns) before which the build-up is dropped."""
+        out = (self._buildup_new, self._buildup_taken, self._latest_ns - self.window_ns)
+        self._buildup_new, self._buildup_taken = [], set()
+        return out
+
+    def restore_buildup(self, liqs) -> None:
+        """Put stored build-up liquidations (oldest first) back after a restart."""
+        for liq in liqs:
+            self._latest_ns = max(self._latest_ns, liq.ts_exchange)
+            self._recent.setdefault(liq.asset, deque()).append(liq)
+        self._trim_buildup()
+
+    def buildup(self, asset: str) -> list[Liquidation]:
+        """The build-up liquidations kept for ``asset``, oldest first."""
+        return list(self._recent.get(asset, ()))
+
     @property
     def sequence(self) -> int:
         """How many live messages were started (part of each key, so keys stay unique across restarts)."""
@@ -161,6 +186,7 @@ class CascadeTracker:
 
     def on_liquidation(self, liq: Liquidation) -> None:
         """Count ``liq`` into its asset's cascade (or keep it for one that may start)."""
+        self._latest_ns = max(self._latest_ns, liq.ts_exchange)
         st = self.states.get(liq.asset)
         if st is not None and st.active:
             st.add(liq)
@@ -171,6 +197,7 @@ class CascadeTracker:
             return
         q = self._recent.setdefault(liq.asset, deque())
         q.append(liq)
+        self._buildup_new.append(liq)
         while q and liq.ts_exchange - q[0].ts_exchange > self.window_ns:
             q.popleft()
 
@@ -200,6 +227,7 @@ class CascadeTracker:
 
     def due(self, now: float) -> list[Action]:
         """Deferred edits whose ``edit_interval_s`` has passed, and the end of cascades not heard of for ``rearm_s``."""
+        self._trim_buildup()
         out = []
         for st in list(self.states.values()):
             if st.active and now - st.seen_at > self.rearm_s:
@@ -209,6 +237,16 @@ class CascadeTracker:
         return out + self._maybe_market_edit(now)
 
     # -- internals ---------------------------------------------------------
+    def _trim_buildup(self) -> None:
+        """Drop build-up older than ``window_s`` before the newest liquidation of any asset (a quiet asset's
+        build-up ages too)."""
+        horizon = self._latest_ns - self.window_ns
+        for asset in [a for a, q in self._recent.items() if q and q[-1].ts_exchange < horizon]:
+            del self._recent[asset]
+        for q in self._recent.values():
+            while q and q[0].ts_exchange < horizon:
+                q.popleft()
+
     def _update(self, st: CascadeState, c: Cascade) -> None:
         st.last = c
         st.peak_score = max(st.peak_score, c.score)
@@ -230,6 +268,7 @@ class CascadeTracker:
         st = CascadeState(c.asset, f"cascade:{c.asset}:{c.ts_exchange}:{self._n}", c.ts_exchange, c,
                           alerted_level=_lvl(c.level), seen_at=now)
         seeded = [liq for liq in self._recent.pop(c.asset, ()) if liq.ts_exchange >= start_ns]
+        self._buildup_taken.add(c.asset)
         for liq in seeded:  # the liquidations that built up to the start belong to the cascade
             st.add(liq)
         if seeded and seeded[0].ts_exchange:

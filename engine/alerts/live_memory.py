@@ -8,10 +8,14 @@ send is confirmed). The router saves the states a signal changed in the
 transaction that holds that signal's outbox rows, so after a kill the actor
 edits the message it already sent for a cascade still running, and an end
 summary that was written is never written again. A change that comes with
-no row (a liquidation counted into a running cascade) is stored with the
-next row or within :attr:`LiveMemory.SAVE_EVERY_S`, whichever is first: a
-commit per liquidation would cost about 0.1 ms each in a burst, and a kill
-loses at most that second of counts from the totals.
+no row (a liquidation counted into a running cascade) is stored in that
+liquidation's own transaction, so a kill loses none of the live totals
+(a commit per liquidation: tests/test_alert_buildup.py measures its cost).
+
+The build-up (``live_buildup``: the liquidations of assets not in a cascade,
+the tracker's last ``window_s``, pruned as they age) is stored the same way
+and put back on load, so a cascade that starts right after a restart counts
+it as it would have without one.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ import logging
 
 import msgspec
 
+from ..signals import Liquidation
 from .cascade_live import CascadeState, CascadeTracker, MarketReport
 from .outbox import Outbox
 
@@ -26,7 +31,13 @@ __all__ = ["LiveMemory"]
 
 log = logging.getLogger("undertow.alerts")
 
-_SCHEMA = "CREATE TABLE IF NOT EXISTS live_cascades (name TEXT PRIMARY KEY, body BLOB NOT NULL);"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS live_cascades (name TEXT PRIMARY KEY, body BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS live_buildup (id INTEGER PRIMARY KEY AUTOINCREMENT, asset TEXT NOT NULL,
+                                         ts INTEGER NOT NULL, body BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS live_buildup_ts ON live_buildup(ts);
+CREATE INDEX IF NOT EXISTS live_buildup_asset ON live_buildup(asset);
+"""
 _MARKET = "market"          # row name of the market report; assets are stored as "asset:<name>"
 _SEQ = "cascade_sequence"   # meta key
 
@@ -42,23 +53,19 @@ class _StoredMarket(msgspec.Struct, frozen=True):
 class LiveMemory:
     """Save and restore a :class:`CascadeTracker`'s states on the outbox's connection (the router's thread)."""
 
-    SAVE_EVERY_S = 1.0
-
     def __init__(self, outbox: Outbox):
         self.outbox = outbox
         self.db = outbox.db
         self.db.executescript(_SCHEMA)
         self.unreadable = 0     # stored rows that could not be decoded (skipped, logged)
-        self._saved_at = float("-inf")
+        self._pruned_to = 0       # build-up horizon of the last prune (ns)
 
     def save(self, tracker: CascadeTracker, now: float) -> None:
-        """Write the states changed since the last save: at once when the router's batch is writing rows
-        (joining its transaction), else at most every ``SAVE_EVERY_S``."""
+        """Write the states and build-up changed since the last save, joining the router's batch (the
+        transaction that holds the signal's rows, if it wrote any)."""
+        self._save_buildup(tracker)
         if not tracker.changed:
             return
-        if not self.db.in_transaction and abs(now - self._saved_at) < self.SAVE_EVERY_S:
-            return
-        self._saved_at = now
         assets, market = tracker.take_changed()
         self.outbox.begin_write()
         for asset in assets:
@@ -77,6 +84,20 @@ class LiveMemory:
                 self.db.execute("INSERT OR REPLACE INTO live_cascades (name, body) VALUES (?, ?)",
                                 (_MARKET, msgspec.msgpack.encode(body)))
         self.outbox.set_meta(_SEQ, tracker.sequence)
+
+    def _save_buildup(self, tracker: CascadeTracker) -> None:
+        new, taken, horizon = tracker.take_buildup()
+        insert = "INSERT INTO live_buildup (asset, ts, body) VALUES (?, ?, ?)"
+        if new or taken:
+            self.outbox.begin_write()
+        for asset in taken:    # a cascade took it in: its state row holds it now
+            self.db.execute("DELETE FROM live_buildup WHERE asset=?", (asset,))
+        rows = [liq for liq in new if liq.asset not in taken]
+        rows += [liq for asset in taken for liq in tracker.buildup(asset)]
+        self.db.executemany(insert, [(q.asset, q.ts_exchange, msgspec.msgpack.encode(q)) for q in rows])
+        if horizon > self._pruned_to and (new or taken):
+            self.db.execute("DELETE FROM live_buildup WHERE ts<?", (horizon,))
+            self._pruned_to = horizon
 
     def running(self) -> dict[str, str]:
         """As stored: the live-message key of each cascade still running (by asset) and of the market report
@@ -113,4 +134,16 @@ class LiveMemory:
             self.unreadable += 1
             log.error("market report %s lost member states; dropped", market.key)
         tracker.restore(states, report, int(self.outbox.meta(_SEQ)), now)
+        tracker.restore_buildup(self._load_buildup())
+        tracker.take_buildup()     # what was just read is stored already
         return sum(st.active for st in states.values())
+
+    def _load_buildup(self) -> list[Liquidation]:
+        out = []
+        for row_id, body in self.db.execute("SELECT id, body FROM live_buildup ORDER BY id"):
+            try:
+                out.append(msgspec.msgpack.decode(body, type=Liquidation))
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                self.unreadable += 1
+                log.error("build-up liquidation row %d unreadable, dropped: %s", row_id, exc)
+        return out

@@ -80,7 +80,7 @@ class AlertRouter:
         self.memory = PolicyMemory(outbox) if outbox is not None else None
         self.dedup: Dedup = DurableDedup(a.cooldown_s, a.extend_factor, kinds=a.kinds,
                                          extend_price_pct=a.extend_price_pct, memory=self.memory)
-        self.tracker = CascadeTracker(a.market_wide_assets, a.rearm_s, a.telegram.edit_interval_s)
+        self.tracker = CascadeTracker(a.market_wide_assets, a.rearm_s, a.telegram.edit_interval_s, a.buildup_s)
         self.live = LiveMemory(outbox) if outbox is not None else None
         self.cascades_resumed = self.live.load(self.tracker, clock()) if self.live is not None else 0
         quiet = QuietHours(a.quiet_hours.start, a.quiet_hours.end) if a.quiet_hours.enabled else None
