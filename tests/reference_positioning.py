@@ -1,7 +1,8 @@
 """Plain-Python references of the positioning kernels, a fake registry/runner, and a market-to-records feed.
 
 The references keep their state in dicts and lists (no rings, no numba) and implement the
-documented semantics of :mod:`engine.kernels.positioning`; the property tests compare them
+documented semantics of the kernels (:mod:`engine.kernels.open_interest`, ``funding``, ``book``,
+``correlation``, over :mod:`engine.kernels.sampled`); the property tests compare them
 with the kernels event by event.
 """
 from __future__ import annotations

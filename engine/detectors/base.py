@@ -13,8 +13,9 @@ import numpy as np
 from . import Detector
 from ..kernels import flow
 from ..kernels.batches import Q_FIRST_TS, Q_KINDS, Q_LAST_TS, Q_N, Q_SIZE, kind_bits, kind_mask, queue_put
-from ..kernels.positioning import POS_EVENT_DTYPE, RegistryView
+from ..kernels.sampled import POS_EVENT_DTYPE
 from ..kernels.windows import ring_pow2
+from .registry_view import RegistryView
 
 __all__ = ["DetectorQueue", "FlowDetector", "PositioningDetector", "fallback_of", "window_label"]
 
@@ -79,7 +80,7 @@ class FlowDetector(Detector):
 
 class PositioningDetector(Detector):
     """Base of the positioning detectors (open interest, funding, book, correlation) over
-    :mod:`engine.kernels.positioning`.
+    :mod:`engine.kernels.sampled` (each with its own kernel module).
 
     A subclass names the record ``kinds`` it reads, sizes its state in ``_resize(view)`` (called
     when the registry grew), runs its kernel in ``_kernel(records) -> n events`` and builds

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.kernels.positioning import B_BASE, B_DEPTH, B_IMB, BOOK_COLS, book_batch, grow_rows, new_stats, threshold_of
+from engine.kernels.book import B_BASE, B_DEPTH, B_IMB, BOOK_COLS, book_batch
+from engine.kernels.sampled import grow_rows, new_stats, threshold_of
 from engine.record import Kind
 from engine.signals import BookPressure
 

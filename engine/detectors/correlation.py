@@ -11,8 +11,8 @@ import math
 import numpy as np
 
 from engine.instruments import Market
-from engine.kernels.positioning import (EMPTY, MOMENTS, correlation_batch, grow_rows, grow_sampled, new_sampled,
-                                        new_stats, threshold_of)
+from engine.kernels.correlation import MOMENTS, correlation_batch
+from engine.kernels.sampled import EMPTY, grow_rows, grow_sampled, new_sampled, new_stats, threshold_of
 from engine.record import VENUE_NAMES, Kind
 from engine.signals import CorrelationBreak
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 
 from engine.kernels import columns as C
-from engine.kernels.positioning import (funding_batch, grow_rows, grow_sampled, new_sampled, new_stats, sample_get,
-                                        threshold_of)
+from engine.kernels.funding import funding_batch
+from engine.kernels.sampled import grow_rows, grow_sampled, new_sampled, new_stats, sample_get, threshold_of
 from engine.kernels.windows import ring_pow2
 from engine.record import VENUE_NAMES, Kind
 from engine.signals import FundingPressure

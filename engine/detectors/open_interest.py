@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.kernels.positioning import EMPTY, grow_rows, grow_sampled, new_sampled, new_stats, oi_batch, threshold_of
+from engine.kernels.open_interest import oi_batch
+from engine.kernels.sampled import EMPTY, grow_rows, grow_sampled, new_sampled, new_stats, threshold_of
 from engine.kernels.windows import ring_pow2
 from engine.record import Kind
 from engine.signals import OpenInterestMove
