@@ -194,12 +194,16 @@ def test_rest_endpoints(sim):
     params = bybit.next_page(body, {"category": "linear", "limit": "2"})
     assert [i.symbol for i in infos] == ["BTCUSDT", "ETHUSDT"] and params["cursor"]
     _, body2 = get(sim, "/v5/market/instruments-info?" + "&".join(f"{k}={v}" for k, v in params.items()))
-    assert [i.symbol for i in bybit.parse_exchange_info(body2)] == ["SOLUSDT"] and bybit.next_page(body2, params) is None
+    params2 = bybit.next_page(body2, params)   # the USDC perps follow the USDT ones
+    assert [i.symbol for i in bybit.parse_exchange_info(body2)] == ["SOLUSDT", "BTCPERP"] and params2["cursor"]
+    _, body3 = get(sim, "/v5/market/instruments-info?" + "&".join(f"{k}={v}" for k, v in params2.items()))
+    assert [i.symbol for i in bybit.parse_exchange_info(body3)] == ["ETHPERP", "SOLPERP"]
+    assert bybit.next_page(body3, params2) is None
     btc = infos[0]
     assert (btc.base, btc.quote, btc.contract_type, btc.status, btc.tick_size, btc.contract_size) == (
         "BTC", "USDT", "perpetual", "trading", 0.1, 1.0)
     _, full = get(sim, "/v5/market/instruments-info?category=linear")
-    assert len(bybit.parse_exchange_info(full)) == 3 and bybit.next_page(full, {}) is None
+    assert len(bybit.parse_exchange_info(full)) == 6 and bybit.next_page(full, {}) is None   # 3 USDT + 3 USDC
 
     _, tickers = get(sim, "/v5/market/tickers?category=linear")
     vols = bybit.parse_tickers(tickers)

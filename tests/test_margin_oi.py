@@ -316,7 +316,9 @@ interval_s = 1.0
 # venue -> {contract the simulator lists: coin-margined?}
 SIM_CONTRACTS = {
     "binance": {"BTCUSD_PERP": True, "ETHUSD_PERP": True, "SOLUSD_PERP": True, "BTCUSDC": False},
-    "bybit": {"BTCUSD": True, "ETHUSD": True, "SOLUSD": True},
+    "bybit": {"BTCUSD": True, "ETHUSD": True, "SOLUSD": True, "BTCPERP": False, "ETHPERP": False, "SOLPERP": False},
+    "okx": {"BTC-USD-SWAP": True, "ETH-USD-SWAP": True, "SOL-USD-SWAP": True, "BTC-USDC-SWAP": False,
+            "ETH-USDC-SWAP": False},
     "gate": {"BTC_USD": True},
     "bitget": {"BTCUSD": True, "ETHUSD": True, "SOLUSD": True, "BTCPERP": False, "ETHPERP": False, "SOLPERP": False},
 }

@@ -50,10 +50,12 @@ LIQUIDATION_BATCH_S = 0.5
 BOOK_DEPTHS = (50, 200, 1000)
 MAX_TRADES_PER_MESSAGE = 1024
 FUNDING_INTERVAL_MS = 8 * 3600 * 1000
-# Inverse perps (category=inverse, engine/margin_oi.py): 1 USD contracts holding INVERSE_OI_SHARE of the asset's
-# simulated USDT-perp open interest
-INVERSE = {"BTCUSD": "BTCUSDT", "ETHUSD": "ETHUSDT", "SOLUSD": "SOLUSDT"}
-INVERSE_OI_SHARE = 0.25
+# Inverse perps (category=inverse) and USDC perps (category=linear, settleCoin USDC) for engine/margin_oi.py:
+# symbol -> the USDT perp whose market it follows; each holds MARGIN_OI_SHARE of that perp's open interest.
+# Only their listing and open interest are served.
+INVERSE = {"BTCUSD": "BTCUSDT", "ETHUSD": "ETHUSDT", "SOLUSD": "SOLUSDT"}   # 1 USD contracts, OI in USD
+USDC_PERPS = {"BTCPERP": "BTCUSDT", "ETHPERP": "ETHUSDT", "SOLPERP": "SOLUSDT"}   # base-coin quantities
+MARGIN_OI_SHARE = 0.25
 OI_INTERVALS = ("5min", "15min", "30min", "1h", "4h", "1d")
 _OI_INTERVAL_MS = {"5min": 300_000, "15min": 900_000, "30min": 1_800_000, "1h": 3_600_000, "4h": 14_400_000,
                    "1d": 86_400_000}
@@ -106,6 +108,7 @@ class BybitVenue:
     def __init__(self, symbols: Iterable[str], *, market: Any = None, throttle: bool = True) -> None:
         self.market = market
         self.symbols = {spec_for(s).symbol: _Symbol(spec_for(s)) for s in symbols}
+        self.usdc = {s: u for s, u in USDC_PERPS.items() if u in self.symbols}
         self.batch_liquidations = throttle
         self.next_flush = LIQUIDATION_BATCH_S
         self.need_snapshot: set[str] = set()
@@ -323,7 +326,8 @@ class BybitVenue:
         if q.get("category") != "linear":
             return self._error("params error: category is invalid", now_ms)
         symbol = q.get("symbol")
-        if symbol is not None and symbol not in self.symbols:
+        usdc = route in ("/v5/market/instruments-info", "/v5/market/open-interest") and symbol in self.usdc
+        if symbol is not None and symbol not in self.symbols and not usdc:
             return self._error("params error: symbol invalid", now_ms)
         if self.market is None and route != "/v5/market/instruments-info":
             return self._error("market data unavailable in replay mode", now_ms)
@@ -349,7 +353,7 @@ class BybitVenue:
         limit = self._int_param(q, "limit", 500, 1, 1000)
         if limit is None:
             return self._error("params error: limit must be between 1 and 1000", now_ms)
-        names = sorted(self.symbols) if "symbol" not in q else [q["symbol"]]
+        names = [*sorted(self.symbols), *sorted(self.usdc)] if "symbol" not in q else [q["symbol"]]
         start = 0
         if q.get("cursor"):
             try:
@@ -359,8 +363,15 @@ class BybitVenue:
         page = names[start:start + limit]
         more = start + limit < len(names)
         cursor = base64.urlsafe_b64encode(f"offset={start + limit}".encode()).decode() if more else ""
-        return self._ok({"category": "linear", "list": [self._instrument(self.symbols[s].spec) for s in page],
+        return self._ok({"category": "linear", "list": [self._linear_instrument(s) for s in page],
                          "nextPageCursor": cursor}, now_ms)
+
+    def _linear_instrument(self, name: str) -> dict:
+        """A USDT perp's listing, or a USDC perp's (its USDT perp's, quoted and settled in USDC)."""
+        if name in self.symbols:
+            return self._instrument(self.symbols[name].spec)
+        return {**self._instrument(self.symbols[self.usdc[name]].spec), "symbol": name, "quoteCoin": "USDC",
+                "settleCoin": "USDC"}
 
     @staticmethod
     def _instrument(spec: SymbolSpec) -> dict:
@@ -388,7 +399,7 @@ class BybitVenue:
         symbol = q.get("symbol")
         if symbol not in listed or self.market is None:
             return self._error("params error: symbol invalid", now_ms)
-        usd = INVERSE_OI_SHARE * self.market.open_interest(listed[symbol]) * self.market.price(listed[symbol])
+        usd = MARGIN_OI_SHARE * self.market.open_interest(listed[symbol]) * self.market.price(listed[symbol])
         step = _OI_INTERVAL_MS.get(q.get("intervalTime"), 300_000)
         return self._ok({"symbol": symbol, "category": "inverse", "nextPageCursor": "",
                          "list": [{"openInterest": f"{round(usd)}", "timestamp": str(now_ms // step * step)}]}, now_ms)
@@ -409,9 +420,13 @@ class BybitVenue:
             return self._error("params error: intervalTime invalid", now_ms)
         if self._int_param(q, "limit", 50, 1, 200) is None:
             return self._error("params error: limit must be between 1 and 200", now_ms)
-        ss = self.symbols[symbol]
-        oi = self.market.open_interest(symbol)
         step = _OI_INTERVAL_MS[interval]
+        if symbol in self.usdc:   # a USDC perp: its share of the USDT perp's OI, in base coin like it
+            ss = self.symbols[self.usdc[symbol]]
+            oi = MARGIN_OI_SHARE * self.market.open_interest(ss.spec.symbol)
+        else:
+            ss = self.symbols[symbol]
+            oi = self.market.open_interest(symbol)
         point = {"openInterest": f"{2.0 * oi:.{ss.qd}f}", "singleOpenInterest": f"{oi:.{ss.qd}f}",
                  "timestamp": str(now_ms // step * step)}
         return self._ok({"symbol": symbol, "category": "linear", "list": [point], "nextPageCursor": ""}, now_ms)

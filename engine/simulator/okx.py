@@ -19,6 +19,14 @@ Contract:
 * ``liquidation-orders`` is sampled: at most one order per instrument per second, the
   latest (throttle on by default; OKX's old docs state this cap, the current ones say only
   that the stream is partial).
+* Coin-margined (inverse, ``BTC-USD-SWAP``: ``ctVal`` in USD, ``settleCcy`` the coin) and
+  USDC-margined (``BTC-USDC-SWAP``) swaps of the simulated BTC/ETH/SOL with OKX's face values
+  (:data:`INVERSE_CT_VAL`, :data:`USDC_CT_VAL`) are listed by ``/instruments`` and answered by
+  ``/open-interest`` (each holds :data:`MARGIN_OI_SHARE` of its USDT swap's OI, read by
+  engine/margin_oi.py); nothing else about them is served. With
+  :attr:`OkxVenue.inverse_liquidation_every` = N > 0, every N-th liquidation of an asset with an
+  inverse swap is pushed on ``liquidation-orders`` as that swap's (whole 100/10 USD contracts);
+  off by default, since it takes those liquidations away from the USDT swaps every other test reads.
 * REST: ``/api/v5/public/instruments``, ``/api/v5/public/open-interest``,
   ``/api/v5/market/tickers``, ``/api/v5/market/ticker``, ``/api/v5/public/mark-price``,
   ``/api/v5/public/funding-rate``, ``/api/v5/public/liquidation-orders``, ``/api/v5/public/time``;
@@ -37,12 +45,15 @@ from urllib.parse import parse_qs, urlsplit
 from .binance import ForceOrderThrottle
 from .market import BookDiff, BookTop, Liquidation, MarkBatch, MarkUpdate, SymbolSpec, Trade, spec_for
 
-__all__ = ["OkxVenue", "inst_id", "CT_VAL"]
+__all__ = ["OkxVenue", "inst_id", "CT_VAL", "INVERSE_CT_VAL", "USDC_CT_VAL", "MARGIN_OI_SHARE"]
 
 NAME = "okx"
 WS_PATHS = ("/ws/v5/public", "/ws/v5/business")
 CT_VAL = {"BTC": 0.01, "ETH": 0.1, "SOL": 1.0}   # OKX's ctVal of the BTC/ETH/SOL-USDT swaps
 GENERIC_CT_VAL = 10.0                             # other synthetic symbols: sizes still in contracts
+INVERSE_CT_VAL = {"BTC": 100.0, "ETH": 10.0, "SOL": 10.0}   # USD per contract of BTC/ETH/SOL-USD-SWAP
+USDC_CT_VAL = {"BTC": 0.0001, "ETH": 0.001}                  # base per contract of BTC/ETH-USDC-SWAP
+MARGIN_OI_SHARE = 0.25      # of the asset's USDT-swap open interest, held by each of its margin swaps
 IDLE_CLOSE_S = 30.0
 FUNDING_EVERY = 30          # mark batches (s) between funding-rate pushes
 OI_EVERY = 3                # mark batches between open-interest pushes
@@ -52,6 +63,7 @@ LIQUIDATION_HISTORY = 200   # details kept for REST /liquidation-orders
 INST_CHANNELS = frozenset({"trades", "bbo-tbt", "books", "books5", "mark-price", "funding-rate",
                            "open-interest", "tickers"})
 VIP_CHANNELS = frozenset({"books-l2-tbt", "books50-l2-tbt"})   # VIP4+ only: error 64003
+_MARGIN_ROUTES = frozenset({"/api/v5/public/instruments", "/api/v5/public/open-interest"})   # serve margin swaps
 
 
 def inst_id(symbol: str) -> str:
@@ -93,6 +105,50 @@ class _Inst:
         return ",".join(f'["{p:.{self.pd}f}","{self.sz(q)}","0","{_orders(q, self.ct)}"]' for p, q in levels)
 
 
+class _MarginSwap:
+    """An inverse or USDC-margined swap that follows the market of a USDT swap (``usdt``)."""
+
+    def __init__(self, usdt: _Inst, quote: str, ct: float) -> None:
+        self.usdt = usdt
+        self.quote = quote
+        self.inverse = quote == "USD"
+        self.family = f"{usdt.spec.base}-{quote}"
+        self.inst = f"{self.family}-SWAP"
+        self.ct = ct
+        self.lot = 1.0 if self.inverse else 0.01   # OKX lotSz: whole inverse contracts, 0.01 USDC contracts
+        self.cd = 0 if self.inverse else 2
+
+    def contracts(self, qty: float, price: float) -> float:
+        """Contracts for ``qty`` base units at ``price``, rounded to the lot."""
+        raw = qty * price / self.ct if self.inverse else qty / self.ct
+        return round(raw / self.lot) * self.lot
+
+    def listing(self) -> dict:
+        spec = self.usdt.spec
+        return {
+            "alias": "", "baseCcy": "", "category": "1", "ctMult": "1", "ctType": "inverse" if self.inverse else "linear",
+            "ctVal": f"{self.ct:g}", "ctValCcy": "USD" if self.inverse else spec.base, "expTime": "",
+            "instFamily": self.family, "instId": self.inst, "instType": "SWAP", "lever": "125",
+            "listTime": "1611916828000", "lotSz": f"{self.lot:.{self.cd}f}", "maxLmtSz": "100000000",
+            "maxMktSz": "10000", "minSz": f"{self.lot:.{self.cd}f}", "optType": "", "quoteCcy": "",
+            "ruleType": "normal", "settleCcy": spec.base if self.inverse else self.quote, "state": "live", "stk": "",
+            "tickSz": f"{spec.tick:.{spec.price_decimals}f}", "uly": self.family,
+        }
+
+
+def _margin_swaps(insts: Iterable[_Inst]) -> dict[str, _MarginSwap]:
+    """The inverse and USDC swaps of the simulated USDT swaps whose asset OKX lists them for, by instId."""
+    out = {}
+    for v in insts:
+        if v.spec.quote != "USDT":
+            continue
+        for quote, sizes in (("USD", INVERSE_CT_VAL), ("USDC", USDC_CT_VAL)):
+            if v.spec.base in sizes:
+                m = _MarginSwap(v, quote, sizes[v.spec.base])
+                out[m.inst] = m
+    return out
+
+
 def _orders(qty: float, ct: float) -> int:
     return 0 if qty <= 0.0 else 1 + int(qty / ct) % 7
 
@@ -106,6 +162,10 @@ class OkxVenue:
         self.market = market
         self.insts = {spec_for(s).symbol: _Inst(spec_for(s)) for s in symbols}
         self.by_inst = {v.inst: v for v in self.insts.values()}
+        self.margin = _margin_swaps(self.insts.values())
+        self.inverse_of = {m.usdt.spec.symbol: m for m in self.margin.values() if m.inverse}
+        self.inverse_liquidation_every = 0   # N > 0: every N-th liquidation of such an asset is its inverse swap's
+        self._inverse_turn: collections.Counter = collections.Counter()
         self.throttle = ForceOrderThrottle() if throttle else None
         self.idle_close_s = IDLE_CLOSE_S
         self.mark_count = 0
@@ -332,7 +392,7 @@ class OkxVenue:
                 "sodUtc0": px, "sodUtc8": px, "ts": str(now_ms)}
 
     def _liquidations(self, liqs: list, subs: Mapping, now_ms: int, add: Callable) -> None:
-        groups: dict[str, list] = {}
+        groups: dict[str, tuple[Any, list]] = {}
         for ev in liqs:
             v = self.insts[ev.symbol]
             self.liquidation_count += 1
@@ -340,17 +400,32 @@ class OkxVenue:
             pos = ("long" if ev.long_liquidated else "short") if hedge else "net"
             detail = {"bkLoss": "0", "bkPx": v.px(ev.price), "ccy": "", "posSide": pos,
                       "side": "sell" if ev.long_liquidated else "buy", "sz": v.sz(ev.qty), "ts": str(now_ms)}
-            groups.setdefault(ev.symbol, []).append(detail)
+            inverse = self._as_inverse(ev)
+            if inverse is not None:
+                swap, detail["sz"] = inverse
+                groups.setdefault(swap.inst, (swap, []))[1].append(detail)
+                continue
+            groups.setdefault(v.inst, (v, []))[1].append(detail)
             self.recent_liquidations.append((v, detail))
         if "liquidation-orders:SWAP" not in subs:
             return
-        data = [self._group(self.insts[s], details) for s, details in groups.items()]
+        data = [self._group(target, details) for target, details in groups.values()]
         add(("liquidation-orders:SWAP", (
             '{"arg":{"channel":"liquidation-orders","instType":"SWAP"},"data":'
             + json.dumps(data, separators=(",", ":")) + "}").encode()))
 
+    def _as_inverse(self, ev: Liquidation) -> tuple[_MarginSwap, str] | None:
+        """(inverse swap, ``sz`` in its whole USD contracts) when ``ev`` is pushed as the asset's inverse swap's."""
+        swap = self.inverse_of.get(ev.symbol) if self.inverse_liquidation_every > 0 else None
+        if swap is None:
+            return None
+        self._inverse_turn[ev.symbol] += 1
+        if self._inverse_turn[ev.symbol] % self.inverse_liquidation_every:
+            return None
+        return swap, f"{max(1.0, swap.contracts(ev.qty, ev.price)):.0f}"
+
     @staticmethod
-    def _group(v: _Inst, details: list) -> dict:
+    def _group(v: _Inst | _MarginSwap, details: list) -> dict:
         return {"details": details, "instFamily": v.family, "instId": v.inst, "instType": "SWAP", "uly": v.family}
 
     # ---------------------------------------------------------------- keepalive
@@ -403,14 +478,19 @@ class OkxVenue:
         if route in ("/api/v5/market/ticker", "/api/v5/public/funding-rate") and not q.get("instId"):
             return 400, {"code": "50014", "msg": "Parameter instId can not be empty.", "data": []}
         inst = q.get("instId")
-        if inst is not None and inst not in self.by_inst:
+        margin_route = route in _MARGIN_ROUTES
+        if inst is not None and inst not in self.by_inst and not (margin_route and inst in self.margin):
             return 400, {"code": "51001", "msg": "Instrument ID does not exist", "data": []}
         if q.get("instType", "SWAP") != "SWAP":
             return 200, _ok([])   # the simulator lists perpetual swaps only
-        chosen = [self.by_inst[inst]] if inst else list(self.insts.values())
         if self.market is None and route != "/api/v5/public/instruments":
             return 503, {"code": "50001", "msg": "Service temporarily unavailable", "data": []}
-        return 200, _ok(handler(chosen, q, now_ms))
+        margin = [m for i, m in self.margin.items() if inst in (None, i)] if margin_route else []
+        chosen = [self.by_inst[inst]] if inst in self.by_inst else [] if inst else list(self.insts.values())
+        data = handler(chosen, q, now_ms) if chosen else []
+        if route == "/api/v5/public/instruments":
+            return 200, _ok(data + [m.listing() for m in margin])
+        return 200, _ok(data + [self._margin_oi(m, now_ms) for m in margin])
 
     @staticmethod
     def _rest_instruments(chosen: list, q: dict, now_ms: int) -> list:
@@ -422,6 +502,15 @@ class OkxVenue:
             "quoteCcy": "", "ruleType": "normal", "settleCcy": v.spec.quote, "state": "live", "stk": "",
             "tickSz": f"{v.spec.tick:.{v.pd}f}", "uly": v.family,
         } for v in chosen]
+
+    def _margin_oi(self, m: _MarginSwap, now_ms: int) -> dict:
+        """OI of an inverse or USDC swap: ``oi`` contracts, ``oiCcy`` base coin, ``oiUsd``, as OKX answers it."""
+        symbol = m.usdt.spec.symbol
+        price = self.market.mark(symbol).mark
+        contracts = m.contracts(MARGIN_OI_SHARE * self.market.open_interest(symbol), price)
+        usd = contracts * m.ct if m.inverse else contracts * m.ct * price
+        return {"instId": m.inst, "instType": "SWAP", "oi": f"{contracts:.{m.cd}f}", "oiCcy": f"{usd / price:.8f}",
+                "oiUsd": f"{usd:.2f}", "ts": str(now_ms)}
 
     def _rest_open_interest(self, chosen: list, q: dict, now_ms: int) -> list:
         return [self._oi(v, self.market.mark(v.spec.symbol).mark, now_ms) for v in chosen]
