@@ -10,7 +10,8 @@ Contract:
   come from the server core.
 * Sizes are contracts (``quanto_multiplier`` base units each), signed where Gate signs them.
   A connection that sent ``X-Gate-Size-Decimal: 1`` gets decimal strings; others get integers,
-  floored (a trade that floors to 0 contracts is not shown). REST bodies use the integer form.
+  floored (a trade that floors to 0 contracts is not shown). REST answers follow the same header
+  (``rest(path, headers)``: order book, tickers, contract stats); without it they are integers.
 * Channels: ``futures.trades`` (``size`` sign = taker side), ``futures.public_liquidates``
   (contracts or ``!all``; ``size < 0`` = sell order = long liquidated; orders of one contract are
   batched over a 1 s window, flushed early at 20 orders, when ``throttle`` is on),
@@ -109,6 +110,11 @@ class _Contract:
 
     def contracts(self, qty: float) -> float:
         return round(qty / self.mult, 6)
+
+    def rest_size(self, qty: float, decimal: bool) -> str | int:
+        """A REST size of ``qty`` base units: decimal string with the header, else Gate's floored integer."""
+        contracts = self.contracts(qty)
+        return _dec(contracts) if decimal else math.floor(contracts)
 
     def size(self, contracts: float, decimal: bool) -> str:
         """A size field: decimal string, or Gate's floored integer without the header."""
@@ -328,8 +334,14 @@ class GateVenue:
 
     # ---------------------------------------------------------------- REST
 
-    def rest(self, path: str) -> tuple[int, Any]:
-        """Answer a REST GET: return ``(status, json-able body)``; 404 for paths not Gate's."""
+    def rest(self, path: str, headers: Mapping[str, str] | None = None) -> tuple[int, Any]:
+        """Answer a REST GET: return ``(status, json-able body)``; 404 for paths not Gate's.
+
+        With ``X-Gate-Size-Decimal: 1`` in ``headers`` the order book, ticker and contract-stats sizes are
+        decimal strings, so an order book equals the simulated book at its ``id``; without it they are
+        Gate's floored integers (fractional contracts lost, as Gate answers such a client).
+        """
+        decimal = _size_decimal(headers)
         parts = urlsplit(path)
         route = parts.path.rstrip("/")
         if route.startswith(INVERSE_PREFIX + "/contracts"):
@@ -350,14 +362,14 @@ class GateVenue:
             if self.market is None or any(w not in self.contracts for w in wanted):
                 return 400, {"label": "INVALID_CONTRACT", "message": "Invalid contract"}
             now_ms = time.time_ns() // 1_000_000
-            return 200, [self._ticker(self.contracts[w], now_ms) for w in wanted]
+            return 200, [self._ticker(self.contracts[w], now_ms, decimal) for w in wanted]
         if tail not in ("/order_book", "/contract_stats"):
             return 404, {"label": "NOT_FOUND", "message": "not found"}
         c = self.contracts.get(query.get("contract", ""))
         if c is None or self.market is None:
             return 400, {"label": "INVALID_PARAM_VALUE", "message": "Invalid request parameter `contract`"}
         if tail == "/contract_stats":
-            return 200, [self._stats(c)]
+            return 200, [self._stats(c, decimal)]
         try:
             limit = int(query.get("limit", "10"))
         except ValueError:
@@ -367,8 +379,8 @@ class GateVenue:
         last_id, bids, asks = self.market.book_snapshot(c.spec.symbol, limit)
         now = time.time()
         body: dict = {"current": round(now, 3), "update": round(now, 3),
-                      "asks": [{"p": f"{p:.{c.pd}f}", "s": math.floor(c.contracts(q))} for p, q in asks],
-                      "bids": [{"p": f"{p:.{c.pd}f}", "s": math.floor(c.contracts(q))} for p, q in bids]}
+                      "asks": [{"p": f"{p:.{c.pd}f}", "s": c.rest_size(q, decimal)} for p, q in asks],
+                      "bids": [{"p": f"{p:.{c.pd}f}", "s": c.rest_size(q, decimal)} for p, q in bids]}
         if query.get("with_id") == "true":
             body["id"] = last_id
         return 200, body
@@ -402,12 +414,19 @@ class GateVenue:
                         position_size=math.floor(c.contracts(self.market.open_interest(spec.symbol))))
         return body
 
-    def _stats(self, c: _Contract) -> dict:
+    def _stats(self, c: _Contract, decimal: bool = False) -> dict:
         m = self.market.mark(c.spec.symbol)
-        oi = math.floor(c.contracts(self.market.open_interest(c.spec.symbol)))
-        return {"time": int(time.time()), "contract": c.name, "open_interest": oi,
+        oi = c.contracts(self.market.open_interest(c.spec.symbol))
+        if not decimal:
+            oi = math.floor(oi)
+        return {"time": int(time.time()), "contract": c.name, "open_interest": _dec(oi) if decimal else oi,
                 "open_interest_usd": round(oi * c.mult * m.mark, 2), "mark_price": round(m.mark, c.pd),
                 "long_liq_size": 0, "short_liq_size": 0, "long_liq_usd": 0, "short_liq_usd": 0}
+
+
+def _size_decimal(headers: Mapping[str, str] | None) -> bool:
+    """Whether a request's headers ask for decimal sizes (``X-Gate-Size-Decimal: 1``; names are case-blind)."""
+    return any(k.lower() == DECIMAL_HEADER.lower() and str(v).strip() == "1" for k, v in (headers or {}).items())
 
 
 def _dumps(obj: Any) -> bytes:
