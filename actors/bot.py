@@ -13,15 +13,20 @@ history they read never race:
   API at ``[alerts.telegram].api_base_url``; if it cannot start (Bot API
   unreachable, token refused) it is retried with back-off while the history
   keeps filling;
-* at start, 1-minute candles are bootstrapped from Binance kline REST under
-  the bot's own weight budget, one pass per :data:`KLINE_SOURCES` entry whose
-  venue is enabled: USD-M perps (``/fapi/v1/klines``) and, with
-  ``[venues.binance_spot]``, spot (``/api/v3/klines``, its own host and
-  budget), so ``/price``, ``/volume`` and ``/cvd`` have spot candles from the
-  first minute. A failed symbol is counted and skipped, never fatal. Only
+* at start, 1-minute candles are bootstrapped from kline REST under the
+  bot's own weight budget (never more than the venue's own per-minute
+  budget), one pass per :data:`KLINE_SOURCES` entry whose venue is enabled:
+  Binance USD-M perps (``/fapi/v1/klines``) and, with ``[venues.binance_spot]``,
+  spot (``/api/v3/klines``, its own host and budget), so ``/price``,
+  ``/volume`` and ``/cvd`` have spot candles from the first minute; then
+  Bybit, OKX, Bitget, Gate and Hyperliquid, each for the perp assets no
+  source before it lists (a pass waits for those venues' feeds to register
+  first), so every minute bootstrapped holds one venue's volume. A failed
+  symbol is counted and skipped, never fatal. Only
   closed minutes older than the first record the bot read from *that venue's*
   ring are loaded, and never over a minute built from trades, so no trade is
-  counted twice; bootstrapped minutes hold Binance's volume only;
+  counted twice; bootstrapped minutes hold one venue's volume only (and no
+  taker split outside Binance);
 * with ``[venues.binance_spot]`` enabled, a :class:`engine.bot.spot_tickers.SpotTickers`
   fed by its own one-socket ``!miniTicker@arr`` feed ranks every spot pair
   for ``/top10 spot`` (the feed actors carry only the watched symbols).
@@ -41,7 +46,7 @@ from types import ModuleType
 from typing import Callable, NamedTuple
 
 from engine.bot.app import Access, BotService, bot_token, build_application, start_bot, stop_bot
-from engine.bot.candles import KLINE_PATH, MINUTE_MS, T, fetch_binance_klines, kline_weight
+from engine.bot.candles import KLINE_PATH, MINUTE_MS, T, fetch_binance_klines, fetch_venue_klines, kline_weight
 from engine.bot.commands import BotContext
 from engine.bot.history import History, market_class
 from engine.bot.market import MarketView
@@ -56,12 +61,13 @@ from engine.security import curve_client_for
 from engine.signals import Heartbeat
 from engine.state import StateTable
 from engine.supervisor import enabled_venues
-from engine.venues import binance, binance_spot
+from engine.venues import binance, binance_spot, bitget, bybit, gate, hyperliquid, okx
 
 from .alerts import bus_endpoint, state_dir
 from .base import Actor
 
-__all__ = ["BotActor", "READER_NAME", "KlineSource", "KLINE_SOURCES", "kline_targets", "bootstrap_klines"]
+__all__ = ["BotActor", "READER_NAME", "KlineSource", "KLINE_SOURCES", "kline_targets", "bootstrap_klines",
+           "kline_fetch", "covered_keys"]
 
 READER_NAME = "bot"
 TICK_BUDGET_S = 0.1            # ring work per tick (a 4096-record batch takes ~30 ms): a backlog spans ticks
@@ -84,31 +90,64 @@ class KlineSource(NamedTuple):
     venue_name: str
     venue: int
     market: int
-    module: ModuleType                 # the venue module (RestPoller, DEFAULT_REST_URL)
-    path: str
-    weight: Callable[[int], int]       # request weight of a ``limit``-row page
+    module: ModuleType                 # the venue module (RestPoller, DEFAULT_REST_URL; kline_request and
+                                       # parse_klines where path is "")
+    path: str                          # Binance's kline route ("" for the other venues)
+    weight: Callable[[int], int] | None   # request weight of a ``limit``-row page (Binance)
     prefix: str
 
 
+def _venue_source(name: str, venue: int, module: ModuleType) -> KlineSource:
+    return KlineSource(name, venue, Market.PERP_LINEAR, module, "", None, f"{name}_")
+
+
+# in order of preference: a source fills only the assets no earlier source of its market lists
 KLINE_SOURCES = (
     KlineSource("binance", Venue.BINANCE, Market.PERP_LINEAR, binance, KLINE_PATH, kline_weight, ""),
     KlineSource("binance_spot", Venue.BINANCE_SPOT, Market.SPOT, binance_spot, binance_spot.KLINE_PATH,
                 binance_spot.kline_weight, "spot_"),
+    _venue_source("bybit", Venue.BYBIT, bybit),
+    _venue_source("okx", Venue.OKX, okx),
+    _venue_source("bitget", Venue.BITGET, bitget),
+    _venue_source("gate", Venue.GATE, gate),
+    _venue_source("hyperliquid", Venue.HYPERLIQUID, hyperliquid),
 )
 
 
+def kline_fetch(src: KlineSource, registry) -> Callable:
+    """``fetch(get, symbol, minutes, now_ms) -> candles`` for ``src``: Binance's paged klines, else the venue
+    module's, with each symbol's contract size from the registry (Gate's klines count contracts)."""
+    if src.path:
+        return functools.partial(_binance_fetch, path=src.path, weight=src.weight)
+    sizes = {i.symbol: i.contract_size for i in registry.all() if i.venue == src.venue}
+
+    async def fetch(get, symbol: str, minutes: int, now_ms: int):
+        return await fetch_venue_klines(get, src.module, symbol, minutes, now_ms, sizes.get(symbol, 1.0))
+    return fetch
+
+
+async def _binance_fetch(get, symbol: str, minutes: int, now_ms: int, path: str, weight):
+    return await fetch_binance_klines(get, symbol, minutes, now_ms, path=path, weight=weight)
+
+
+def covered_keys(registry, sources, market: int) -> set[tuple[str, str]]:
+    """Candle keys that an instrument of ``market`` on one of ``sources``' venues fills."""
+    venues = {s.venue for s in sources}
+    return {(i.asset, market_class(i.market)) for i in registry.all() if i.venue in venues and i.market == market}
+
+
 def kline_targets(registry, max_symbols: int, venue: int = Venue.BINANCE,
-                  market: int = Market.PERP_LINEAR) -> list[tuple[str, tuple[str, str]]]:
-    """(Binance symbol, candle key) to bootstrap: the ``venue``'s instruments of ``market`` (USD-M linear perps by
-    default), one symbol per asset (USDT first), no multiplier symbols (1000PEPE klines are priced per 1000), at
-    most ``max_symbols``."""
+                  market: int = Market.PERP_LINEAR, skip=frozenset()) -> list[tuple[str, tuple[str, str]]]:
+    """(venue symbol, candle key) to bootstrap: the ``venue``'s instruments of ``market`` (USD-M linear perps by
+    default), one symbol per asset (USDT first), no multiplier symbols (1000PEPE klines are priced per 1000), no
+    key in ``skip`` (filled by a preferred venue), at most ``max_symbols``."""
     cands = [i for i in registry.all() if i.venue == venue and i.market == market]
     cands.sort(key=lambda i: (i.quote != "USDT", i.id))
     out, seen = [], set()
     for ins in cands:
         key = (ins.asset, market_class(ins.market))
         base = ins.symbol[: -len(ins.quote)] if ins.symbol.endswith(ins.quote) else ins.symbol
-        if key in seen or canonical_asset(base)[1] != 1.0:
+        if key in seen or key in skip or canonical_asset(base)[1] != 1.0:
             continue
         seen.add(key)
         out.append((ins.symbol, key))
@@ -116,18 +155,20 @@ def kline_targets(registry, max_symbols: int, venue: int = Venue.BINANCE,
 
 
 async def bootstrap_klines(history: History, targets, get, minutes: int, now_ms: int, boundary_ms,
-                           stats: dict, path: str = KLINE_PATH, weight=kline_weight) -> None:
+                           stats: dict, path: str = KLINE_PATH, weight=kline_weight, fetch=None) -> None:
     """Load the closed 1-minute klines of every target into ``history.candles``.
 
     ``get`` is ``RestPoller.get_retrying``; ``path``/``weight`` the kline route (USD-M by default, a
-    :class:`KlineSource`'s for spot); ``boundary_ms()`` is called before each load and gives the first
+    :class:`KlineSource`'s for spot), or ``fetch`` (:func:`kline_fetch`) for any source; ``boundary_ms()`` is
+    called before each load and gives the first
     minute that must not be loaded (the trades the bot reads cover it). Counts go into ``stats``:
     ``kline_symbols``, ``kline_candles``, ``kline_failed`` (request failed), ``kline_malformed`` (bad body).
     """
     from engine.rest import RestError
+    fetch = fetch or functools.partial(_binance_fetch, path=path, weight=weight)
     for symbol, key in targets:
         try:
-            candles = await fetch_binance_klines(get, symbol, minutes, now_ms, path=path, weight=weight)
+            candles = await fetch(get, symbol, minutes, now_ms)
         except RestError as exc:
             stats["kline_failed"] += 1
             kline_log.warning("kline bootstrap of %s failed: %s", symbol, exc)
@@ -325,21 +366,30 @@ class BotActor(Actor):
         the bot's own weight budget on that venue's REST host."""
         from engine.rest import RestPoller, WeightBudget
         b, name = self.cfg.bot, src.venue_name
+        before = [s for s in KLINE_SOURCES[:KLINE_SOURCES.index(src)]
+                  if s.market == src.market and s.venue_name in self.readers]
         deadline = time.monotonic() + REGISTRY_WAIT_S
-        while (not (targets := kline_targets(self.registry, b.kline_max_symbols, src.venue, src.market))
-               and time.monotonic() < deadline):
+        while time.monotonic() < deadline:
+            targets = kline_targets(self.registry, b.kline_max_symbols, src.venue, src.market,
+                                    covered_keys(self.registry, before, src.market))
+            waiting = [s for s in before if not covered_keys(self.registry, [s], s.market)]
+            if targets and not waiting:
+                break
             await asyncio.sleep(0.5)
         if not targets:
-            self.log.info("kline bootstrap: no %s instrument of the market it fills registered; skipped", name)
+            self.log.info("kline bootstrap: no %s instrument of the market it fills registered (or a preferred "
+                          "venue lists them all); skipped", name)
             return
+        budget = min(b.kline_weight_per_minute, src.module.REST_WEIGHT_PER_MINUTE)   # the venue's own cap too
         poller = RestPoller(src.module, getattr(self.cfg.venues, name).rest_url or src.module.DEFAULT_REST_URL,
-                            WeightBudget(b.kline_weight_per_minute))
+                            WeightBudget(budget))
         now_ms = time.time_ns() // 1_000_000
         self._kline_pollers[name] = poller   # its counters are published live, with kline_failed and the rest
         stats = self.kline_stats[name]
         try:
             await bootstrap_klines(self.history, targets, poller.get_retrying, b.kline_minutes, now_ms,
-                                   functools.partial(self._kline_boundary_ms, name), stats, src.path, src.weight)
+                                   functools.partial(self._kline_boundary_ms, name), stats,
+                                   fetch=kline_fetch(src, self.registry))
         finally:
             await poller.aclose()
         self.log.info("kline bootstrap (%s): %d candles for %d/%d symbols (%d failed, %d malformed)", name,

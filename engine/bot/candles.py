@@ -8,7 +8,9 @@ are aggregated from the 1-minute ones on demand. At start the store can be
 bootstrapped from venue kline REST (Binance USD-M ``/fapi/v1/klines`` and
 spot ``/api/v3/klines`` carry the taker-buy volume too; the bot actor runs
 one pass per market); a candle already built from trades is never
-overwritten by a kline.
+overwritten by a kline. The other venues' klines (each venue module's
+``kline_request`` / ``parse_klines``) fill the assets Binance does not list;
+they carry no taker split, so their minutes hold no taker buy or sell volume.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ import numpy as np
 
 __all__ = ["CandleStore", "COLS", "T", "O", "H", "L", "C", "V", "BUY", "SELL", "USD", "N",
            "parse_timeframe", "TIMEFRAMES", "aggregate", "binance_klines_to_candles", "fetch_binance_klines",
-           "kline_weight", "KLINE_PATH", "MINUTE_MS"]
+           "kline_weight", "KLINE_PATH", "MINUTE_MS", "venue_klines_to_candles", "fetch_venue_klines"]
 
 T, O, H, L, C, V, BUY, SELL, USD, N = range(10)   # start ms, OHLC, base volume, taker buy/sell base, USD, trades
 COLS = 10
@@ -190,4 +192,37 @@ async def fetch_binance_klines(get, symbol: str, minutes: int, now_ms: int, page
         start = int(rows[-1][0]) + MINUTE_MS
         if len(rows) < page:
             break
+    return np.concatenate(parts) if parts else np.empty((0, COLS))
+
+
+def venue_klines_to_candles(rows: list[tuple]) -> np.ndarray:
+    """A venue module's ``parse_klines`` rows (open ms, OHLC, base volume, quote volume, trades) -> candles
+    without a taker split; non-finite numbers or non-positive prices raise ValueError."""
+    out = np.zeros((len(rows), COLS))
+    for i, (t, o, h, lo, c, vol, quote, n) in enumerate(rows):
+        out[i, [T, O, H, L, C, V, USD, N]] = (t, o, h, lo, c, vol, quote, n)
+    if len(out) and (not np.isfinite(out).all() or (out[:, O:C + 1] <= 0).any() or (out[:, [V, USD]] < 0).any()):
+        raise ValueError("kline rows carry non-finite or negative numbers")
+    return out
+
+
+async def fetch_venue_klines(get, module, symbol: str, minutes: int, now_ms: int,
+                             contract_size: float = 1.0) -> np.ndarray:
+    """The 1-minute klines of ``symbol`` on the venue of ``module`` (one of :mod:`engine.venues`, with
+    ``KLINE_PAGE``, ``kline_request`` and ``parse_klines``) opening in the ``minutes`` before ``now_ms``.
+
+    Asked for in windows of ``KLINE_PAGE`` minutes (each venue orders and bounds its pages its own way, a window
+    cannot overflow one); ``get`` as for :func:`fetch_binance_klines`. A body the venue parser rejects raises
+    ValueError."""
+    start = now_ms - minutes * MINUTE_MS
+    start -= start % MINUTE_MS
+    parts = []
+    while start < now_ms:
+        end = min(now_ms, start + module.KLINE_PAGE * MINUTE_MS)
+        path, params, weight = module.kline_request(symbol, start, end)
+        rows = module.parse_klines(await get(path, params, weight), contract_size)
+        if rows is None:
+            raise ValueError(f"{module.__name__} kline reply for {symbol} rejected by its parser")
+        parts.append(venue_klines_to_candles([r for r in rows if start <= r[0] < end]))
+        start = end
     return np.concatenate(parts) if parts else np.empty((0, COLS))

@@ -28,6 +28,7 @@ import time
 from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import parse_qs, urlsplit
 
+from .klines import KlineBook, select
 from .market import BookDiff, BookTop, Liquidation, MarkBatch, SymbolSpec, Trade, spec_for
 
 __all__ = ["BitgetVenue", "LiquidationSampler"]
@@ -116,6 +117,7 @@ class BitgetVenue:
         self.market = market
         self.symbols = {spec_for(s).symbol: _Sym(spec_for(s)) for s in symbols}
         self.sampler = LiquidationSampler() if throttle else None
+        self.klines = KlineBook()
         self.ping_timeout_s = ping_timeout_s
         self.last_ping: dict[Any, float] = {}   # client -> monotonic time of its last ping (or first message)
         self.ping_timeouts = 0
@@ -265,6 +267,7 @@ class BitgetVenue:
                 item = (f'{{"ts":"{now_ms}","price":"{ev.price:.{ss.pd}f}","size":"{ev.qty:.{ss.qd}f}",'
                         f'"side":"{"buy" if ev.taker_buy else "sell"}","tradeId":"{ev.trade_id}"}}')
                 ss.recent.append(item)
+                self.klines.add(ev.symbol, ev.price, ev.qty, ev.taker_buy, now_ms)
                 if ss.trade in subs:
                     trades.setdefault(ev.symbol, []).append(item)
             elif kind is BookTop:
@@ -346,6 +349,8 @@ class BitgetVenue:
         now_ms = time.time_ns() // 1_000_000
         if route == "/api/v2/public/time":
             return 200, _ok({"serverTime": str(now_ms)}, now_ms)
+        if route == "/api/v2/mix/market/candles":
+            return self._candles(query, now_ms)
         handlers: dict[str, Callable] = {
             "/api/v2/mix/market/contracts": self._contracts, "/api/v2/mix/market/tickers": self._tickers,
             "/api/v2/mix/market/ticker": self._tickers, "/api/v2/mix/market/open-interest": self._open_interest,
@@ -369,6 +374,26 @@ class BitgetVenue:
             return 400, {"code": "40034", "msg": "Parameter symbol does not exist", "requestTime": now_ms,
                          "data": None}
         return 200, _ok(handler([symbol] if symbol else list(self.symbols), now_ms), now_ms)
+
+    def _candles(self, query: dict, now_ms: int) -> tuple[int, dict]:
+        """``/api/v2/mix/market/candles`` (``1m`` only, at most 1000 rows): ``[ts, open, high, low, close,
+        baseVolume, quoteVolume]`` strings, oldest first."""
+        ss = self.symbols.get(query.get("symbol", ""))
+        if ss is None or query.get("productType", "").upper() != PRODUCT_TYPE:
+            return 400, {"code": "40034", "msg": "Parameter symbol or productType error", "requestTime": now_ms,
+                         "data": None}
+        try:
+            limit = int(query.get("limit", "100"))
+            start, end = (int(query[k]) if k in query else None for k in ("startTime", "endTime"))
+        except ValueError:
+            return 400, {"code": "40017", "msg": "Parameter verification failed", "requestTime": now_ms, "data": None}
+        if query.get("granularity") != "1m" or not 1 <= limit <= 1000:
+            return 400, {"code": "40017", "msg": "Parameter granularity or limit error", "requestTime": now_ms,
+                         "data": None}
+        rows = select(self.klines, ss.spec.symbol, start, None if end is None else end - 1, limit)
+        f = f".{ss.pd}f"
+        return 200, _ok([[str(t), format(o, f), format(h, f), format(lo, f), format(c, f), f"{v:.{ss.qd}f}",
+                          f"{quote:.4f}"] for t, (o, h, lo, c, v, quote, *_) in rows], now_ms)
 
     def _contracts(self, symbols: list[str], now_ms: int) -> list:
         out = []

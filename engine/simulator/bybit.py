@@ -39,6 +39,7 @@ import uuid
 from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import parse_qs, urlsplit
 
+from .klines import KlineBook, select
 from .market import BookDiff, BookTop, Liquidation, MarkBatch, SymbolSpec, Trade, spec_for
 
 __all__ = ["BybitVenue", "WS_PATH"]
@@ -114,6 +115,7 @@ class BybitVenue:
         self.need_snapshot: set[str] = set()
         self.trade_seq = 1_000_000_000
         self.cs = 1_000_000
+        self.klines = KlineBook()
         self.stats = {"bybit_liquidation_batches": 0, "bybit_liquidations_sent": 0, "bybit_subscribe_errors": 0,
                       "bybit_pongs": 0}
 
@@ -197,6 +199,7 @@ class BybitVenue:
                 ss = syms[ev.symbol]
                 ss.volume += ev.qty
                 ss.turnover += ev.qty * ev.price
+                self.klines.add(ev.symbol, ev.price, ev.qty, ev.taker_buy, now_ms)
                 if ss.trade in subs:
                     trades.setdefault(ev.symbol, []).append(ev)
             elif kind is BookTop:
@@ -318,7 +321,8 @@ class BybitVenue:
             ns = time.time_ns()
             return self._ok({"timeSecond": str(ns // 1_000_000_000), "timeNano": str(ns)}, now_ms)
         handler = {"/v5/market/instruments-info": self._instruments, "/v5/market/tickers": self._rest_tickers,
-                   "/v5/market/open-interest": self._open_interest, "/v5/market/orderbook": self._orderbook}.get(route)
+                   "/v5/market/open-interest": self._open_interest, "/v5/market/orderbook": self._orderbook,
+                   "/v5/market/kline": self._kline}.get(route)
         if handler is None:
             return 404, {"retCode": 404, "retMsg": "Not Found"}
         if q.get("category") == "inverse" and route in ("/v5/market/instruments-info", "/v5/market/open-interest"):
@@ -332,6 +336,22 @@ class BybitVenue:
         if self.market is None and route != "/v5/market/instruments-info":
             return self._error("market data unavailable in replay mode", now_ms)
         return handler(q, now_ms)
+
+    def _kline(self, q: dict, now_ms: int) -> tuple[int, dict]:
+        """``/v5/market/kline`` (interval ``1`` only): ``[start, open, high, low, close, volume, turnover]``
+        strings, newest first."""
+        limit = self._int_param(q, "limit", 200, 1, 1000)
+        if limit is None or q.get("interval") != "1" or "symbol" not in q:
+            return self._error("params error: symbol, interval 1 and limit 1-1000 are required here", now_ms)
+        try:
+            start, end = (int(q[k]) if k in q else None for k in ("start", "end"))
+        except ValueError:
+            return self._error("params error: start/end must be integers", now_ms)
+        ss = self.symbols[q["symbol"]]
+        f = f".{ss.pd}f"
+        rows = [[str(t), format(o, f), format(h, f), format(lo, f), format(c, f), f"{v:.{ss.qd}f}", f"{quote:.4f}"]
+                for t, (o, h, lo, c, v, quote, *_) in select(self.klines, q["symbol"], start, end, limit)]
+        return self._ok({"category": "linear", "symbol": q["symbol"], "list": rows[::-1]}, now_ms)
 
     @staticmethod
     def _ok(result: Any, now_ms: int) -> tuple[int, dict]:

@@ -34,6 +34,7 @@ import time
 from typing import Any, Iterable, Mapping
 from urllib.parse import parse_qs, urlsplit
 
+from .klines import KlineBook, select
 from .market import BookDiff, BookTop, Liquidation, MarkBatch, SymbolSpec, Trade, spec_for
 
 __all__ = ["GateVenue", "LiquidationBatcher", "native_symbol"]
@@ -133,6 +134,7 @@ class GateVenue:
         self.by_spec = {spec_for(s).symbol: _Contract(spec_for(s)) for s in symbols}
         self.contracts = {c.name: c for c in self.by_spec.values()}
         self.batcher = LiquidationBatcher() if throttle else None
+        self.klines = KlineBook()
         self.liquidation_batches = 0
         self.subscribe_errors = 0
 
@@ -232,6 +234,7 @@ class GateVenue:
             kind = type(ev)
             if kind is Trade:
                 trades.setdefault(ev.symbol, []).append(ev)
+                self.klines.add(ev.symbol, ev.price, ev.qty, ev.taker_buy, now_ms)
             elif kind is BookTop:
                 self._book_ticker(ev, subs, now_ms, out)
             elif kind is Liquidation:
@@ -334,6 +337,27 @@ class GateVenue:
 
     # ---------------------------------------------------------------- REST
 
+    def _candlesticks(self, query: dict) -> tuple[int, Any]:
+        """``/futures/usdt/candlesticks`` (``1m`` only; ``limit`` or ``from``/``to`` in seconds, not both; at most
+        2000 points): ``{t, o, h, l, c, v, sum}`` oldest first, ``v`` in whole contracts (no size-decimal header)."""
+        c = self.contracts.get(query.get("contract", ""))
+        if c is None or self.market is None:
+            return 400, {"label": "INVALID_PARAM_VALUE", "message": "Invalid request parameter `contract`"}
+        try:
+            limit = int(query.get("limit", "100"))
+            start, end = (int(query[k]) * 1000 if k in query else None for k in ("from", "to"))
+        except ValueError:
+            return 400, {"label": "INVALID_PARAM_VALUE", "message": "Invalid request parameter"}
+        if query.get("interval", "5m") != "1m" or ("limit" in query and (start or end)) or not 1 <= limit <= 2000:
+            return 400, {"label": "INVALID_PARAM_VALUE", "message": "interval 1m, and limit or from/to"}
+        if start is not None and end is not None and end - start >= 2000 * 60_000:
+            return 400, {"label": "INVALID_PARAM_VALUE", "message": "Too many points requested"}
+        rows = select(self.klines, c.spec.symbol, start, end, 2000 if start is not None else limit)
+        f = f".{c.pd}f"
+        return 200, [{"t": t // 1000, "v": math.floor(c.contracts(v)), "c": format(cl, f), "h": format(h, f),
+                      "l": format(lo, f), "o": format(o, f), "sum": f"{quote:.4f}"}
+                     for t, (o, h, lo, cl, v, quote, *_) in rows]
+
     def rest(self, path: str, headers: Mapping[str, str] | None = None) -> tuple[int, Any]:
         """Answer a REST GET: return ``(status, json-able body)``; 404 for paths not Gate's.
 
@@ -363,6 +387,8 @@ class GateVenue:
                 return 400, {"label": "INVALID_CONTRACT", "message": "Invalid contract"}
             now_ms = time.time_ns() // 1_000_000
             return 200, [self._ticker(self.contracts[w], now_ms, decimal) for w in wanted]
+        if tail == "/candlesticks":
+            return self._candlesticks(query)
         if tail not in ("/order_book", "/contract_stats"):
             return 404, {"label": "NOT_FOUND", "message": "not found"}
         c = self.contracts.get(query.get("contract", ""))

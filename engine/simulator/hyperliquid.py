@@ -40,6 +40,7 @@ from websockets.protocol import State
 
 from engine.venues.hyperliquid import subscription
 
+from .klines import KlineBook, select
 from .market import BookDiff, BookTop, Liquidation, MarkBatch, Trade, spec_for
 
 __all__ = ["HyperliquidVenue"]
@@ -109,6 +110,7 @@ class HyperliquidVenue:
         self.by_coin = {c.coin: c for c in self.coins.values()}
         self.idle_timeout_s = IDLE_TIMEOUT_S
         self.trade_count = 0
+        self.klines = KlineBook()                # candles of every trade sent, liquidations' included
         self.liquidation_trades = 0
         self.errors_sent = 0
         self.idle_closes = 0
@@ -267,6 +269,7 @@ class HyperliquidVenue:
         self.trade_count += 1
         tid = _tid(self.trade_count)
         c.recent.append((ms, tid, side, px, sz))
+        self.klines.add(c.symbol, px, sz, side == "B", ms)
         c.day_ntl += px * sz
         c.day_base += sz
         if c.trades in subs:
@@ -367,6 +370,8 @@ class HyperliquidVenue:
             return [self._meta(), [json.loads(self._ctx_json(c)) for c in self.coins.values()]]
         if t == "allMids":
             return self._mids()
+        if t == "candleSnapshot":
+            return self._candles(payload.get("req"))
         c = self.by_coin.get(payload.get("coin"))
         if c is None:
             return None
@@ -376,6 +381,20 @@ class HyperliquidVenue:
         if t == "recentTrades":
             return [json.loads(c.trade_json(*r)) for r in c.recent]
         return None
+
+    def _candles(self, req: Any) -> list | None:
+        """``candleSnapshot`` (``1m`` only): the coin's candles opening in [startTime, endTime], oldest first, at
+        most the last 5000; None (HTTP 422) for a request the simulator does not serve."""
+        if not isinstance(req, dict) or req.get("interval") != "1m" or req.get("coin") not in self.by_coin:
+            return None
+        c = self.by_coin[req["coin"]]
+        start, end = req.get("startTime"), req.get("endTime")
+        if not isinstance(start, int) or not isinstance(end, (int, type(None))):
+            return None
+        f = f".{c.pd}f"
+        return [{"t": t, "T": t + 59_999, "s": c.coin, "i": "1m", "o": format(o, f), "c": format(cl, f),
+                 "h": format(h, f), "l": format(lo, f), "v": f"{v:.{c.qd}f}", "n": n}
+                for t, (o, h, lo, cl, v, _, n, *_) in select(self.klines, c.symbol, start, end, 5000)]
 
     def _meta(self) -> dict:
         return {"universe": [{"name": c.coin, "szDecimals": c.qd, "maxLeverage": 40, "onlyIsolated": False,

@@ -43,6 +43,7 @@ from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import parse_qs, urlsplit
 
 from .binance import ForceOrderThrottle
+from .klines import KlineBook, select
 from .market import BookDiff, BookTop, Liquidation, MarkBatch, MarkUpdate, SymbolSpec, Trade, spec_for
 
 __all__ = ["OkxVenue", "inst_id", "CT_VAL", "INVERSE_CT_VAL", "USDC_CT_VAL", "MARGIN_OI_SHARE"]
@@ -167,6 +168,7 @@ class OkxVenue:
         self.inverse_liquidation_every = 0   # N > 0: every N-th liquidation of such an asset is its inverse swap's
         self._inverse_turn: collections.Counter = collections.Counter()
         self.throttle = ForceOrderThrottle() if throttle else None
+        self.klines = KlineBook()
         self.idle_close_s = IDLE_CLOSE_S
         self.mark_count = 0
         self.liquidation_count = 0
@@ -301,6 +303,7 @@ class OkxVenue:
                                  ).encode()))
             elif kind is Trade:
                 v = insts[ev.symbol]
+                self.klines.add(ev.symbol, ev.price, ev.qty, ev.taker_buy, now_ms)
                 if v.trades in subs:
                     add((v.trades, (f'{v.head("trades")}"data":[{{"instId":"{v.inst}","tradeId":"{ev.trade_id}",'
                                     f'"px":"{v.px(ev.price)}","sz":"{v.sz(ev.qty)}","side":"{"buy" if ev.taker_buy else "sell"}",'
@@ -462,6 +465,8 @@ class OkxVenue:
         now_ms = _now_ms()
         if route == "/api/v5/public/time":
             return 200, _ok([{"ts": str(now_ms)}])
+        if route == "/api/v5/market/history-candles":
+            return self._rest_candles(q, now_ms)
         handler = {
             "/api/v5/public/instruments": self._rest_instruments,
             "/api/v5/public/open-interest": self._rest_open_interest,
@@ -491,6 +496,25 @@ class OkxVenue:
         if route == "/api/v5/public/instruments":
             return 200, _ok(data + [m.listing() for m in margin])
         return 200, _ok(data + [self._margin_oi(m, now_ms) for m in margin])
+
+    def _rest_candles(self, q: dict, now_ms: int) -> tuple[int, dict]:
+        """``/api/v5/market/history-candles`` (bar ``1m`` only): bars older than ``after`` and newer than
+        ``before``, newest first, ``[ts, o, h, l, c, vol (contracts), volCcy (base), volCcyQuote, confirm]``."""
+        v = self.by_inst.get(q.get("instId", ""))
+        if v is None:
+            return 400, {"code": "51001", "msg": "Instrument ID does not exist", "data": []}
+        try:
+            limit = int(q.get("limit", "100"))
+            after, before = (int(q[k]) if k in q else None for k in ("after", "before"))
+        except ValueError:
+            return 400, {"code": "50014", "msg": "Parameter limit, after or before error", "data": []}
+        if q.get("bar", "1m") != "1m" or not 1 <= limit <= 100:
+            return 400, {"code": "51000", "msg": "Parameter bar or limit error", "data": []}
+        rows = select(self.klines, v.spec.symbol, None if before is None else before + 1,
+                      None if after is None else after - 1, limit)
+        return 200, _ok([[str(t), v.px(o), v.px(h), v.px(lo), v.px(c), v.sz(vol), f"{vol:.{v.spec.qty_decimals}f}",
+                          f"{quote:.4f}", "1" if t + 60_000 <= now_ms else "0"]
+                         for t, (o, h, lo, c, vol, quote, *_) in reversed(rows)])
 
     @staticmethod
     def _rest_instruments(chosen: list, q: dict, now_ms: int) -> list:

@@ -51,6 +51,7 @@ __all__ = [
     "VENUE", "DEFAULT_WS_URLS", "DEFAULT_REST_URL", "Parser", "plan", "subscribe_messages", "streams_for",
     "stream_symbol", "oi_request", "parse_open_interest", "parse_exchange_info", "parse_tickers",
     "base_from_symbol", "ping_message", "unsubscribe_messages", "is_book_stream",
+    "KLINE_PAGE", "kline_request", "parse_klines",
 ]
 
 VENUE = Venue.BITGET
@@ -653,6 +654,30 @@ def parse_exchange_info(payload: bytes) -> list[InstrumentInfo] | None:
         out.append(InstrumentInfo(c.symbol, c.baseCoin, c.quoteCoin, _contract_type(c), status, tick, 1.0))
     return out
 
+
+# -- klines (the bot's candle bootstrap) --------------------------------------------
+KLINE_PATH = "/api/v2/mix/market/candles"
+KLINE_PAGE = 1000                       # its most rows a request (default 100)
+
+
+def kline_request(symbol: str, start_ms: int, end_ms: int) -> tuple[str, dict, int]:
+    """``(path, params, weight)`` for the 1-minute candles opening in [start_ms, end_ms) (at most KLINE_PAGE)."""
+    return KLINE_PATH, {"symbol": symbol, "productType": PRODUCT_TYPE, "granularity": "1m", "startTime": start_ms,
+                        "endTime": end_ms, "limit": KLINE_PAGE}, 1
+
+
+def parse_klines(payload: bytes, contract_size: float = 1.0) -> list[tuple] | None:
+    """``GET /api/v2/mix/market/candles`` (``data`` of ``[ts, open, high, low, close, baseVolume, quoteVolume]``
+    strings) -> (open ms, open, high, low, close, base volume, quote volume, trades or 0) oldest first; None when malformed or ``code`` is not "00000"."""
+    try:
+        body = msgspec.json.decode(payload)
+        if body["code"] != "00000":
+            return None
+        out = [(int(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4]), float(r[5]), float(r[6]), 0)
+               for r in body["data"]]
+    except (*_DecodeErrors, KeyError, IndexError, TypeError, ValueError):
+        return None
+    return sorted(out)
 
 def parse_tickers(payload: bytes) -> dict[str, float] | None:
     """``GET /api/v2/mix/market/tickers`` -> native symbol -> 24 h volume in USD (USDT taken as USD)."""

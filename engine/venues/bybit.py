@@ -41,6 +41,7 @@ __all__ = [
     "VENUE", "DEFAULT_WS_URLS", "DEFAULT_REST_URL", "Parser", "plan", "topics_for", "subscribe_messages",
     "unsubscribe_messages", "is_book_stream", "stream_symbol", "ping_message", "oi_request", "parse_open_interest",
     "parse_exchange_info", "next_page", "parse_tickers", "base_from_symbol",
+    "KLINE_PAGE", "kline_request", "parse_klines",
 ]
 
 VENUE = Venue.BYBIT
@@ -611,6 +612,28 @@ def parse_tickers(payload: bytes) -> dict[str, float] | None:
             out[t.symbol] = usd
     return out
 
+
+# -- klines (the bot's candle bootstrap) --------------------------------------------
+KLINE_PATH = "/v5/market/kline"
+KLINE_PAGE = 1000                       # Bybit's most rows a request (default 200)
+
+
+def kline_request(symbol: str, start_ms: int, end_ms: int) -> tuple[str, dict, int]:
+    """``(path, params, weight)`` for the 1-minute klines opening in [start_ms, end_ms) (at most KLINE_PAGE)."""
+    return KLINE_PATH, {"category": CATEGORY, "symbol": symbol, "interval": "1", "start": start_ms,
+                        "end": end_ms - 1, "limit": KLINE_PAGE}, 1
+
+
+def parse_klines(payload: bytes, contract_size: float = 1.0) -> list[tuple] | None:
+    """``GET /v5/market/kline`` (``result.list`` of ``[start, open, high, low, close, volume, turnover]``
+    strings, newest first; linear volume is in base coin) -> (open ms, open, high, low, close, base volume, quote volume, trades or 0) oldest first; None when malformed."""
+    try:
+        rows = msgspec.json.decode(payload)["result"]["list"]
+        out = [(int(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4]), float(r[5]), float(r[6]), 0)
+               for r in rows]
+    except (*_DecodeErrors, KeyError, IndexError, TypeError, ValueError):
+        return None
+    return sorted(out)
 
 def base_from_symbol(symbol: str) -> str:
     """Fallback when the instrument list is unavailable (``BTCUSDT``, ``BTCPERP``, ``BTC-26DEC25`` -> ``BTC``)."""

@@ -46,6 +46,7 @@ __all__ = [
     "VENUE", "DEFAULT_WS_URLS", "DEFAULT_REST_URL", "Parser", "plan", "subscribe_messages", "streams_for",
     "stream_symbol", "ping_message", "oi_request", "parse_open_interest", "parse_exchange_info", "parse_tickers",
     "depth_snapshot_request", "parse_depth_snapshot", "base_from_symbol",
+    "KLINE_PAGE", "kline_request", "parse_klines",
 ]
 
 VENUE = Venue.GATE
@@ -675,6 +676,30 @@ def _snapshot_ts(snap: _Snapshot, ts_recv: int) -> int:
     """``current`` is float seconds with ms precision."""
     return round(snap.current * 1000.0) * _MS if 0.0 < snap.current < 1e11 else ts_recv
 
+
+# -- klines (the bot's candle bootstrap) --------------------------------------------
+KLINE_PATH = "/futures/usdt/candlesticks"
+KLINE_PAGE = 1000                       # Gate serves at most 2000 points a request
+
+
+def kline_request(symbol: str, start_ms: int, end_ms: int) -> tuple[str, dict, int]:
+    """``(path, params, weight)`` for the 1-minute candles opening in [start_ms, end_ms) (at most KLINE_PAGE):
+    ``from``/``to`` in seconds, both inclusive (Gate refuses ``limit`` beside them)."""
+    return KLINE_PATH, {"contract": symbol, "interval": "1m", "from": start_ms // 1000,
+                        "to": (end_ms - 1) // 1000}, 1
+
+
+def parse_klines(payload: bytes, contract_size: float = 1.0) -> list[tuple] | None:
+    """``GET /futures/usdt/candlesticks`` (objects ``{t: seconds, o, h, l, c, v: contracts, sum: quote volume}``,
+    ``v`` a decimal string with ``X-Gate-Size-Decimal`` else an integer) -> (open ms, open, high, low, close, base volume, quote volume, trades or 0) oldest
+    first, base volume = ``v`` x ``contract_size`` (the quanto multiplier); None when malformed."""
+    try:
+        rows = msgspec.json.decode(payload)
+        out = [(int(r["t"]) * 1000, float(r["o"]), float(r["h"]), float(r["l"]), float(r["c"]),
+                float(r["v"]) * contract_size, float(r["sum"]), 0) for r in rows]
+    except (*_DecodeErrors, KeyError, IndexError, TypeError, ValueError):
+        return None
+    return sorted(out)
 
 def base_from_symbol(symbol: str) -> str:
     """Fallback when the contract list is unavailable: ``BTC_USDT`` -> ``BTC``."""

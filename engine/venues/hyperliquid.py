@@ -55,6 +55,7 @@ __all__ = [
     "streams_for", "subscribe_messages", "unsubscribe_messages", "stream_symbol", "ping_message", "OI_REQUEST",
     "parse_open_interest",
     "parse_exchange_info", "parse_tickers", "parse_l2_book", "post_message", "post_response", "base_from_symbol",
+    "KLINE_PAGE", "kline_request", "parse_klines",
 ]
 
 log = logging.getLogger("undertow.venues.hyperliquid")
@@ -642,6 +643,31 @@ def parse_l2_book(payload: bytes, lookup: Callable[[str], int | None], ts_recv: 
         return MALFORMED
     return _book_record(book, ts_recv, out, lookup, flags | Flag.SNAPSHOT)
 
+
+# -- klines (the bot's candle bootstrap) --------------------------------------------
+KLINE_PAGE = 1000                       # the venue keeps the last 5000 candles of a coin
+
+
+def kline_request(symbol: str, start_ms: int, end_ms: int) -> tuple[str, dict, int]:
+    """``(path, body, weight)`` of ``candleSnapshot`` for the 1-minute candles opening in [start_ms, end_ms)
+    (POSTed): weight 20 plus one per 60 candles returned, counted for a full page."""
+    return INFO_PATH, {"type": "candleSnapshot", "req": {"coin": symbol, "interval": "1m", "startTime": start_ms,
+                                                         "endTime": end_ms - 1}}, 20 + -(-KLINE_PAGE // 60)
+
+
+def parse_klines(payload: bytes, contract_size: float = 1.0) -> list[tuple] | None:
+    """``candleSnapshot`` (objects ``{t, T, s, i, o, c, h, l, v: base volume, n: trades}``) -> (open ms, open, high, low, close, base volume, quote volume, trades or 0)
+    oldest first, quote volume as ``v`` x the candle's mean of open and close (the venue sends none);
+    None when malformed."""
+    try:
+        rows = msgspec.json.decode(payload)
+        out = []
+        for r in rows:
+            o, c, v = float(r["o"]), float(r["c"]), float(r["v"])
+            out.append((int(r["t"]), o, float(r["h"]), float(r["l"]), c, v, v * (o + c) / 2, int(r["n"])))
+    except (*_DecodeErrors, KeyError, IndexError, TypeError, ValueError):
+        return None
+    return sorted(out)
 
 def base_from_symbol(symbol: str, quotes: tuple[str, ...] = ()) -> str:
     """Hyperliquid names perps by their base coin (``BTC``, ``kPEPE``): the symbol is the base."""

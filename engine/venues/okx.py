@@ -43,6 +43,7 @@ __all__ = [
     "VENUE", "DEFAULT_WS_URLS", "DEFAULT_REST_URL", "Parser", "plan", "subscribe_messages", "unsubscribe_messages",
     "streams_for", "stream_symbol", "is_book_stream", "oi_request", "parse_open_interest", "parse_exchange_info",
     "parse_tickers", "contract_sizes", "ping_message", "base_from_symbol",
+    "KLINE_PAGE", "kline_request", "parse_klines",
 ]
 
 VENUE = Venue.OKX
@@ -762,6 +763,32 @@ def parse_tickers(payload: bytes) -> dict[str, float] | None:
         out[t.instId] = vol
     return out
 
+
+# -- klines (the bot's candle bootstrap) --------------------------------------------
+KLINE_PATH = "/api/v5/market/history-candles"   # any age (``/market/candles`` reaches back 1440 bars only)
+KLINE_PAGE = 100                        # its most rows a request; 20 requests / 2 s, weight 1 here
+
+
+def kline_request(symbol: str, start_ms: int, end_ms: int) -> tuple[str, dict, int]:
+    """``(path, params, weight)`` for the 1-minute candles opening in [start_ms, end_ms) (at most KLINE_PAGE):
+    ``after`` asks for bars older than it, ``before`` for bars newer than it."""
+    return KLINE_PATH, {"instId": symbol, "bar": "1m", "after": end_ms, "before": start_ms - 1,
+                        "limit": KLINE_PAGE}, 1
+
+
+def parse_klines(payload: bytes, contract_size: float = 1.0) -> list[tuple] | None:
+    """``GET /api/v5/market/history-candles`` (``data`` of ``[ts, o, h, l, c, vol (contracts), volCcy (base),
+    volCcyQuote, confirm]`` strings, newest first) -> (open ms, open, high, low, close, base volume, quote volume, trades or 0) oldest first, base volume from
+    ``volCcy``; None when malformed or ``code`` is not "0"."""
+    try:
+        body = msgspec.json.decode(payload)
+        if body["code"] != "0":
+            return None
+        out = [(int(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4]), float(r[6]), float(r[7]), 0)
+               for r in body["data"]]
+    except (*_DecodeErrors, KeyError, IndexError, TypeError, ValueError):
+        return None
+    return sorted(out)
 
 def base_from_symbol(symbol: str) -> str:
     """Fallback when the instrument list is unavailable: ``BTC-USDT-SWAP`` -> ``BTC``."""
