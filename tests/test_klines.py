@@ -63,6 +63,21 @@ def test_gate_counts_contracts_in_either_size_form():
     assert gate.parse_klines(decimals, 1.0)[0][5] == 97151.5
 
 
+def test_the_gate_simulator_sends_decimal_sizes_only_with_the_header():
+    from engine.simulator.gate import GateVenue
+    sim = GateVenue(["BTCUSDT"], market=object())
+    minute0 = 28_000_000 * MINUTE_MS
+    sim.klines.add("BTCUSDT", 50_000.0, 0.00015, True, minute0 + 1_000)     # 1.5 contracts of 0.0001 BTC
+    path, params, _ = gate.kline_request("BTC_USDT", minute0, minute0 + MINUTE_MS)
+    url = "/api/v4" + path + "?" + "&".join(f"{k}={v}" for k, v in params.items())
+    with_header = sim.rest(url, {"X-Gate-Size-Decimal": "1"})
+    floored = sim.rest(url)
+    assert with_header[0] == floored[0] == 200
+    assert with_header[1][0]["v"] == "1.5" and floored[1][0]["v"] == 1
+    assert gate.parse_klines(json.dumps(with_header[1]).encode(), 0.0001)[0][5] == pytest.approx(0.00015)
+    assert gate.parse_klines(json.dumps(floored[1]).encode(), 0.0001)[0][5] == pytest.approx(0.0001)
+
+
 @pytest.mark.parametrize("module, body", [
     (bybit, b'{"retCode":10001,"retMsg":"params error","result":{},"retExtInfo":{},"time":1}'),
     (bybit, b'{"retCode":0,"result":{"list":[["1670608800000","x","1","1","1","1","1"]]}}'),

@@ -337,9 +337,10 @@ class GateVenue:
 
     # ---------------------------------------------------------------- REST
 
-    def _candlesticks(self, query: dict) -> tuple[int, Any]:
+    def _candlesticks(self, query: dict, decimal: bool) -> tuple[int, Any]:
         """``/futures/usdt/candlesticks`` (``1m`` only; ``limit`` or ``from``/``to`` in seconds, not both; at most
-        2000 points): ``{t, o, h, l, c, v, sum}`` oldest first, ``v`` in whole contracts (no size-decimal header)."""
+        2000 points): ``{t, o, h, l, c, v, sum}`` oldest first, ``v`` in contracts: a decimal string with the
+        size-decimal header, else floored to an integer."""
         c = self.contracts.get(query.get("contract", ""))
         if c is None or self.market is None:
             return 400, {"label": "INVALID_PARAM_VALUE", "message": "Invalid request parameter `contract`"}
@@ -354,7 +355,8 @@ class GateVenue:
             return 400, {"label": "INVALID_PARAM_VALUE", "message": "Too many points requested"}
         rows = select(self.klines, c.spec.symbol, start, end, 2000 if start is not None else limit)
         f = f".{c.pd}f"
-        return 200, [{"t": t // 1000, "v": math.floor(c.contracts(v)), "c": format(cl, f), "h": format(h, f),
+        size = _dec if decimal else math.floor
+        return 200, [{"t": t // 1000, "v": size(c.contracts(v)), "c": format(cl, f), "h": format(h, f),
                       "l": format(lo, f), "o": format(o, f), "sum": f"{quote:.4f}"}
                      for t, (o, h, lo, cl, v, quote, *_) in rows]
 
@@ -388,7 +390,7 @@ class GateVenue:
             now_ms = time.time_ns() // 1_000_000
             return 200, [self._ticker(self.contracts[w], now_ms, decimal) for w in wanted]
         if tail == "/candlesticks":
-            return self._candlesticks(query)
+            return self._candlesticks(query, decimal)
         if tail not in ("/order_book", "/contract_stats"):
             return 404, {"label": "NOT_FOUND", "message": "not found"}
         c = self.contracts.get(query.get("contract", ""))
