@@ -255,10 +255,10 @@ class BotConfig(msgspec.Struct, **_STRUCT):
     group_commands: bool = False         # read-only market commands answered in allowed group chats
     auto_start: bool = True              # chats receive alerts from start-up unless they sent /alerts stop
     history_minutes: int = 5760          # 1-minute candles kept per asset (4 days: /profile 1d, 24 h changes)
-    kline_bootstrap: bool = True         # fill the candles from Binance kline REST at start
+    kline_bootstrap: bool = True         # fill the candles from kline REST at start (Binance, then the others)
     kline_minutes: int = 1440            # how far back the bootstrap reaches
-    kline_max_symbols: int = 30          # Binance symbols bootstrapped (the registry's first ones)
-    kline_weight_per_minute: int = 300   # the bot's own REST budget (the feed keeps its own)
+    kline_max_symbols: int = 30          # symbols bootstrapped per venue (the registry's first ones)
+    kline_weight_per_minute: int = 300   # the bot's own REST budget per venue (never above the venue's)
     poll_interval_ms: float = 50.0       # rings and bus are drained this often (never blocking the event loop)
     oi_sample_interval_s: float = 60.0   # OI samples for the 15 min / 24 h changes
 
