@@ -1,48 +1,30 @@
 """The alert actor as its own process: bus in, Telegram out (local Bot API), start-up notice, live cascade edits."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from engine.bus import Publisher
 from engine.signals import Cascade, Liquidation
 from tests.fakes.botapi import FakeBotAPI
+from tests.harness.alerts import start_alert_actor, write_alert_config
+from tests.harness.toml import toml_table
 
 pytestmark = pytest.mark.process
-ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "8080:actor-SECRET-token"
 CHAT = 77
 
 
 def test_actor_process_sends_notice_then_one_live_cascade_message_with_edits(tmp_path, namespace):
-    endpoint = f"ipc://{tmp_path}/bus.sock"
     with FakeBotAPI(token=TOKEN) as api:
-        cfg = tmp_path / "a.toml"
-        cfg.write_text(f"""
-[engine]
-namespace = "{namespace}"
-run_dir = "{tmp_path}"
-
-[bus]
-endpoint = "{endpoint}"
-
-[alerts.telegram]
-api_base_url = "{api.base_url}"
-chat_ids = [{CHAT}]
-per_chat_per_s = 50.0
-edit_interval_s = 0.3
-""")
+        cfg, endpoint = write_alert_config(tmp_path, namespace, toml_table(
+            "alerts.telegram", api_base_url=api.base_url, chat_ids=[CHAT], per_chat_per_s=50.0, edit_interval_s=0.3))
         pub = Publisher(endpoint, "test", bind=True)
-        env = {**os.environ, "TELEGRAM_BOT_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1"}
-        with subprocess.Popen([sys.executable, "-m", "engine.cli", "--log-level", "DEBUG", "actor", "alerts",
-                               "--config", str(cfg)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) as actor:
+        with start_alert_actor(cfg, TOKEN, "DEBUG", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True) as actor:
             try:
                 assert api.wait_for(lambda: api.sent(CHAT), 20), "no start-up notice"
                 time.sleep(0.5)  # the subscription is made before the notice is queued; let it settle

@@ -2,12 +2,9 @@
 from __future__ import annotations
 
 import io
-import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import msgspec
 import pytest
@@ -19,9 +16,9 @@ from engine.alerts.outbox import Outbox
 from engine.alerts.router import AlertRouter
 from engine.bus import Publisher
 from engine.config import ConfigError, loads
+from tests.harness.alerts import start_alert_actor, write_alert_config
+from tests.harness.toml import toml_table
 from tests.test_alert_router import alerts_cfg, casc, liq
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_router_hands_over_what_chats_get_with_tier_and_held_chats(tmp_path):
@@ -83,23 +80,9 @@ def test_alert_bus_publishes_sequenced_alert_topics(tmp_path):
 
 @pytest.mark.process
 def test_actor_process_republishes_its_alerts_to_a_plain_zmq_subscriber(tmp_path, namespace):
-    bus, alerts_ep = f"ipc://{tmp_path}/bus.sock", f"ipc://{tmp_path}/alerts.sock"
-    cfg = tmp_path / "a.toml"
-    cfg.write_text(f"""
-[engine]
-namespace = "{namespace}"
-run_dir = "{tmp_path}"
-
-[bus]
-endpoint = "{bus}"
-
-[alerts.bus]
-enabled = true
-endpoint = "{alerts_ep}"
-
-[alerts.telegram]
-edit_interval_s = 0.2
-""")
+    alerts_ep = f"ipc://{tmp_path}/alerts.sock"
+    cfg, bus = write_alert_config(tmp_path, namespace, toml_table("alerts.bus", enabled=True, endpoint=alerts_ep)
+                                  + toml_table("alerts.telegram", edit_interval_s=0.2))
     pub = Publisher(bus, "test", bind=True)
     sub = zmq.Context.instance().socket(zmq.SUB)        # what a user's own program does: pyzmq + msgpack only
     sub.connect(alerts_ep)
@@ -113,10 +96,8 @@ edit_interval_s = 0.2
                 topic, payload = sub.recv_multipart()
                 received.append({"topic": topic.decode(), **msgspec.msgpack.decode(payload)})
 
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with open(tmp_path / "actor.log", "w") as log, \
-            subprocess.Popen([sys.executable, "-m", "engine.cli", "actor", "alerts", "--config", str(cfg)],
-                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log) as actor:
+            start_alert_actor(cfg, stdout=subprocess.DEVNULL, stderr=log) as actor:
         try:
             usd = 200_000.0
             deadline = time.monotonic() + 30

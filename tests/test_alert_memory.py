@@ -6,10 +6,8 @@ and one test kills the real actor process with SIGKILL.
 from __future__ import annotations
 
 import io
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,9 +18,10 @@ from engine.alerts.router import AlertRouter
 from engine.bus import Publisher
 from engine.config import QuietHoursConfig
 from tests.fakes.botapi import FakeBotAPI
+from tests.harness.alerts import start_alert_actor, write_alert_config
+from tests.harness.toml import toml_table
 from tests.test_alert_router import alerts_cfg, liq
 
-ROOT = Path(__file__).resolve().parents[1]
 NOW = 1_700_000_000.0      # 2023-11-14 22:13 UTC
 CHAT = 5
 
@@ -104,35 +103,17 @@ def test_a_failed_signal_leaves_neither_rows_nor_policy_state(tmp_path):
 
 
 def _actor(cfg: Path, token: str, log) -> subprocess.Popen:
-    env = {**os.environ, "TELEGRAM_BOT_TOKEN": token, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "engine.cli", "--log-level", "WARNING", "actor", "alerts",
-                             "--config", str(cfg)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
+    return start_alert_actor(cfg, token, "WARNING", stdout=subprocess.DEVNULL, stderr=log)
 
 
 @pytest.mark.process
 def test_killed_actor_process_keeps_budget_cooldown_and_pending_digest(tmp_path, namespace):
     token = "4242:memory-SECRET"
-    endpoint = f"ipc://{tmp_path}/bus.sock"
     with FakeBotAPI(token=token) as api:
-        cfg = tmp_path / "a.toml"
-        cfg.write_text(f"""
-[engine]
-namespace = "{namespace}"
-run_dir = "{tmp_path}"
-
-[bus]
-endpoint = "{endpoint}"
-
-[alerts]
-max_per_hour = 1
-digest_interval_s = 4.0
-
-[alerts.telegram]
-api_base_url = "{api.base_url}"
-chat_ids = [{CHAT}]
-startup_notice = false
-per_chat_per_s = 50.0
-""")
+        sections = (toml_table("alerts", max_per_hour=1, digest_interval_s=4.0)
+                    + toml_table("alerts.telegram", api_base_url=api.base_url, chat_ids=[CHAT], startup_notice=False,
+                                 per_chat_per_s=50.0))
+        cfg, endpoint = write_alert_config(tmp_path, namespace, sections)
         pub = Publisher(endpoint, "test", bind=True)
 
         def publish_until(sig, pred, what):

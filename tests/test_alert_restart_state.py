@@ -7,10 +7,8 @@ Bot API.
 from __future__ import annotations
 
 import io
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,9 +21,10 @@ from engine.alerts.router import AlertRouter
 from engine.alerts.sinks import TelegramSender
 from engine.bus import Publisher
 from tests.fakes.botapi import FakeBotAPI, Fault
+from tests.harness.alerts import start_alert_actor, write_alert_config
+from tests.harness.toml import toml_table
 from tests.test_alert_router import casc, liq
 
-ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "8181:restart-SECRET"
 CHAT = 5
 FAST = DeliverySettings(per_chat_per_s=1000, group_per_min=100000, global_per_s=100000, retry_initial_s=0.05,
@@ -253,9 +252,7 @@ def test_a_restarted_worker_waits_out_a_bot_wide_pause(tmp_path):
 
 # -- the real actor process ---------------------------------------------------------
 def _actor(cfg: Path, log) -> subprocess.Popen:
-    env = {**os.environ, "TELEGRAM_BOT_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "engine.cli", "--log-level", "WARNING", "actor", "alerts",
-                             "--config", str(cfg)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
+    return start_alert_actor(cfg, TOKEN, "WARNING", stdout=subprocess.DEVNULL, stderr=log)
 
 
 PAUSE_S = 6     # longer than the actor's restart, so the restarted actor starts inside the pause
@@ -263,24 +260,10 @@ PAUSE_S = 6     # longer than the actor's restart, so the restarted actor starts
 
 @pytest.mark.process
 def test_sigkilled_actor_waits_out_the_pause_and_edits_the_live_message(tmp_path, namespace):
-    endpoint = f"ipc://{tmp_path}/bus.sock"
     with FakeBotAPI(token=TOKEN) as api:
-        cfg = tmp_path / "a.toml"
-        cfg.write_text(f"""
-[engine]
-namespace = "{namespace}"
-run_dir = "{tmp_path}"
-
-[bus]
-endpoint = "{endpoint}"
-
-[alerts.telegram]
-api_base_url = "{api.base_url}"
-chat_ids = [{CHAT}]
-startup_notice = false
-per_chat_per_s = 50.0
-edit_interval_s = 0.2
-""")
+        cfg, endpoint = write_alert_config(tmp_path, namespace, toml_table(
+            "alerts.telegram", api_base_url=api.base_url, chat_ids=[CHAT], startup_notice=False, per_chat_per_s=50.0,
+            edit_interval_s=0.2))
         pub = Publisher(endpoint, "test", bind=True)
         now = time.time_ns() // 1_000_000_000
         step = [0]
