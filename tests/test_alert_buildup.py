@@ -13,14 +13,23 @@ import io
 import multiprocessing
 import os
 import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import msgspec
 import pytest
 
 from engine.alerts.outbox import Outbox
 from engine.alerts.router import AlertRouter
+from engine.bus import Publisher
 from engine.config import ConfigError, loads
+from tests.fakes.botapi import FakeBotAPI
 from tests.test_alert_router import alerts_cfg, casc, liq
+
+ROOT = Path(__file__).resolve().parents[1]
 
 CHAT = 7
 
@@ -186,3 +195,95 @@ def test_each_counted_liquidation_is_committed_with_the_state_it_changed(tmp_pat
         assert msgspec.msgpack.decode(body)["long_usd"] == 1_000.0 * (i + 1) * (i + 2) / 2
     assert not ob.db.in_transaction
     ob.close()
+
+
+# -- the real actor process ----------------------------------------------------------------------------
+TOKEN = "8282:buildup-SECRET"
+
+
+def _actor(cfg, log) -> subprocess.Popen:
+    env = {**os.environ, "TELEGRAM_BOT_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "engine.cli", "--log-level", "WARNING", "actor", "alerts",
+                             "--config", str(cfg)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
+
+
+def _stored(db: Path, asset: str) -> int:
+    """Build-up rows the actor committed for ``asset`` (0 before it created its tables)."""
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            return con.execute("SELECT COUNT(*) FROM live_buildup WHERE asset=?", (asset,)).fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.OperationalError:
+        return 0
+
+
+@pytest.mark.process
+def test_a_sigkilled_actor_counts_the_build_up_in_the_cascade_that_starts_after_its_restart(tmp_path, namespace):
+    endpoint = f"ipc://{tmp_path}/bus.sock"
+    db = tmp_path / "state" / "alerts-outbox.sqlite3"
+    with FakeBotAPI(token=TOKEN) as api:
+        cfg = tmp_path / "a.toml"
+        cfg.write_text(f"""
+[engine]
+namespace = "{namespace}"
+run_dir = "{tmp_path}"
+
+[bus]
+endpoint = "{endpoint}"
+
+[alerts]
+kinds = ["cascade"]
+
+[alerts.telegram]
+api_base_url = "{api.base_url}"
+chat_ids = [{CHAT}]
+startup_notice = false
+per_chat_per_s = 50.0
+""")
+        pub = Publisher(endpoint, "test", bind=True)
+
+        def settle():
+            """Until the actor's subscription is live: ETH liquidations (at t=0, so nothing ages) until one more
+            is stored."""
+            before, deadline = _stored(db, "ETH"), time.monotonic() + 20
+            while _stored(db, "ETH") <= before:
+                assert time.monotonic() < deadline, "the actor never stored a liquidation"
+                pub.publish(liq(asset="ETH", t=0, usd=1_000.0))
+                time.sleep(0.1)
+
+        log = open(tmp_path / "actor.log", "w")
+        first = _actor(cfg, log)
+        try:
+            settle()
+            for t in range(1, 11):
+                pub.publish(liq(t=t, usd=10_000.0 * t, venue=("binance", "bybit")[t % 2]))
+            assert wait_until_true(lambda: _stored(db, "BTC") == 10), "the build-up was not stored"
+        finally:
+            first.send_signal(signal.SIGKILL)     # at once: nothing after the build-up ran
+            first.wait(10)
+        second = _actor(cfg, log)
+        try:
+            settle()
+            pub.publish(casc("WARNING", 6.0, 11))
+            assert api.wait_for(lambda: any("LIQUIDATION CASCADE" in m.raw for m in api.sent(CHAT)), 10)
+            [live] = [m for m in api.sent(CHAT) if "LIQUIDATION CASCADE" in m.raw]
+        finally:
+            second.send_signal(signal.SIGTERM)
+            second.wait(20)
+            log.close()
+        pub.close()
+    assert first.returncode == -signal.SIGKILL and second.returncode == 0
+    # the ten build-up liquidations (t = 1..10 s, inside the cascade's 30 s window), as without a restart
+    assert "whole cascade: 10 seen" in live.text and "10 longs" in live.text, live.text
+    assert "Total: $550,000" in live.text and "binance $300.0k, bybit $250.0k" in live.text, live.text
+
+
+def wait_until_true(pred, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
