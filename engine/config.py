@@ -380,6 +380,13 @@ def _check(cfg: Config) -> None:
     for key, mix in z.leverage.items():
         if not mix or any(len(p) != 2 or p[0] <= 1 or p[1] < 0 for p in mix) or sum(p[1] for p in mix) <= 0:
             bad(f"detectors.zones.leverage.{key}", "needs [[leverage > 1, weight >= 0], ...] with a positive weight")
+    co = cfg.detectors.correlation
+    if not 0 < co.resolution_s < co.short_window_s < co.long_window_s:
+        bad("detectors.correlation.resolution_s", "need 0 < resolution_s < short_window_s < long_window_s")
+    if any(len(p) != 2 for p in co.pairs):
+        bad("detectors.correlation.pairs", "each pair needs two assets")
+    if not (co.winsor_k == 0 or co.winsor_k >= 1):
+        bad("detectors.correlation.winsor_k", "must be 0 (no clipping) or >= 1 (x the EW mean absolute return)")
     if cfg.recorder.retention_days <= 0 or cfg.recorder.flush_interval_s <= 0:
         bad("recorder.retention_days", "retention_days and flush_interval_s must be > 0")
     _check_flow(cfg.detectors, bad)

@@ -225,6 +225,7 @@ class CorrelationConfig(msgspec.Struct, **STRUCT):
     min_samples: int = 720
     min_long_corr: float = 0.3           # only a pair that is normally correlated can break
     rearm: float = 0.5
+    winsor_k: float = 4.0                # returns clipped to +- this x the leg's EW mean |return| (0 = off)
 
 
 class RiskConfig(msgspec.Struct, **STRUCT):

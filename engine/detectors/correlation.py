@@ -3,6 +3,13 @@
 Pairs are built from the registry: each configured asset pair on every venue that lists both
 (``BTC/ETH@binance``), and with ``cross_venue`` each of those assets on one venue against the same
 asset on the first venue that lists it (``BTC@binance/BTC@bybit``). New instruments add pairs.
+
+Returns are log changes of the MARK index (else mark) price between buckets of ``resolution_s`` of
+*record* time; a pair's bucket is judged once, when both legs have moved past it, so the signals do
+not depend on how the stream is cut into batches (or on when a batch arrives). Winsorising: each
+leg's return is clipped to +-``winsor_k`` x that leg's EW mean absolute return (time constant
+``long_window_s``, learning from clipped returns, no clipping during the first ``short_window_s``),
+so one cascade jump counts as a large return, not as the whole long-run correlation.
 """
 from __future__ import annotations
 
@@ -11,7 +18,7 @@ import math
 import numpy as np
 
 from engine.instruments import Market
-from engine.kernels.correlation import MOMENTS, correlation_batch
+from engine.kernels.correlation import MOMENTS, SCALES, correlation_batch
 from engine.kernels.sampled import EMPTY, grow_rows, grow_sampled, new_sampled, new_stats, threshold_of
 from engine.record import VENUE_NAMES, Kind
 from engine.signals import CorrelationBreak
@@ -45,6 +52,7 @@ class CorrelationDetector(PositioningDetector):
         self.pairs = np.zeros((0, 2), dtype=np.int64)
         self.pair_done = np.zeros(0, dtype=np.int64)
         self.moments = np.zeros((0, 2 * MOMENTS))
+        self.scales = np.zeros((0, SCALES))
         self.gap_stats = new_stats(0)
         self.state = np.zeros(0, dtype=np.int64)
         self.max_catchup = self.values.shape[1] - 2   # closed buckets replayed after a quiet spell, at most
@@ -60,6 +68,7 @@ class CorrelationDetector(PositioningDetector):
         self.pairs = np.array(list(self.pair_keys), dtype=np.int64).reshape(-1, 2)
         self.pair_done = grow_rows(self.pair_done, n, EMPTY)
         self.moments = grow_rows(self.moments, n)
+        self.scales = grow_rows(self.scales, n)
         self.gap_stats = grow_rows(self.gap_stats, n)
         self.state = grow_rows(self.state, n)
 
@@ -87,10 +96,10 @@ class CorrelationDetector(PositioningDetector):
     def _kernel(self, records: np.ndarray) -> int:
         c, v = self.cfg, self.view
         return correlation_batch(records, v.inst_asset, v.owned, self.pairs, self.pair_done, self.moments,
-                                 self.gap_stats, self.state, self.values, self.head, self.res_ns, self.alpha_short,
-                                 self.alpha_long, self.min_short, self.min_long, float(c.min_samples), c.z, c.gap,
-                                 c.gap_floor, c.min_long_corr, c.rearm, self.max_catchup, self.events,
-                                 self.counters)
+                                 self.scales, self.gap_stats, self.state, self.values, self.head, self.res_ns,
+                                 self.alpha_short, self.alpha_long, self.min_short, self.min_long,
+                                 float(c.min_samples), c.z, c.gap, c.gap_floor, c.min_long_corr, c.rearm, c.winsor_k,
+                                 self.max_catchup, self.events, self.counters)
 
     def _signals(self, events: np.ndarray, now: int) -> list:
         c, v = self.cfg, self.view
@@ -112,7 +121,7 @@ class CorrelationDetector(PositioningDetector):
     def thresholds(self, asset: str) -> dict[str, float]:
         c = self.cfg
         out = {"fallback_gap": c.gap, "gap_floor": c.gap_floor, "min_long_corr": c.min_long_corr,
-               "short_window_s": c.short_window_s, "long_window_s": c.long_window_s}
+               "short_window_s": c.short_window_s, "long_window_s": c.long_window_s, "winsor_k": c.winsor_k}
         for p, name in enumerate(self.pair_names):
             if name.startswith(asset + "/") or name.startswith(asset + "@"):
                 out[f"gap[{name}]"] = threshold_of(self.gap_stats, p, float(c.min_samples), c.z, c.gap, c.gap_floor)[1]
