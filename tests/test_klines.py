@@ -193,3 +193,103 @@ def test_bootstrap_fills_an_asset_binance_does_not_list_from_each_venue(namespac
             else:
                 assert c[USD] == pytest.approx(quote, rel=1e-6, abs=1e-3), name
             assert c[BUY] == c[SELL] == 0, "a taker split was invented"
+
+
+# -- the bot actor's passes, in order of preference ----------------------------------------------------------
+ACTOR_CONFIG = """
+[engine]
+namespace = "{ns}"
+run_dir = "{run}"
+ring_capacity = 4096
+max_instruments = 64
+max_assets = 16
+[bus]
+endpoint = "ipc://{run}/bus.sock"
+[venues.binance]
+symbols = ["BTCUSDT"]
+rest_url = "{binance}"
+[venues.bybit]
+symbols = ["SOLUSDT"]
+rest_url = "{bybit}"
+[venues.hyperliquid]
+symbols = ["ETH"]
+rest_url = "{hyperliquid}"
+[venues.binance_spot]
+enabled = false
+[venues.okx]
+enabled = false
+[venues.gate]
+enabled = false
+[venues.bitget]
+enabled = false
+[alerts]
+state_dir = "{run}/state"
+[alerts.telegram]
+api_base_url = "{api}"
+chat_ids = [7]
+[bot]
+poll_interval_ms = 20.0
+kline_minutes = 30
+"""
+
+
+@pytest.mark.process
+@pytest.mark.timeout(90)
+def test_the_bot_actor_fills_each_asset_from_the_first_venue_that_lists_it(namespace, tmp_path):
+    from actors.bot import BotActor
+    from engine.actor_table import ActorTable, actor_table_segment
+    from engine.config import loads
+    from engine.ring import Ring, ring_segment
+    from tests.fakes.botapi import FakeBotAPI
+
+    token = "525252:kline-order-token"
+    now_ms = time.time_ns() // 1_000_000
+    minute = now_ms - now_ms % MINUTE_MS
+    past = [minute - k * MINUTE_MS for k in range(6, 1, -1)]
+    registry = Registry.open(registry_segment(namespace), 64, 16)
+    registry.add(Venue.BINANCE, "BTCUSDT", "BTC")
+    for sym, asset in (("BTCUSDT", "BTC"), ("SOLUSDT", "SOL")):
+        registry.add(Venue.BYBIT, sym, asset)
+    for coin in ("BTC", "SOL", "ETH"):
+        registry.add(Venue.HYPERLIQUID, coin, coin, quote="USDC")
+    rings = [Ring.open(ring_segment(namespace, v), 4096) for v in ("binance", "bybit", "hyperliquid")]
+    seeded = {"binance": ("BTCUSDT", 50_000.0), "bybit": ("SOLUSDT", 150.0), "hyperliquid": ("ETHUSDT", 3_000.0)}
+    with start_in_thread(SimulatorConfig(venues=list(seeded), symbols=["BTCUSDT", "SOLUSDT", "ETHUSDT"], rate=50.0,
+                                         seed=5, first_cascade_after_s=1e9)) as sim, FakeBotAPI(token=token) as api:
+        def seed():     # past minutes the simulator never traded: one kline each, priced per venue
+            for venue, (spec, price) in seeded.items():
+                for m in past:
+                    sim.sim.venue(venue).klines.add(spec, price, 2.0, True, m + 1_000)
+        sim.call(seed)
+        urls = {v: sim.endpoints(v)["rest_url"] for v in seeded}
+        cfg = loads(ACTOR_CONFIG.format(ns=namespace, run=tmp_path, api=api.base_url, **urls))
+        actor = BotActor(cfg, env={"TELEGRAM_BOT_TOKEN": token})
+        actor._table = ActorTable.open(actor_table_segment(namespace))
+        actor.setup()
+
+        async def drive():
+            main = asyncio.create_task(actor._main())
+            done = lambda: all(actor.kline_stats[v]["kline_symbols"] == 1 for v in seeded)   # noqa: E731
+            deadline = time.monotonic() + 40
+            while not done():
+                assert time.monotonic() < deadline, actor.kline_stats
+                await asyncio.sleep(0.05)
+            counters = actor._counters()
+            actor.stopping = True
+            await asyncio.wait_for(main, 15)
+            return counters
+
+        try:
+            counters = asyncio.run(drive())
+        finally:
+            actor.teardown()
+            for obj in (*rings, registry):
+                obj.close()
+    candles = actor.history.candles
+    # BTC from Binance only (Bybit and Hyperliquid list it too), SOL from Bybit, ETH from Hyperliquid
+    for asset, price in (("BTC", 50_000.0), ("SOL", 150.0), ("ETH", 3_000.0)):
+        past_rows = candles.one_minute((asset, "perp"), since_ms=past[0], until_ms=past[-1])
+        assert past_rows[:, T].tolist() == past and (past_rows[:, C] == price).all(), asset
+    assert counters["kline_symbols"] == counters["bybit_kline_symbols"] == counters["hyperliquid_kline_symbols"] == 1
+    assert counters["bybit_kline_failed"] == counters["hyperliquid_kline_malformed"] == 0
+    assert counters["hyperliquid_kline_rest_requests"] == 1 and counters["bybit_kline_rest_requests"] == 1
