@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import multiprocessing
 import shutil
 import tempfile
 import time
@@ -27,13 +26,14 @@ from engine.instruments import Market, Registry, registry_segment
 from engine.kernels import columns as C
 from engine.record import Kind, Side, Venue, empty_records
 from engine.rest import RestPoller, WeightBudget
-from engine.ring import Ring, RingReader, ring_segment
+from engine.ring import RingReader
 from engine.simulator.runner import start_in_thread
 from engine.venues import Outcome
 from engine.venues import binance_spot as S
 from engine.wsfeed import WsFeed
 from tests.conftest import wait_until
 from tests.fuzz_frames import damaged
+from tests.harness.feeds import BINANCE_OFF, feed_config, open_registry, open_ring, spawn_feed
 from tests.test_binance_parser import mutate
 from tests.reference_flow import FakeRegistry, config_with, detector, records_from
 from tests.test_bot_known_market import NOW_NS, NOW_S, KnownMarket
@@ -261,41 +261,16 @@ def test_wsfeed_counts_corrupt_spot_frames_and_keeps_parsing():
 
 # -- feed actor ----------------------------------------------------------------------------
 
-CONFIG = """
-[engine]
-namespace = "{ns}"
-run_dir = "{run}"
-ring_capacity = 65536
-max_instruments = 64
-max_assets = 32
-[venues.binance]
-enabled = false
-[venues.binance_spot]
-ws_urls = {{ spot = "{ws}" }}
-rest_url = "{rest}"
-symbols = "top:2"
-fallback_symbols = ["BTCUSDT"]
-stale_after_s = 60.0
-"""
-
-
-def _run_feed(text: str) -> None:
-    from actors.feed import FeedActor
-    from engine.config import loads
-    raise SystemExit(FeedActor(loads(text), "binance_spot").start())
-
-
 @pytest.mark.process
 @pytest.mark.timeout(60)
 def test_feed_actor_writes_spot_trades_of_spot_instruments(namespace):
     run = tempfile.mkdtemp(prefix="ut-spot-feed-", dir="/tmp")
     with start_in_thread(rate=400.0, venues=["binance_spot"], seed=6, first_cascade_after_s=1e9) as sim:
         ep = sim.endpoints("binance_spot")
-        ring = Ring.open(ring_segment(namespace, "binance_spot"), 65536)
-        reg = Registry.open(registry_segment(namespace), 64, 32)
-        text = CONFIG.format(ns=namespace, run=run, ws=ep["ws_urls"]["spot"], rest=ep["rest_url"])
-        proc = multiprocessing.get_context("spawn").Process(target=_run_feed, args=(text,), daemon=True)
-        proc.start()
+        ring, reg = open_ring(namespace, "binance_spot"), open_registry(namespace)
+        text = feed_config(namespace, run, "binance_spot", {"spot": ep["ws_urls"]["spot"]}, ep["rest_url"], BINANCE_OFF,
+                           symbols="top:2", fallback_symbols=["BTCUSDT"], stale_after_s=60.0)
+        proc = spawn_feed(text, "binance_spot")
         try:
             reader = RingReader(ring, "test", start="earliest")
             seen: Counter = Counter()

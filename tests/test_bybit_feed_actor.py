@@ -2,7 +2,6 @@
 "top:N" over the paginated listing and tickers, registration, every record kind in the ring, clean stop."""
 from __future__ import annotations
 
-import multiprocessing
 import shutil
 import tempfile
 from collections import Counter
@@ -10,37 +9,13 @@ from collections import Counter
 import pytest
 
 from engine.actor_table import STOPPED, ActorTable, actor_table_segment
-from engine.instruments import Registry, registry_segment
 from engine.record import Kind, Side, Venue
-from engine.ring import Ring, RingReader, ring_segment
+from engine.ring import RingReader
 from engine.simulator.runner import start_in_thread
 from tests.conftest import wait_until
+from tests.harness.feeds import MARGIN_OI_OFF, feed_config, open_registry, open_ring, spawn_feed
 
 pytestmark = pytest.mark.process
-
-CONFIG = """
-[engine]
-namespace = "{ns}"
-run_dir = "{run}"
-ring_capacity = 65536
-max_instruments = 64
-max_assets = 32
-[venues.bybit]
-ws_urls = {{ linear = "{ws}" }}
-rest_url = "{rest}"
-symbols = "top:2"
-fallback_symbols = ["BTCUSDT"]
-oi_poll_interval_s = 0.5
-stale_after_s = 60.0
-[margin_oi]
-enabled = false
-"""
-
-
-def _run_feed(text: str) -> None:
-    from actors.feed import FeedActor
-    from engine.config import loads
-    raise SystemExit(FeedActor(loads(text), "bybit").start())
 
 
 @pytest.mark.timeout(90)
@@ -49,12 +24,11 @@ def test_bybit_feed_actor_top_n_reaches_the_ring_and_stops_cleanly(namespace):
     with start_in_thread(rate=400.0, venues=["bybit"], seed=4, first_cascade_after_s=1e9,
                          liquidation_share=0.3) as sim:
         ep = sim.endpoints("bybit")
-        ring = Ring.open(ring_segment(namespace, "bybit"), 65536)   # as the supervisor creates them
-        reg = Registry.open(registry_segment(namespace), 64, 32)
+        ring, reg = open_ring(namespace, "bybit"), open_registry(namespace)
         table = ActorTable.open(actor_table_segment(namespace))
-        text = CONFIG.format(ns=namespace, run=run, ws=ep["ws_urls"]["linear"], rest=ep["rest_url"])
-        proc = multiprocessing.get_context("spawn").Process(target=_run_feed, args=(text,), daemon=True)
-        proc.start()
+        text = feed_config(namespace, run, "bybit", {"linear": ep["ws_urls"]["linear"]}, ep["rest_url"], MARGIN_OI_OFF,
+                           symbols="top:2", fallback_symbols=["BTCUSDT"], oi_poll_interval_s=0.5, stale_after_s=60.0)
+        proc = spawn_feed(text, "bybit")
         try:
             reader = RingReader(ring, "test", start="earliest")
             wait_until(lambda: len(reg) == 2, 40, message="top:2 registered")

@@ -1,7 +1,6 @@
 """The feed actor in its own process against the simulator: symbols, registry, ring, counters, stop."""
 from __future__ import annotations
 
-import multiprocessing
 import shutil
 import socket
 import tempfile
@@ -11,44 +10,16 @@ from collections import Counter
 import pytest
 
 from engine.actor_table import STOPPED, ActorTable, actor_table_segment
-from engine.instruments import Registry, registry_segment
 from engine.record import Kind, Venue
-from engine.ring import Ring, RingReader, ring_segment
+from engine.ring import RingReader
 from engine.simulator.runner import start_in_thread
 from tests.conftest import wait_until
+from tests.harness.feeds import MARGIN_OI_OFF, feed_config, open_registry, open_ring, spawn_feed
+from tests.harness.toml import toml_table
 
 pytestmark = pytest.mark.process
 
 SIM_SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "DOGEUSDT"]
-CONFIG = """
-[engine]
-namespace = "{ns}"
-run_dir = "{run}"
-ring_capacity = 65536
-max_instruments = 64
-max_assets = 32
-[supervisor]
-heartbeat_timeout_ms = 3000
-[venues.binance]
-ws_urls = {{ public = "{ws}/public", market = "{ws}/market" }}
-rest_url = "{rest}"
-symbols = {symbols}
-fallback_symbols = ["BTCUSDT"]
-oi_poll_interval_s = 0.5
-oi_tail_interval_s = 1.0
-oi_hot_symbols = 1
-resolve_interval_s = {resolve}
-stale_after_s = 60.0
-
-[margin_oi]
-enabled = false
-"""
-
-
-def _run_feed(text: str) -> None:
-    from actors.feed import FeedActor
-    from engine.config import loads
-    raise SystemExit(FeedActor(loads(text), "binance").start())
 
 
 def free_port() -> int:
@@ -70,18 +41,17 @@ def feed(namespace, sim):
     run = tempfile.mkdtemp(prefix="ut-feed-", dir="/tmp")
     procs, closing = [], []
 
-    def start(symbols='["BTCUSDT", "ETHUSDT"]', rest=None, resolve=3600.0):
+    def start(symbols=("BTCUSDT", "ETHUSDT"), rest=None, resolve=3600.0):
         ep = sim.endpoints("binance")
         ws = ep["ws_urls"]["market"].rsplit("/", 1)[0]
-        text = CONFIG.format(ns=namespace, run=run, ws=ws, rest=rest or ep["rest_url"], symbols=symbols,
-                             resolve=resolve)
-        ring = Ring.open(ring_segment(namespace, "binance"), 65536)   # as the supervisor creates them
-        reg = Registry.open(registry_segment(namespace), 64, 32)
+        text = feed_config(namespace, run, "binance", {"public": f"{ws}/public", "market": f"{ws}/market"},
+                           rest or ep["rest_url"], toml_table("supervisor", heartbeat_timeout_ms=3000) + MARGIN_OI_OFF,
+                           symbols=symbols, fallback_symbols=["BTCUSDT"], oi_poll_interval_s=0.5,
+                           oi_tail_interval_s=1.0, oi_hot_symbols=1, resolve_interval_s=resolve, stale_after_s=60.0)
+        ring, reg = open_ring(namespace, "binance"), open_registry(namespace)
         table = ActorTable.open(actor_table_segment(namespace))
         closing.extend([ring, reg, table])
-        proc = multiprocessing.get_context("spawn").Process(target=_run_feed, args=(text,), daemon=True)
-        proc.start()
-        procs.append(proc)
+        procs.append(proc := spawn_feed(text, "binance"))
         reader = RingReader(ring, "test", start="earliest")
         return proc, reader, reg, table
 
@@ -160,7 +130,7 @@ def test_registration_without_exchange_info_falls_back_to_the_symbol(feed):
 
 
 def test_top_n_on_the_simulator_picks_by_volume(feed):
-    proc, reader, reg, table = feed(symbols='"top:3"')
+    proc, reader, reg, table = feed(symbols="top:3")
     wait_until(lambda: len(reg) == 3, 30, message="top:3 registered")
     time.sleep(0.5)
     # by 24 h volume; the quarterly, USDC and settling listings have more and are filtered out
@@ -186,7 +156,7 @@ def test_all_adds_new_listings_at_run_time(feed, sim):
 
     sim.call(setattr, sim.sim.server, "rest_override", override)
     try:
-        proc, reader, reg, table = feed(symbols='"all"', resolve=1.0)
+        proc, reader, reg, table = feed(symbols="all", resolve=1.0)
         wait_until(lambda: reg.lookup(Venue.BINANCE, "SOLUSDT") is not None, 30, message="all registered")
         assert reg.lookup(Venue.BINANCE, "DOGEUSDT") is None
         doge = wait_until(lambda: reg.lookup(Venue.BINANCE, "DOGEUSDT"), 20, message="the new listing")

@@ -1,40 +1,19 @@
 """The feed actor with the Hyperliquid venue, in its own process, against the simulator: records reach the ring."""
 from __future__ import annotations
 
-import multiprocessing
 import shutil
 import tempfile
 
 import pytest
 
 from engine.actor_table import ActorTable, actor_table_segment
-from engine.instruments import Registry, registry_segment
 from engine.record import Kind
-from engine.ring import Ring, RingReader, ring_segment
+from engine.ring import RingReader
 from engine.simulator.runner import start_in_thread
 from tests.conftest import wait_until
+from tests.harness.feeds import feed_config, open_registry, open_ring, spawn_feed
 
 pytestmark = pytest.mark.process
-
-CONFIG = """
-[engine]
-namespace = "{ns}"
-run_dir = "{run}"
-ring_capacity = 65536
-max_instruments = 64
-max_assets = 32
-[venues.hyperliquid]
-ws_urls = {{ ws = "{ws}" }}
-rest_url = "{rest}"
-symbols = ["BTC", "ETH", "SOL"]
-streams = ["trades", "book", "mark", "oi"]
-"""
-
-
-def _run_feed(text: str) -> None:
-    from actors.feed import FeedActor
-    from engine.config import loads
-    raise SystemExit(FeedActor(loads(text), "hyperliquid").start())
 
 
 def test_feed_actor_streams_hyperliquid_into_the_ring(namespace):
@@ -42,12 +21,11 @@ def test_feed_actor_streams_hyperliquid_into_the_ring(namespace):
     want = {Kind.TRADE, Kind.BOOK_TOP, Kind.MARK, Kind.OPEN_INTEREST}
     with start_in_thread(venues=["hyperliquid"], rate=400.0, liquidation_share=0.3, seed=5) as sim:
         ep = sim.endpoints("hyperliquid")
-        text = CONFIG.format(ns=namespace, run=run, ws=ep["ws_urls"]["ws"], rest=ep["rest_url"])
-        ring = Ring.open(ring_segment(namespace, "hyperliquid"), 65536)   # as the supervisor creates them
-        reg = Registry.open(registry_segment(namespace), 64, 32)
+        text = feed_config(namespace, run, "hyperliquid", {"ws": ep["ws_urls"]["ws"]}, ep["rest_url"],
+                           symbols=["BTC", "ETH", "SOL"], streams=["trades", "book", "mark", "oi"])
+        ring, reg = open_ring(namespace, "hyperliquid"), open_registry(namespace)
         table = ActorTable.open(actor_table_segment(namespace))
-        proc = multiprocessing.get_context("spawn").Process(target=_run_feed, args=(text,), daemon=True)
-        proc.start()
+        proc = spawn_feed(text, "hyperliquid")
         try:
             reader = RingReader(ring, "test", start="earliest")
             seen: dict[int, set[int]] = {}

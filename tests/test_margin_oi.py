@@ -294,25 +294,6 @@ def test_real_coin_m_listing_gives_each_contracts_own_size(shared_data):
 
 # -- the feed actor against the simulator ------------------------------------------------------------------------
 
-FEED_CONFIG = """
-[engine]
-namespace = "{ns}"
-run_dir = "{run}"
-ring_capacity = 65536
-max_instruments = 64
-max_assets = 32
-[venues.{venue}]
-ws_urls = {{ {urls} }}
-rest_url = "{rest}"
-symbols = {symbols}
-fallback_symbols = {symbols}
-stale_after_s = 60.0
-rest_weight_per_minute = 6000
-[margin_oi]
-assets = ["BTC", "ETH", "SOL"]
-interval_s = 1.0
-"""
-
 # venue -> {contract the simulator lists: coin-margined?}
 SIM_CONTRACTS = {
     "binance": {"BTCUSD_PERP": True, "ETHUSD_PERP": True, "SOLUSD_PERP": True, "BTCUSDC": False},
@@ -324,38 +305,30 @@ SIM_CONTRACTS = {
 }
 
 
-def _run_feed(text: str, venue: str) -> None:
-    from actors.feed import FeedActor
-    from engine.config import loads
-    raise SystemExit(FeedActor(loads(text), venue).start())
-
-
 @pytest.mark.process
 @pytest.mark.timeout(60)
 def test_feed_actors_write_margin_oi_records_from_the_simulator(namespace, tmp_path):
     """One simulator, one feed actor per venue (as the supervisor runs them, on one registry)."""
-    import multiprocessing
-
     from engine.record import venue_id
-    from engine.ring import Ring, RingReader, ring_segment
+    from engine.ring import RingReader
     from engine.simulator.market import spec_for
     from engine.simulator.runner import start_in_thread
     from tests.conftest import wait_until
+    from tests.harness.feeds import feed_config, open_registry, open_ring, spawn_feed
+    from tests.harness.toml import toml_table
 
     venues = sorted(SIM_CONTRACTS)
     with start_in_thread(rate=300.0, venues=venues, seed=5, first_cascade_after_s=1e9) as sim:
-        reg = Registry.open(registry_segment(namespace), 64, 32)
+        reg = open_registry(namespace)
         rings, procs = {}, []
+        margin = toml_table("margin_oi", assets=["BTC", "ETH", "SOL"], interval_s=1.0)
         for venue in venues:
             ep = sim.endpoints(venue)
-            urls = ", ".join(f'{k} = "{u}"' for k, u in ep["ws_urls"].items())
-            native = ep.get("symbols") or ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
-            symbols = "[" + ", ".join(f'"{s}"' for s in native[:3]) + "]"
-            rings[venue] = Ring.open(ring_segment(namespace, venue), 65536)
-            text = FEED_CONFIG.format(ns=namespace, run=tmp_path, venue=venue, urls=urls, rest=ep["rest_url"],
-                                      symbols=symbols)
-            procs.append(multiprocessing.get_context("spawn").Process(target=_run_feed, args=(text, venue),
-                                                                      daemon=True))
+            symbols = (ep.get("symbols") or ["BTCUSDT", "ETHUSDT", "SOLUSDT"])[:3]
+            rings[venue] = open_ring(namespace, venue)
+            text = feed_config(namespace, tmp_path, venue, ep["ws_urls"], ep["rest_url"], margin, symbols=symbols,
+                               fallback_symbols=symbols, stale_after_s=60.0, rest_weight_per_minute=6000)
+            procs.append(spawn_feed(text, venue, start=False))
         for p in procs:
             p.start()
         got: dict[tuple[str, str], tuple] = {}
