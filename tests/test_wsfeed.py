@@ -274,21 +274,30 @@ def test_rotation_is_make_before_break_and_drops_duplicate_trades():
         except Exception:
             pass
 
+    h = run_two_rotations(script, clock, tick_s=0.002)
+    ids = [r[10] for r in h.kind(Kind.TRADE)]
+    assert ids == sorted(set(ids)), "duplicate or out-of-order trade ids across a handover"
+    assert h.feed.stats.duplicates > 0
+    assert not h.controls(Control.RECONNECTED)
+
+
+def run_two_rotations(script, clock: dict, tick_s: float, **harness_kw) -> Harness:
+    """Run ``script`` behind a feed that rotates its socket every 0.2 s until it has rotated twice, while
+    ``clock["tid"]`` (the venue's latest trade id) advances every ``tick_s``; return the finished harness."""
     async def ticker():
         while True:
             clock["tid"] += 1
-            await asyncio.sleep(0.002)
+            await asyncio.sleep(tick_s)
 
     async def main():
         t = asyncio.create_task(ticker())
-        async with Harness(script, in_url=True, rotate_after_s=0.2) as h:
-            await wait_until(lambda: h.feed.stats.rotations >= 2, what="two rotations")
-        t.cancel()
-        ids = [r[10] for r in h.kind(Kind.TRADE)]
-        assert ids == sorted(set(ids)), "duplicate or out-of-order trade ids across a handover"
-        assert h.feed.stats.duplicates > 0
-        assert not h.controls(Control.RECONNECTED)
-    asyncio.run(main())
+        try:
+            async with Harness(script, in_url=True, rotate_after_s=0.2, **harness_kw) as h:
+                await wait_until(lambda: h.feed.stats.rotations >= 2, what="two rotations")
+        finally:
+            t.cancel()
+        return h
+    return asyncio.run(main())
 
 
 class IdlessParser:
@@ -328,22 +337,12 @@ def test_rotation_drops_id_less_trades_the_old_socket_delivered():
         except Exception:
             pass
 
-    async def ticker():
-        while True:
-            clock["tid"] += 1
-            await asyncio.sleep(0.003)
-
-    async def main():
-        t = asyncio.create_task(ticker())
-        async with Harness(script, in_url=True, rotate_after_s=0.2, parser=IdlessParser()) as h:
-            await wait_until(lambda: h.feed.stats.rotations >= 2, what="two rotations")
-        t.cancel()
-        trades = h.kind(Kind.TRADE)
-        assert trades and all(r[10] == 0.0 for r in trades)
-        times = [r[5] for r in trades]
-        assert len(times) == len(set(times)), "a trade delivered by both sockets during a handover got through twice"
-        assert h.feed.stats.duplicates > 0
-    asyncio.run(main())
+    h = run_two_rotations(script, clock, tick_s=0.003, parser=IdlessParser())
+    trades = h.kind(Kind.TRADE)
+    assert trades and all(r[10] == 0.0 for r in trades)
+    times = [r[5] for r in trades]
+    assert len(times) == len(set(times)), "a trade delivered by both sockets during a handover got through twice"
+    assert h.feed.stats.duplicates > 0
 
 
 @pytest.mark.timeout(20)
