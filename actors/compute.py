@@ -26,6 +26,7 @@ import numpy as np
 from engine.bus import publisher_for
 from engine.config import Config, VenuesConfig
 from engine.coverage import coverage_rows, coverage_signals
+from engine.hidden_liquidations import HiddenLiquidations
 from engine.detectors import DetectorContext, build as build_detectors
 from engine.detectors.base import DetectorQueue
 from engine.venues import load as load_venue
@@ -96,6 +97,7 @@ class ComputeActor(Actor):
         self.runner = BatchRunner(det, self.registry, self.worker, eng.compute_workers)
         self.table.set_windows(self.runner.velocity.windows_s, self.runner.vol.windows, det.cascade.window_s)
         self.runner.warm_up()
+        self.hidden = HiddenLiquidations()
         self.profiles = ProfileService(cfg, self.runner, self.worker)
         self._profiled_assets = -1     # registry size at the last profile refresh
         if cfg.profiles.bootstrap_rest:
@@ -124,6 +126,7 @@ class ComputeActor(Actor):
         self._last_cascade_pub = np.zeros(0, dtype=np.int64)
         self._next_republish = 0       # stream time (ns) of the next due re-publication; 0 = check
         self._inst_version = -1
+        self._stream_ns = 0
         self._inst_asset_list: list[int] = []
         self._single_usd: list[float] = []
         self.stats = dict(records=0, lost=0, batches=0, max_batch=0, kernel_ns=0, unknown=0,
@@ -211,6 +214,7 @@ class ComputeActor(Actor):
         t0 = time.perf_counter_ns()
         events = self.runner.run(recs)
         st["kernel_ns"] += time.perf_counter_ns() - t0
+        self._stream_ns = int(recs["ts_recv"][-1])
         n = len(recs)
         st["records"] += n
         st["batches"] += 1
@@ -229,7 +233,10 @@ class ComputeActor(Actor):
                 elif ev["kind"] == EV_REGIME:
                     self.publish_volatility(ev)
         if det.cascade.enabled:
-            self.republish_cascades(int(recs["ts_recv"][-1]))
+            self.republish_cascades(self._stream_ns)
+        liqs = self.runner.liquidations()
+        if len(liqs):    # after every signal of the batch: the estimate is not on their path
+            self._estimate_hidden(recs[liqs])
 
     def run_detectors(self, recs: np.ndarray, kinds: int | None = None) -> None:
         """Run the plug-in detectors over one batch and publish their signals.
@@ -359,11 +366,26 @@ class ComputeActor(Actor):
             self.stats["sig_liquidation"] += 1
 
     def _asset_of(self, iid: int) -> int:
-        if self._inst_version != self.runner.n_inst:   # the registry grew: new Python-side copies
+        self._refresh_instruments()
+        return self._inst_asset_list[iid]
+
+    def _refresh_instruments(self) -> None:
+        """New Python-side copies of the per-instrument arrays when the registry grew."""
+        if self._inst_version != self.runner.n_inst:
             self._inst_version = self.runner.n_inst
             self._inst_asset_list = self.runner.inst_asset.tolist()
             self._single_usd = self.runner.single_usd.tolist()
-        return self._inst_asset_list[iid]
+            self._inst_venue = self.registry.venue_of()
+
+    def _estimate_hidden(self, liqs: np.ndarray | None) -> None:
+        """Feed the capped-stream estimate (liquidation records, or None to move stream time on)."""
+        self._refresh_instruments()
+        r = self.runner
+        args = (r.inst_asset, self._inst_venue, r.inst_rows[:, C.OI_USD])
+        if liqs is None:
+            self.hidden.advance(self._stream_ns, *args)
+        else:
+            self.hidden.add(liqs, *args)
 
     def publish_cascade(self, a: int, row: np.ndarray, prev: int, ts_exchange: int, ts_recv: int) -> None:
         r = self.runner
@@ -515,6 +537,9 @@ class ComputeActor(Actor):
     def publish_counters(self) -> None:
         st = self.stats
         rec = st["records"]
+        if hasattr(self, "hidden"):
+            self._estimate_hidden(None)
         self.counters({**{k: float(v) for k, v in st.items() if k != "kernel_ns"},
+                       **(self.hidden.counters() if hasattr(self, "hidden") else {}),
                        "kernel_ns_per_record": st["kernel_ns"] / rec if rec else 0.0,
                        "producer_restarts": float(sum(rd.producer_restarts for rd in self.readers))})

@@ -6,10 +6,14 @@ connected share of time, and for capped liquidation streams (Binance's
 1/symbol/s ``forceOrder``, OKX) the 1 s slots with a liquidation and how many
 of them directly followed the previous slot of the same symbol (saturated).
 
-A saturated slot may hide liquidations. The estimate of what was missed uses
-the venues without a cap: their liquidations per (symbol, 1 s) slot with at
-least one liquidation. Each saturated capped slot is taken to hide that rate
-minus the one liquidation it showed: ``missed_high``. ``missed_low`` is 0: a
+A capped slot may hide liquidations. ``missed_high`` is the compute actors'
+estimate (:mod:`engine.hidden_liquidations`: the uncapped venues' liquidations
+of the same asset in the interval each shown record stands for, scaled by the
+venue's share of open interest), with its USD in ``missed_usd``. Without it
+(no compute row, e.g. before the first counters) the fallback takes each
+saturated slot to hide the uncapped venues' average liquidations per busy
+(symbol, 1 s) slot minus the one it showed; that average is taken over calm
+and busy seconds alike, so it undercounts in cascades. ``missed_low`` is 0: a
 capped total is a lower bound, never more.
 """
 from __future__ import annotations
@@ -23,7 +27,7 @@ from .kernels import columns as C
 from .record import venue_id
 from .signals import Coverage
 
-__all__ = ["coverage_signals", "uncapped_rate", "coverage_rows"]
+__all__ = ["coverage_signals", "uncapped_rate", "hidden_estimates", "coverage_rows"]
 
 
 def _c(row: dict, key: str) -> float:
@@ -46,7 +50,9 @@ def coverage_signals(rows: Iterable[dict], no_liquidations: Iterable[str] = ()) 
     ``no_liquidations``: venues without a public liquidation stream (their totals are reported as 0 with
     ``liquidations_available`` False, never inferred).
     """
+    rows = list(rows)
     feeds = {r["name"].split(":", 1)[1]: r.get("counters", {}) for r in rows if r["name"].startswith("feed:")}
+    hidden = hidden_estimates(rows)
     rate = uncapped_rate(feeds)
     blind = set(no_liquidations)
     now = time.time_ns()
@@ -55,7 +61,11 @@ def coverage_signals(rows: Iterable[dict], no_liquidations: Iterable[str] = ()) 
         events = {k[len("events_"):]: int(v) for k, v in c.items() if k.startswith("events_")}
         capped = _c(c, "capped_liquidations") > 0
         saturated = int(_c(c, "saturated_slots"))
-        missed = saturated * max(0.0, rate - 1.0) if (capped and rate is not None) else 0.0
+        missed_usd = 0.0
+        if capped and venue in hidden:
+            missed, missed_usd = hidden[venue]
+        else:
+            missed = saturated * max(0.0, rate - 1.0) if (capped and rate is not None) else 0.0
         out.append(Coverage(
             asset="*", venue=venue, ts_exchange=now, ts_recv=now, ts_computed=now,
             connected_share=round(_c(c, "connected_share"), 4), frames=int(_c(c, "frames")), events=events,
@@ -63,8 +73,21 @@ def coverage_signals(rows: Iterable[dict], no_liquidations: Iterable[str] = ()) 
             book_resyncs=int(_c(c, "book_resyncs")), reconnects=int(_c(c, "reconnects")),
             liquidations=events.get("liquidation", 0), liquidations_available=venue not in blind, capped=capped,
             saturated_slots=saturated, saturation_share=round(_c(c, "saturation_share"), 4),
-            missed_low=0.0, missed_high=round(missed, 1)))
+            missed_low=0.0, missed_high=round(missed, 1), missed_usd=round(missed_usd, 0)))
     return out
+
+
+def hidden_estimates(rows: Iterable[dict]) -> dict[str, tuple[float, float]]:
+    """Venue -> (hidden liquidations, hidden USD) summed over the compute actors' counters."""
+    out: dict[str, list[float]] = {}
+    for r in rows:
+        if not r["name"].startswith("compute"):
+            continue
+        for k, v in r.get("counters", {}).items():
+            for prefix, i in (("hidden_liquidations:", 0), ("hidden_usd:", 1)):
+                if k.startswith(prefix):
+                    out.setdefault(k[len(prefix):], [0.0, 0.0])[i] += float(v)
+    return {v: (c, u) for v, (c, u) in out.items()}
 
 
 def coverage_rows(signals: Iterable[Coverage]) -> tuple[np.ndarray, np.ndarray, list[str]]:

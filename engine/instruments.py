@@ -209,5 +209,9 @@ class Registry:
         """Asset id per instrument id (a copy, for kernels)."""
         return self.rows["asset"][: len(self)].astype(np.int64)
 
+    def venue_of(self) -> np.ndarray:
+        """Venue id per instrument id (a copy)."""
+        return self.rows["venue"][: len(self)].astype(np.int64)
+
     def all(self) -> list[Instrument]:
         return [self.get(i) for i in range(len(self))]

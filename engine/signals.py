@@ -129,7 +129,8 @@ class Coverage(SignalBase, frozen=True, kw_only=True, tag="coverage"):
 
     Liquidation totals from a capped stream are lower bounds: ``saturated_slots`` counts the 1 s slots
     in which a symbol's liquidation followed one in the previous slot (the cap was probably binding);
-    ``missed_high`` estimates what those slots hid, at the per-slot rate of the uncapped venues.
+    ``missed_high`` / ``missed_usd`` estimate what the cap hid, from the uncapped venues' liquidations
+    in the same intervals (:mod:`engine.hidden_liquidations`).
     """
 
     connected_share: float = 0.0
@@ -147,6 +148,7 @@ class Coverage(SignalBase, frozen=True, kw_only=True, tag="coverage"):
     saturation_share: float = 0.0
     missed_low: float = 0.0
     missed_high: float = 0.0
+    missed_usd: float = 0.0
 
 
 class Heartbeat(SignalBase, frozen=True, kw_only=True, tag="heartbeat"):

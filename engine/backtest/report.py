@@ -76,12 +76,13 @@ def markdown(summary: dict, plots: dict[str, list[str]]) -> str:
                           f"{_f(e['median'], '{:.3f}')} (0 = same shape, 1 = disjoint), modelled / true USD median "
                           f"{_f(e['usd_ratio_median'], '{:.3f}')}."]
         lines += ["", "Coverage (liquidations the engine received per venue; capped streams are lower bounds):", "",
-                  "| venue | liquidations | USD | capped | saturated 1 s slots | missed (estimate, up to) "
-                  "| share of true USD |",
-                  "|---|---|---|---|---|---|---|"]
+                  "| venue | liquidations | USD | capped | saturated 1 s slots | missed (estimate) "
+                  "| missed USD (estimate) | share of true USD |",
+                  "|---|---|---|---|---|---|---|---|"]
         for v, c in f["coverage"].items():
             lines.append(f"| {v} | {c['liquidations']:,} | ${c['usd']:,.0f} | {'yes' if c['capped'] else 'no'} | "
-                         f"{c['saturated_slots']:,} | {c['missed_high']:,.0f} | {_pct(c['share_of_truth_usd'])} |")
+                         f"{c['saturated_slots']:,} | {c['missed_high']:,.0f} | ${c.get('missed_usd', 0.0):,.0f} | "
+                         f"{_pct(c['share_of_truth_usd'])} |")
         if f["skipped"]:
             lines += ["", "Left out of the series: " + ", ".join(f"{k}: {v}" for k, v in f["skipped"].items())]
         lines += [""] + [f"![{p}]({p})" for p in plots.get(name, [])]

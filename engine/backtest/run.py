@@ -21,6 +21,7 @@ import numpy as np
 
 from ..config import Config
 from ..coverage import coverage_signals
+from ..hidden_liquidations import HiddenLiquidations
 from ..record import RECORD_DTYPE, Flag, Kind
 from ..replay import Progress
 from . import metrics as M
@@ -105,8 +106,21 @@ class _LiqTally:
         parts = self.parts.get(venue)
         return np.concatenate(parts) if parts else np.zeros(0, dtype=RECORD_DTYPE)
 
-    def coverage(self, venues: list[str], truth_usd: float | None) -> dict:
-        rows = []
+    def hidden(self, venues: list[str], registry) -> dict:
+        """The compute path's estimate of what capped streams hid, over every venue's records in time order."""
+        parts = [self.records(v) for v in venues]
+        recs = np.concatenate(parts) if parts else np.zeros(0, dtype=RECORD_DTYPE)
+        if not len(recs):
+            return {}
+        recs = recs[np.argsort(recs["ts_exchange"], kind="stable")]
+        asset, venue = registry.asset_of(), registry.venue_of()
+        est = HiddenLiquidations()
+        est.add(recs, asset, venue)
+        est.advance(int(recs["ts_exchange"][-1]) + est.settle_ns, asset, venue)
+        return est.counters()
+
+    def coverage(self, venues: list[str], truth_usd: float | None, registry=None) -> dict:
+        rows = [{"name": "compute:0", "counters": self.hidden(venues, registry)}] if registry is not None else []
         for v in venues:
             r = self.records(v)
             c = {"events_liquidation": float(len(r))}
@@ -129,6 +143,7 @@ class _LiqTally:
             usd = float(r["notional"].sum()) if len(r) else 0.0
             out[sig.venue] = {"liquidations": sig.liquidations, "usd": usd, "capped": sig.capped,
                               "saturated_slots": sig.saturated_slots, "missed_high": sig.missed_high,
+                              "missed_usd": sig.missed_usd,
                               "share_of_truth_usd": usd / truth_usd if truth_usd else None}
         return out
 
@@ -223,7 +238,7 @@ def simulate(cfg: Config, name: str, p: BacktestParams = BacktestParams(), progr
         t1 = SIM_EPOCH_NS + int(seconds * 1e9)
         return Dataset(name, source.kind, source.spec.calm, SIM_EPOCH_NS, t1, truth,
                        {a: (SIM_EPOCH_NS, t1) for a in assets}, list(pipe.signals), dict(pipe.collector.counts), snaps,
-                       tally.coverage(pipe.venues, float(truth["usd"].sum()) if len(truth) else None),
+                       tally.coverage(pipe.venues, float(truth["usd"].sum()) if len(truth) else None, pipe.registry),
                        pipe.records, pipe.lost, parse, {}, time.monotonic() - t_wall, ranges.rows())
 
 
