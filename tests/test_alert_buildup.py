@@ -15,7 +15,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -27,9 +26,10 @@ from engine.alerts.router import AlertRouter
 from engine.bus import Publisher
 from engine.config import ConfigError, loads
 from tests.fakes.botapi import FakeBotAPI
+from tests.conftest import wait_until
+from tests.harness.alerts import start_alert_actor, write_alert_config
+from tests.harness.toml import toml_table
 from tests.test_alert_router import alerts_cfg, casc, liq
-
-ROOT = Path(__file__).resolve().parents[1]
 
 CHAT = 7
 
@@ -202,9 +202,7 @@ TOKEN = "8282:buildup-SECRET"
 
 
 def _actor(cfg, log) -> subprocess.Popen:
-    env = {**os.environ, "TELEGRAM_BOT_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "engine.cli", "--log-level", "WARNING", "actor", "alerts",
-                             "--config", str(cfg)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
+    return start_alert_actor(cfg, TOKEN, "WARNING", stdout=subprocess.DEVNULL, stderr=log)
 
 
 def _stored(db: Path, asset: str) -> int:
@@ -221,27 +219,10 @@ def _stored(db: Path, asset: str) -> int:
 
 @pytest.mark.process
 def test_a_sigkilled_actor_counts_the_build_up_in_the_cascade_that_starts_after_its_restart(tmp_path, namespace):
-    endpoint = f"ipc://{tmp_path}/bus.sock"
     db = tmp_path / "state" / "alerts-outbox.sqlite3"
     with FakeBotAPI(token=TOKEN) as api:
-        cfg = tmp_path / "a.toml"
-        cfg.write_text(f"""
-[engine]
-namespace = "{namespace}"
-run_dir = "{tmp_path}"
-
-[bus]
-endpoint = "{endpoint}"
-
-[alerts]
-kinds = ["cascade"]
-
-[alerts.telegram]
-api_base_url = "{api.base_url}"
-chat_ids = [{CHAT}]
-startup_notice = false
-per_chat_per_s = 50.0
-""")
+        cfg, endpoint = write_alert_config(tmp_path, namespace, toml_table("alerts", kinds=["cascade"]) + toml_table(
+            "alerts.telegram", api_base_url=api.base_url, chat_ids=[CHAT], startup_notice=False, per_chat_per_s=50.0))
         pub = Publisher(endpoint, "test", bind=True)
 
         def settle():
@@ -259,7 +240,7 @@ per_chat_per_s = 50.0
             settle()
             for t in range(1, 11):
                 pub.publish(liq(t=t, usd=10_000.0 * t, venue=("binance", "bybit")[t % 2]))
-            assert wait_until_true(lambda: _stored(db, "BTC") == 10), "the build-up was not stored"
+            wait_until(lambda: _stored(db, "BTC") == 10, message="the build-up stored")
         finally:
             first.send_signal(signal.SIGKILL)     # at once: nothing after the build-up ran
             first.wait(10)
@@ -279,11 +260,3 @@ per_chat_per_s = 50.0
     assert "whole cascade: 10 seen" in live.text and "10 longs" in live.text, live.text
     assert "Total: $550,000" in live.text and "binance $300.0k, bybit $250.0k" in live.text, live.text
 
-
-def wait_until_true(pred, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
