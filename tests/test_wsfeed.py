@@ -196,24 +196,26 @@ def test_stale_stream_is_flagged_resubscribed_then_reconnected():
     asyncio.run(main())
 
 
+async def silent_mark_script(n, conn, inbox):
+    """The trade stream keeps ticking, the mark stream never does; what the client sends lands in ``inbox``."""
+    await expect_subscribe(conn, inbox)
+    tid = 500
+    try:
+        while True:
+            await conn.send(agg_trade(tid))
+            tid += 1
+            try:
+                inbox.append(json.loads(await asyncio.wait_for(conn.recv(), 0.02)))
+            except asyncio.TimeoutError:
+                pass
+    except Exception:
+        pass
+
+
 @pytest.mark.timeout(20)
 def test_one_silent_stream_is_resubscribed_without_reconnect():
-    async def script(n, conn, inbox):
-        await expect_subscribe(conn, inbox)
-        tid = 500
-        try:
-            while True:   # the trade stream keeps ticking, the mark stream never does
-                await conn.send(agg_trade(tid))
-                tid += 1
-                try:
-                    inbox.append(json.loads(await asyncio.wait_for(conn.recv(), 0.02)))
-                except asyncio.TimeoutError:
-                    pass
-        except Exception:
-            pass
-
     async def main():
-        async with Harness(script, streams=(STREAM, MARK), watched=(STREAM, MARK), stale_after_s=0.15,
+        async with Harness(silent_mark_script, streams=(STREAM, MARK), watched=(STREAM, MARK), stale_after_s=0.15,
                            ) as h:
             await wait_until(lambda: h.received and len(h.received[0]) >= 2, what="resubscribe of the silent stream")
             assert h.received[0][1]["params"] == [MARK]
@@ -352,22 +354,8 @@ def test_silent_stream_is_unsubscribed_then_subscribed_where_the_venue_can():
     venue.unsubscribe_messages = lambda streams, first_id=1: [
         json.dumps({"method": "UNSUBSCRIBE", "params": list(streams), "id": first_id}).encode()]
 
-    async def script(n, conn, inbox):
-        await expect_subscribe(conn, inbox)
-        tid = 500
-        try:
-            while True:   # the trade stream ticks, the mark stream never does
-                await conn.send(agg_trade(tid))
-                tid += 1
-                try:
-                    inbox.append(json.loads(await asyncio.wait_for(conn.recv(), 0.02)))
-                except asyncio.TimeoutError:
-                    pass
-        except Exception:
-            pass
-
     async def main():
-        async with Harness(script, streams=(STREAM, MARK), watched=(STREAM, MARK), stale_after_s=0.15,
+        async with Harness(silent_mark_script, streams=(STREAM, MARK), watched=(STREAM, MARK), stale_after_s=0.15,
                            venue=venue) as h:
             await wait_until(lambda: h.received and len(h.received[0]) >= 3, what="unsubscribe + subscribe")
             renew = h.received[0][1:3]
