@@ -4,12 +4,18 @@ Each actor owns one row (found by name): its pid, a heartbeat (monotonic ns,
 comparable across processes), start time, restart count and up to
 ``MAX_COUNTERS`` named float counters. The supervisor reads the table to
 detect hung actors and to serve ``/metrics``; ``undertow status`` reads it too.
+
+A row's counters (names and values) are published under a seqlock (``counters_seq``:
+odd while the owning actor writes), so a reader sees a whole publish or retries; a
+first publish is never seen half-named.
 """
 from __future__ import annotations
 
 import json
 import logging
 import time
+
+import msgspec
 
 import numpy as np
 
@@ -32,9 +38,11 @@ ROW_DTYPE = np.dtype([
     ("state", np.int64),          # 0 free, 1 starting, 2 running, 3 stopped
     ("counters", np.float64, (MAX_COUNTERS,)),
     ("counter_names", f"S{NAMES_BYTES}"),  # JSON list, written when a new counter appears
+    ("counters_seq", np.int64),   # seqlock over counters + counter_names: odd while a publish is in progress
 ])
 
 STARTING, RUNNING, STOPPED = 1, 2, 3
+READ_RETRY_S = 0.5   # how long a reader waits out a publish in progress before reporting the row unreadable
 
 
 def actor_table_segment(namespace: str) -> str:
@@ -42,14 +50,15 @@ def actor_table_segment(namespace: str) -> str:
 
 
 class ActorRow:
-    """One actor's row: heartbeat and counters."""
+    """One actor's row: heartbeat and counters (written by the owning actor only)."""
 
     def __init__(self, table: "ActorTable", index: int):
         self.table = table
         self.index = index
         self._row = table.rows[index:index + 1]
         self._counters = self._row["counters"][0]
-        self._names: list[str] = json.loads(self._row["counter_names"][0] or b"[]")
+        self._seq = self._row["counters_seq"]
+        self._names: list[str] = _decode_names(self._row["counter_names"][0]) or []
         self._index = {n: i for i, n in enumerate(self._names)}
 
     def beat(self) -> None:
@@ -59,38 +68,75 @@ class ActorRow:
     def set_state(self, state: int) -> None:
         self._row["state"] = state
 
-    def _slot(self, name: str) -> int:
-        """The counter's index; -1 (logged once, never fatal) when the row has no room for a new one."""
-        i = self._index.get(name)
-        if i is None:
+    def _name_new(self, names) -> bytes | None:
+        """Give each unseen name in ``names`` a slot; the encoded new name list, or None when nothing was added.
+
+        A name that does not fit (``MAX_COUNTERS`` names or ``NAMES_BYTES`` of JSON) gets slot -1: logged
+        once, never fatal, not exported.
+        """
+        added = False
+        for name in names:
+            if name in self._index:
+                continue
             enc = json.dumps([*self._names, name]).encode()
             if len(self._names) >= MAX_COUNTERS or len(enc) > NAMES_BYTES:
                 self._index[name] = -1
                 log.error("actor table: no room for counter %r (max %d counters, %d bytes of names); "
                           "it is not exported", name, MAX_COUNTERS, NAMES_BYTES)
-                return -1
-            i = len(self._names)
+                continue
+            self._index[name] = len(self._names)
             self._names.append(name)
-            self._index[name] = i
-            self._row["counter_names"] = enc
-        return i
+            added = True
+        return json.dumps(self._names).encode() if added else None
 
     def set(self, name: str, value: float) -> None:
         """Set counter ``name``."""
-        i = self._slot(name)
-        if i >= 0:
-            self._counters[i] = value
+        self.update({name: value})
 
     def update(self, values: dict[str, float]) -> None:
-        """Set several counters."""
+        """Set several counters as one publish: new names and every value inside one seqlock write."""
+        names = self._name_new(values)
+        self._seq += 1            # odd: readers retry
+        if names is not None:
+            self._row["counter_names"] = names
+        idx = self._index
         for k, v in values.items():
-            i = self._slot(k)
+            i = idx[k]
             if i >= 0:
                 self._counters[i] = v
+        self._seq += 1            # even: the publish is whole
 
     def counters(self) -> dict[str, float]:
-        names = json.loads(self._row["counter_names"][0] or b"[]")
-        return {n: float(self._counters[i]) for i, n in enumerate(names)}
+        """The row's last whole publish as ``{name: value}``; ``{}`` (logged) if it stays unreadable."""
+        deadline = None
+        while True:
+            seq = int(self._seq[0])
+            if not seq & 1:
+                raw = bytes(self._row["counter_names"][0])
+                values = self._counters.copy()
+                if int(self._seq[0]) == seq:
+                    names = _decode_names(raw)
+                    if names is not None:
+                        return {n: float(values[i]) for i, n in enumerate(names)}
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + READ_RETRY_S
+            elif now >= deadline:
+                log.error("actor table: row %d's counters stayed mid-publish for %.1f s (writer died while "
+                          "writing?); reported empty", self.index, READ_RETRY_S)
+                return {}
+            time.sleep(0)
+
+
+_NAMES = msgspec.json.Decoder(list[str])
+
+
+def _decode_names(raw: bytes) -> list[str] | None:
+    """The counter-name list stored in a row; None when it does not decode (a torn write)."""
+    try:
+        return _NAMES.decode(raw or b"[]")
+    except msgspec.DecodeError:   # ValidationError included
+        return None
 
 
 class ActorTable:
@@ -132,6 +178,8 @@ class ActorTable:
                     raise RuntimeError(f"{self.name}: actor table full")
                 idx = free
                 self.rows[idx]["name"] = key
+            if self.rows[idx]["counters_seq"] & 1:   # its last writer died mid-publish: a fresh one starts
+                self.rows[idx]["counters_seq"] += 1
             if pid is not None:
                 self.rows[idx]["pid"] = pid
                 self.rows[idx]["started_ns"] = time.time_ns()
