@@ -18,7 +18,7 @@ from engine.alerts.router import AlertRouter
 from engine.bus import Publisher
 from engine.config import QuietHoursConfig
 from tests.fakes.botapi import FakeBotAPI
-from tests.harness.alerts import start_alert_actor, write_alert_config
+from tests.harness.alerts import running_alert_actor, write_alert_config
 from tests.harness.toml import toml_table
 from tests.test_alert_router import alerts_cfg, liq
 
@@ -102,8 +102,8 @@ def test_a_failed_signal_leaves_neither_rows_nor_policy_state(tmp_path):
     ob.close()
 
 
-def _actor(cfg: Path, token: str, log) -> subprocess.Popen:
-    return start_alert_actor(cfg, token, "WARNING", stdout=subprocess.DEVNULL, stderr=log)
+def _actor(cfg: Path, token: str, log, **stop):
+    return running_alert_actor(cfg, token, "WARNING", stdout=subprocess.DEVNULL, stderr=log, **stop)
 
 
 @pytest.mark.process
@@ -123,29 +123,20 @@ def test_killed_actor_process_keeps_budget_cooldown_and_pending_digest(tmp_path,
                 pub.publish(sig)
                 time.sleep(0.3)
 
-        log = open(tmp_path / "actor.log", "w")
-        first = _actor(cfg, token, log)
-        try:
-            publish_until(liq(asset="BTC", cls="large", usd=200_000), lambda: api.sent(CHAT), "first alert")
-            held = tmp_path / "state" / "alerts-outbox.sqlite3"
-            ob = Outbox(held)
-            publish_until(liq(asset="ETH", cls="large", usd=200_000),
-                          lambda: ob.db.execute("SELECT COUNT(*) FROM held").fetchone()[0] == 1, "ETH held")
-        finally:
-            first.send_signal(signal.SIGKILL)
-            first.wait(10)
-        t_kill = time.monotonic()
-        second = _actor(cfg, token, log)
-        try:
-            publish_until(liq(asset="SOL", cls="large", usd=200_000),
-                          lambda: ob.db.execute("SELECT COUNT(*) FROM held").fetchone()[0] >= 2, "SOL held")
-            pub.publish(liq(asset="BTC", cls="large", usd=200_000))          # under cooldown
-            assert api.wait_for(lambda: len(api.sent(CHAT)) >= 2, 15), "the pending digest never came"
-            time.sleep(0.5)
-        finally:
-            second.send_signal(signal.SIGTERM)
-            second.wait(20)
-            log.close()
+        with open(tmp_path / "actor.log", "w") as log:
+            with _actor(cfg, token, log, stop=signal.SIGKILL, wait_s=10):
+                publish_until(liq(asset="BTC", cls="large", usd=200_000), lambda: api.sent(CHAT), "first alert")
+                held = tmp_path / "state" / "alerts-outbox.sqlite3"
+                ob = Outbox(held)
+                publish_until(liq(asset="ETH", cls="large", usd=200_000),
+                              lambda: ob.db.execute("SELECT COUNT(*) FROM held").fetchone()[0] == 1, "ETH held")
+            t_kill = time.monotonic()
+            with _actor(cfg, token, log) as second:
+                publish_until(liq(asset="SOL", cls="large", usd=200_000),
+                              lambda: ob.db.execute("SELECT COUNT(*) FROM held").fetchone()[0] >= 2, "SOL held")
+                pub.publish(liq(asset="BTC", cls="large", usd=200_000))          # under cooldown
+                assert api.wait_for(lambda: len(api.sent(CHAT)) >= 2, 15), "the pending digest never came"
+                time.sleep(0.5)
         pub.close()
         ob.close()
     texts = [m.text for m in api.sent(CHAT)]

@@ -21,7 +21,7 @@ from engine.alerts.router import AlertRouter
 from engine.alerts.sinks import TelegramSender
 from engine.bus import Publisher
 from tests.fakes.botapi import FakeBotAPI, Fault
-from tests.harness.alerts import start_alert_actor, write_alert_config
+from tests.harness.alerts import running_alert_actor, write_alert_config
 from tests.harness.toml import toml_table
 from tests.test_alert_router import casc, liq
 
@@ -251,8 +251,8 @@ def test_a_restarted_worker_waits_out_a_bot_wide_pause(tmp_path):
 
 
 # -- the real actor process ---------------------------------------------------------
-def _actor(cfg: Path, log) -> subprocess.Popen:
-    return start_alert_actor(cfg, TOKEN, "WARNING", stdout=subprocess.DEVNULL, stderr=log)
+def _actor(cfg: Path, log, **stop):
+    return running_alert_actor(cfg, TOKEN, "WARNING", stdout=subprocess.DEVNULL, stderr=log, **stop)
 
 
 PAUSE_S = 6     # longer than the actor's restart, so the restarted actor starts inside the pause
@@ -284,27 +284,18 @@ def test_sigkilled_actor_waits_out_the_pause_and_edits_the_live_message(tmp_path
         def live():
             return [m for m in api.sent(CHAT) if "LIQUIDATION CASCADE" in m.raw]
 
-        log = open(tmp_path / "actor.log", "w")
-        first = _actor(cfg, log)
-        try:
-            until(lambda: live() and live()[0].edits, "the live message and an edit")
-            api.inject(Fault.flood(retry_after=PAUSE_S), method=None, chat_id=CHAT)
-            until(lambda: any(c.status == 429 for c in api.calls), "the 429")
-            t429 = max(c.t for c in api.calls if c.status == 429)
-        finally:
-            first.send_signal(signal.SIGKILL)
-            first.wait(10)
-        second = _actor(cfg, log)
-        try:
-            until(lambda: any(c.t > t429 and c.status == 200 for c in api.calls_to("editMessageText", CHAT)),
-                  "an edit after the restart")
-            pub.publish(casc("NONE", 1.0, now + step[0] + 1 - 1_700_000_000, prev="WATCH"))
-            assert api.wait_for(lambda: "cascade over" in live()[0].text, 10), live()[0].text
-            time.sleep(0.5)
-        finally:
-            second.send_signal(signal.SIGTERM)
-            second.wait(20)
-            log.close()
+        with open(tmp_path / "actor.log", "w") as log:
+            with _actor(cfg, log, stop=signal.SIGKILL, wait_s=10):
+                until(lambda: live() and live()[0].edits, "the live message and an edit")
+                api.inject(Fault.flood(retry_after=PAUSE_S), method=None, chat_id=CHAT)
+                until(lambda: any(c.status == 429 for c in api.calls), "the 429")
+                t429 = max(c.t for c in api.calls if c.status == 429)
+            with _actor(cfg, log) as second:
+                until(lambda: any(c.t > t429 and c.status == 200 for c in api.calls_to("editMessageText", CHAT)),
+                      "an edit after the restart")
+                pub.publish(casc("NONE", 1.0, now + step[0] + 1 - 1_700_000_000, prev="WATCH"))
+                assert api.wait_for(lambda: "cascade over" in live()[0].text, 10), live()[0].text
+                time.sleep(0.5)
         pub.close()
     assert len(live()) == 1, [m.text[:60] for m in live()]          # edited across the kill, never re-sent
     to_chat = [c for c in api.calls if c.chat_id == CHAT and c.t > t429 and c.method != "getMe"]
