@@ -9,14 +9,25 @@ resumes.
 hook               runs on             may block    if it raises
 =================  ==================  ===========  =======================================
 ``setup()``        main thread, once   yes (I/O)    process exits 1; the supervisor restarts it
+``warm_up()``      main thread, once   yes (CPU)    process exits 1; the supervisor restarts it
 ``run()``          main thread         its loop     process exits 1; the supervisor restarts it
 ``teardown()``     main thread, once   briefly      logged; exit code unchanged
 =================  ==================  ===========  =======================================
+
+Start-up (``setup()`` then ``warm_up()``, e.g. compiling numba kernels on a cold
+cache) may take minutes on a loaded machine: a start-up beat thread beats meanwhile,
+and the supervisor bounds it by ``supervisor.startup_timeout_ms`` instead. The thread
+stops before the row turns RUNNING; from then on only ``run()`` beats, so a hung loop
+is still caught within ``supervisor.heartbeat_timeout_ms``.
 
 ``run()`` must call :meth:`Actor.beat` at least three times per
 ``supervisor.heartbeat_timeout_ms`` and return soon after :attr:`Actor.stopping`
 becomes true (SIGTERM or SIGINT). Create ZeroMQ sockets in ``setup()`` (before
 :meth:`Actor.pin`), never after pinning.
+
+Test hooks (environment, for the supervisor's start-up tests): ``UNDERTOW_TEST_SLOW_WARMUP_S``
+adds that many seconds to ``warm_up()``; ``UNDERTOW_TEST_HANG_AFTER_READY=1`` makes the main
+thread stop beating once RUNNING, as a hung event loop would.
 """
 from __future__ import annotations
 
@@ -24,6 +35,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 
 from engine import osutil
@@ -58,6 +70,9 @@ class Actor:
     def run(self) -> None:
         """Main loop; return when ``self.stopping``."""
         raise NotImplementedError
+
+    def warm_up(self) -> None:
+        """Compile or load what ``run()`` would otherwise compile on its first records (start-up beats go on)."""
 
     def teardown(self) -> None:
         """Release resources."""
@@ -96,9 +111,13 @@ class Actor:
         self.row = self._table.row(self.name, pid=os.getpid())
         code = 0
         try:
-            self.setup()
+            with _StartupBeats(self.row, self.beat_interval_s):
+                self.setup()
+                self.warm_up()
+                _test_slow_warm_up(self)
             self.row.set_state(RUNNING)
             self.beat(force=True)
+            _test_hang_after_ready(self)
             self.run()
         except KeyboardInterrupt:
             pass
@@ -113,6 +132,40 @@ class Actor:
             if self.row is not None:
                 self.row.set_state(STOPPED)
         return code
+
+
+class _StartupBeats:
+    """Beat from a thread while the main thread sets up; stopped (joined) on exit, before RUNNING."""
+
+    def __init__(self, row, interval_s: float):
+        self._row = row
+        self._interval_s = interval_s
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="startup-beats", daemon=True)
+
+    def _beat(self) -> None:
+        while not self._done.wait(self._interval_s):
+            self._row.beat()
+
+    def __enter__(self) -> "_StartupBeats":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+
+def _test_slow_warm_up(actor: Actor) -> None:
+    end = time.monotonic() + float(os.environ.get("UNDERTOW_TEST_SLOW_WARMUP_S", "0") or 0)
+    while time.monotonic() < end and not actor.stopping:
+        time.sleep(0.05)
+
+
+def _test_hang_after_ready(actor: Actor) -> None:
+    if os.environ.get("UNDERTOW_TEST_HANG_AFTER_READY") == "1":
+        while not actor.stopping:   # alive, threads and all, but the event loop never beats again
+            time.sleep(0.05)
 
 
 def main(actor: Actor) -> None:

@@ -134,6 +134,13 @@ class ComputeActor(Actor):
                           sig_liquidation_summary=0, detector_errors=0, coverage_unknown_venue=0,
                           detector_runs=0)
 
+    def warm_up(self) -> None:
+        """Compile every kernel before RUNNING (start-up beats go on), so the event loop never compiles."""
+        from engine.warmup import ensure_compiled
+        took = ensure_compiled()
+        if took is not None:
+            log.info("numba kernels compiled in %.1f s", took)
+
     def run(self) -> None:
         cfg = self.cfg
         hb_every = cfg.bus.heartbeat_interval_s

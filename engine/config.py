@@ -69,7 +69,8 @@ class SupervisorConfig(msgspec.Struct, **_STRUCT):
     """Heartbeats, restarts and the loopback health endpoint."""
 
     heartbeat_timeout_ms: int = 3000     # an actor silent this long is hung and gets restarted
-    startup_grace_ms: int = 15000        # allowance for imports and numba warm-up after a (re)start
+    startup_grace_ms: int = 15000        # heartbeat allowance before an actor's first beat (interpreter, imports)
+    startup_timeout_ms: int = 600000     # setup + warm-up (numba on a cold cache) must reach RUNNING within this
     restart_backoff_initial_ms: int = 100
     restart_backoff_max_ms: int = 10000
     stop_timeout_ms: int = 5000          # SIGTERM -> SIGKILL escalation
@@ -304,6 +305,10 @@ def _check(cfg: Config) -> None:
     s = cfg.supervisor
     if s.heartbeat_timeout_ms < 200:
         bad("supervisor.heartbeat_timeout_ms", "must be >= 200")
+    if s.startup_grace_ms < s.heartbeat_timeout_ms:
+        bad("supervisor.startup_grace_ms", "must be >= supervisor.heartbeat_timeout_ms")
+    if s.startup_timeout_ms < s.startup_grace_ms:
+        bad("supervisor.startup_timeout_ms", "must be >= supervisor.startup_grace_ms")
     if not 0 <= s.health_port <= 65535:
         bad("supervisor.health_port", "must be a TCP port (0 disables)")
     if not cfg.bus.endpoint.startswith(("tcp://", "ipc://")):

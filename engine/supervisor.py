@@ -37,6 +37,7 @@ __all__ = ["Supervisor", "ActorSpec", "actor_specs", "bus_endpoint_file"]
 log = logging.getLogger("undertow.supervisor")
 
 STABLE_AFTER_S = 30.0  # an actor up this long has its back-off reset
+STARTUP_EXTEND_S = 30.0  # each EXTEND_TIMEOUT_USEC sent to systemd while actors start (every 5 s)
 
 
 def bus_endpoint_file(run_dir: str) -> Path:
@@ -187,6 +188,10 @@ class Supervisor:
         if self.table is not None:
             self.table.row(child.spec.name, pid=child.proc.pid, restarts=child.restarts)
         log.info("started %s (pid %d)", child.spec.name, child.proc.pid)
+
+    def _start_standby(self, child: _Child) -> None:
+        """Start ``child``'s warm spare if its kind has one. Called once the child is RUNNING: a spare started
+        beside a cold start would compile the same numba kernels at the same time on the same cores."""
         if child.spec.argv[0] in self.cfg.supervisor.warm_standby and child.standby is None:
             argv, env = self._argv_env(child)
             child.standby = subprocess.Popen(argv + ["--standby"], env=env, stdin=subprocess.PIPE)
@@ -195,8 +200,26 @@ class Supervisor:
         s = self.cfg.supervisor
         return min(s.restart_backoff_initial_ms * (2 ** max(0, failures - 1)), s.restart_backoff_max_ms) / 1000.0
 
-    def _check_children(self, now: float) -> None:
+    def _hung(self, child: _Child, row: dict, now: float) -> str:
+        """Why a live child counts as hung ("" when it does not).
+
+        RUNNING: silent for ``heartbeat_timeout_ms``. Starting: silent for ``startup_grace_ms`` (before the
+        first beat: interpreter and imports; after it the actor's start-up beat thread keeps beating), or
+        not RUNNING ``startup_timeout_ms`` after its start however it beats (a set-up that never ends).
+        """
         sv = self.cfg.supervisor
+        age, up_s = row["heartbeat_age_s"], now - child.started
+        if row["state"] == RUNNING:
+            limit = sv.heartbeat_timeout_ms / 1000.0
+        else:
+            if up_s > sv.startup_timeout_ms / 1000.0:
+                return f"not ready {up_s:.1f}s after its start (supervisor.startup_timeout_ms)"
+            limit = sv.startup_grace_ms / 1000.0
+        if age > limit and up_s > limit:
+            return f"missed heartbeats for {age:.1f}s"
+        return ""
+
+    def _check_children(self, now: float) -> None:
         rows = {r["name"]: r for r in self.table.snapshot(counters=False)} if self.table is not None else {}
         for child in self.children.values():
             proc = child.proc
@@ -209,17 +232,16 @@ class Supervisor:
                 row = rows.get(child.spec.name)
                 if row is None:
                     continue
-                limit = sv.heartbeat_timeout_ms / 1000.0
-                if row["state"] != RUNNING:
-                    limit = max(limit, sv.startup_grace_ms / 1000.0)
-                if row["heartbeat_age_s"] > limit and now - child.started > limit:
-                    log.error("%s (pid %d) missed heartbeats for %.1fs: killing it", child.spec.name, proc.pid,
-                              row["heartbeat_age_s"])
+                why = self._hung(child, row, now)
+                if why:
+                    log.error("%s (pid %d) %s: killing it", child.spec.name, proc.pid, why)
                     child.hung_kills += 1
                     proc.kill()
                     proc.wait()
                     code = proc.returncode
                 else:
+                    if row["state"] == RUNNING:
+                        self._start_standby(child)
                     if child.failures and now - child.started > STABLE_AFTER_S:
                         child.failures = 0
                     continue
@@ -315,6 +337,10 @@ class Supervisor:
                 last_wd = now
             if now - last_status >= 5.0:
                 self.notifier.status(self._status_line())
+                if not ready_sent and now - self.started < self.cfg.supervisor.startup_timeout_ms / 1000.0:
+                    # actors still starting (numba on a cold cache): supervisor.startup_timeout_ms bounds the
+                    # start, not the unit's TimeoutStartSec
+                    self.notifier.notify(f"EXTEND_TIMEOUT_USEC={int(STARTUP_EXTEND_S * 1e6)}")
                 last_status = now
             time.sleep(self.poll_s)
 

@@ -2,18 +2,27 @@
 
 A cold numba cache costs about half a minute of compilation on a 2-core machine the first time
 the compute actor sees each record kind; a supervised actor must not spend that inside its
-start-up allowance, and tests must not spend it inside their timeouts. ``python -m engine.warmup``
-(``scripts/test`` and ``scripts/install.sh`` run it) drives a real :class:`~actors.compute.ComputeActor`
-in-process, on a private namespace, through a batch of every record kind and its plug-in detectors.
+start-up allowance, and tests must not spend it inside their timeouts. :func:`compile_kernels`
+drives a real :class:`~actors.compute.ComputeActor` in-process, on a private namespace, through
+batches of every record kind and its plug-in detectors. The compute actor calls :func:`ensure_compiled`
+from its ``warm_up()`` hook (its start-up beats go on meanwhile, so the supervisor waits for it),
+so its event loop never compiles; ``python -m engine.warmup`` (``scripts/test`` and
+``scripts/install.sh``) fills the on-disk cache ahead of time. A completed run leaves a stamp in
+the numba cache directory, keyed by the kernels' sources and numba's version: with it a (re)start
+skips the harness and loads each kernel from the cache on first use (milliseconds each), which
+keeps a restart an attach.
 """
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 import shutil
 import sys
 import tempfile
 import time
 import uuid
+from pathlib import Path
 from typing import Iterator
 
 import msgspec
@@ -24,9 +33,12 @@ from engine.instruments import Registry, registry_segment
 from engine.record import Kind, Side, Venue
 from engine.ring import Ring, ring_segment
 
-__all__ = ["compute_harness", "mixed_batch", "main"]
+__all__ = ["compute_harness", "mixed_batch", "compile_kernels", "ensure_compiled", "main"]
+
+log = logging.getLogger("undertow.warmup")
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+_compiled = False   # compile_kernels() already ran in this process
 
 
 @contextlib.contextmanager
@@ -39,6 +51,7 @@ def compute_harness(ring_capacity: int = 65536) -> Iterator[tuple]:
         "engine": {"namespace": ns, "run_dir": run, "ring_capacity": ring_capacity},
         "bus": {"endpoint": f"ipc://{run}/bus.sock"},
         "venues": {v: {"enabled": False} for v in VenuesConfig.__struct_fields__} | {"binance": {"symbols": list(SYMBOLS)}},
+        "profiles": {"bootstrap_rest": False},   # no REST calls from a harness
     }, Config)
     reg = Registry.open(registry_segment(ns), cfg.engine.max_instruments, cfg.engine.max_assets)
     ids = [reg.add(Venue.BINANCE, s, s[:-4]) for s in SYMBOLS]
@@ -73,7 +86,11 @@ def mixed_batch(ids: list[int], t_ns: int, price: float = 60000.0) -> list[tuple
     return recs
 
 
-def main() -> int:
+def compile_kernels() -> float:
+    """Compile (or load from the cache) every kernel the compute actor runs; seconds taken (0 when done before)."""
+    global _compiled
+    if _compiled:
+        return 0.0
     t0 = time.monotonic()
     with compute_harness() as (actor, ring, ids):
         reader = actor.readers[0]
@@ -82,7 +99,39 @@ def main() -> int:
             ring.write_many(mixed_batch(ids, t + step * 300_000_000))
             recs, _ = reader.poll()
             actor.process(recs)
-    print(f"numba kernels ready in {time.monotonic() - t0:.1f} s", file=sys.stderr)
+    _compiled = True
+    stamp = _stamp()
+    if stamp is not None:
+        try:
+            stamp.parent.mkdir(parents=True, exist_ok=True)
+            stamp.touch()
+        except OSError as exc:   # a read-only cache: every start compiles (or loads) in warm_up
+            log.warning("cannot stamp the numba cache as warm: %s", exc)
+    return time.monotonic() - t0
+
+
+def _stamp() -> Path | None:
+    """The file that says this numba cache holds every kernel of these sources; None without a cache dir."""
+    import numba
+
+    import engine
+    cache = os.environ.get("NUMBA_CACHE_DIR")
+    if not cache:
+        return None
+    digest = os.path.basename(engine._numba_cache_dir())   # the kernels' sources, whatever the base
+    return Path(cache) / f"warmed-{digest}-numba{numba.__version__}"
+
+
+def ensure_compiled() -> float | None:
+    """:func:`compile_kernels` unless the cache is stamped warm; seconds taken, or None when skipped."""
+    stamp = _stamp()
+    if stamp is not None and stamp.exists():
+        return None
+    return compile_kernels()
+
+
+def main() -> int:
+    print(f"numba kernels ready in {compile_kernels():.1f} s", file=sys.stderr)
     return 0
 
 
