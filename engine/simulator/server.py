@@ -57,6 +57,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import http
+import inspect
 import json
 import logging
 import random
@@ -444,7 +445,9 @@ class SimServer:
         for v in self.venues.values():
             answer = self.rest_override(v, path) if self.rest_override else None
             if answer is None and hasattr(v, "rest"):
-                answer = v.rest(path)
+                # header-aware venues (Gate's X-Gate-Size-Decimal) get the request's headers
+                answer = (v.rest(path, request.headers) if "headers" in inspect.signature(v.rest).parameters
+                          else v.rest(path))
             if answer is not None and answer[0] != 404:
                 self.stats["rest_requests"] += 1
                 if self.http_faults:
