@@ -137,6 +137,8 @@ class RestPoller:
         self.budget = budget
         self.client = client or httpx.AsyncClient(timeout=timeout_s)
         self.post = getattr(venue_module, "REST_METHOD", "GET") == "POST"   # POST venues take params as a JSON body
+        # sent on every request rather than set on the client: a client may be shared with another venue's poller
+        self.headers: dict[str, str] = dict(getattr(venue_module, "REST_HEADERS", {}))
         self.requests = 0
         self.errors = 0            # every failed request, whatever the cause
         self.rate_limited = 0      # 429 / 418
@@ -152,15 +154,15 @@ class RestPoller:
                 "rest_weight_used": self.budget.used}
 
     async def get(self, path: str, params: dict, weight: int) -> bytes:
-        """GET (or the venue's ``REST_METHOD = "POST"`` with ``params`` as JSON) under the budget;
-        raise RestError on failure (429/418 also block the venue)."""
+        """GET (or the venue's ``REST_METHOD = "POST"`` with ``params`` as JSON) under the budget, with the
+        venue's ``REST_HEADERS``; raise RestError on failure (429/418 also block the venue)."""
         await self.budget.acquire(weight)
         self.requests += 1
         try:
             if self.post:
-                resp = await self.client.post(self.base_url + path, json=params)
+                resp = await self.client.post(self.base_url + path, json=params, headers=self.headers)
             else:
-                resp = await self.client.get(self.base_url + path, params=params)
+                resp = await self.client.get(self.base_url + path, params=params, headers=self.headers)
         except httpx.TimeoutException as exc:
             self.errors += 1
             self.timeouts += 1

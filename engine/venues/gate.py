@@ -12,7 +12,7 @@ Contract (PROTOCOLS.md §4, as of 2026):
   ``{"channel":"futures.pong",...}``.
 * Sizes are **contracts**, signed; base units = ``abs(size) * quanto_multiplier``
   (REST ``/futures/usdt/contracts``). With the request header ``X-Gate-Size-Decimal: 1``
-  (:data:`WS_HEADERS`) sizes are decimal strings, else floored integers: both parse.
+  (:data:`WS_HEADERS`; :data:`REST_HEADERS` on REST) sizes are decimal strings, else floored integers: both parse.
 * ``futures.trades``: sign of ``size`` is the taker side (+ buy); ``is_internal`` fills
   (insurance fund / ADL takeovers) are flagged ``NON_MARKET``.
 * ``futures.public_liquidates``: batches of liquidation orders; ``size < 0`` is a sell
@@ -53,6 +53,7 @@ VENUE = Venue.GATE
 DEFAULT_WS_URLS = {"usdt": "wss://fx-ws.gateio.ws/v4/ws/usdt"}
 DEFAULT_REST_URL = "https://api.gateio.ws/api/v4"
 WS_HEADERS = {"X-Gate-Size-Decimal": "1"}   # decimal contract sizes (integers are floored without it)
+REST_HEADERS = WS_HEADERS                    # the same on REST: book snapshots, tickers, contract stats
 MAX_STREAMS_PER_CONNECTION = 400     # no documented cap; Gate advises splitting heavy subscriptions
 MAX_CONTRACTS_PER_SUBSCRIBE = 100
 MESSAGE_INTERVAL_S = 0.11            # no documented client-message rate; stay at 10/s like the simulator

@@ -1,8 +1,9 @@
 """Fault 4: book faults on every venue's sequence rule, checked against the simulator's true book.
 
 Each venue's feed runs as the feed actor builds it (its ``plan()``, its parser with the listing's contract
-sizes, a :class:`~engine.books.BookSet` from the venue's ``BOOK_RULE``/``BOOK_SOURCE``) for two symbols
-against a simulator serving that venue alone. Faults hit BTC's book stream only:
+sizes, a :class:`~engine.books.BookSet` from the venue's ``BOOK_RULE``/``BOOK_SOURCE``, REST snapshots through
+a :class:`~engine.rest.RestPoller` with the venue's ``REST_HEADERS``) for two symbols (Gate: three, see
+:data:`WATCHED`) against a simulator serving that venue alone. Faults hit BTC's book stream only:
 
 * ``drop`` / ``duplicate`` / ``reorder`` of one delta frame (the fault API);
 * ``crossed``: the next delta carries a bid at the best ask (the simulator's ``render`` wrapped here);
@@ -21,7 +22,7 @@ frames carry: Binance/Gate/Bitget/OKX ids, Bybit's ``seq``; Hyperliquid has none
   detectable and the book may be wrong until the next snapshot (the test counts those publishes, then
   forces a resync); Hyperliquid pushes whole snapshots, so a dropped, duplicated or reordered push
   cannot corrupt it: the book is always some true state;
-* only BTC resyncs: SOL's book is never invalidated, never re-requested, and keeps publishing;
+* only BTC resyncs: SOL's book (and Gate's ETH's) is never invalidated, never re-requested, and keeps publishing;
 * every published update (each parse that wrote BOOK_TOP / BOOK_DEPTH) shows a book whose best N levels,
   and the BOOK_TOP record itself, equal the true book at that update id; after each resync it is the
   true book again.
@@ -37,7 +38,6 @@ import inspect
 import json
 import time
 
-import httpx
 import pytest
 
 from engine import venues
@@ -53,6 +53,9 @@ from .harness import FeedRun, figure, percentile, replay_hint, rng, scaled, sche
 
 VENUES = ("binance", "bybit", "okx", "gate", "bitget", "hyperliquid")
 SYMBOLS = ("BTCUSDT", "SOLUSDT")     # market symbols; faults hit the first. Gate sizes both in whole contracts
+# more symbols watched (never faulted) on one venue: Gate's ETH_USDT (0.01 ETH contracts) rests fractional
+# contracts, so its book is true only from a decimal-size snapshot (REST_HEADERS: X-Gate-Size-Decimal)
+WATCHED = {"gate": ("ETHUSDT",)}
 N = 20                               # levels compared (the market's BookDiff carries its best 20)
 DEPTH_LEVELS = {"bybit": 200, "bitget": 20}   # streams whose snapshot holds the whole (<= 60-level) book
 REST_LIMIT = {"gate": 100}           # Gate's default 20 would miss levels the simulator (no level-20 window) moves
@@ -83,6 +86,11 @@ BOOK_MARK = {"binance": "@depth@100ms", "bybit": "orderbook.", "okx": "books:", 
              "bitget": "books.", "hyperliquid": "l2Book:"}
 
 
+def symbols_of(venue: str) -> tuple[str, ...]:
+    """The market symbols ``venue``'s run streams: :data:`SYMBOLS`, then its :data:`WATCHED` ones."""
+    return SYMBOLS + WATCHED.get(venue, ())
+
+
 def _norm(levels, spec) -> tuple:
     return tuple((round(p, spec.price_decimals), round(q, spec.qty_decimals)) for p, q in levels[:N])
 
@@ -91,9 +99,9 @@ class Truth:
     """The market's true best levels per symbol and update id, recorded on the simulator's thread by wrapping
     ``market.book_snapshot`` and the venue's ``render``; also where the crossed and stale-snapshot faults live."""
 
-    def __init__(self, market, venue) -> None:
-        self.states = {s: collections.OrderedDict() for s in SYMBOLS}
-        self.seen = {s: {} for s in SYMBOLS}          # normalized state -> update id (id-less venues)
+    def __init__(self, market, venue, symbols: tuple[str, ...] = SYMBOLS) -> None:
+        self.states = {s: collections.OrderedDict() for s in symbols}
+        self.seen = {s: {} for s in symbols}          # normalized state -> update id (id-less venues)
         self.cross_next: set[str] = set()
         self.crossed_sent = 0
         self.stale_next: set[str] = set()
@@ -144,7 +152,7 @@ class Checker:
 
     def __init__(self, venue: str, books, truth: Truth, natives: list[str]) -> None:
         self.venue, self.books, self.truth = venue, books, truth
-        self.market_of = dict(zip(natives, SYMBOLS))
+        self.market_of = dict(zip(natives, symbols_of(venue)))
         self.id_of = {s: i + 1 for i, s in enumerate(natives)}
         self.symbol_of = {i: s for s, i in self.id_of.items()}
         self.label = "start"
@@ -234,7 +242,8 @@ async def _start_feed(sim, venue: str) -> tuple[FeedRun, object, Checker, Truth,
     """The venue's feed as the feed actor builds it, with books, a REST snapshot fetcher and the checks."""
     vm = venues.load(venue)
     ep = sim.endpoints(venue)
-    natives = list(ep.get("symbols") or SYMBOLS)[:len(SYMBOLS)]
+    symbols = symbols_of(venue)
+    natives = list(ep.get("symbols") or symbols)[:len(symbols)]
     vcfg = VenueConfig(ws_urls=ep["ws_urls"], rest_url=ep["rest_url"], symbols=natives, streams=["book"],
                        depth_levels=DEPTH_LEVELS.get(venue, N))
     ids = {s: i + 1 for i, s in enumerate(natives)}
@@ -248,24 +257,22 @@ async def _start_feed(sim, venue: str) -> tuple[FeedRun, object, Checker, Truth,
             await rest.aclose()
     parser = vm.Parser(ids.get, **kw)
     books = attach(parser, vm, N)
-    truth = await sim_call(sim, Truth, sim.sim.market, sim.sim.venue(venue))
+    truth = await sim_call(sim, Truth, sim.sim.market, sim.sim.venue(venue), symbols)
     checker = Checker(venue, books, truth, natives)
     checker.wrap(parser)
     closers = []
     fetch = None
     if books.source == "rest":
-        client = httpx.AsyncClient(base_url=ep["rest_url"])
-        closers.append(client.aclose)
+        rest = RestPoller(vm, ep["rest_url"], WeightBudget(vm.REST_WEIGHT_PER_MINUTE))
+        closers.append(rest.aclose)
 
         async def fetch(symbol):
             limit = REST_LIMIT.get(venue)
-            path, params, _ = vm.depth_snapshot_request(symbol, *([limit] if limit else []))
-            resp = await client.get(path, params=params)
-            resp.raise_for_status()
-            return resp.content
+            return await rest.get(*vm.depth_snapshot_request(symbol, *([limit] if limit else [])))
     run = FeedRun(venue, None, ids)
     run.feed = WsFeed(vm, vm.plan(vcfg, vcfg.ws_urls), parser, run.write, snapshot_fetcher=fetch,
-                      reconnect_initial_s=0.05, reconnect_max_s=0.5)
+                      reconnect_initial_s=0.05, reconnect_max_s=0.5,
+                      connect_kwargs={"additional_headers": getattr(vm, "WS_HEADERS", {})})
     run.task = asyncio.create_task(run.feed.run(), name=f"feed:{venue}")
     return run, books, checker, truth, closers
 
@@ -329,12 +336,12 @@ async def _inject(sim, run: FeedRun, books, truth: Truth, venue: str, fault: str
 async def _book_faults(sim, venue: str, name: str, extra: int) -> dict:
     run, books, checker, truth, closers = await _start_feed(sim, venue)
     natives = list(checker.id_of)
-    btc, sol = natives
+    btc, *others = natives   # others: SOL and the venue's WATCHED symbols, never faulted
     try:
         for s in natives:
             await _settled(books, checker, s, f"{venue} {s} synced")
         stream = _book_stream(sim, venue, btc)
-        sol_before = _resync_counters(books, sol)
+        others_before = {s: _resync_counters(books, s) for s in others}
         r = rng(name)
         kinds = list(DETECTS[venue])
         faults = kinds + [f.action for f in schedule(name, extra, kinds)]
@@ -371,10 +378,11 @@ async def _book_faults(sim, venue: str, name: str, extra: int) -> dict:
     assert checker.errors == [], (venue, checker.errors[:3])
     wrong = [m for m in checker.mismatches if not _undetectable_window(venue, m[0])]
     assert wrong == [], (venue, wrong[:5], replay_hint(name))
-    assert _resync_counters(books, sol) == sol_before, (venue, "SOL's book was disturbed", replay_hint(name))
+    for s in others:
+        assert _resync_counters(books, s) == others_before[s], (venue, f"{s}'s book was disturbed", replay_hint(name))
     invalid = {rec[4] for rec in run.records if rec[0] == Kind.CONTROL and rec[10] == Control.BOOK_INVALID}
     assert invalid == {checker.id_of[btc]}, (venue, invalid)
-    assert checker.compared[sol] >= 2 and checker.compared[btc] >= 2 * len(faults)
+    assert all(checker.compared[s] >= 2 for s in others) and checker.compared[btc] >= 2 * len(faults)
     assert checker.unverifiable <= checker.compared[btc] // 20, (venue, checker.unverifiable)   # ids all recorded
     times = checker.resync_s or [0.0]
     return figure("book_faults", name, venue=venue, faults=len(faults), kinds=dict(collections.Counter(faults)),
@@ -388,7 +396,7 @@ async def _book_faults(sim, venue: str, name: str, extra: int) -> dict:
 @pytest.fixture
 def sim(request):
     venue = request.node.callspec.params["venue"]
-    handle = start_in_thread(SimulatorConfig(rate=100, seed=7, venues=[venue], symbols=list(SYMBOLS),
+    handle = start_in_thread(SimulatorConfig(rate=100, seed=7, venues=[venue], symbols=list(symbols_of(venue)),
                                              first_cascade_after_s=1e9, cascade_every_s=0.0,
                                              ping_interval_s=60.0, pong_timeout_s=60.0), throttle=False)
     yield handle
