@@ -29,7 +29,7 @@ import uvloop
 from actors.base import Actor
 from engine.books import attach as attach_books
 from engine.config import Config
-from engine.instruments import Registry, registry_segment
+from engine.instruments import Registry, canonical_asset, registry_segment
 from engine.margin_oi import MarginOiPoller, streamed_price
 from engine.record import Kind
 from engine.rest import RestPoller, WeightBudget
@@ -85,6 +85,17 @@ class FeedActor(Actor):
         self.contract_sizes.update({s: i.contract_size for s, i in resolution.infos.items() if i.contract_size > 0})
         return [s for s in fresh if s in self.ids]
 
+    def lookup(self, symbol: str) -> int | None:
+        """The parsers' instrument id of ``symbol``: a streamed symbol, else a margin-OI contract.
+
+        A market-wide channel (OKX ``liquidation-orders``) also carries the inverse/USDC swaps the margin-OI
+        poller registered; they stay out of ``self.ids``, whose membership stops the poller polling them.
+        """
+        iid = self.ids.get(symbol)
+        if iid is None and self.margin_oi is not None:
+            return self.margin_oi.ids.get(symbol)
+        return iid
+
     # -- records ---------------------------------------------------------------------
     def write(self, recs: list) -> None:
         self.ring.write_many(recs)
@@ -134,8 +145,8 @@ class FeedActor(Actor):
         venue = self.venue
         # venues quoting contracts (OKX ctVal, Gate quanto_multiplier) need the listing's sizes
         takes_sizes = "contract_sizes" in inspect.signature(venue.Parser).parameters
-        parser = venue.Parser(self.ids.get, contract_sizes=self.contract_sizes) if takes_sizes \
-            else venue.Parser(self.ids.get)
+        parser = venue.Parser(self.lookup, contract_sizes=self.contract_sizes) if takes_sizes \
+            else venue.Parser(self.lookup)
         attach_books(parser, venue, v.depth_levels)   # venues without BOOK_SOURCE keep no books
         snapshot_request = getattr(venue, "depth_snapshot_request", None)
         feed = WsFeed(venue, plans, parser, self.write,
@@ -179,9 +190,9 @@ class FeedActor(Actor):
         m = self.cfg.margin_oi
         if not m.enabled or "oi" not in self.vcfg.streams:
             return
-        self.margin_oi = MarginOiPoller(self.venue_name, self.venue, rest, self.registry, m.assets, m.interval_s,
-                                        self.budget_per_minute, streamed_price(self.registry, self.ids, self.last_price),
-                                        self.write, skip=self.ids.__contains__)
+        self.margin_oi = _SizingMarginOi(self.venue_name, self.venue, rest, self.registry, m.assets, m.interval_s,
+                                         self.budget_per_minute, streamed_price(self.registry, self.ids, self.last_price),
+                                         self.write, skip=self.ids.__contains__, sizes=self.contract_sizes)
         background.append(asyncio.create_task(self.margin_oi.run(lambda: self.stopping), name="margin-oi"))
 
     async def _re_resolve(self, rest: RestPoller) -> None:
@@ -231,3 +242,20 @@ class FeedActor(Actor):
             counters["oi_hot_interval_s"] = self.oi_plan.hot_interval_s
             counters["oi_tail_interval_s"] = self.oi_plan.tail_interval_s
         return counters
+
+
+class _SizingMarginOi(MarginOiPoller):
+    """The margin-OI poller that also gives the feed's parsers (``sizes``) each contract's listing size once
+    discovered, so the contracts' records on the feed's sockets (OKX liquidations) convert from contracts."""
+
+    def __init__(self, *args, sizes: dict[str, float], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sizes = sizes
+
+    async def discover(self):
+        found = await super().discover()
+        for c in found:
+            # Contract.contract_size is per canonical unit (1000PEPE -> PEPE); a parser wants the listing's own
+            units = 1.0 if c.market.quote == "USD" else canonical_asset(self.venue.base_from_symbol(c.symbol))[1]
+            self.sizes.setdefault(c.symbol, c.contract_size / units)
+        return found
