@@ -4,13 +4,16 @@ One row per asset with a cascade state (its live-message key, the chats
 that got the message, its totals and last signal, active or ended), one for
 the market-wide report, and the tracker's sequence number in ``meta``. The
 message ids themselves are in the outbox's ``live`` table (written when the
-send is confirmed). The router saves the states a signal changed in the
-transaction that holds that signal's outbox rows, so after a kill the actor
-edits the message it already sent for a cascade still running, and an end
-summary that was written is never written again. A change that comes with
-no row (a liquidation counted into a running cascade) is stored in that
-liquidation's own transaction, so a kill loses none of the live totals
-(a commit per liquidation: tests/test_alert_buildup.py measures its cost).
+send is confirmed). The router saves the states a burst of signals changed
+(what the actor drained from the bus in one go, :meth:`.router.AlertRouter.handle_burst`)
+in the transaction that holds that burst's outbox rows, so after a kill the
+actor edits the message it already sent for a cascade still running, and an
+end summary that was written is never written again. A change that comes
+with no row (a liquidation counted into a running cascade) is committed with
+its burst too: a kill loses at most the burst being routed, which had no
+external effect yet, and one commit per burst instead of one per
+liquidation keeps a cascade of thousands of liquidations a second within a
+core (bench/alert_throughput.py).
 
 The build-up (``live_buildup``: the liquidations of assets not in a cascade,
 the tracker's last ``window_s``, pruned as they age) is stored the same way
@@ -60,9 +63,9 @@ class LiveMemory:
         self.unreadable = 0     # stored rows that could not be decoded (skipped, logged)
         self._pruned_to = 0       # build-up horizon of the last prune (ns)
 
-    def save(self, tracker: CascadeTracker, now: float) -> None:
+    def save(self, tracker: CascadeTracker) -> None:
         """Write the states and build-up changed since the last save, joining the router's batch (the
-        transaction that holds the signal's rows, if it wrote any)."""
+        transaction that holds the burst's rows, if it wrote any)."""
         self._save_buildup(tracker)
         if not tracker.changed:
             return

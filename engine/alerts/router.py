@@ -11,7 +11,19 @@ handed to ``on_alert`` as an :class:`.bus_sink.Alert` (the ZeroMQ sink).
 With an outbox, the policy state (budgets, digest queue, cooldown keys) and
 the live cascade messages' state are kept in it too (:mod:`.memory`,
 :mod:`.live_memory`) and written in the same transaction as the rows of the
-signal that changed them.
+signals that changed them.
+
+Commit rule: :meth:`AlertRouter.handle_burst` routes the signals the actor
+drained from the bus in one go and commits their rows and every state they
+changed in ONE transaction (:meth:`AlertRouter.handle` is a burst of one). A
+SIGKILL loses at most the burst being routed (drained, not yet committed: a
+few milliseconds), and that burst had no external effect yet: the delivery
+worker reads the outbox on its own connection, so it sees (and sends) only
+committed rows, and the alerts for the ZeroMQ sink are held until the burst's
+last write and published right before its COMMIT (a sink that raises rolls
+the burst back), so only a kill during that COMMIT itself can leave a
+published alert without its rows. Console lines are printed as the signals
+are routed.
 """
 from __future__ import annotations
 
@@ -40,6 +52,8 @@ log = logging.getLogger("undertow.alerts")
 
 class RouterStats(msgspec.Struct):
     received: int = 0
+    bursts: int = 0                 # transactions of handle_burst (signals drained from the bus together)
+    burst_max: int = 0              # most signals in one burst
     console_lines: int = 0
     telegram_messages: int = 0      # rows enqueued (parts of split messages counted separately)
     telegram_edits: int = 0
@@ -86,6 +100,7 @@ class AlertRouter:
         quiet = QuietHours(a.quiet_hours.start, a.quiet_hours.end) if a.quiet_hours.enabled else None
         self.gate = ChatGate(a.max_per_hour, quiet, a.digest_interval_s, memory=self.memory, now=clock())
         self.stats = RouterStats()
+        self._unpublished: list[Alert] = []   # alerts for on_alert, held until their transaction commits
 
     @property
     def telegram(self) -> bool:
@@ -96,18 +111,36 @@ class AlertRouter:
         """Whether alerts are rendered at all (Telegram chats, or the bus sink): the live-cascade path runs."""
         return self.telegram or self.on_alert is not None
 
-    def _batch(self):
-        return self.outbox.batch() if self.outbox is not None else contextlib.nullcontext()
+    @contextlib.contextmanager
+    def _transaction(self):
+        """One outbox transaction; the alerts decided inside go to ``on_alert`` after its last write, right
+        before its commit (a sink that raises rolls it back; one that raised earlier published nothing)."""
+        try:
+            with self.outbox.batch() if self.outbox is not None else contextlib.nullcontext():
+                yield
+                for alert in self._unpublished:
+                    self.on_alert(alert)
+        finally:
+            self._unpublished.clear()
 
     # -- entry points --------------------------------------------------------
     def handle(self, sig: SignalBase, now: float | None = None) -> None:
-        """Route one signal from the bus."""
-        now = self.clock() if now is None else now
-        if isinstance(sig, Heartbeat):
+        """Route one signal from the bus (its own transaction)."""
+        self.handle_burst((sig,), now)
+
+    def handle_burst(self, sigs, now: float | None = None) -> None:
+        """Route signals drained from the bus together, in order; their rows and the state they changed are
+        committed in one transaction (see the module docstring). ``now``: for every signal (else the clock
+        at each)."""
+        sigs = [s for s in sigs if not isinstance(s, Heartbeat)]
+        if not sigs:
             return
-        with self._batch():
-            self._handle(sig, now)
-            self._save_live(now)
+        with self._transaction():
+            for sig in sigs:
+                self._handle(sig, self.clock() if now is None else now)
+            self._save_live()
+        self.stats.bursts += 1
+        self.stats.burst_max = max(self.stats.burst_max, len(sigs))
         self.on_enqueue()
 
     def _handle(self, sig: SignalBase, now: float) -> None:
@@ -144,10 +177,10 @@ class AlertRouter:
         if not self.rendered:
             return
         now = self.clock() if now is None else now
-        with self._batch():
+        with self._transaction():
             actions = self.tracker.due(now)
             self._apply(actions, now)
-            self._save_live(now)
+            self._save_live()
             digests = self.gate.due_digests(now) if self.telegram else []
             for chat, lines, since in digests:
                 html = F.render_digest(lines, int(since * 1e9))
@@ -164,18 +197,21 @@ class AlertRouter:
         if not self.telegram or now - self.outbox.meta("startup_notice_at", -1e18) < gap_s:
             return False
         text = F.render_startup(venues, sorted(self.kinds), self.a.market_wide_assets)
-        for chat in self.chats:
-            self._enqueue("telegram", chat, text)
-            self.stats.telegram_messages += 1
-        self.outbox.set_meta("startup_notice_at", now)
+        with self._transaction():
+            self.outbox.begin_write()
+            for chat in self.chats:
+                self._enqueue("telegram", chat, text)
+                self.stats.telegram_messages += 1
+            self.outbox.set_meta("startup_notice_at", now)
         self.on_enqueue()
         return True
 
     # -- internals -----------------------------------------------------------
-    def _save_live(self, now: float) -> None:
-        """Store the cascade states this signal or tick changed, with its rows (nothing kept without an outbox)."""
+    def _save_live(self) -> None:
+        """Store the cascade states and build-up this burst or tick changed, with its rows (nothing kept without
+        an outbox)."""
         if self.live is not None:
-            self.live.save(self.tracker, now)
+            self.live.save(self.tracker)
         else:
             self.tracker.take_changed()
 
@@ -187,7 +223,7 @@ class AlertRouter:
                  held: set[int], reason: str = "", live_key: str = "", asset: str | None = None) -> None:
         if self.on_alert is None:
             return
-        self.on_alert(Alert(
+        self._unpublished.append(Alert(
             asset=asset or (sig.asset if sig is not None else "*"), venue=getattr(sig, "venue", ""),
             symbol=getattr(sig, "symbol", ""), ts_exchange=getattr(sig, "ts_exchange", 0),
             ts_recv=getattr(sig, "ts_recv", 0), action=action, source=source, tier=tier, text=F.html_to_plain(html),
