@@ -137,7 +137,7 @@ class ComputeActor(Actor):
     def warm_up(self) -> None:
         """Compile every kernel before RUNNING (start-up beats go on), so the event loop never compiles."""
         from engine.warmup import ensure_compiled
-        took = ensure_compiled()
+        took = ensure_compiled(self.cfg.engine.namespace)   # its shared memory inside ours: swept if killed
         if took is not None:
             log.info("numba kernels compiled in %.1f s", took)
 

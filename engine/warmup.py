@@ -42,10 +42,14 @@ _compiled = False   # compile_kernels() already ran in this process
 
 
 @contextlib.contextmanager
-def compute_harness(ring_capacity: int = 65536) -> Iterator[tuple]:
-    """A set-up ComputeActor reading one Binance ring: yields ``(actor, ring, instrument ids)``; cleans up."""
+def compute_harness(ring_capacity: int = 65536, namespace: str = "") -> Iterator[tuple]:
+    """A set-up ComputeActor reading one Binance ring: yields ``(actor, ring, instrument ids)``; cleans up.
+
+    With ``namespace`` its shared memory lives inside that namespace (``<namespace>-warmup<pid>``), so the
+    supervisor's sweep removes it when the process is killed before cleaning up.
+    """
     from actors.compute import ComputeActor
-    ns = "wu" + uuid.uuid4().hex[:8]
+    ns = f"{namespace}-warmup{os.getpid()}" if namespace else "wu" + uuid.uuid4().hex[:8]
     run = tempfile.mkdtemp(prefix="ut-warm-")
     cfg = msgspec.convert({
         "engine": {"namespace": ns, "run_dir": run, "ring_capacity": ring_capacity},
@@ -86,13 +90,16 @@ def mixed_batch(ids: list[int], t_ns: int, price: float = 60000.0) -> list[tuple
     return recs
 
 
-def compile_kernels() -> float:
-    """Compile (or load from the cache) every kernel the compute actor runs; seconds taken (0 when done before)."""
+def compile_kernels(namespace: str = "") -> float:
+    """Compile (or load from the cache) every kernel the compute actor runs; seconds taken (0 when done before).
+
+    ``namespace``: the caller's, to hold the harness's shared memory (see :func:`compute_harness`).
+    """
     global _compiled
     if _compiled:
         return 0.0
     t0 = time.monotonic()
-    with compute_harness() as (actor, ring, ids):
+    with compute_harness(namespace=namespace) as (actor, ring, ids):
         reader = actor.readers[0]
         t = time.time_ns()
         for step in range(3):           # a few batches: windows roll, levels and regimes get evaluated
@@ -122,12 +129,12 @@ def _stamp() -> Path | None:
     return Path(cache) / f"warmed-{digest}-numba{numba.__version__}"
 
 
-def ensure_compiled() -> float | None:
+def ensure_compiled(namespace: str = "") -> float | None:
     """:func:`compile_kernels` unless the cache is stamped warm; seconds taken, or None when skipped."""
     stamp = _stamp()
     if stamp is not None and stamp.exists():
         return None
-    return compile_kernels()
+    return compile_kernels(namespace)
 
 
 def main() -> int:

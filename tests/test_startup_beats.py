@@ -17,6 +17,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from engine import shm
 from engine.actor_table import RUNNING
 from engine.config import Config, ConfigError, VenuesConfig, _check
 from engine.supervisor import ActorSpec, Supervisor, _Child
@@ -62,10 +63,13 @@ def _start_then_hang(tmp: Path, namespace: str, env: dict, ready_within_s: float
         t0 = time.monotonic()
         spares_before_ready = []
 
+        harness_shm = set()
+
         def ready():
             row = _row(sup, "compute:0")
             if row is None or row["state"] != RUNNING:
                 spares_before_ready.append(child.standby)
+                harness_shm.update(n for n in shm.list_segments(namespace) if "-warmup" in n)
                 return None
             return row
         assert _watch(sup, ready_within_s, ready), f"compute not RUNNING within {ready_within_s}s"
@@ -77,7 +81,7 @@ def _start_then_hang(tmp: Path, namespace: str, env: dict, ready_within_s: float
         assert _watch(sup, HEARTBEAT_S + 5, lambda: child.hung_kills), "a hung loop after RUNNING was not killed"
         hang_s = time.monotonic() - t1
         assert hang_s <= HEARTBEAT_S + 1.5, f"hung loop killed after {hang_s:.2f}s (heartbeat timeout {HEARTBEAT_S}s)"
-        return {"ready_s": ready_s, "hang_killed_s": hang_s}
+        return {"ready_s": ready_s, "hang_killed_s": hang_s, "harness_shm": harness_shm}
     finally:
         sup.stop()
 
@@ -140,7 +144,7 @@ def test_systemd_start_timeout_is_extended_while_actors_start_and_only_until_sta
 def test_warm_up_is_skipped_only_for_a_cache_stamped_warm(tmp_path, monkeypatch):
     from engine import warmup
     runs = []
-    monkeypatch.setattr(warmup, "compile_kernels", lambda: runs.append(1) or 1.5)
+    monkeypatch.setattr(warmup, "compile_kernels", lambda namespace="": runs.append(1) or 1.5)
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
     assert warmup.ensure_compiled() == 1.5 and runs == [1]          # empty cache: compile
     stamp = warmup._stamp()
@@ -186,5 +190,6 @@ def test_a_cold_numba_cache_converges_without_restarts(tmp_path, namespace):
     figures = _start_then_hang(tmp_path, namespace, {"NUMBA_CACHE_DIR": str(cache)}, ready_within_s=800,
                                startup_timeout_ms=800_000, warm_standby=["compute"])
     assert any(cache.rglob("*.nbi")), "nothing was compiled into the empty cache"
+    assert figures["harness_shm"], "the warm-up harness's shared memory was not inside the daemon's namespace"
     print(f"\ncold-cache start-up: RUNNING after {figures['ready_s']:.1f}s, no restart; "
           f"hung loop killed {figures['hang_killed_s']:.2f}s after RUNNING")
