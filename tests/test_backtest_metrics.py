@@ -134,3 +134,30 @@ def test_map_error_shape_and_size():
     assert same["tv_distance"] == pytest.approx(0.0) and same["usd_ratio"] == pytest.approx(2.0)
     assert M.map_error(np.array([1.0, 0, 0, 0]), true)["tv_distance"] == pytest.approx(1.0)
     assert M.map_error(np.zeros(4), true)["tv_distance"] is None
+
+
+def test_zone_ties_at_the_cut_score_their_mean_hit_rate():
+    k = np.arange(20)
+    centres = 100.0 * np.exp((k - 10) * 0.01)
+    realized = centres[[0, 1, 2, 3, 4]] * 1.001            # 5 of 20 bins hit, the lowest-priced ones
+    flat = M.zone_tally(centres, np.ones(20), 100.0, realized, band=1.0, top_share=0.1)
+    # a ranking that cannot tell the bins apart scores the baseline, not the sort order's first two (both hits)
+    assert flat.top_bins == 2 and flat.top_hits == pytest.approx(2 * 5 / 20)
+    assert flat.figures()["lift"] == pytest.approx(1.0)
+    score = np.zeros(20)
+    score[7] = 5.0                                           # one clear top bin (a miss), the rest tied at 0
+    t = M.zone_tally(centres, score, 100.0, realized, 1.0, 0.1, usd=np.ones(20))
+    assert t.top_hits == pytest.approx(5 / 19)
+    best = M.zone_tally(centres, -k.astype(float), 100.0, realized, 1.0, 0.1, usd=np.ones(20))
+    assert best.top_hits == 2.0 and best.figures()["lift"] == pytest.approx(4.0)
+    # no modelled USD among the candidates: not scored, whatever the ranking
+    assert M.zone_tally(centres, np.ones(20), 100.0, realized, 1.0, 0.1, usd=np.zeros(20)).empty == 1
+
+
+def test_zone_wilson_bound_counts_overlapping_snapshots_once_per_horizon():
+    t = M.ZoneTally(snapshots=50, top_bins=100, top_hits=40.0, bins=1000, hits=100)
+    raw, shared = t.figures(), t.figures(overlap=5.0)
+    assert raw["precision"] == shared["precision"] == pytest.approx(0.4)
+    assert raw["precision_wilson_low"] == pytest.approx(M.wilson_lower(40, 100))
+    assert shared["precision_wilson_low"] == pytest.approx(M.wilson_lower(8, 20))
+    assert shared["precision_wilson_low"] < raw["precision_wilson_low"] < 0.4

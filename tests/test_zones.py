@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from engine.config import ZonesConfig
-from engine.kernels.zones import Z, ZoneModel, liquidation_price
+from engine.kernels.zones import Z, ZoneModel, liquidation_price, reach_probability
 from engine.record import RECORD_DTYPE, Kind, Side, Venue
 
 pytestmark = pytest.mark.unit
@@ -37,6 +37,7 @@ class Tape:
 
 
 def model(**changes) -> ZoneModel:
+    changes.setdefault("seed_open_interest", False)   # most tests build the map from OI changes alone
     cfg = msgspec.structs.replace(ZonesConfig(), **changes)
     m = ZoneModel(cfg)
     m.resize([("binance", "BTC", 0)], 1)
@@ -236,7 +237,8 @@ def test_detector_publishes_zone_approach_with_factors_and_summary():
     from engine.signals import ZoneApproach, decode, encode
 
     zc = msgspec.structs.replace(ZonesConfig(), leverage={"*": [[33.0, 1.0]]}, maintenance={"*": 0.0},
-                                 split_clip=0.0, min_zone_usd=10_000.0)
+                                 split_clip=0.0, min_zone_usd=10_000.0,
+                                 seed_open_interest=False)
     cfg = msgspec.structs.replace(Config(), detectors=msgspec.structs.replace(DetectorsConfig(), zones=zc))
     det = ZonesDetector(DetectorContext(cfg, _Reg(), _Runner()))
     t = Tape()
@@ -258,3 +260,45 @@ def test_detector_publishes_zone_approach_with_factors_and_summary():
     assert decode(encode(s)) == s
     assert det.factors("BTC")["zone_proximity"] > far["zone_proximity"]
     assert det.thresholds("BTC")["approach_pct"] > 0
+
+
+def test_first_open_interest_seeds_the_map_at_the_price_when_asked():
+    t = Tape()
+    t.add(Kind.OPEN_INTEREST, 0.0, 500.0)                                    # before any price: waits
+    t.add(Kind.MARK, 100.0).add(Kind.OPEN_INTEREST, 100.0, 1000.0)
+    seeded, plain = model(leverage={"*": [[10.0, 1.0]]}, seed_open_interest=True), model(leverage={"*": [[10.0, 1.0]]})
+    batch = t.batch()
+    seeded.run(batch)
+    plain.run(batch)
+    mp = seeded.asset_map(0)
+    assert mp["long_usd"][bin_of(seeded, liquidation_price(100.0, 10.0, 0.005, True))] == pytest.approx(50_000.0)
+    assert mp["short_usd"][bin_of(seeded, liquidation_price(100.0, 10.0, 0.005, False))] == pytest.approx(50_000.0)
+    assert plain.asset_map(0)["long_usd"].sum() == 0.0 and plain.asset_map(0)["short_usd"].sum() == 0.0
+    t.add(Kind.OPEN_INTEREST, 100.0, 900.0)                                  # later readings: changes only
+    seeded.run(t.batch())
+    assert seeded.asset_map(0)["long_usd"].sum() == pytest.approx(45_000.0)
+
+
+def test_reach_probability_and_the_expected_usd_ranking():
+    prices = 100.0 * np.exp(np.array([-0.02, -0.01, 0.0, 0.01, 0.05]))
+    r = reach_probability(prices, 100.0, 0.01 / math.sqrt(100.0), 100.0)     # sigma over the horizon: 1 %
+    assert r[2] == pytest.approx(1.0) and r[1] == pytest.approx(r[3])
+    assert r[1] == pytest.approx(2 * (1 - 0.841344746), abs=1e-6)            # one sigma away: 2 (1 - Phi(1))
+    assert r[0] == pytest.approx(2 * (1 - 0.977249868), abs=1e-6) and r[4] < 1e-6
+    assert np.isnan(reach_probability(prices, 100.0, float("nan"), 100.0)).all()
+    m = model(leverage={"*": [[10.0, 1.0]]}, seed_open_interest=True, horizon_s=300.0)
+    t = Tape()
+    t.add(Kind.MARK, 100.0).add(Kind.OPEN_INTEREST, 100.0, 1000.0)
+    m.run(t.batch())
+    mp = m.asset_map(0)
+    assert np.isnan(mp["reach"]).all()                                       # no volatility yet: USD alone
+    assert np.array_equal(mp["expected_usd"], mp["long_usd"] + mp["short_usd"])
+    for i in range(60):                                                      # a 0.1 % zig-zag every second
+        t.add(Kind.TRADE, 100.0 * (1.001 if i % 2 else 1.0), 1.0, Side.BUY)
+    m.run(t.batch())
+    mp = m.asset_map(0)
+    sigma = m.sigma_1s(0)
+    assert 0.0005 < sigma < 0.0015
+    expect = reach_probability(mp["price"], float(m.ast[0, 8]), sigma, 300.0)
+    np.testing.assert_allclose(mp["reach"], expect)
+    np.testing.assert_allclose(mp["expected_usd"], (mp["long_usd"] + mp["short_usd"]) * expect)

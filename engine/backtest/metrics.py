@@ -115,12 +115,13 @@ def bin_edges(centres: np.ndarray) -> np.ndarray:
 
 @dataclass
 class ZoneTally:
-    """Zone precision counts summed over map snapshots."""
+    """Zone precision counts summed over map snapshots (hits among the top bins may be fractional: ties at the
+    cut are credited at their mean hit rate, see :func:`zone_tally`)."""
 
     snapshots: int = 0
     empty: int = 0            # snapshots whose candidate bins held no modelled USD (not scored)
     top_bins: int = 0
-    top_hits: int = 0
+    top_hits: float = 0.0
     bins: int = 0
     hits: int = 0
 
@@ -128,23 +129,35 @@ class ZoneTally:
         for k in ("snapshots", "empty", "top_bins", "top_hits", "bins", "hits"):
             setattr(self, k, getattr(self, k) + getattr(other, k))
 
-    def figures(self) -> dict:
+    def figures(self, overlap: float = 1.0) -> dict:
+        """Precision, random baseline and lift; the Wilson bound counts ``top_bins / overlap`` independent trials,
+        ``overlap`` being how many snapshots share one horizon (horizon / snapshot cadence): overlapping
+        snapshots score mostly the same liquidations, so the raw count would overstate the confidence."""
         precision = _ratio(self.top_hits, self.top_bins)
         baseline = _ratio(self.hits, self.bins)
+        m = max(1.0, overlap)
         return {"snapshots": self.snapshots, "empty_snapshots": self.empty, "top_bins": self.top_bins,
                 "top_hits": self.top_hits, "precision": precision,
-                "precision_wilson_low": wilson_lower(self.top_hits, self.top_bins),
+                "precision_wilson_low": wilson_lower(self.top_hits / m, self.top_bins / m),
+                "wilson_overlap": m,
                 "random_baseline": baseline, "candidate_bins": self.bins, "candidate_hits": self.hits,
                 "lift": precision / baseline if precision is not None and baseline else None}
 
 
-def zone_tally(centres: np.ndarray, usd: np.ndarray, price: float, realized: np.ndarray, band: float,
-               top_share: float, reached: tuple[float, float] | None = None) -> ZoneTally:
+def zone_tally(centres: np.ndarray, score: np.ndarray, price: float, realized: np.ndarray, band: float,
+               top_share: float, reached: tuple[float, float] | None = None,
+               usd: np.ndarray | None = None) -> ZoneTally:
     """Score one map snapshot: among the bins within ``band`` (fraction) of ``price``, the top ``top_share``
-    by modelled USD against every candidate, a bin counting as hit when a realized liquidation price falls in it.
+    ranked by ``score`` against every candidate, a bin counting as hit when a realized liquidation price falls in
+    it. Bins tied with the last one taken share the remaining places: they are credited with their mean hit
+    rate (what a random pick among them would score on average), so a ranking that cannot tell bins apart
+    scores the random baseline instead of whatever the sort order happened to favour. The snapshot is empty
+    (not scored) when no candidate holds modelled ``usd`` (default: ``score``).
     ``reached`` (low, high): only bins overlapping the price range traded over the horizon are candidates, so the
     ranking is judged where price went rather than on how far it went."""
     t = ZoneTally(snapshots=1)
+    score = np.asarray(score, dtype=np.float64)
+    usd = score if usd is None else np.asarray(usd, dtype=np.float64)
     edges = bin_edges(centres)
     ok = np.isfinite(centres) & (np.abs(centres / price - 1.0) <= band)
     if reached is not None:
@@ -157,8 +170,13 @@ def zone_tally(centres: np.ndarray, usd: np.ndarray, price: float, realized: np.
     hit = np.zeros(len(centres), dtype=bool)
     hit[k[(k >= 0) & (k < len(centres))]] = True
     n_top = max(1, int(math.ceil(top_share * len(cand))))
-    top = cand[np.argsort(-usd[cand], kind="stable")[:n_top]]
-    t.top_bins, t.top_hits = n_top, int(hit[top].sum())
+    sc = np.nan_to_num(score[cand], nan=-np.inf)
+    order = np.argsort(-sc, kind="stable")
+    cut = sc[order[n_top - 1]]
+    above = cand[sc > cut]
+    tied = cand[sc == cut]
+    t.top_bins = n_top
+    t.top_hits = float(hit[above].sum()) + (n_top - len(above)) * float(hit[tied].mean())
     t.bins, t.hits = len(cand), int(hit[cand].sum())
     return t
 

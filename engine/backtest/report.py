@@ -47,7 +47,9 @@ def markdown(summary: dict, plots: dict[str, list[str]]) -> str:
              f"{_f(h['zone_lift'], '{:.2f}x')} | >= {g['zone_lift']:.0f}x |",
              f"| zone precision, candidates limited to the bins price reached within the horizon | "
              f"{_pct(h['zone_reached_precision'])} vs {_pct(h['zone_reached_random_baseline'])}: "
-             f"{_f(h['zone_reached_lift'], '{:.2f}x')} | |", ""]
+             f"{_f(h['zone_reached_lift'], '{:.2f}x')} | |",
+             f"| zone lift of other rankings: modelled USD alone / nearest bins first (no model) | "
+             f"{_f(h.get('zones_by_usd_lift'), '{:.2f}x')} / {_f(h.get('zones_by_distance_lift'), '{:.2f}x')} | |", ""]
     lines += [f"![{p}]({p})" for p in plots.get("", [])]
     for name, f in summary["datasets"].items():
         lines += ["", f"## {name} ({f['kind']}{', calm' if f['calm'] else ''})", "",
@@ -65,11 +67,13 @@ def markdown(summary: dict, plots: dict[str, list[str]]) -> str:
                       f"{_f(ld['p75'], '{:.0f}')}, range {_f(ld['min'], '{:.0f}')} .. {_f(ld['max'], '{:.0f}')} "
                       f"(n = {ld['n']}).", "",
                   f"Zones: {z['snapshots']} snapshots ({z['empty_snapshots']} with an empty model near price); "
-                  f"top bins hit {z['top_hits']} / {z['top_bins']} = {_pct(z['precision'])} (Wilson low "
+                  f"top bins hit {z['top_hits']:.1f} / {z['top_bins']} = {_pct(z['precision'])} (Wilson low "
                   f"{_pct(z['precision_wilson_low'])}) vs random {_pct(z['random_baseline'])}, lift "
                   f"{_f(z['lift'], '{:.2f}x')}; among the bins price reached: {_pct(zr['precision'])} vs random "
-                  f"{_pct(zr['random_baseline'])}, lift {_f(zr['lift'], '{:.2f}x')} ({zr['top_hits']} / "
-                  f"{zr['top_bins']})."]
+                  f"{_pct(zr['random_baseline'])}, lift {_f(zr['lift'], '{:.2f}x')} ({zr['top_hits']:.1f} / "
+                  f"{zr['top_bins']}); ranked by modelled USD alone lift "
+                  f"{_f(f.get('zones_by_usd', {}).get('lift'), '{:.2f}x')}, by distance alone "
+                  f"{_f(f.get('zones_by_distance', {}).get('lift'), '{:.2f}x')}."]
         e = f.get("zone_map_error")
         if e:
             lines += ["", f"Zone map vs the true map ({e['snapshots']} snapshots): total-variation distance median "

@@ -29,7 +29,8 @@ from .labels import LabelParams, label_cascades, minute_usd
 from .offline import SIM_EPOCH_NS, TRUTH_DTYPE, VenueStream, load_okx_series, make_source, okx_parser, real_chunks
 
 __all__ = ["BacktestParams", "Dataset", "simulate", "replay_real", "score", "backtest", "summary_path",
-           "default_real_path", "SUMMARY_NAME", "dataset_labels", "zone_figures", "parse_scenario", "scored_from"]
+           "default_real_path", "SUMMARY_NAME", "dataset_labels", "zone_figures",
+           "ZoneSnapshot", "ZONE_RANKINGS", "zone_overlap", "parse_scenario", "scored_from"]
 
 SUMMARY_NAME = "backtest-summary.json"
 REAL_SERIES = Path("liquidations/okx_hyperliquid_finm33150/liquidations.csv")
@@ -67,7 +68,7 @@ class Dataset:
     asset_spans: dict[str, tuple[int, int]]   # asset -> (first, end) ns of its data
     signals: list
     signal_counts: dict
-    snapshots: list = field(default_factory=list)   # (t_ns, asset, price, centres, model_usd, true_usd | None)
+    snapshots: list = field(default_factory=list)   # ZoneSnapshot rows
     coverage: dict = field(default_factory=dict)
     records: int = 0
     lost: int = 0
@@ -178,7 +179,22 @@ def _bar(progress: bool, label: str) -> Progress | None:
     return Progress(0)
 
 
-def _snapshot(pipe, asset: str, source=None):
+@dataclass(frozen=True)
+class ZoneSnapshot:
+    """The zone model of one asset at one moment: bin centres, modelled USD, the model's ranking score
+    (``expected_usd``), the reach probability of each bin and, on simulated data, the true map."""
+
+    t_ns: int
+    asset: str
+    price: float
+    centres: np.ndarray
+    model: np.ndarray
+    expected: np.ndarray
+    reach: np.ndarray
+    true: np.ndarray | None
+
+
+def _snapshot(pipe, asset: str, source=None) -> ZoneSnapshot | None:
     got = pipe.zone_map(asset)
     if got is None:
         return None
@@ -189,7 +205,8 @@ def _snapshot(pipe, asset: str, source=None):
         tm = source.true_map(asset, M.bin_edges(m["price"]))
         if tm is not None:
             true = np.asarray(tm[0], dtype=np.float64) + np.asarray(tm[1], dtype=np.float64)
-    return (pipe.stream_ns, asset, price, m["price"].copy(), model.copy(), true)
+    return ZoneSnapshot(pipe.stream_ns, asset, price, m["price"].copy(), model.copy(), m["expected_usd"].copy(),
+                        m["reach"].copy(), true)
 
 
 def simulate(cfg: Config, name: str, p: BacktestParams = BacktestParams(), progress: bool = False,
@@ -304,27 +321,42 @@ def scored_from(d: Dataset, p: BacktestParams) -> dict[str, int]:
     return {a: t0 + int(p.warmup_s * 1e9) for a, (t0, _) in d.asset_spans.items()}
 
 
-def zone_figures(d: Dataset, p: BacktestParams) -> tuple[M.ZoneTally, M.ZoneTally, list[dict]]:
-    """Zone precision tallies over the snapshots after the warm-up (candidates: the price band, and the bins of
-    the band that price reached within the horizon), and the map errors where the true map is known."""
-    tally, reached, errors = M.ZoneTally(), M.ZoneTally(), []
+ZONE_RANKINGS = {   # name -> (what ranks the bins, its description); "zones" is the model's own ranking
+    "zones": ("expected", "the model's expected liquidation USD within the horizon (USD x reach probability)"),
+    "zones_by_usd": ("model", "modelled USD alone (the ranking before reach weighting)"),
+    "zones_by_distance": ("reach", "reach probability alone: nearest bins first, no model (a stronger baseline)"),
+}
+
+
+def zone_figures(d: Dataset, p: BacktestParams) -> tuple[dict[str, M.ZoneTally], M.ZoneTally, list[dict]]:
+    """Zone precision tallies over the snapshots after the warm-up, one per ranking of :data:`ZONE_RANKINGS`
+    (candidates: the bins within the price band), the model's ranking again with candidates limited to the
+    bins price reached within the horizon, and the map errors where the true map is known."""
+    tallies, reached, errors = {k: M.ZoneTally() for k in ZONE_RANKINGS}, M.ZoneTally(), []
     horizon = int(p.zone_horizon_s * 1e9)
     start = scored_from(d, p)
-    for t_ns, asset, price, centres, model, true in d.snapshots:
-        if t_ns < start[asset]:
+    for z in d.snapshots:
+        if z.t_ns < start[z.asset]:
             continue
-        sel = (d.truth["asset"] == asset) & (d.truth["t_ns"] >= t_ns) & (d.truth["t_ns"] < t_ns + horizon)
+        sel = (d.truth["asset"] == z.asset) & (d.truth["t_ns"] >= z.t_ns) & (d.truth["t_ns"] < z.t_ns + horizon)
         realized = d.truth["price"][sel]
-        tally.add(M.zone_tally(centres, model, price, realized, p.zone_band, p.zone_top))
-        rows = d.price_range.get(asset)
+        for name, (field_, _) in ZONE_RANKINGS.items():
+            tallies[name].add(M.zone_tally(z.centres, getattr(z, field_), z.price, realized, p.zone_band,
+                                           p.zone_top, usd=z.model))
+        rows = d.price_range.get(z.asset)
         if rows is not None:
-            r = rows[(rows["t_ns"] >= t_ns) & (rows["t_ns"] < t_ns + horizon)]
+            r = rows[(rows["t_ns"] >= z.t_ns) & (rows["t_ns"] < z.t_ns + horizon)]
             if len(r):
-                reached.add(M.zone_tally(centres, model, price, realized, p.zone_band, p.zone_top,
-                                         (float(r["low"].min()), float(r["high"].max()))))
-        if true is not None:
-            errors.append(M.map_error(model, true))
-    return tally, reached, errors
+                reached.add(M.zone_tally(z.centres, z.expected, z.price, realized, p.zone_band, p.zone_top,
+                                         (float(r["low"].min()), float(r["high"].max())), usd=z.model))
+        if z.true is not None:
+            errors.append(M.map_error(z.model, z.true))
+    return tallies, reached, errors
+
+
+def zone_overlap(p: BacktestParams) -> float:
+    """How many zone snapshots share one scoring horizon (the Wilson bound's trials are divided by it)."""
+    return max(1.0, p.zone_horizon_s / p.zone_every_s)
 
 
 def score(d: Dataset, p: BacktestParams = BacktestParams()) -> dict:
@@ -335,7 +367,8 @@ def score(d: Dataset, p: BacktestParams = BacktestParams()) -> dict:
               if a.t_ns >= start.get(a.asset, 0)]
     asset_days = sum(max(0, t1 - start[a]) for a, (_, t1) in d.asset_spans.items()) / 86400e9
     leads = M.lead_times(labels, alarms, p.max_lead_s)
-    tally, reached, errors = zone_figures(d, p)
+    tallies, reached, errors = zone_figures(d, p)
+    ov = zone_overlap(p)
     tv = [e["tv_distance"] for e in errors if e["tv_distance"] is not None]
     ratio = [e["usd_ratio"] for e in errors if e["usd_ratio"] is not None]
     return {
@@ -347,7 +380,7 @@ def score(d: Dataset, p: BacktestParams = BacktestParams()) -> dict:
                     "peak_usd": c.peak_usd, "usd": c.usd} for c in labels],
         "levels": M.cascade_figures(labels, alarms, asset_days, p.max_lead_s, p.grace_s),
         "lead_s": {**M.distribution(leads), "values": [x for x in leads if x is not None]},
-        "zones": tally.figures(), "zones_reached": reached.figures(),
+        **{k: t.figures(ov) for k, t in tallies.items()}, "zones_reached": reached.figures(ov),
         "zone_map_error": {"snapshots": len(errors), **M.distribution(tv),
                            "usd_ratio_median": float(np.median(ratio)) if ratio else None} if errors else None,
         "coverage": d.coverage, "signals": d.signal_counts, "parse": d.parse, "skipped": d.skipped,
@@ -371,7 +404,7 @@ def _pooled(figs: dict[str, dict], p: BacktestParams) -> dict:
             z = f[key]
             zt.add(M.ZoneTally(z["snapshots"], z["empty_snapshots"], z["top_bins"], z["top_hits"],
                                z["candidate_bins"], z["candidate_hits"]))
-        return zt.figures()
+        return zt.figures(zone_overlap(p))
     leads = [v for f in figs.values() for v in f["lead_s"]["values"]]
     zf, zr = pooled_zones("zones"), pooled_zones("zones_reached")
     return {
@@ -384,6 +417,7 @@ def _pooled(figs: dict[str, dict], p: BacktestParams) -> dict:
         "zone_random_baseline": zf["random_baseline"], "zone_lift": zf["lift"],
         "zone_reached_precision": zr["precision"], "zone_reached_random_baseline": zr["random_baseline"],
         "zone_reached_lift": zr["lift"],
+        **{f"{k}_lift": pooled_zones(k)["lift"] for k in ZONE_RANKINGS if k != "zones"},
         "goals": {"recall_warning": 0.90, "lead_median_s": 60.0, "false_critical_per_asset_day_calm": 1.0,
                   "zone_lift": 3.0},
     }

@@ -13,6 +13,9 @@ bin by bin), with a variance per bin for the uncertainty band:
   a short's ``entry x (1 + 1/L - mm)`` (``mm`` = maintenance margin rate).
   Each addition adds ``(usd x split_uncertainty x w_j)^2`` to both sides' bin
   variance (the split error moves USD between the sides).
+* The first OI reading (once the instrument has a price) is the OI opened before the model started: with
+  ``seed_open_interest`` it enters the map as if opened at that price, split evenly (a prior that fades as
+  positions close and new ones open); without it those positions stay unmodelled.
 * OI falls: every bin of the instrument is scaled by ``OI_new / OI_old``
   (variance by its square): positions closed proportionally.
 * Price (trade or mark) passes a bin: a long bin whose whole price range is
@@ -29,6 +32,10 @@ event when a side enters *approach*: distance <= ``approach_sigmas x sigma``
 with ``sigma`` the EWMA 1 s return volatility over ``horizon_s`` (it leaves
 approach past 1.5 x that). The model only knows the OI it saw change: the
 share of OI it explains is reported as ``coverage``.
+
+:meth:`ZoneModel.asset_map` ranks the bins by ``expected_usd``: a bin's USD times the probability that
+price touches it within ``horizon_s`` (:func:`reach_probability`, driftless, from the same volatility), the
+USD expected to be force-traded there over the horizon, which the backtest scores.
 """
 from __future__ import annotations
 
@@ -39,7 +46,7 @@ from numba import njit
 
 from ..record import Kind
 
-__all__ = ["ZoneModel", "ZONE_EVENT_DTYPE", "Z", "resolve_mix", "liquidation_price"]
+__all__ = ["ZoneModel", "ZONE_EVENT_DTYPE", "Z", "resolve_mix", "liquidation_price", "reach_probability"]
 
 MAX_BANDS = 8
 K_TRADE, K_MARK, K_OI, K_DEPTH = Kind.TRADE, Kind.MARK, Kind.OPEN_INTEREST, Kind.BOOK_DEPTH   # numba reads plain globals
@@ -78,8 +85,8 @@ ZONE_EVENT_DTYPE = np.dtype([
 
 # parameter vector
 (P_LW, P_NB, P_TW, P_FW, P_FSCALE, P_CLIP, P_SIGMA_S, P_INTERVAL, P_HALFLIFE, P_HORIZON, P_APPROACH, P_QUANT,
- P_MINZONE, P_ZB, P_MINSAMPLES) = range(15)
-NPARAM = 15
+ P_MINZONE, P_ZB, P_MINSAMPLES, P_SEED) = range(16)
+NPARAM = 16
 
 
 def liquidation_price(entry: float, leverage: float, mm: float, long: bool) -> float:
@@ -93,6 +100,18 @@ def resolve_mix(table: dict, venue: str, asset: str):
         if key in table:
             return table[key]
     raise KeyError("*")
+
+
+def reach_probability(prices: np.ndarray, price: float, sigma_1s: float, horizon_s: float) -> np.ndarray:
+    """Probability that a driftless log-price with 1 s volatility ``sigma_1s``, now at ``price``, touches each
+    of ``prices`` within ``horizon_s`` (reflection principle: ``2 (1 - Phi(d / (sigma sqrt(h))))``, ``d`` the log
+    distance); NaN everywhere when the volatility or the price is unknown."""
+    p = np.asarray(prices, dtype=np.float64)
+    s = sigma_1s * math.sqrt(horizon_s) if horizon_s > 0 else NAN
+    if not (s > 0.0 and price > 0.0):
+        return np.full(p.shape, NAN)
+    d = np.abs(np.log(p / price))
+    return np.array([math.erfc(x / (s * math.sqrt(2.0))) if x == x else NAN for x in d.ravel()]).reshape(p.shape)
 
 
 @njit(cache=True)
@@ -374,7 +393,13 @@ def zones_kernel(recs, inst_asset, owned, maps, ist, ast, lev, levw, depth, out,
             q = rec["qty"]
             prev = ist[k, I_OI]
             anchor = ast[a, A_ANCHOR]
-            if prev > 0.0 and anchor == anchor:
+            ready = anchor == anchor and ist[k, I_PRICE] > 0.0   # else the first reading waits for a price
+            if ready and prev <= 0.0 and prm[P_SEED] > 0.0:
+                # the OI open before the model started: entered at unknown prices, taken at the current one,
+                # split evenly (a prior, replaced as positions close and new ones open)
+                px = ist[k, I_PRICE]
+                _add(maps, ist, k, q * px, px, 0.5, prm[P_SIGMA_S], lev, levw, anchor, lw, nb)
+            elif ready and prev > 0.0:
                 if q > prev:
                     entry = ist[k, I_VNUM] / ist[k, I_VQTY] if ist[k, I_VQTY] > 0.0 else ist[k, I_PRICE]
                     if entry <= 0.0:
@@ -393,7 +418,8 @@ def zones_kernel(recs, inst_asset, owned, maps, ist, ast, lev, levw, depth, out,
                         m = f if c < 2 else f * f
                         for i in range(nb):
                             maps[k, c, i] *= m
-            ist[k, I_OI] = q
+            if ready:
+                ist[k, I_OI] = q
             ist[k, I_BUY] = 0.0
             ist[k, I_SELL] = 0.0
             ist[k, I_VNUM] = 0.0
@@ -414,10 +440,11 @@ class ZoneModel:
         self.nl = max(len(m) for m in cfg.leverage.values())
         self.prm = np.zeros(NPARAM)
         self.prm[[P_LW, P_NB, P_TW, P_FW, P_FSCALE, P_CLIP, P_SIGMA_S, P_INTERVAL, P_HALFLIFE, P_HORIZON, P_APPROACH,
-                  P_QUANT, P_MINZONE, P_ZB, P_MINSAMPLES]] = [
+                  P_QUANT, P_MINZONE, P_ZB, P_MINSAMPLES, P_SEED]] = [
             math.log1p(cfg.bin_width), self.nb, cfg.taker_weight, cfg.funding_weight, cfg.funding_scale,
             cfg.split_clip, cfg.split_uncertainty, cfg.eval_interval_s * 1e9, cfg.vol_halflife_s, cfg.horizon_s,
-            cfg.approach_sigmas, cfg.large_quantile, cfg.min_zone_usd, cfg.zone_bins, 30.0]
+            cfg.approach_sigmas, cfg.large_quantile, cfg.min_zone_usd, cfg.zone_bins, 30.0,
+            float(cfg.seed_open_interest)]
         self.inst_asset = np.zeros(0, dtype=np.int64)
         self.owned = np.zeros(0, dtype=np.bool_)
         self.maps = np.zeros((0, 4, self.nb))
@@ -481,9 +508,23 @@ class ZoneModel:
         lw = self.prm[P_LW]
         return np.exp(self.ast[a, A_ANCHOR] + (np.arange(self.nb) - self.nb // 2 + 0.5) * lw)
 
+    def sigma_1s(self, a: int) -> float:
+        """Asset ``a``'s EWMA volatility of 1 s log returns (NaN until enough samples)."""
+        st = self.ast[a]
+        if st[A_NSAMPLES] < self.prm[P_MINSAMPLES] or not st[A_WSUM] > 0.0:
+            return NAN
+        return math.sqrt(st[A_EWVAR] / st[A_WSUM])
+
     def asset_map(self, a: int) -> dict[str, np.ndarray]:
-        """Asset ``a``'s map summed over its instruments: bin prices, long/short USD and their 1-sigma bands."""
+        """Asset ``a``'s map summed over its instruments: bin prices, long/short USD and their 1-sigma bands, the
+        probability that price reaches each bin within ``horizon_s`` (``reach``, NaN before the volatility is
+        known) and ``expected_usd``: the bin's USD times ``reach`` (times 1 while it is unknown), the USD
+        expected to be liquidated there within the horizon, which is how the model ranks its bins."""
         sel = self.inst_asset == a
         m = self.maps[sel].sum(axis=0) if sel.any() else np.zeros((4, self.nb))
-        return {"price": self.bin_prices(a), "long_usd": m[0], "short_usd": m[1],
-                "long_band": np.sqrt(m[2]), "short_band": np.sqrt(m[3])}
+        prices = self.bin_prices(a)
+        reach = reach_probability(prices, float(self.ast[a, A_PRICE]), self.sigma_1s(a), self.cfg.horizon_s)
+        usd = m[0] + m[1]
+        return {"price": prices, "long_usd": m[0], "short_usd": m[1],
+                "long_band": np.sqrt(m[2]), "short_band": np.sqrt(m[3]), "reach": reach,
+                "expected_usd": usd * np.where(np.isfinite(reach), reach, 1.0)}
