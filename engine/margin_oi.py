@@ -237,7 +237,8 @@ class MarginOiPoller:
             key = (poller.base_url, m.listing[0], tuple(sorted(m.listing[1].items())))
             if key not in listings:
                 view = SimpleNamespace(EXCHANGE_INFO_REQUEST=m.listing, parse_exchange_info=m.parse_listing,
-                                       next_page=m.next_page, REST_METHOD=getattr(self.venue, "REST_METHOD", "GET"))
+                                       next_page=m.next_page, REST_METHOD=getattr(self.venue, "REST_METHOD", "GET"),
+                                       REST_HEADERS=getattr(self.venue, "REST_HEADERS", {}))
                 lister = RestPoller(view, poller.base_url, poller.budget, client=poller.client)
                 listings[key] = await lister.instruments()
                 self.n["margin_oi_errors"] += lister.errors

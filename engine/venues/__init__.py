@@ -24,6 +24,7 @@ that knows it. The connection manager (:mod:`engine.wsfeed`), the REST poller
 ``OI_STREAMED``            optional: open interest arrives on the socket; the feed polls no REST for it
 ``LIQUIDATIONS_AVAILABLE`` optional ``False``: the venue has no public liquidation stream
 ``WS_HEADERS``             optional: extra headers on the WebSocket handshake
+``REST_HEADERS``           optional: headers on every REST request (:class:`engine.rest.RestPoller`)
 ``MARKET``/``CONTRACT_TYPE`` optional: instrument market (``Market.SPOT``) and listing type it selects
 ``BOOK_RULE``/``BOOK_SOURCE`` optional: order-book sequence rule and snapshot source (:mod:`engine.books`)
 ``unsubscribe_messages``   optional: frames to drop streams (a silent stream is renewed with them)
