@@ -1,60 +1,23 @@
 """End to end: `undertow demo` (simulator + all six venues + engine) and `undertow tail --json` on its bus."""
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from engine import shm
+from tests.harness.demo import run_demo_with_tail, write_demo_config
+from tests.harness.toml import toml_table
 
 pytestmark = pytest.mark.process
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_demo_prints_a_cascade_alert_and_tail_json_shows_signals(tmp_path, namespace):
-    cfg = tmp_path / "demo.toml"
-    cfg.write_text(f"""
-[engine]
-namespace = "{namespace}"
-run_dir = "{tmp_path}"
-ring_capacity = 16384
-
-[supervisor]
-health_port = 0
-
-[bus]
-endpoint = "ipc://{tmp_path}/bus.sock"
-heartbeat_interval_s = 0.5
-
-[simulator]
-seed = 7
-first_cascade_after_s = 5.0
-""")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    demo = subprocess.Popen([sys.executable, "-m", "engine.cli", "demo", "--config", str(cfg), "--duration", "45"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    # tail finds the demo's bus through the run directory of the same config
-    tail = subprocess.Popen([sys.executable, "-m", "engine.cli", "tail", "--json", "--config", str(cfg),
-                             "--duration", "40"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env)
-    try:
-        t_out, t_err = tail.communicate(timeout=90)
-        d_out, d_err = demo.communicate(timeout=90)
-    finally:
-        for p in (tail, demo):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                p.wait(20)
-    assert demo.returncode == 0, d_err[-2000:]
-    assert "LIQUIDATION CASCADE" in d_out, d_out[-3000:] + d_err[-2000:]
-    lines = [json.loads(x) for x in t_out.splitlines() if x.strip()]
-    kinds = {x["kind"] for x in lines}
-    assert {"liquidation", "cascade", "heartbeat"} <= kinds, (kinds, t_err[-1000:])
+    cfg = write_demo_config(tmp_path, namespace, toml_table("simulator", seed=7, first_cascade_after_s=5.0))
+    run = run_demo_with_tail(cfg, 45, 40)
+    assert run.returncode == 0, run.err[-2000:]
+    assert "LIQUIDATION CASCADE" in run.out, run.out[-3000:] + run.err[-2000:]
+    lines = run.signals
+    kinds = run.kinds()
+    assert {"liquidation", "cascade", "heartbeat"} <= kinds, (kinds, run.tail_err[-1000:])
     for x in lines:
         for key in ("kind", "asset", "seq", "ts_exchange", "ts_recv", "ts_computed", "ts_published", "v"):
             assert key in x, (key, x)

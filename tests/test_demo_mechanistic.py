@@ -11,86 +11,28 @@ speed 5 (50 s, the first 250 s of the market) reached WARNING in one run and CRI
 """
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-import threading
-import time
 from pathlib import Path
 from typing import Callable
 
 import pytest
 
 from engine import shm
+from tests.harness.demo import DemoRun, run_demo_with_tail, write_demo_config
+from tests.harness.toml import toml_table
 
 pytestmark = pytest.mark.process
-ROOT = Path(__file__).resolve().parents[1]
 LIQUIDATION_VENUES = {"binance", "bybit", "okx", "gate", "bitget"}    # Hyperliquid and spot publish none
 SHORT = {"start_at": 130.0, "duration_s": 50.0}     # market 130-180 s at most
 FROM_THE_START = {"start_at": 0.0, "duration_s": 240.0}
 
 
-def _write_config(tmp_path: Path, namespace: str) -> Path:
-    cfg = tmp_path / "demo.toml"
-    cfg.write_text(f"""
-[engine]
-namespace = "{namespace}"
-run_dir = "{tmp_path}"
-ring_capacity = 16384
-
-[supervisor]
-health_port = 0
-
-[bus]
-endpoint = "ipc://{tmp_path}/bus.sock"
-heartbeat_interval_s = 0.5
-
-[simulator]
-seed = 7
-""")
-    return cfg
-
-
 def _run_demo(tmp_path: Path, namespace: str, regime: str, start_at: float, duration_s: float,
-              enough: Callable[[list], bool] | None = None) -> tuple[subprocess.Popen, str, str, list]:
-    """Run the demo and `undertow tail --json` beside it; stop the demo early once ``enough(signals)`` holds.
-    Return the finished demo process, its stdout and stderr, and the decoded signals tail printed."""
-    cfg = _write_config(tmp_path, namespace)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    cli = [sys.executable, "-m", "engine.cli"]
-    demo = subprocess.Popen([*cli, "demo", "--config", str(cfg), "--duration", str(duration_s),
-                             "--market", "mechanistic", "--regime", regime, "--start-at", str(start_at)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    # tail finds the demo's bus through the run directory of the same config
-    tail = subprocess.Popen([*cli, "tail", "--json", "--config", str(cfg), "--duration", str(duration_s + 15)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-    signals: list = []
-
-    def read() -> None:
-        for line in tail.stdout:
-            if line.strip():
-                signals.append(json.loads(line))
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    try:
-        deadline = time.monotonic() + duration_s + 60
-        while demo.poll() is None and time.monotonic() < deadline:
-            if enough is not None and enough(list(signals)):
-                demo.send_signal(signal.SIGINT)     # Ctrl-C: the supervisor stops and the demo stops its simulator
-                break
-            time.sleep(0.5)
-        d_out, d_err = demo.communicate(timeout=60)
-    finally:
-        for p in (tail, demo):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                p.wait(20)
-        reader.join(10)
-        tail.stdout.close()
-    return demo, d_out, d_err, signals
+              enough: Callable[[list], bool] | None = None) -> DemoRun:
+    """The mechanistic market's ``regime`` from ``start_at`` with `undertow tail --json` beside it; stop early once
+    ``enough(signals)`` holds."""
+    cfg = write_demo_config(tmp_path, namespace, toml_table("simulator", seed=7))
+    return run_demo_with_tail(cfg, duration_s, duration_s + 15, "--market", "mechanistic", "--regime", regime,
+                              "--start-at", str(start_at), enough=enough)
 
 
 def _liquidation_venues(signals: list) -> set:
@@ -105,10 +47,10 @@ def _long_cascade(signals: list) -> list:
 
 
 def _check_thin_book_cascade(tmp_path, namespace, start_at: float, duration_s: float) -> None:
-    demo, out, err, signals = _run_demo(
-        tmp_path, namespace, "thin_book_cascade", start_at, duration_s,
-        enough=lambda s: LIQUIDATION_VENUES <= _liquidation_venues(s) and bool(_long_cascade(s)))
-    assert demo.returncode == 0, err[-2000:]
+    run = _run_demo(tmp_path, namespace, "thin_book_cascade", start_at, duration_s,
+                    enough=lambda s: LIQUIDATION_VENUES <= _liquidation_venues(s) and bool(_long_cascade(s)))
+    out, err, signals = run.out, run.err, run.signals
+    assert run.returncode == 0, err[-2000:]
     kinds = {x["kind"] for x in signals}
     assert {"liquidation", "cascade", "heartbeat"} <= kinds, (kinds, err[-1000:])
     assert LIQUIDATION_VENUES <= _liquidation_venues(signals), _liquidation_venues(signals)
@@ -122,8 +64,9 @@ def _check_thin_book_cascade(tmp_path, namespace, start_at: float, duration_s: f
 
 
 def _check_calm(tmp_path, namespace, start_at: float, duration_s: float) -> None:
-    demo, out, err, signals = _run_demo(tmp_path, namespace, "calm", start_at, duration_s)
-    assert demo.returncode == 0, err[-2000:]
+    run = _run_demo(tmp_path, namespace, "calm", start_at, duration_s)
+    out, err, signals = run.out, run.err, run.signals
+    assert run.returncode == 0, err[-2000:]
     # the pipeline ran: every venue covered and connected, the compute actor counting records
     cov = {x["venue"] for x in signals if x["kind"] == "coverage" and x["connected_share"] > 0.5}
     assert LIQUIDATION_VENUES <= cov, cov
