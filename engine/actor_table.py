@@ -7,7 +7,8 @@ detect hung actors and to serve ``/metrics``; ``undertow status`` reads it too.
 
 A row's counters (names and values) are published under a seqlock (``counters_seq``:
 odd while the owning actor writes), so a reader sees a whole publish or retries; a
-first publish is never seen half-named.
+first publish is never seen half-named. A new process claiming a row starts it with no
+counters (they are per process; ``restarts`` carries across).
 """
 from __future__ import annotations
 
@@ -178,8 +179,16 @@ class ActorTable:
                     raise RuntimeError(f"{self.name}: actor table full")
                 idx = free
                 self.rows[idx]["name"] = key
-            if self.rows[idx]["counters_seq"] & 1:   # its last writer died mid-publish: a fresh one starts
-                self.rows[idx]["counters_seq"] += 1
+            row = self.rows[idx:idx + 1]
+            if row["counters_seq"][0] & 1:   # its last writer died mid-publish: a fresh one starts
+                row["counters_seq"] += 1
+            if pid is not None and pid != row["pid"][0]:
+                # a new process: the last one's counters are not its own (a reader comparing before and
+                # after a restart would otherwise take the dead process's values for the new one's)
+                row["counters_seq"] += 1
+                row["counter_names"] = b""
+                row["counters"] = 0.0
+                row["counters_seq"] += 1
             if pid is not None:
                 self.rows[idx]["pid"] = pid
                 self.rows[idx]["started_ns"] = time.time_ns()

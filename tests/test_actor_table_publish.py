@@ -69,3 +69,17 @@ def test_a_writer_that_died_mid_publish_leaves_a_row_the_next_owner_can_use(name
         assert table.snapshot()[0]["counters"] == {"records": 7.0, "lost": 1.0}
     finally:
         table.close()
+
+
+def test_a_restarted_actor_does_not_show_its_predecessors_counters(namespace):
+    table = ActorTable.open(actor_table_segment(namespace))
+    try:
+        table.row("compute:0", pid=100).update({"producer_restarts": 3.0})
+        table.row("compute:0", pid=100)                   # the same process again (the actor's own claim)
+        assert table.snapshot()[0]["counters"] == {"producer_restarts": 3.0}
+        table.row("compute:0", pid=101, restarts=1)       # the supervisor starts its replacement
+        assert table.snapshot()[0]["counters"] == {}
+        table.row("compute:0", pid=101).update({"producer_restarts": 1.0})
+        assert table.snapshot()[0]["counters"] == {"producer_restarts": 1.0}
+    finally:
+        table.close()
