@@ -54,6 +54,17 @@ def demo_script(scale: float = 1.0) -> list[str]:
     return lines
 
 
+def _demo_correlation(c, resolution_s: float, short_s: float, long_s: float):
+    """The correlation table for a demo: windows of at least 3 (short) and 20 (long) samples.
+
+    Venues send marks about once a second, so compression cannot sample returns faster than 1 s; a
+    window compressed to 2 or 10 one-second returns is noise (the synthetic market's 1 s return
+    correlation is only about 0.3-0.5 to begin with), so the windows keep a minimum number of samples.
+    """
+    return msgspec.structs.replace(c, resolution_s=resolution_s, short_window_s=max(short_s, 3 * resolution_s),
+                                   long_window_s=max(long_s, 20 * resolution_s))
+
+
 def demo_config(cfg, scale: float = 1.0):
     """``cfg`` with the detectors' time scales shortened for a demo of ``DEMO_DURATION_S * scale`` seconds.
 
@@ -79,8 +90,7 @@ def demo_config(cfg, scale: float = 1.0):
         "book": msgspec.structs.replace(d.book, persist_s=sec(d.book.persist_s),
                                         baseline_tau_s=sec(d.book.baseline_tau_s),
                                         collapse_persist_s=sec(d.book.collapse_persist_s)),
-        "correlation": msgspec.structs.replace(d.correlation, resolution_s=sec(5.0), short_window_s=sec(30.0),
-                                               long_window_s=sec(120.0)),
+        "correlation": _demo_correlation(d.correlation, sec(5.0), sec(30.0), sec(120.0)),
     }
     # the demo's traders run high leverage, so their liquidation zones sit within a cascade's reach
     # (the calibrated live mix puts most open interest at 2-5x, 18 %+ away: no 10-minute move gets there)

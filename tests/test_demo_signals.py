@@ -72,13 +72,26 @@ def check_every_kind(kinds: Counter, lines: list[dict], output: str, expect: set
     assert {"BTC", "ETH", "SOL"} <= cascading, cascading
 
 
+def scripted_break_seen(lines: list[dict]) -> None:
+    """The correlation signals include the scripted break (SOL's loading -1, so a BTC/SOL pair), not only noise."""
+    corr = [(x["pair"], round(x["short_corr"], 2), round(x["long_corr"], 2)) for x in lines if x["kind"] == "correlation"]
+    print("correlation:", corr)
+    assert any(pair.startswith("BTC/SOL@") for pair, _, _ in corr), corr
+
+
 def test_compressed_demo_shows_every_signal_kind(tmp_path, namespace):
-    # KNOWN DEFECT (session note): compressed 12x, the correlation break fires in some runs and not in others
-    # (clean-clone CI runs missed it); the 10-minute soak variant below still requires it
+    # correlation is not required at 12x: marks come once a second, so the compressed run samples 1 s returns
+    # (no faster) over 3 s / 20 s windows, and the synthetic market's 1 s BTC/SOL correlation (about 0.3-0.5)
+    # leaves the scripted break at its threshold (it fired in 1 of 3 runs after the detector no longer depended
+    # on batching). The break itself is checked deterministically in
+    # tests/test_detector_correlation.py::test_demo_scripts_decoupling_fires_and_nothing_before_it and end to
+    # end by the 10-minute soak variant below.
     check_every_kind(*run_demo(tmp_path, namespace, duration=55.0, scale=0.08), expect=EVERY_KIND - {"correlation"})
 
 
 @pytest.mark.soak
 @pytest.mark.timeout(900)
 def test_ten_minute_demo_shows_every_signal_kind(tmp_path, namespace):
-    check_every_kind(*run_demo(tmp_path, namespace, duration=620.0, scale=1.0))
+    kinds, lines, output = run_demo(tmp_path, namespace, duration=620.0, scale=1.0)
+    check_every_kind(kinds, lines, output)
+    scripted_break_seen(lines)
