@@ -18,7 +18,9 @@ holds behind it (non-blocking receives, at most :data:`BURST_MAX` signals or
 (:meth:`engine.alerts.router.AlertRouter.handle_burst`): a cascade of
 thousands of liquidations a second costs one commit per burst, not one per
 liquidation, and a SIGKILL loses at most the burst being routed, before any
-of it was sent anywhere.
+of it was sent anywhere. An exception while routing rolls its burst back and
+ends the actor (the supervisor restarts it from the committed state), as a
+kill would.
 """
 from __future__ import annotations
 
