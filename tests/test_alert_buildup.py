@@ -2,7 +2,8 @@
 
 A cascade takes in the liquidations of the ``buildup_s`` before it starts;
 those, and every liquidation counted into a running cascade, are stored in
-the liquidation's own transaction. Each test runs one script of signals
+the transaction of the signal burst that brought them (one signal here,
+``handle``). Each test runs one script of signals
 twice on a fresh outbox file, once straight through and once with the
 router dropped (or its process SIGKILLed) in the middle, and compares what
 the chat gets.
@@ -27,7 +28,7 @@ from engine.bus import Publisher
 from engine.config import ConfigError, loads
 from tests.fakes.botapi import FakeBotAPI
 from tests.conftest import wait_until
-from tests.harness.alerts import start_alert_actor, write_alert_config
+from tests.harness.alerts import running_alert_actor, write_alert_config
 from tests.harness.toml import toml_table
 from tests.test_alert_router import alerts_cfg, casc, liq
 
@@ -201,10 +202,6 @@ def test_each_counted_liquidation_is_committed_with_the_state_it_changed(tmp_pat
 TOKEN = "8282:buildup-SECRET"
 
 
-def _actor(cfg, log) -> subprocess.Popen:
-    return start_alert_actor(cfg, TOKEN, "WARNING", stdout=subprocess.DEVNULL, stderr=log)
-
-
 def _stored(db: Path, asset: str) -> int:
     """Build-up rows the actor committed for ``asset`` (0 before it created its tables)."""
     try:
@@ -235,25 +232,18 @@ def test_a_sigkilled_actor_counts_the_build_up_in_the_cascade_that_starts_after_
                 time.sleep(0.1)
 
         log = open(tmp_path / "actor.log", "w")
-        first = _actor(cfg, log)
-        try:
+        with running_alert_actor(cfg, TOKEN, "WARNING", stop=signal.SIGKILL, wait_s=10,   # at once: nothing after
+                                 stdout=subprocess.DEVNULL, stderr=log) as first:       # the build-up ran
             settle()
             for t in range(1, 11):
                 pub.publish(liq(t=t, usd=10_000.0 * t, venue=("binance", "bybit")[t % 2]))
             wait_until(lambda: _stored(db, "BTC") == 10, message="the build-up stored")
-        finally:
-            first.send_signal(signal.SIGKILL)     # at once: nothing after the build-up ran
-            first.wait(10)
-        second = _actor(cfg, log)
-        try:
+        with running_alert_actor(cfg, TOKEN, "WARNING", stdout=subprocess.DEVNULL, stderr=log) as second:
             settle()
             pub.publish(casc("WARNING", 6.0, 11))
             assert api.wait_for(lambda: any("LIQUIDATION CASCADE" in m.raw for m in api.sent(CHAT)), 10)
             [live] = [m for m in api.sent(CHAT) if "LIQUIDATION CASCADE" in m.raw]
-        finally:
-            second.send_signal(signal.SIGTERM)
-            second.wait(20)
-            log.close()
+        log.close()
         pub.close()
     assert first.returncode == -signal.SIGKILL and second.returncode == 0
     # the ten build-up liquidations (t = 1..10 s, inside the cascade's 30 s window), as without a restart
