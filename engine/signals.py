@@ -242,6 +242,9 @@ class FundingPressure(SignalBase, frozen=True, kw_only=True, tag="funding"):
     threshold: float
     centre: float = 0.0          # the asset's own mean the value is judged around (0 while on the fallback)
     window_s: float = 0.0        # momentum window
+    # momentum: predicted_vs_current (a venue sends both rates) | change (the level over window_s); "" for
+    # extremes and for messages from before the field
+    basis: str = ""
 
 
 class BookPressure(SignalBase, frozen=True, kw_only=True, tag="book"):

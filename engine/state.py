@@ -171,6 +171,8 @@ class StateTable:
         out = {
             "updated_ns": updated_ns, "ts": int(r[C.NOW_TS]), "price": r[C.PRICE],
             "last_trade_ts": int(r[C.LAST_TRADE_TS]), "mark": r[C.MARK], "funding": r[C.FUNDING],
+            # funding: an instrument's raw rate as its venue quotes it (its own interval); an asset's, the funding
+            # detector's mean of its venues' rates per common interval (0 while that detector is off).
             # funding detector: predicted (coming settlement) and settled ("current") rates, NaN until known
             "funding_predicted": r[C.FUNDING_LEVEL], "funding_settled": r[C.FUNDING_SETTLED],
             "funding_spread": r[C.FUNDING_SPREAD],

@@ -74,8 +74,8 @@ def cmd_analysis(ctx: BotContext, args: list[str]) -> str:
            f"• Day range: {F.price(day[:, 2].max()) if len(day) else F.NA} - "
            f"{F.price(day[:, 3].min()) if len(day) else F.NA}", "",
            F.b("📈 OI:") + f" {F.usd(oi_usd)}" if oi_usd > 0 else F.b("📈 OI:") + f" {F.NA}",
-           F.b("💸 Funding:") + (f" {prim.row['funding'] * 100:+.4f}% [{prim.venue}]" if prim and prim.row["mark"]
-                                else f" {F.NA}"),
+           F.b("💸 Funding:") + (f" {A.venue_funding_text(ctx.cfg.detectors.funding, prim)} [{prim.venue}]"
+                                if prim and prim.row["mark"] else f" {F.NA}"),
            F.b("🧠 Smart Money:") + f" {F.NA} (no venue long/short-ratio feed yet)",
            F.b("👥 All Participants:") + f" {F.NA}", "",
            F.b("📊 TECHNICAL:"),

@@ -14,8 +14,10 @@ import numpy as np
 
 from ..flow_leader import leading_market, taker_delta_usd as _taker_delta_usd
 from .candles import BUY, C, H, L, O, SELL, T, V
+from .fmt import NA
 
 __all__ = ["atr", "rsi", "VolumeSpike", "volume_spike", "spike_level", "CvdResult", "cvd", "funding_pressure",
+           "FundingFigure", "funding_figure", "venue_funding_text", "asset_funding_pct",
            "control_label", "momentum_label", "activity_label", "sentiment", "slope", "session_factor", "leading_market",
            "taker_delta_usd"]
 
@@ -149,6 +151,40 @@ def funding_pressure(pct: float) -> tuple[str, str]:
         if pct < bound:
             return label, remark
     return "⚪ BALANCED", "Funding within normal range"
+
+
+@dataclass(frozen=True)
+class FundingFigure:
+    """One venue's funding as the bot shows it: its own quote, and restated per the common interval."""
+    pct: float            # the venue's raw rate, % per its own interval
+    interval_h: float     # that interval
+    common_pct: float     # % per detectors.funding.common_interval_h: what labels, averages and years use
+    annual_pct: float
+
+
+def funding_figure(fcfg, venue: str, rate: float) -> FundingFigure:
+    """:class:`FundingFigure` of ``venue``'s raw ``rate`` (fraction) under ``detectors.funding`` ``fcfg``."""
+    from engine.detectors.funding import per_common_interval, venue_interval_h
+    common = per_common_interval(fcfg, venue, rate) * 100.0
+    return FundingFigure(rate * 100.0, venue_interval_h(fcfg, venue), common,
+                         common * 24.0 * 365.0 / fcfg.common_interval_h)
+
+
+def venue_funding_text(fcfg, ins) -> str:
+    """A venue's own funding quote, ``+0.0100%``, with ``per 1 h`` when its interval is not the common one;
+    ``n/a`` before its first mark."""
+    if not ins.row["mark"]:
+        return NA
+    f = funding_figure(fcfg, ins.venue, ins.row["funding"])
+    return f"{f.pct:+.4f}%" + ("" if f.interval_h == fcfg.common_interval_h else f" per {f.interval_h:g} h")
+
+
+def asset_funding_pct(fcfg, instruments) -> float:
+    """An asset's funding, % per common interval: the simple mean of its venues' normalised rates (the funding
+    detector's level), over the perpetuals that reported a mark; NaN without one."""
+    rates = [funding_figure(fcfg, i.venue, i.row["funding"]).common_pct for i in instruments
+             if i.market != "spot" and i.row["mark"]]
+    return sum(rates) / len(rates) if rates else math.nan
 
 
 def control_label(buy: float, sell: float) -> str:

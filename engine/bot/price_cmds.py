@@ -88,9 +88,9 @@ def _next_reset_s(ctx: BotContext, ins) -> float:
 def _funding_lines(ctx: BotContext, ins) -> list[str]:
     if ins is None or not ins.row["mark"]:
         return [f"💸 Funding: {F.NA}"]
-    rate = ins.row["funding"] * 100.0
-    label, remark = A.funding_pressure(rate)
-    return [f"💸 Funding: {rate:+.4f}% ({rate * 1095:+.2f}% annually, 8 h periods) [{ins.venue}]",
+    f = A.funding_figure(ctx.cfg.detectors.funding, ins.venue, ins.row["funding"])
+    label, remark = A.funding_pressure(f.common_pct)
+    return [f"💸 Funding: {f.pct:+.4f}% ({f.annual_pct:+.2f}% annually, {f.interval_h:g} h periods) [{ins.venue}]",
             f"⏰ Resets in: {F.countdown(_next_reset_s(ctx, ins))} | {label}",
             f"🎯 Strategy: {remark}"]
 
@@ -150,9 +150,8 @@ def cmd_top10(ctx: BotContext, args: list[str]) -> str:
             ins = ctx.market.instruments(asset)
             oi, oi_usd = sum(i.row["oi"] for i in ins), sum(i.row["oi_usd"] for i in ins)
             out.append(f"📈 OI: {F.num(oi, 0)} {asset} ({F.usd(oi_usd)})" if oi > 0 else f"📈 OI: {F.NA}")
-            prim = _primary(ins)
-            out.append(f"💸 Funding: {prim.row['funding'] * 100:+.4f}%" if prim and prim.row["mark"]
-                       else f"💸 Funding: {F.NA}")
+            fund = A.asset_funding_pct(ctx.cfg.detectors.funding, ins)   # mean of the venues, per common interval
+            out.append(f"💸 Funding: {fund:+.4f}%" if F.known(fund) else f"💸 Funding: {F.NA}")
         out.append("")
     out.append(f"🕐 Updated: {F.hms(ctx.now())} UTC")
     return "\n".join(out)
@@ -178,16 +177,18 @@ def cmd_funding(ctx: BotContext, args: list[str]) -> str:
     if not ins:
         return f"💸 {F.b(f'FUNDING - {asset}')}\n\n{F.NA}: no venue has reported a funding rate yet"
     out = [F.b(f"💸 FUNDING - {asset}"), "Predicted rate for the coming settlement; last settled where known", ""]
+    fcfg = ctx.cfg.detectors.funding
     w = sum(i.row["oi_usd"] for i in ins)
     for i in sorted(ins, key=lambda i: -i.row["oi_usd"]):
-        rate = i.row["funding"] * 100
-        label, _ = A.funding_pressure(rate)
+        f = A.funding_figure(fcfg, i.venue, i.row["funding"])
+        label, _ = A.funding_pressure(f.common_pct)
         settled = i.row.get("funding_settled", 0.0) * 100   # the last settlement's rate: NaN or 0 until known
         current = f" | last settled {settled:+.4f}%" if math.isfinite(settled) and settled else ""
-        out.append(f"• {i.venue.title()} {F.esc(i.symbol)}: {rate:+.4f}% ({rate * 1095:+.2f}%/yr){current}"
-                   f" | resets in {F.countdown(_next_reset_s(ctx, i))} | {label}")
-    if w > 0:
-        avg = sum(i.row["funding"] * i.row["oi_usd"] for i in ins) / w * 100
-        out += ["", f"OI-weighted: {avg:+.4f}% ({avg * 1095:+.2f}%/yr) {A.funding_pressure(avg)[0]}"]
+        out.append(f"• {i.venue.title()} {F.esc(i.symbol)}: {A.venue_funding_text(fcfg, i)} "
+                   f"({f.annual_pct:+.2f}%/yr){current} | resets in {F.countdown(_next_reset_s(ctx, i))} | {label}")
+    if w > 0:   # each venue's rate restated per the common interval first: 1 h and 8 h quotes do not add up
+        avg = sum(A.funding_figure(fcfg, i.venue, i.row["funding"]).common_pct * i.row["oi_usd"] for i in ins) / w
+        out += ["", f"OI-weighted: {avg:+.4f}% ({avg * 24 * 365 / fcfg.common_interval_h:+.2f}%/yr) "
+                    f"{A.funding_pressure(avg)[0]}"]
     out += ["", F.footer(ctx.now())]
     return "\n".join(out)

@@ -106,8 +106,6 @@ def cmd_cvd(ctx: BotContext, args: list[str]) -> str:
         "• Divergence: price and CVD slopes (20 candles) disagree", "", F.footer(ctx.now())])
 
 
-def _funding_pct(ins) -> str:
-    return f"{ins.row['funding'] * 100:+.4f}%" if ins.row["mark"] else F.NA
 
 
 # -- /oi --------------------------------------------------------------------------------------
@@ -172,7 +170,7 @@ def cmd_oi(ctx: BotContext, args: list[str]) -> str:
         age = (now_ns - i.row["ts"]) / 1e9 if i.row["ts"] else math.nan
         out += [f"{k}. {i.venue.title()} {F.esc(i.symbol)}: {F.num(i.row['oi'], 0)} {asset} ({F.usd(i.row['oi_usd'])})"
                 f" | {share(i.row['oi_usd'])} {'INVERSE' if i.market == 'inverse' else 'STABLE'}",
-                f"   Funding: {_funding_pct(i)} | "
+                f"   Funding: {A.venue_funding_text(ctx.cfg.detectors.funding, i)} | "
                 f"Vol 24h: {F.num(vol, 0)} {asset} (stream) | age {F.num(age, 0)}s"]
     reporting = sorted({i.venue for i in with_oi})
     missing = [v for v in enabled if v not in reporting]

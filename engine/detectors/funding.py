@@ -13,8 +13,8 @@ applied at the last settlement. What each venue gives:
 * Gate ``futures.tickers`` ``funding_rate``: predicted; no next funding time in the frame (and
   ``funding_rate_indicative`` is deprecated), so no current: Gate-only assets judge momentum as the change.
 
-Momentum is predicted minus current where any venue of the asset has both (signal ``window_s`` 0), else
-the level's change over ``momentum_window_s``.
+Momentum is predicted minus current where any venue of the asset has both (signal ``window_s`` 0, ``basis``
+``predicted_vs_current``), else the level's change over ``momentum_window_s`` (``basis`` ``change``).
 """
 from __future__ import annotations
 
@@ -29,9 +29,21 @@ from engine.signals import FundingPressure
 
 from .base import PositioningDetector
 
-__all__ = ["FundingDetector"]
+__all__ = ["FundingDetector", "venue_interval_h", "per_common_interval", "BASIS"]
 
 _HOURS_PER_YEAR = 24.0 * 365.0
+# FundingPressure.basis by the kernel's |event code|: 3 predicted minus current, 2 the level's change over the window
+BASIS = {3: "predicted_vs_current", 2: "change"}
+
+
+def venue_interval_h(cfg, venue: str) -> float:
+    """Hours between settlements that ``venue``'s MARK funding rate is quoted for (``detectors.funding``)."""
+    return cfg.interval_h.get(venue, cfg.interval_h["*"])
+
+
+def per_common_interval(cfg, venue: str, rate: float) -> float:
+    """``venue``'s raw funding rate restated per ``cfg.common_interval_h`` (what the detector averages)."""
+    return rate * cfg.common_interval_h / venue_interval_h(cfg, venue)
 
 
 class FundingDetector(PositioningDetector):
@@ -50,8 +62,7 @@ class FundingDetector(PositioningDetector):
             raise ValueError("detectors.funding.interval_h: needs positive hours and a \"*\" entry")
         self.res_ns = int(c.resolution_s * 1e9)
         self.mom_window = int(round(c.momentum_window_s / c.resolution_s))
-        self.venue_scale = np.array([c.common_interval_h / c.interval_h.get(VENUE_NAMES.get(v, ""), c.interval_h["*"])
-                                     for v in range(32)])
+        self.venue_scale = np.array([per_common_interval(c, VENUE_NAMES.get(v, ""), 1.0) for v in range(32)])
         self.rate = np.full(1, np.nan)
         self.settled = np.full(1, np.nan)
         self.next_t = np.zeros(1)
@@ -91,7 +102,12 @@ class FundingDetector(PositioningDetector):
         return n
 
     def _write_rows(self) -> None:
-        """Predicted / current / spread into the kernel runner's rows (the state table copies them)."""
+        """Predicted / current / spread into the kernel runner's rows (the state table copies them).
+
+        The asset row's ``FUNDING`` is the asset-level funding figure: the simple mean of its venues' rates per
+        common interval (= ``FUNDING_LEVEL``; the instrument rows keep each venue's raw rate). A simple mean, not
+        OI-weighted: it is the level the detector judges, and open interest arrives per venue at its own
+        cadence (or not at all), so a weighted figure would move with OI polls rather than with funding."""
         r, v = self.ctx.runner, self.view
         inst_rows, asset_rows = getattr(r, "inst_rows", None), getattr(r, "asset_rows", None)
         if inst_rows is None or asset_rows is None:
@@ -112,6 +128,7 @@ class FundingDetector(PositioningDetector):
             tot = np.bincount(asset[ok], weights=x[ok], minlength=n_a)[:n_a]
             with np.errstate(invalid="ignore", divide="ignore"):
                 asset_rows[owned, col] = (tot / cnt)[owned]
+        asset_rows[owned, C.FUNDING] = asset_rows[owned, C.FUNDING_LEVEL]
         asset_rows[owned, C.FUNDING_SPREAD] = self.spread[owned]
 
     def _signals(self, events: np.ndarray, now: int) -> list:
@@ -126,7 +143,7 @@ class FundingDetector(PositioningDetector):
                 direction="positive" if code > 0 else "negative", rate=level, interval_h=c.common_interval_h,
                 annualised_pct=level * _HOURS_PER_YEAR / c.common_interval_h * 100.0, value=float(e["v0"]),
                 threshold=float(e["v1"]), centre=float(e["v2"]),
-                window_s=c.momentum_window_s if abs(code) == 2 else 0.0))
+                window_s=c.momentum_window_s if abs(code) == 2 else 0.0, basis=BASIS.get(abs(code), "")))
         return out
 
     def level(self, asset: str) -> float | None:

@@ -182,7 +182,7 @@ def process_batch(records, start, inst_asset, owned, asset_ptr, asset_inst, sing
             irow[C.INDEX] = rec["qty"]
             irow[C.FUNDING] = rec["aux"]
             arow[C.MARK] = rec["price"]
-            arow[C.FUNDING] = rec["aux"]
+            # the asset's FUNDING is the funding detector's mean per common interval, not this venue's raw rate
         elif kind == OPEN_INTEREST:
             arow[C.OI] += rec["qty"] - irow[C.OI]
             arow[C.OI_USD] += rec["notional"] - irow[C.OI_USD]
