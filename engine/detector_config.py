@@ -98,7 +98,7 @@ class ZonesConfig(msgspec.Struct, **STRUCT):
     large_quantile: float = 0.9          # a zone is large when its USD is at or above this quantile of the side's bins
     min_zone_usd: float = 100_000.0      # ... and at least this
     zone_bins: int = 4                   # adjacent bins summed into one zone
-    seed_open_interest: bool = True      # the first OI seen enters the map at the price then (else it is unmodelled)
+    seed_open_interest: bool = False     # the first OI seen enters the map at the price then (else it stays unmodelled)
 
 
 class VolumeConfig(msgspec.Struct, **STRUCT):
