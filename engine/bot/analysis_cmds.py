@@ -8,7 +8,7 @@ import numpy as np
 
 from . import analytics as A
 from . import fmt as F
-from .candles import BUY, C, SELL, USD, V
+from .candles import BUY, C, SELL, SPLIT, USD, V
 from .context import (DAY_MS, ArgError, BotContext, Reply, _asset, _change, _key, _now_ms, _primary, _tf,
                       _window)
 from .profile import vwap
@@ -62,12 +62,15 @@ def cmd_analysis(ctx: BotContext, args: list[str]) -> str:
     vol_line = (f"{spike.emoji} {spike.level} {F.num(spike.current, 0)} {asset} ({F.pct(spike.pct, 0)}, "
                 f"{F.usd(spike.usd, 1)})" if spike else F.NA)
     cvd_line = (f"{'🟢📈' if cv.trend == 'BULLISH' else '🔴📉' if cv.trend == 'BEARISH' else '⚪➡️'} {cv.trend} "
-                f"{F.signed(cv.change, 0)} {asset} ({F.usd(cv.change * px, 1)})" if cv else F.NA)
+                f"{F.signed(cv.change, 0)} {asset} ({F.usd(cv.change * px, 1)}){A.split_note(c)}" if cv
+                else F.NA if c[:, SPLIT].any() else f"{F.NA} (no taker split: venue klines)")
+    delta_text = (f"{F.signed(delta_last, 2)} {asset} ({F.usd(delta_last * px)}){A.split_note(c[-1:])}"
+                  if c[-1, SPLIT] else f"{F.NA} (no taker split: venue klines)")
     out = [F.b(f"🎯 MARKET ANALYSIS - {asset} ({tf})"), "",
            f"• PRICE: {F.price(px)} {'🟢' if F.known(ch24) and ch24 >= 0 else '🔴'} {F.pct(ch24, 1)} (24 h)",
            f"• VOLUME: {vol_line}",
            f"• CVD: {cvd_line}",
-           f"• DELTA (last {tf} candle, taker): {F.signed(delta_last, 2)} {asset} ({F.usd(delta_last * px)})", "",
+           f"• DELTA (last {tf} candle, taker): {delta_text}", "",
            F.b("📊 SESSION SNAPSHOT:"), f"• {_session(dt.hour)}", "",
            F.b("📅 DAILY CONTEXT:"),
            f"• Day volume so far (since 00:00 UTC): {F.num(day[:, V].sum(), 0)} {asset} ({F.usd(day[:, USD].sum())})",

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..flow_leader import leading_market, taker_delta_usd as _taker_delta_usd
-from .candles import BUY, C, H, L, O, SELL, T, V
+from .candles import BUY, C, H, L, O, SELL, SPLIT, T, V, split_coverage
 from .fmt import NA
 
 __all__ = ["atr", "rsi", "VolumeSpike", "volume_spike", "spike_level", "CvdResult", "cvd", "funding_pressure",
            "FundingFigure", "funding_figure", "venue_funding_text", "asset_funding_pct",
-           "control_label", "momentum_label", "activity_label", "sentiment", "slope", "session_factor", "leading_market",
+           "split_note", "control_label", "momentum_label", "activity_label", "sentiment", "slope", "session_factor", "leading_market",
            "taker_delta_usd"]
 
 SPIKE_LEVELS = ((500.0, "EXTREME", "🔥🔥🔥"), (300.0, "HIGH", "🔥🔥"), (150.0, "MODERATE", "🔥"),
@@ -117,12 +117,17 @@ class CvdResult:
     trend: str            # BULLISH | BEARISH | NEUTRAL
     divergence: bool
     price_trend: str
-    candles: int
+    candles: int          # candles with a known taker split: the curve's
     span_minutes: int
+    split_minutes: int = 0   # minutes whose taker split is known, of
+    minutes: int = 0         # the minutes the candles hold
 
 
 def cvd(c: np.ndarray, tf_minutes: int) -> CvdResult | None:
-    """Cumulative taker delta (buy - sell base volume) over the candles."""
+    """Cumulative taker delta (buy - sell base volume) over the candles with a known taker split; candles
+    without one (other venues' klines) are left out, not counted as zero flow. None below 2 such candles."""
+    k, n = split_coverage(c)
+    c = c[c[:, SPLIT] > 0]
     if len(c) < 2:
         return None
     curve = np.cumsum(c[:, BUY] - c[:, SELL])
@@ -131,7 +136,13 @@ def cvd(c: np.ndarray, tf_minutes: int) -> CvdResult | None:
     div = np.sign(slope(c[-20:, C])) * np.sign(slope(curve[-20:])) < 0
     price_trend = "BULLISH" if c[-1, C] > c[0, C] else "BEARISH" if c[-1, C] < c[0, C] else "NEUTRAL"
     return CvdResult(float(curve[-1]), float(curve[-1] - curve[0]), trend, bool(div), price_trend, len(c),
-                     len(c) * tf_minutes)
+                     len(c) * tf_minutes, k, n)
+
+
+def split_note(c: np.ndarray) -> str:
+    """``""`` when every minute of candles ``c`` has its taker split, else `` (from k of n min)``."""
+    k, n = split_coverage(c)
+    return "" if k == n else f" (from {k} of {n} min)"
 
 
 FUNDING_LABELS = ((0.01, "🔥 LONG SQUEEZE", "Longs pay heavily: crowded long side"),

@@ -10,7 +10,14 @@ spot ``/api/v3/klines`` carry the taker-buy volume too; the bot actor runs
 one pass per market); a candle already built from trades is never
 overwritten by a kline. The other venues' klines (each venue module's
 ``kline_request`` / ``parse_klines``) fill the assets Binance does not list;
-they carry no taker split, so their minutes hold no taker buy or sell volume.
+they carry no taker split. Each minute says whether its split is known
+(``SPLIT`` 1 or 0; ``MINUTES`` 1): minutes built from trades and Binance
+klines know it, other venues' klines do not and hold no taker buy or sell
+volume (trades folded into such a minute later add volume but no split, as
+the kline's part stays unknown). Aggregated candles sum both columns, so a
+candle says from how many of its minutes its taker flow comes
+(:func:`split_coverage`): delta and CVD over minutes without a split are
+unknown, not zero.
 """
 from __future__ import annotations
 
@@ -19,12 +26,14 @@ import re
 
 import numpy as np
 
-__all__ = ["CandleStore", "COLS", "T", "O", "H", "L", "C", "V", "BUY", "SELL", "USD", "N",
+__all__ = ["CandleStore", "COLS", "T", "O", "H", "L", "C", "V", "BUY", "SELL", "USD", "N", "SPLIT", "MINUTES",
+           "split_coverage",
            "parse_timeframe", "TIMEFRAMES", "aggregate", "binance_klines_to_candles", "fetch_binance_klines",
            "kline_weight", "KLINE_PATH", "MINUTE_MS", "venue_klines_to_candles", "fetch_venue_klines"]
 
-T, O, H, L, C, V, BUY, SELL, USD, N = range(10)   # start ms, OHLC, base volume, taker buy/sell base, USD, trades
-COLS = 10
+# start ms, OHLC, base volume, taker buy/sell base, USD, trades, minutes with the taker split known, minutes
+T, O, H, L, C, V, BUY, SELL, USD, N, SPLIT, MINUTES = range(12)
+COLS = 12
 MINUTE_MS = 60_000
 
 TIMEFRAMES = {"1m": 1, "3m": 3, "5m": 5, "15m": 15, "30m": 30, "1h": 60, "2h": 120, "4h": 240, "6h": 360,
@@ -54,9 +63,14 @@ def aggregate(one_minute: np.ndarray, tf_minutes: int) -> np.ndarray:
     out[:, H] = np.maximum.reduceat(one_minute[:, H], starts)
     out[:, L] = np.minimum.reduceat(one_minute[:, L], starts)
     out[:, C] = one_minute[ends, C]
-    for col in (V, BUY, SELL, USD, N):
+    for col in (V, BUY, SELL, USD, N, SPLIT, MINUTES):
         out[:, col] = np.add.reduceat(one_minute[:, col], starts)
     return out
+
+
+def split_coverage(candles: np.ndarray) -> tuple[int, int]:
+    """(minutes whose taker buy/sell split is known, minutes) held by ``candles`` of any timeframe."""
+    return int(candles[:, SPLIT].sum()), int(candles[:, MINUTES].sum())
 
 
 class CandleStore:
@@ -106,12 +120,14 @@ class CandleStore:
             if row[T] != m * MINUTE_MS:
                 row[:] = 0.0
                 row[T], row[O], row[H], row[L] = m * MINUTE_MS, p[0], p.max(), p.min()
+                row[SPLIT] = row[MINUTES] = 1.0
             else:
                 row[H], row[L] = max(row[H], p.max()), min(row[L], p.min())
             row[C] = p[-1]
             row[V] += q.sum()
-            row[BUY] += q[sd > 0].sum()
-            row[SELL] += q[sd < 0].sum()
+            if row[SPLIT]:   # a kline minute without a split stays without one: its kline part is unknown
+                row[BUY] += q[sd > 0].sum()
+                row[SELL] += q[sd < 0].sum()
             row[USD] += usd[s:e].sum()
             row[N] += e - s
         self.trades += int(fresh.sum())
@@ -156,7 +172,7 @@ def binance_klines_to_candles(rows: list) -> np.ndarray:
             raise ValueError(f"not a kline row: {r!r:.80}")
         vol, buy = float(r[5]), float(r[9])
         out[i] = (float(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4]), vol, buy, vol - buy,
-                  float(r[7]), float(r[8]))
+                  float(r[7]), float(r[8]), 1.0, 1.0)
     if len(out) and not np.isfinite(out).all():
         raise ValueError("kline rows carry non-finite numbers")
     return out
@@ -197,10 +213,10 @@ async def fetch_binance_klines(get, symbol: str, minutes: int, now_ms: int, page
 
 def venue_klines_to_candles(rows: list[tuple]) -> np.ndarray:
     """A venue module's ``parse_klines`` rows (open ms, OHLC, base volume, quote volume, trades) -> candles
-    without a taker split; non-finite numbers or non-positive prices raise ValueError."""
+    without a taker split (``SPLIT`` 0); non-finite numbers or non-positive prices raise ValueError."""
     out = np.zeros((len(rows), COLS))
     for i, (t, o, h, lo, c, vol, quote, n) in enumerate(rows):
-        out[i, [T, O, H, L, C, V, USD, N]] = (t, o, h, lo, c, vol, quote, n)
+        out[i, [T, O, H, L, C, V, USD, N, MINUTES]] = (t, o, h, lo, c, vol, quote, n, 1.0)
     if len(out) and (not np.isfinite(out).all() or (out[:, O:C + 1] <= 0).any() or (out[:, [V, USD]] < 0).any()):
         raise ValueError("kline rows carry non-finite or negative numbers")
     return out

@@ -8,19 +8,22 @@ import numpy as np
 
 from . import analytics as A
 from . import fmt as F
-from .candles import BUY, C, SELL, USD, V
+from .candles import BUY, C, SELL, USD, V, split_coverage
 from .context import DAY_MS, ArgError, BotContext, _asset, _change, _now_ms, _primary, _window
 
 
 def _delta_line(label: str, c: np.ndarray, px: float) -> str:
     if not len(c) or c[:, V].sum() <= 0:
         return f"📈 {label}: {F.NA}"
+    known, minutes = split_coverage(c)
+    if not known:
+        return f"📈 {label}: {F.NA} (no taker split in its {minutes} min: venue klines)"
     buy, sell = c[:, BUY].sum(), c[:, SELL].sum()
     d = buy - sell
     share = buy / (buy + sell) * 100 if buy + sell > 0 else math.nan
     dot = "🟢" if d > 0 else "🔴" if d < 0 else "⚪"
     return (f"📈 {label}: {F.b(f'{dot} {F.signed(d, 2)} ({F.usd(d * px)})')} | "
-            f"L/S: {share:.0f}%/{100 - share:.0f}% (taker)")
+            f"L/S: {share:.0f}%/{100 - share:.0f}% (taker){A.split_note(c)}")
 
 
 # -- /price -----------------------------------------------------------------------
@@ -51,7 +54,8 @@ def _market_block(ctx: BotContext, asset: str, cls: str, now_ms: int) -> tuple[l
         _delta_line("Delta 15m", last15, px),
     ]
     flows = {"b24": c24[:, BUY].sum(), "s24": c24[:, SELL].sum(), "b15": last15[:, BUY].sum(),
-             "s15": last15[:, SELL].sum(), "v24": v24, "v15": v15}
+             "s15": last15[:, SELL].sum(), "v24": v24, "v15": v15, "n24": A.split_note(c24),
+             "n15": A.split_note(last15)}
     if cls == "perp" and instruments:
         lines += _oi_funding_lines(ctx, asset, instruments, prim, px)
     return lines, flows
@@ -108,8 +112,8 @@ def cmd_price(ctx: BotContext, args: list[str]) -> str:
     if flows:
         mom = A.momentum_label(flows["b15"] - flows["s15"], flows["b15"] + flows["s15"],
                                flows["b24"] - flows["s24"], flows["b24"] + flows["s24"])
-        out.append(f"💪 24H Control: {A.control_label(flows['b24'], flows['s24'])} | Momentum: {mom}")
-        out.append(f"⚡ 15M Control: {A.control_label(flows['b15'], flows['s15'])} | "
+        out.append(f"💪 24H Control: {A.control_label(flows['b24'], flows['s24'])}{flows['n24']} | Momentum: {mom}")
+        out.append(f"⚡ 15M Control: {A.control_label(flows['b15'], flows['s15'])}{flows['n15']} | "
                    f"Activity: {A.activity_label(flows['v15'], flows['v24'])}")
     else:
         out.append(F.NA)

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 from . import analytics as A
 from . import fmt as F
-from .candles import C, T
+from .candles import C, T, split_coverage
 from .context import DAY_MS, ArgError, BotContext, _asset, _key, _now_ms, _split_market, _tf
 from .profile import PROFILE_TIMEFRAMES, tpo, verdict, volume_profile, vwap
 
@@ -74,10 +74,15 @@ def _led_by_line(ctx: BotContext, asset: str, since_ms: int) -> list[str]:
     keys = ctx.history.candles.keys()
     if (asset, "spot") not in keys or (asset, "perp") not in keys:
         return []
-    spot, perp = (A.taker_delta_usd(ctx.history.candles.one_minute((asset, m), since_ms)) for m in ("spot", "perp"))
+    c = {m: ctx.history.candles.one_minute((asset, m), since_ms) for m in ("spot", "perp")}
+    blind = [m for m in c if len(c[m]) and not split_coverage(c[m])[0]]
+    if blind:
+        return [f"🧭 {F.b('Flow Leader')}: {F.NA} (no taker split for {' or '.join(blind)}: venue klines)"]
+    spot, perp = (A.taker_delta_usd(c[m]) for m in ("spot", "perp"))
     led = A.leading_market(spot, perp)
     label = {"spot": "SPOT-LED 🏪", "perp": "PERP-LED ⚡"}.get(led, "NEUTRAL")
-    return [f"🧭 {F.b('Flow Leader')}: {label} (taker delta spot {F.usd(spot)}, perp {F.usd(perp)})"]
+    return [f"🧭 {F.b('Flow Leader')}: {label} (taker delta spot {F.usd(spot)}{A.split_note(c['spot'])}, "
+            f"perp {F.usd(perp)}{A.split_note(c['perp'])})"]
 
 
 def cmd_cvd(ctx: BotContext, args: list[str]) -> str:
@@ -86,15 +91,20 @@ def cmd_cvd(ctx: BotContext, args: list[str]) -> str:
     tf, tf_min = _tf(args[1] if len(args) > 1 else None, "1h")
     now_ms = _now_ms(ctx)
     c = ctx.history.candles.candles(_key(ctx, asset, market), tf_min, now_ms - 96 * tf_min * 60_000)[-96:]
+    known, minutes = split_coverage(c)
+    if len(c) and not known:
+        return (F.b(f"📈 CVD ANALYSIS - {asset}") + f"\n\n{F.NA}: none of the {minutes} min held for {asset} has a "
+                f"taker buy/sell split (venue klines carry none; minutes built from live trades will)")
     r = A.cvd(c, tf_min)
     if r is None:
-        raise ArgError(f"❌ Not enough {tf} history for {asset} yet ({len(c)} candles).")
+        raise ArgError(f"❌ Not enough {tf} history for {asset} yet ({len(c)} candles"
+                       + (f"; taker split in {known} of {minutes} min" if known < minutes else "") + ").")
     icon = {"BULLISH": "🟢📈", "BEARISH": "🔴📉"}.get(r.trend, "⚪➡️")
     div = "⚠️ " + F.b("DIVERGENCE DETECTED") if r.divergence else "✅ No divergence"
     return "\n".join([
         F.b(f"📈 CVD ANALYSIS - {asset}"), "",
         f"{icon} {F.b('CVD Trend')}: {r.trend}",
-        f"💹 {F.b('Current CVD')}: {F.signed(r.current, 2)} {asset}",
+        f"💹 {F.b('Current CVD')}: {F.signed(r.current, 2)} {asset}{A.split_note(c)}",
         f"📊 {F.b(f'Change ({F.span(r.span_minutes)}, {r.candles} candles)')}: {F.signed(r.change, 2)} {asset}",
         f"⏰ {F.b('Timeframe')}: {tf}", "",
         f"🔍 {F.b('Price vs CVD')}: {div}",
