@@ -13,6 +13,7 @@ from rich.console import Group
 from rich.table import Table
 
 from engine.bot import fmt as F
+from engine.bot.analytics import asset_funding_pct
 
 __all__ = ["render", "run_top"]
 
@@ -46,7 +47,7 @@ def _venues_table(market, actors: list[dict], now_ns: int, timeout_s: float) -> 
     return t
 
 
-def _assets_table(market, oi_then: dict | None) -> Table:
+def _assets_table(market, oi_then: dict | None, funding_cfg) -> Table:
     t = Table(title="Assets", expand=True)
     for col in ("asset", "price", "score", "level", "risk", "liq 1m L/S", "liq 1h L/S", "OI", "OI Δ", "funding"):
         t.add_column(col)
@@ -58,7 +59,7 @@ def _assets_table(market, oi_then: dict | None) -> Table:
         price = row["price"] if row and row["price"] else (ins[0].row["price"] if ins else float("nan"))
         oi = sum(i.row["oi_usd"] for i in ins)
         prev = (oi_then or {}).get(asset)
-        funding = [i.row["funding"] for i in ins if i.row["mark"]]
+        funding = asset_funding_pct(funding_cfg, ins)     # venues' rates per common interval, not raw quotes
         level = row["level"] if row else "NONE"
         colour = {"CRITICAL": "red", "WARNING": "yellow", "WATCH": "cyan"}.get(level, "white")
         m, h = (row or {}).get("liq_1m"), (row or {}).get("liq_1h")
@@ -67,7 +68,7 @@ def _assets_table(market, oi_then: dict | None) -> Table:
         t.add_row(asset, F.price(price), F.num(row["score"]) if row else F.NA, f"[{colour}]{level}[/]",
                   F.num(risk) if F.known(risk) else F.NA, liq(m), liq(h), F.usd(oi, 1) if oi else F.NA,
                   F.pct((oi / prev - 1) * 100) if prev and oi else F.NA,
-                  f"{sum(funding) / len(funding) * 100:+.4f}%" if funding else F.NA)
+                  f"{funding:+.4f}%" if F.known(funding) else F.NA)
     return t
 
 
@@ -86,10 +87,13 @@ def _alerts_table(signals) -> Table:
 
 
 def render(market, actors: list[dict], signals, now_ns: int | None = None, timeout_s: float = 3.0,
-           oi_then: dict | None = None) -> Group:
-    """The whole screen for one refresh."""
+           oi_then: dict | None = None, funding_cfg=None) -> Group:
+    """The whole screen for one refresh (``funding_cfg``: ``detectors.funding``, the default config's if None)."""
     now_ns = now_ns or time.time_ns()
-    return Group(_venues_table(market, actors, now_ns, timeout_s), _assets_table(market, oi_then),
+    if funding_cfg is None:
+        from engine.config import Config
+        funding_cfg = Config().detectors.funding
+    return Group(_venues_table(market, actors, now_ns, timeout_s), _assets_table(market, oi_then, funding_cfg),
                  _alerts_table(signals))
 
 
@@ -119,7 +123,9 @@ def run_top(cfg, refresh_s: float = 1.0, duration_s: float | None = None) -> int
     deadline = None if duration_s is None else time.monotonic() + duration_s
     timeout = cfg.supervisor.heartbeat_timeout_ms / 1000
     try:
-        with Live(render(market, actors.snapshot(), signals, timeout_s=timeout), refresh_per_second=4) as live:
+        fcfg = cfg.detectors.funding
+        with Live(render(market, actors.snapshot(), signals, timeout_s=timeout, funding_cfg=fcfg),
+                  refresh_per_second=4) as live:
             while deadline is None or time.monotonic() < deadline:
                 end = time.monotonic() + refresh_s
                 while time.monotonic() < end:
@@ -129,7 +135,7 @@ def run_top(cfg, refresh_s: float = 1.0, duration_s: float | None = None) -> int
                 now = time.monotonic()
                 oi_hist.append((now, {a: sum(i.row["oi_usd"] for i in market.instruments(a)) for a in market.assets()}))
                 then = next((v for t, v in oi_hist if t >= now - 900), None)
-                live.update(render(market, actors.snapshot(), signals, timeout_s=timeout, oi_then=then))
+                live.update(render(market, actors.snapshot(), signals, timeout_s=timeout, oi_then=then, funding_cfg=fcfg))
     except KeyboardInterrupt:
         pass
     finally:

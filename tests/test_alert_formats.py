@@ -100,3 +100,18 @@ def test_every_kind_renders_valid_html(sig):
     assert html_visible_text(html).strip()
     if isinstance(sig, OddSignal):
         assert "OI EXPLOSION" in html and "change pct: 18.5" in html and "&lt;x&gt;" in html
+
+
+def test_funding_alert_names_its_momentum_basis():
+    from engine.signals import FundingPressure
+    base = dict(asset="BTC", direction="positive", rate=0.0005, interval_h=8.0, annualised_pct=54.75,
+                value=0.0002, threshold=0.0001, window_s=300.0)
+    change = F.render_signal(FundingPressure(event="momentum", basis="change", **base))
+    spread = F.render_signal(FundingPressure(event="momentum", basis="predicted_vs_current", **base))
+    old = F.render_signal(FundingPressure(event="momentum", **base))
+    extreme = F.render_signal(FundingPressure(event="extreme", **{**base, "direction": "negative", "rate": -0.001}))
+    assert "momentum (change over 5 min), longs pay" in change
+    assert "momentum (spread), longs pay" in spread
+    assert "momentum, longs pay" in old                     # a message from before the field
+    assert "extreme, shorts pay" in extreme and "-0.1000% per 8 h" in extreme
+    assert "+0.0500% per 8 h (+54.75% annually)" in change and "vs threshold 0.0100%" in change

@@ -31,3 +31,6 @@ def test_top_renders_venues_assets_and_alerts(market):
     assert "+100.01%" in out                   # OI $100.01M now vs $50M then
     assert "cascade.BTC" in out and "liquidation.BTC" in out and "$125.00K" in out
     assert "ETH" in out and "n/a" in out       # no asset row computed for ETH: nothing invented
+    # funding: the mean of the venues' rates per common interval (analytics.asset_funding_pct)
+    assert "+0.0050%" in out                   # ETH: Binance 0.005 % per 8 h
+    assert "+0.0000%" in out                   # BTC: (0.01 - 0.02 + 0.01) / 3

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Iterable
 import msgspec
 
 from ..alerting import compact_usd, usd
-from ..signals import Cascade, Liquidation, SignalBase, Volatility
+from ..signals import Cascade, FundingPressure, Liquidation, SignalBase, Volatility
 
 if TYPE_CHECKING:  # pragma: no cover
     from .cascade_live import CascadeState
@@ -151,6 +151,23 @@ def render_volatility(sig: Volatility, suppressed_before: int = 0) -> str:
             f"<b>{esc(sig.regime)}</b>\nRealized: {rv or 'n/a'}; price {_price(sig.price)}{more}")
 
 
+_FUNDING_BASIS = {"predicted_vs_current": "spread", "change": "change"}
+
+
+def render_funding(sig: FundingPressure, suppressed_before: int = 0) -> str:
+    """Funding extreme or momentum: the asset's rate per common interval, annualised, and what was judged."""
+    pays = "longs pay" if sig.direction == "positive" else "shorts pay"
+    what = sig.event
+    if sig.event == "momentum":
+        basis = _FUNDING_BASIS.get(sig.basis)
+        window = f" over {sig.window_s / 60:g} min" if sig.basis == "change" and sig.window_s else ""
+        what = f"momentum ({basis}{window})" if basis else "momentum"
+    more = f" <i>(+{suppressed_before} similar suppressed)</i>" if suppressed_before else ""
+    return (f"💸 <b>{esc(sig.asset)} funding</b> — {esc(what)}, {pays}\n"
+            f"Rate: {sig.rate * 100:+.4f}% per {sig.interval_h:g} h ({sig.annualised_pct:+.2f}% annually); "
+            f"judged {sig.value * 100:+.4f}% vs threshold {sig.threshold * 100:.4f}%{more}")
+
+
 def _scalar(v: object) -> str | None:
     if isinstance(v, bool):
         return "yes" if v else "no"
@@ -188,6 +205,8 @@ def render_signal(sig: SignalBase, suppressed_before: int = 0) -> str:
         return render_liquidation(sig, suppressed_before)
     if isinstance(sig, Volatility):
         return render_volatility(sig, suppressed_before)
+    if isinstance(sig, FundingPressure):
+        return render_funding(sig, suppressed_before)
     if isinstance(sig, Cascade):
         icon = _LEVEL_ICON.get(sig.level, "•")
         return (f"{icon} <b>{esc(sig.asset)} LIQUIDATION CASCADE</b> — {esc(sig.level)} (score {sig.score:.1f}/10)\n"
