@@ -50,10 +50,13 @@ def test_backtest_prints_one_consistent_json_summary_last(backtest_run):
             assert 0 <= x["matched"] <= x["alarms"] and x["false_alarms"] == x["alarms"] - x["matched"]
             assert x["alarms"] <= f["signals"].get("cascade", 0)   # one onset per level at most per signal
         assert f["lead_s"]["n"] == len(f["lead_s"]["values"]) <= f["levels"]["WARNING"]["detected"]
-        for z in (f["zones"], f["zones_reached"]):
+        for z in (f["zones"], f["zones_reached"], f["zones_by_usd"], f["zones_by_distance"]):
             assert z["top_hits"] <= z["top_bins"] <= z["candidate_bins"]
             assert z["candidate_hits"] <= z["candidate_bins"]
         assert f["zones_reached"]["candidate_bins"] <= f["zones"]["candidate_bins"]
+        for other in ("zones_by_usd", "zones_by_distance"):   # same snapshots and candidates, another ranking
+            assert {k: f[other][k] for k in ("snapshots", "candidate_bins", "candidate_hits", "top_bins")} == \
+                {k: f["zones"][k] for k in ("snapshots", "candidate_bins", "candidate_hits", "top_bins")}
     sim = summary["datasets"]["thin_book_cascade"]
     assert sim["kind"] in ("mechanistic", "synthetic") and sim["records"] > 1_000 and sim["truth_liquidations"] > 0
     bybit = sim["coverage"]["bybit"]
