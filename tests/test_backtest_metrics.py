@@ -161,3 +161,19 @@ def test_zone_wilson_bound_counts_overlapping_snapshots_once_per_horizon():
     assert raw["precision_wilson_low"] == pytest.approx(M.wilson_lower(40, 100))
     assert shared["precision_wilson_low"] == pytest.approx(M.wilson_lower(8, 20))
     assert shared["precision_wilson_low"] < raw["precision_wilson_low"] < 0.4
+
+
+def test_zone_usd_capture_against_a_random_pick():
+    k = np.arange(20)
+    centres = 100.0 * np.exp((k - 10) * 0.01)
+    realized = centres[[3, 3, 8, 15]] * 1.001
+    realized_usd = np.array([100.0, 50.0, 30.0, 20.0])                   # 200 in all, 150 of it in bin 3
+    score = np.zeros(20)
+    score[[3, 15]] = [2.0, 1.0]                                              # top 2 of 20: bins 3 and 15
+    t = M.zone_tally(centres, score, 100.0, realized, 1.0, 0.1, realized_usd=realized_usd)
+    f = t.figures()
+    assert (t.top_usd, t.usd, t.random_usd) == pytest.approx((170.0, 200.0, 20.0))
+    assert f["usd_capture"] == pytest.approx(0.85) and f["usd_capture_lift"] == pytest.approx(8.5)
+    flat = M.zone_tally(centres, np.ones(20), 100.0, realized, 1.0, 0.1, realized_usd=realized_usd)
+    assert flat.figures()["usd_capture_lift"] == pytest.approx(1.0)        # ties: the random pick's share
+    assert M.zone_tally(centres, score, 100.0, realized, 1.0, 0.1).figures()["usd_capture"] is None

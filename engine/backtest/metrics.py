@@ -124,9 +124,12 @@ class ZoneTally:
     top_hits: float = 0.0
     bins: int = 0
     hits: int = 0
+    top_usd: float = 0.0      # realized liquidation USD in the top bins (ties credited like the hits) ...
+    usd: float = 0.0          # ... and in every candidate bin
+    random_usd: float = 0.0   # what a random pick of as many bins would hold on average
 
     def add(self, other: "ZoneTally") -> None:
-        for k in ("snapshots", "empty", "top_bins", "top_hits", "bins", "hits"):
+        for k in ("snapshots", "empty", "top_bins", "top_hits", "bins", "hits", "top_usd", "usd", "random_usd"):
             setattr(self, k, getattr(self, k) + getattr(other, k))
 
     def figures(self, overlap: float = 1.0) -> dict:
@@ -141,12 +144,15 @@ class ZoneTally:
                 "precision_wilson_low": wilson_lower(self.top_hits / m, self.top_bins / m),
                 "wilson_overlap": m,
                 "random_baseline": baseline, "candidate_bins": self.bins, "candidate_hits": self.hits,
-                "lift": precision / baseline if precision is not None and baseline else None}
+                "lift": precision / baseline if precision is not None and baseline else None,
+                "top_usd": self.top_usd, "usd": self.usd, "random_usd": self.random_usd,
+                "usd_capture": _ratio(self.top_usd, self.usd), "usd_capture_random": _ratio(self.random_usd, self.usd),
+                "usd_capture_lift": self.top_usd / self.random_usd if self.random_usd > 0 else None}
 
 
 def zone_tally(centres: np.ndarray, score: np.ndarray, price: float, realized: np.ndarray, band: float,
                top_share: float, reached: tuple[float, float] | None = None,
-               usd: np.ndarray | None = None) -> ZoneTally:
+               usd: np.ndarray | None = None, realized_usd: np.ndarray | None = None) -> ZoneTally:
     """Score one map snapshot: among the bins within ``band`` (fraction) of ``price``, the top ``top_share``
     ranked by ``score`` against every candidate, a bin counting as hit when a realized liquidation price falls in
     it. Bins tied with the last one taken share the remaining places: they are credited with their mean hit
@@ -154,7 +160,8 @@ def zone_tally(centres: np.ndarray, score: np.ndarray, price: float, realized: n
     scores the random baseline instead of whatever the sort order happened to favour. The snapshot is empty
     (not scored) when no candidate holds modelled ``usd`` (default: ``score``).
     ``reached`` (low, high): only bins overlapping the price range traded over the horizon are candidates, so the
-    ranking is judged where price went rather than on how far it went."""
+    ranking is judged where price went rather than on how far it went. ``realized_usd`` (one per realized price)
+    also scores the share of realized liquidation USD the top bins hold against a random pick's share."""
     t = ZoneTally(snapshots=1)
     score = np.asarray(score, dtype=np.float64)
     usd = score if usd is None else np.asarray(usd, dtype=np.float64)
@@ -167,8 +174,12 @@ def zone_tally(centres: np.ndarray, score: np.ndarray, price: float, realized: n
         t.empty = 1
         return t
     k = np.searchsorted(edges, np.asarray(realized, dtype=np.float64), side="right") - 1
+    inside = (k >= 0) & (k < len(centres))
     hit = np.zeros(len(centres), dtype=bool)
-    hit[k[(k >= 0) & (k < len(centres))]] = True
+    hit[k[inside]] = True
+    got = np.zeros(len(centres))
+    if realized_usd is not None:
+        np.add.at(got, k[inside], np.asarray(realized_usd, dtype=np.float64)[inside])
     n_top = max(1, int(math.ceil(top_share * len(cand))))
     sc = np.nan_to_num(score[cand], nan=-np.inf)
     order = np.argsort(-sc, kind="stable")
@@ -178,6 +189,9 @@ def zone_tally(centres: np.ndarray, score: np.ndarray, price: float, realized: n
     t.top_bins = n_top
     t.top_hits = float(hit[above].sum()) + (n_top - len(above)) * float(hit[tied].mean())
     t.bins, t.hits = len(cand), int(hit[cand].sum())
+    t.top_usd = float(got[above].sum()) + (n_top - len(above)) * float(got[tied].mean())
+    t.usd = float(got[cand].sum())
+    t.random_usd = t.usd * n_top / len(cand)
     return t
 
 

@@ -49,7 +49,10 @@ def markdown(summary: dict, plots: dict[str, list[str]]) -> str:
              f"{_pct(h['zone_reached_precision'])} vs {_pct(h['zone_reached_random_baseline'])}: "
              f"{_f(h['zone_reached_lift'], '{:.2f}x')} | |",
              f"| zone lift of other rankings: modelled USD alone / nearest bins first (no model) | "
-             f"{_f(h.get('zones_by_usd_lift'), '{:.2f}x')} / {_f(h.get('zones_by_distance_lift'), '{:.2f}x')} | |", ""]
+             f"{_f(h.get('zones_by_usd_lift'), '{:.2f}x')} / {_f(h.get('zones_by_distance_lift'), '{:.2f}x')} | |",
+             f"| realized liquidation USD in the top 10 % bins vs a random pick's: model / USD alone / distance alone | "
+             f"{_f(h.get('zones_usd_capture_lift'), '{:.2f}x')} / {_f(h.get('zones_by_usd_usd_capture_lift'), '{:.2f}x')}"
+             f" / {_f(h.get('zones_by_distance_usd_capture_lift'), '{:.2f}x')} | |", ""]
     lines += [f"![{p}]({p})" for p in plots.get("", [])]
     for name, f in summary["datasets"].items():
         lines += ["", f"## {name} ({f['kind']}{', calm' if f['calm'] else ''})", "",

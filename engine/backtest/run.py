@@ -339,10 +339,10 @@ def zone_figures(d: Dataset, p: BacktestParams) -> tuple[dict[str, M.ZoneTally],
         if z.t_ns < start[z.asset]:
             continue
         sel = (d.truth["asset"] == z.asset) & (d.truth["t_ns"] >= z.t_ns) & (d.truth["t_ns"] < z.t_ns + horizon)
-        realized = d.truth["price"][sel]
+        realized, realized_usd = d.truth["price"][sel], d.truth["usd"][sel]
         for name, (field_, _) in ZONE_RANKINGS.items():
             tallies[name].add(M.zone_tally(z.centres, getattr(z, field_), z.price, realized, p.zone_band,
-                                           p.zone_top, usd=z.model))
+                                           p.zone_top, usd=z.model, realized_usd=realized_usd))
         rows = d.price_range.get(z.asset)
         if rows is not None:
             r = rows[(rows["t_ns"] >= z.t_ns) & (rows["t_ns"] < z.t_ns + horizon)]
@@ -403,7 +403,8 @@ def _pooled(figs: dict[str, dict], p: BacktestParams) -> dict:
         for f in figs.values():
             z = f[key]
             zt.add(M.ZoneTally(z["snapshots"], z["empty_snapshots"], z["top_bins"], z["top_hits"],
-                               z["candidate_bins"], z["candidate_hits"]))
+                               z["candidate_bins"], z["candidate_hits"], z.get("top_usd", 0.0), z.get("usd", 0.0),
+                               z.get("random_usd", 0.0)))
         return zt.figures(zone_overlap(p))
     leads = [v for f in figs.values() for v in f["lead_s"]["values"]]
     zf, zr = pooled_zones("zones"), pooled_zones("zones_reached")
@@ -418,6 +419,7 @@ def _pooled(figs: dict[str, dict], p: BacktestParams) -> dict:
         "zone_reached_precision": zr["precision"], "zone_reached_random_baseline": zr["random_baseline"],
         "zone_reached_lift": zr["lift"],
         **{f"{k}_lift": pooled_zones(k)["lift"] for k in ZONE_RANKINGS if k != "zones"},
+        **{f"{k}_usd_capture_lift": pooled_zones(k)["usd_capture_lift"] for k in ZONE_RANKINGS},
         "goals": {"recall_warning": 0.90, "lead_median_s": 60.0, "false_critical_per_asset_day_calm": 1.0,
                   "zone_lift": 3.0},
     }
