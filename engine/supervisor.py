@@ -174,7 +174,9 @@ class Supervisor:
 
     def _spawn(self, child: _Child) -> None:
         standby = child.standby
-        if standby is not None and standby.poll() is None and child.failures <= 1:
+        # a spare is used for every restart (after the back-off, see _check_children): one is started only
+        # once its actor is RUNNING, so a crash loop in set-up never churns spares
+        if standby is not None and standby.poll() is None:
             try:   # the warm spare has its imports done: it only attaches
                 standby.stdin.write(b"go\n")
                 standby.stdin.close()

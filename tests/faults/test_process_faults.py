@@ -95,7 +95,8 @@ class Daemon:
 
     def __init__(self, config: Path, namespace: str):
         self.ns = namespace
-        self.proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "--log-level", "CRITICAL", "run",
+        level = os.environ.get("UNDERTOW_FAULT_LOG_LEVEL", "CRITICAL")   # e.g. INFO to see the supervisor's view
+        self.proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "--log-level", level, "run",
                                       "--config", str(config)], cwd=ROOT)
         self.table: ActorTable | None = None
         self.ring: Ring | None = None
