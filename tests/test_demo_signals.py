@@ -74,7 +74,8 @@ def check_every_kind(kinds: Counter, lines: list[dict], output: str, expect: set
 
 def scripted_break_seen(lines: list[dict]) -> None:
     """The correlation signals include the scripted break (SOL's loading -1, so a BTC/SOL pair), not only noise."""
-    corr = [(x["pair"], round(x["short_corr"], 2), round(x["long_corr"], 2)) for x in lines if x["kind"] == "correlation"]
+    corr = [(x["pair"], round(x["short_corr"], 2), round(x["long_corr"], 2))
+            for x in lines if x["kind"] == "correlation"]
     print("correlation:", corr)
     assert any(pair.startswith("BTC/SOL@") for pair, _, _ in corr), corr
 

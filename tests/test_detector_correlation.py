@@ -124,7 +124,7 @@ def test_one_jump_does_not_swamp_the_long_run_correlation():
         pa *= math.exp(f + rng.normal(0, 0.0005) + (0.2 if k == 300 else 0.0))
         pb *= math.exp(f + rng.normal(0, 0.0005))
         t = EPOCH_NS + k * 1_000_000_000
-        rows += [(Kind.MARK, 1, 0, 0, 0, t, t, pa, pa, 0.0, 0.0, 0.0), (Kind.MARK, 1, 0, 0, 1, t, t, pb, pb, 0.0, 0.0, 0.0)]
+        rows += [(Kind.MARK, 1, 0, 0, iid, t, t, p, p, 0.0, 0.0, 0.0) for iid, p in ((0, pa), (1, pb))]
     reg = FakeRegistry()
     reg.add(Venue.BINANCE, "AUSDT", "A")
     reg.add(Venue.BINANCE, "BUSDT", "B")
