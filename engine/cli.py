@@ -235,7 +235,7 @@ def cmd_heatmap(args) -> int:
     root = args.history or cfg.recorder.root
     try:
         png = heatmap_from_history(root, args.asset.upper(), cfg.detectors.zones, parse_span(args.span),
-                                   chart=args.chart)
+                                   chart=args.chart, funding_cfg=cfg.detectors.funding)
     except (FileNotFoundError, ValueError) as exc:
         print(f"undertow heatmap: {exc}", file=sys.stderr)
         return 2

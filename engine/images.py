@@ -109,10 +109,10 @@ def render_cvd_liquidations(asset: str, records: np.ndarray, title: str | None =
 
 
 def zone_frames(records: np.ndarray, inst_meta: list[tuple[str, str, int]], asset_id: int, zones_cfg,
-                n_frames: int = 120) -> ZoneFrames:
+                n_frames: int = 120, funding_cfg=None) -> ZoneFrames:
     """Run the zone model over ``records`` (ids as in ``inst_meta``) and snapshot asset ``asset_id``'s map."""
     from .kernels.zones import ZoneModel
-    model = ZoneModel(zones_cfg)
+    model = ZoneModel(zones_cfg, funding_cfg=funding_cfg)
     n_assets = max([m[2] for m in inst_meta], default=0) + 1
     model.resize(inst_meta, n_assets)
     if not len(records):
@@ -133,7 +133,7 @@ def zone_frames(records: np.ndarray, inst_meta: list[tuple[str, str, int]], asse
 
 
 def heatmap_from_history(root: str, asset: str, zones_cfg, span_ns: int, chart: str = "heatmap",
-                         until_ns: int | None = None) -> bytes:
+                         until_ns: int | None = None, funding_cfg=None) -> bytes:
     """PNG of ``asset`` over the last ``span_ns`` of the history at ``root`` (heatmap, or ``chart="cvd"``)."""
     hist = History(root)
     infos = hist.instruments()
@@ -153,4 +153,4 @@ def heatmap_from_history(root: str, asset: str, zones_cfg, span_ns: int, chart: 
     # ids of the recording are dense from 0: the asset is id 0 here, everything else id 1 (ignored)
     meta = [(VENUE_NAMES.get(infos[i].venue, "*"), infos[i].asset, 0 if i in ids else 1)
             for i in range(max(infos) + 1)] if infos else []
-    return render_heatmap(asset, zone_frames(recs, meta, 0, zones_cfg))
+    return render_heatmap(asset, zone_frames(recs, meta, 0, zones_cfg, funding_cfg=funding_cfg))

@@ -302,3 +302,25 @@ def test_reach_probability_and_the_expected_usd_ranking():
     expect = reach_probability(mp["price"], float(m.ast[0, 8]), sigma, 300.0)
     np.testing.assert_allclose(mp["reach"], expect)
     np.testing.assert_allclose(mp["expected_usd"], (mp["long_usd"] + mp["short_usd"]) * expect)
+
+
+def test_funding_tilts_the_split_per_common_interval_whatever_interval_the_venue_quotes():
+    """Hyperliquid quotes funding per 1 h, Binance per 8 h: the same pressure (0.01 %/h = 0.08 %/8 h) must tilt
+    new positions alike (the kernel restates each venue's rate per detectors.funding's common interval)."""
+    from engine.config import Config
+    fcfg = Config().detectors.funding
+    cfg = msgspec.structs.replace(ZonesConfig(), seed_open_interest=False, leverage={"*": [[10.0, 1.0]]},
+                                  maintenance={"*": 0.005}, split_clip=0.0, taker_weight=0.0, funding_weight=0.3,
+                                  funding_scale=0.001)
+    longs = {}
+    for venue, rate in (("binance", 0.0008), ("hyperliquid", 0.0001)):
+        m = ZoneModel(cfg, funding_cfg=fcfg)
+        m.resize([(venue, "BTC", 0)], 1)
+        t = Tape()
+        t.add(Kind.MARK, 100.0, aux=rate).add(Kind.OPEN_INTEREST, 100.0, 1000.0)
+        t.add(Kind.OPEN_INTEREST, 100.0, 1010.0)                               # +10 BTC, no taker flow
+        m.run(t.batch())
+        mp = m.asset_map(0)
+        longs[venue] = mp["long_usd"].sum() / (mp["long_usd"].sum() + mp["short_usd"].sum())
+    # positive funding (longs pay) with clip(0.0008 / 0.001) = 0.8: a long share of 0.5 - or + 0.24
+    assert longs["binance"] == pytest.approx(longs["hyperliquid"]) and abs(longs["binance"] - 0.5) == pytest.approx(0.24)

@@ -106,7 +106,8 @@ def _history_image(ctx: BotContext, args: list[str], chart: str, usage: str) -> 
     if rec is None or not getattr(rec, "enabled", False):
         return Reply("n/a: the recorder is off ([recorder] enabled = false), so there is no history to draw.")
     try:
-        png = heatmap_from_history(rec.root, asset, ctx.cfg.detectors.zones, hours * 3600 * 10**9, chart=chart)
+        png = heatmap_from_history(rec.root, asset, ctx.cfg.detectors.zones, hours * 3600 * 10**9, chart=chart,
+                                   funding_cfg=ctx.cfg.detectors.funding)
     except (ValueError, OSError) as exc:
         return Reply(f"n/a: no recorded history for <b>{F.esc(asset)}</b> yet ({F.esc(str(exc))}).")
     what = ("Modelled liquidation zones (USD that would be force-traded per price bin; a model, not an order book)"

@@ -61,7 +61,7 @@ class ZonesDetector(Detector):
 
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
-        self.model = ZoneModel(self.cfg)
+        self.model = ZoneModel(self.cfg, funding_cfg=ctx.cfg.detectors.funding)
         self._n_inst = -1
         self._n_assets = -1
 

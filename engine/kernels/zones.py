@@ -7,7 +7,8 @@ bin by bin), with a variance per bin for the uncertainty band:
 
 * OI rises by ``dq`` base units: ``dq x entry`` USD of new positions at the
   interval's traded VWAP (else the last price); long share
-  ``s = 0.5 + taker_weight x (buy - sell) / (buy + sell) + funding_weight x clip(funding / funding_scale)``,
+  ``s = 0.5 + taker_weight x (buy - sell) / (buy + sell) + funding_weight x clip(funding / funding_scale)``
+  (``funding``: the venue's rate restated per ``detectors.funding``'s common interval when given),
   clipped to ``[split_clip, 1 - split_clip]``; spread over the leverage mix
   ``(L_j, w_j)``; a long's liquidation price is ``entry x (1 - 1/L + mm)``,
   a short's ``entry x (1 + 1/L - mm)`` (``mm`` = maintenance margin rate).
@@ -53,8 +54,8 @@ K_TRADE, K_MARK, K_OI, K_DEPTH = Kind.TRADE, Kind.MARK, Kind.OPEN_INTEREST, Kind
 NAN = float("nan")
 
 # per-instrument scalars
-I_OI, I_BUY, I_SELL, I_VNUM, I_VQTY, I_PRICE, I_FUND, I_HI, I_LO, I_MM, I_DROPPED, I_ADDED = range(12)
-NI = 12
+I_OI, I_BUY, I_SELL, I_VNUM, I_VQTY, I_PRICE, I_FUND, I_HI, I_LO, I_MM, I_DROPPED, I_ADDED, I_FMULT = range(13)
+NI = 13
 # per-asset scalars
 (A_ANCHOR, A_NEXT_TICK, A_SAMPLE_TS, A_SAMPLE_P, A_EWVAR, A_NSAMPLES, A_ON_LONG, A_ON_SHORT, A_PRICE,
  A_WSUM) = range(10)
@@ -358,7 +359,7 @@ def zones_kernel(recs, inst_asset, owned, maps, ist, ast, lev, levw, depth, out,
             ist[k, I_VQTY] += rec["qty"]
             priced = True
         elif kind == K_MARK and price > 0.0:
-            ist[k, I_FUND] = rec["aux"]
+            ist[k, I_FUND] = rec["aux"] * ist[k, I_FMULT]   # per common interval: venues quote 1 h / 8 h rates
             priced = True
         elif kind == K_DEPTH and rec["qty"] > 0.0:
             band = rec["qty"]
@@ -434,8 +435,9 @@ def zones_kernel(recs, inst_asset, owned, maps, ist, ast, lev, levw, depth, out,
 class ZoneModel:
     """State and parameters of the zone kernel for a set of instruments and assets (grows as they appear)."""
 
-    def __init__(self, cfg, events_capacity: int = 4096):
+    def __init__(self, cfg, events_capacity: int = 4096, funding_cfg=None):
         self.cfg = cfg
+        self.funding_cfg = funding_cfg     # detectors.funding: venue rates restated per its common interval
         self.nb = int(cfg.bins)
         self.nl = max(len(m) for m in cfg.leverage.values())
         self.prm = np.zeros(NPARAM)
@@ -469,6 +471,7 @@ class ZoneModel:
             ist = np.zeros((grow, NI))
             ist[:, I_HI] = -1
             ist[:, I_LO] = self.nb
+            ist[:, I_FMULT] = 1.0
             lev, levw = np.full((grow, self.nl), 2.0), np.zeros((grow, self.nl))
             for j, (venue, asset, _) in enumerate(inst_meta[n_old:]):
                 mix = resolve_mix(self.cfg.leverage, venue, asset)
@@ -476,6 +479,9 @@ class ZoneModel:
                 for m, (L, w) in enumerate(mix):
                     lev[j, m], levw[j, m] = L, w / total
                 ist[j, I_MM] = resolve_mix(self.cfg.maintenance, venue, asset)
+                if self.funding_cfg is not None:
+                    from engine.detectors.funding import per_common_interval
+                    ist[j, I_FMULT] = per_common_interval(self.funding_cfg, venue, 1.0)
             self.ist = np.concatenate([self.ist, ist])
             self.lev = np.concatenate([self.lev, lev])
             self.levw = np.concatenate([self.levw, levw])
