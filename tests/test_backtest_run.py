@@ -84,6 +84,7 @@ def test_accuracy_command_shows_the_saved_summary(backtest_run):
     assert f"of {summary['headline']['cascades']} (goal ≥ 90 %)" in text
     assert "thin_book_cascade" in text and "real_okx" in text
     assert "capped streams (totals are lower bounds): okx" in text
+    assert "nearest bins first (no model): lift" in text and "share of liquidated USD in the top bins" in text
 
 
 def test_accuracy_without_or_with_a_broken_summary(tmp_path):

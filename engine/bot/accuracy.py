@@ -47,7 +47,9 @@ def accuracy_text(summary: dict, now_s: float) -> str:
              f"🗺 Zones, top 10 % of bins hit: {F.b(_pct(h.get('zone_precision')))} vs random "
              f"{_pct(h.get('zone_random_baseline'))}, lift {F.num(h.get('zone_lift'))}x "
              f"(goal ≥ {F.num(g.get('zone_lift'), 0)}x); among the bins price reached: lift "
-             f"{F.num(h.get('zone_reached_lift'))}x", "", F.b("Per dataset")]
+             f"{F.num(h.get('zone_reached_lift'))}x; nearest bins first (no model): lift "
+             f"{F.num(h.get('zones_by_distance_lift'))}x; share of liquidated USD in the top bins vs random: "
+             f"{F.num(h.get('zones_usd_capture_lift'))}x", "", F.b("Per dataset")]
     for name, f in summary["datasets"].items():
         w = f.get("levels", {}).get("WARNING", {})
         capped = [v for v, c in f.get("coverage", {}).items() if c.get("capped")]
