@@ -1,8 +1,8 @@
 """Plain-Python references of the positioning kernels, a fake registry/runner, and a market-to-records feed.
 
 The references keep their state in dicts and lists (no rings, no numba) and implement the
-documented semantics of the kernels (:mod:`engine.kernels.open_interest`, ``funding``, ``book``,
-``correlation``, over :mod:`engine.kernels.sampled`); the property tests compare them
+documented semantics of the kernels (:mod:`engine.kernels.open_interest`, ``funding`` and ``book``
+over :mod:`engine.kernels.sampled`; correlation: tests/reference_correlation.py); the property tests compare them
 with the kernels event by event.
 """
 from __future__ import annotations
@@ -374,79 +374,6 @@ def ref_book(recs, inst_asset, band, band_tol, min_samples, z, alpha, p_imb, p_i
 
 
 # ----------------------------------------------------------------- correlation
-
-def _corr_ref(m):
-    if m["va"] <= 1e-30 or m["vb"] <= 1e-30:
-        return None
-    return max(-1.0, min(1.0, m["cov"] / math.sqrt(m["va"] * m["vb"])))
-
-
-def _moments_ref(m, x, y, alpha):
-    if m["n"] == 0:
-        m["ma"], m["mb"] = x, y
-    else:
-        dx, dy = x - m["ma"], y - m["mb"]
-        m["ma"] += alpha * dx
-        m["mb"] += alpha * dy
-        m["va"] = (1 - alpha) * (m["va"] + alpha * dx * dx)
-        m["vb"] = (1 - alpha) * (m["vb"] + alpha * dy * dy)
-        m["cov"] = (1 - alpha) * (m["cov"] + alpha * dx * dy)
-    m["n"] += 1
-
-
-def ref_correlation(recs, inst_asset, pairs, nb, res_ns, alpha_short, alpha_long, min_short, min_long, min_samples, z,
-                    p_gap, p_gap_floor, min_long_corr, rearm, max_catchup, state=None):
-    """Reference of :func:`correlation_batch` for one batch ``recs``."""
-    st = state or {"s": SampledRef(nb), "done": {}, "m": {}, "gap": {}, "fired": {}}
-    s = st["s"]
-    newest = None
-    for r in recs:
-        if r["kind"] != Kind.MARK or r["instrument"] >= len(inst_asset):
-            continue
-        px = r["qty"] if r["qty"] > 0 else r["price"]
-        if not (0 < px < math.inf):
-            continue
-        b = _ts(r) // res_ns
-        if not s.put(int(r["instrument"]), b, math.log(px)):
-            continue
-        newest = b if newest is None else max(newest, b)
-    events = []
-    if newest is None:
-        return events, st
-    closed = newest - 1
-    for p, (ia, ib) in enumerate(pairs):
-        if ia not in s.head or ib not in s.head:
-            continue
-        done = st["done"].get(p)
-        start = closed - max_catchup + 1 if done is None or closed - (done + 1) >= max_catchup else done + 1
-        ms = st["m"].setdefault(p, [dict(n=0, ma=0.0, mb=0.0, va=0.0, vb=0.0, cov=0.0) for _ in range(2)])
-        for bkt in range(start, closed + 1):
-            v = [s.get(ia, bkt), s.get(ia, bkt - 1), s.get(ib, bkt), s.get(ib, bkt - 1)]
-            if None not in v:
-                _moments_ref(ms[0], v[0] - v[1], v[2] - v[3], alpha_short)
-                _moments_ref(ms[1], v[0] - v[1], v[2] - v[3], alpha_long)
-        if done is None or closed > done:
-            st["done"][p] = closed
-        if ms[0]["n"] < min_short or ms[1]["n"] < min_long:
-            continue
-        cs, cl = _corr_ref(ms[0]), _corr_ref(ms[1])
-        if cs is None or cl is None:
-            continue
-        gap = cl - cs
-        ew = st["gap"].setdefault(p, EwRef())
-        centre, thr = ew.threshold(min_samples, z, p_gap, p_gap_floor)
-        d = gap - centre
-        f = st["fired"].get(p, 0)
-        if f == 0:
-            if d >= thr and cl >= min_long_corr:
-                st["fired"][p] = f = 1
-                events.append((int(inst_asset[ia]), p, 1, cs, cl, gap, thr))
-        elif d < rearm * thr:
-            st["fired"][p] = f = 0
-        if f == 0:
-            ew.add(gap, alpha_long)
-    return events, st
-
 
 def run_batches(det, recs: np.ndarray, batch: int = 1000) -> tuple[list, list[tuple]]:
     """Run ``recs`` through ``det`` ``batch`` records at a time: (signals, the raw kernel events behind them)."""
