@@ -8,11 +8,6 @@ simulator -> venue feeds -> compute -> bus -> tail. The default test runs the sc
 """
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -20,47 +15,19 @@ import pytest
 
 from engine import shm
 from engine.signals import SIGNAL_TYPES
+from tests.harness.demo import run_demo_with_tail, write_demo_config
 
 pytestmark = pytest.mark.process
-ROOT = Path(__file__).resolve().parents[1]
 EVERY_KIND = {t.__struct_config__.tag for t in SIGNAL_TYPES}
 
 
 def run_demo(tmp_path: Path, namespace: str, duration: float, scale: float) -> tuple[Counter, list[dict], str]:
     """Run the demo for ``duration`` s with the script at ``scale``; (kinds seen, tail lines, demo output)."""
-    cfg = tmp_path / "demo.toml"
-    cfg.write_text(f"""
-[engine]
-namespace = "{namespace}"
-run_dir = "{tmp_path}"
-ring_capacity = 16384
-
-[supervisor]
-health_port = 0
-
-[bus]
-endpoint = "ipc://{tmp_path}/bus.sock"
-heartbeat_interval_s = 1.0
-""")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    demo = subprocess.Popen([sys.executable, "-m", "engine.cli", "demo", "--config", str(cfg), "--duration",
-                             str(duration), "--script-scale", str(scale)], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
-    tail = subprocess.Popen([sys.executable, "-m", "engine.cli", "tail", "--json", "--config", str(cfg),
-                             "--duration", str(duration - 3)], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        t_out, t_err = tail.communicate(timeout=duration + 60)
-        d_out, d_err = demo.communicate(timeout=60)
-    finally:
-        for p in (tail, demo):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                p.wait(20)
-    assert demo.returncode == 0, d_err[-2000:]
-    lines = [json.loads(x) for x in t_out.splitlines() if x.strip()]
+    cfg = write_demo_config(tmp_path, namespace, heartbeat_interval_s=1.0)
+    run = run_demo_with_tail(cfg, duration, duration - 3, "--script-scale", str(scale))
+    assert run.returncode == 0, run.err[-2000:]
     assert shm.list_segments(namespace) == [], "the demo left shared memory behind"
-    return Counter(x["kind"] for x in lines), lines, d_out + d_err[-2000:] + t_err[-1000:]
+    return Counter(x["kind"] for x in run.signals), run.signals, run.out + run.err[-2000:] + run.tail_err[-1000:]
 
 
 def check_every_kind(kinds: Counter, lines: list[dict], output: str, expect: set[str] = EVERY_KIND) -> None:
