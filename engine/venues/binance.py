@@ -30,8 +30,8 @@ import msgspec
 from engine.books import pu_chain
 from engine.record import Flag, Kind, Side, Venue
 from engine.venues import ConnectionPlan, InstrumentInfo, Outcome
-from engine.venues.common import (CONTROL, DECODE_ERRORS, EMITTED, IGNORED, MALFORMED, PARSED, UNKNOWN, batches,
-                                   book_top, open_interest)
+from engine.venues.common import (CONTROL, DECODE_ERRORS, EMITTED, IGNORED, LIQUIDATION, MALFORMED, PARSED, TRADE,
+                                   UNKNOWN, Bounded, FloatId, InstrumentIds, batches, book_top, open_interest)
 
 __all__ = [
     "VENUE", "DEFAULT_WS_URLS", "DEFAULT_REST_URL", "Parser", "plan", "subscribe_messages",
@@ -68,6 +68,7 @@ _IGNORED_EVENTS = frozenset({
 })
 _MAX = 1e15   # bound on any price, size or amount: products of two stay finite (1e308 overflowed)
 _MS = 1_000_000
+_SELL, _BUY = Side.SELL, Side.BUY
 
 
 # -- wire ------------------------------------------------------------------------
@@ -138,24 +139,23 @@ class AggTrade(msgspec.Struct, tag="aggTrade", **_TAGGED):
     """``{"e":"aggTrade","E":1626992741127,"a":11361808,"s":"SUSHIUSDT","p":"7.6120","q":"12","f":19434329,"l":19434329,"T":1626992740968,"m":false}``"""
 
     s: str
-    p: float
-    q: float
+    p: Bounded
+    q: Bounded
     T: int
     m: bool
-    a: int = 0
-    f: int = 0
-    l: int = 0
+    # ids as floats: the record's float columns take them as decoded (exact below 2**53)
+    a: FloatId = 0.0
+    f: FloatId = 0.0
+    l: FloatId = 0.0
 
 
-class Trade(msgspec.Struct, tag="trade", **_TAGGED):
-    """``{"e":"trade","E":1680652700455,"T":1680652700452,"s":"BTCUSDT","t":3535186032,"p":"28145.10","q":"0.002","X":"MARKET","m":true}``"""
+class Trade(AggTrade, tag="trade"):
+    """``{"e":"trade","E":1680652700455,"T":1680652700452,"s":"BTCUSDT","t":3535186032,"p":"28145.10","q":"0.002","X":"MARKET","m":true}``
 
-    s: str
-    p: float
-    q: float
-    T: int
-    m: bool
-    t: int = 0
+    An aggTrade of one fill whose id is ``t``, plus the execution type (one handler serves both).
+    """
+
+    a: FloatId = msgspec.field(default=0.0, name="t")
     X: str = "MARKET"
 
 
@@ -279,6 +279,7 @@ class _Ticker24h(msgspec.Struct):
 
 
 _envelope_decoder = msgspec.json.Decoder(Envelope, strict=False)
+_decode_envelope = _envelope_decoder.decode
 _event_decoder = msgspec.json.Decoder(_Event, strict=False)
 _head_decoder = msgspec.json.Decoder(Union[_Head, list])
 _levels_decoder = msgspec.json.Decoder(list[tuple[float, float]], strict=False)
@@ -305,6 +306,7 @@ class Parser:
 
     def __init__(self, lookup: Callable[[str], int | None], flags: int = 0, partial_depth: bool = False):
         self.lookup = lookup
+        self._ids = InstrumentIds(lookup)
         self.flags = flags
         self.partial_depth = partial_depth
         self._handlers = {
@@ -315,10 +317,16 @@ class Parser:
 
     def parse(self, payload: bytes, ts_recv: int, out: list) -> tuple[Outcome, str]:
         """Parse one frame; append records to ``out``; return (outcome, stream name)."""
+        # Every live socket is combined-stream: decode the envelope first, in one call; look at the
+        # frame's head only when that fails (a raw /ws/ event, an ack or a broken frame).
         try:
+            env = _decode_envelope(payload)
+            data = env.data
+            return self._handlers[type(data)](data, env.stream, ts_recv, out), env.stream
+        except _DecodeErrors:
             if payload[:10] == b'{"stream":':
-                env = _envelope_decoder.decode(payload)
-                return self._handlers[type(env.data)](env.data, env.stream, ts_recv, out), env.stream
+                return self._classify(payload)
+        try:
             msg = _event_decoder.decode(payload)
             return self._handlers[type(msg)](msg, "", ts_recv, out), _raw_stream(msg)
         except _DecodeErrors:
@@ -344,27 +352,24 @@ class Parser:
         return (IGNORED if e in _IGNORED_EVENTS else UNKNOWN), stream
 
     # -- handlers: each returns an Outcome ----------------------------------------
-    def _trade_record(self, s, p, q, T, m, flags, tid, fills, ts_recv, out) -> Outcome:
-        if not (0.0 <= p < _MAX and 0.0 <= q < _MAX):
-            return MALFORMED
+    def _agg_trade(self, msg: AggTrade, stream, ts_recv, out, flags=None) -> Outcome:
+        """``{"stream":"sushiusdt@aggTrade","data":{"e":"aggTrade","E":1626992741127,"a":11361808,"s":"SUSHIUSDT","p":"7.6120","q":"12","f":19434329,"l":19434329,"T":1626992740968,"m":false}}``"""
+        p = msg.p   # bounded by the decoder
+        q = msg.q
         if p == 0.0 or q == 0.0:
             return PARSED  # sentinel trade (p=0/q=0): nothing traded
-        iid = self.lookup(s)
+        iid = self._ids[msg.s]
         if iid is None:
             return IGNORED
-        out.append((Kind.TRADE, VENUE, Side.SELL if m else Side.BUY, flags, iid, T * _MS, ts_recv,
-                    p, q, p * q, float(tid), float(fills)))
+        first, last = msg.f, msg.l
+        out.append((TRADE, VENUE, _SELL if msg.m else _BUY, self.flags if flags is None else flags, iid, msg.T * _MS,
+                    ts_recv, p, q, p * q, msg.a, last - first + 1.0 if last >= first else 1.0))
         return EMITTED
-
-    def _agg_trade(self, msg: AggTrade, stream, ts_recv, out) -> Outcome:
-        """``{"stream":"sushiusdt@aggTrade","data":{"e":"aggTrade","E":1626992741127,"a":11361808,"s":"SUSHIUSDT","p":"7.6120","q":"12","f":19434329,"l":19434329,"T":1626992740968,"m":false}}``"""
-        fills = msg.l - msg.f + 1 if msg.l >= msg.f else 1
-        return self._trade_record(msg.s, msg.p, msg.q, msg.T, msg.m, self.flags, msg.a, fills, ts_recv, out)
 
     def _trade(self, msg: Trade, stream, ts_recv, out) -> Outcome:
         """``{"stream":"btcusdt@trade","data":{"e":"trade","E":1680652700455,"T":1680652700452,"s":"BTCUSDT","t":3535186032,"p":"28145.10","q":"0.002","X":"MARKET","m":true}}``"""
         flags = self.flags if msg.X == "MARKET" else self.flags | Flag.NON_MARKET
-        return self._trade_record(msg.s, msg.p, msg.q, msg.T, msg.m, flags, msg.t, 1, ts_recv, out)
+        return self._agg_trade(msg, stream, ts_recv, out, flags)
 
     def _force_order(self, msg: ForceOrder, stream, ts_recv, out) -> Outcome:
         """``{"e":"forceOrder","E":1695714031883,"o":{"s":"BTCUSDT","S":"SELL","o":"LIMIT","f":"IOC","q":"0.115","p":"26142.12","ap":"26245.10","X":"FILLED","l":"0.115","z":"0.115","T":1695714031881}}``"""
@@ -380,16 +385,16 @@ class Parser:
             return MALFORMED
         if z == 0.0 or ap == 0.0:
             return PARSED  # nothing filled yet
-        iid = self.lookup(o.s)
+        iid = self._ids[o.s]
         if iid is None:
             return IGNORED
-        out.append((Kind.LIQUIDATION, VENUE, side, self.flags | Flag.CAPPED, iid, (o.T or msg.E) * _MS, ts_recv,
+        out.append((LIQUIDATION, VENUE, side, self.flags | Flag.CAPPED, iid, (o.T or msg.E) * _MS, ts_recv,
                     ap, z, ap * z, p, 0.0))
         return EMITTED
 
     def _book_ticker(self, msg: BookTicker, stream, ts_recv, out) -> Outcome:
         """``{"stream":"btcusdt@bookTicker","data":{"e":"bookTicker","u":2710246762461,"s":"BTCUSDT","b":"28145.10","B":"3.868","a":"28145.20","A":"6.887","T":1680652700430,"E":1680652700435}}``"""
-        iid = self.lookup(msg.s)
+        iid = self._ids[msg.s]
         if iid is None:
             return IGNORED
         return book_top(VENUE, self.flags, iid, (msg.T or msg.E) * _MS, ts_recv,
@@ -406,13 +411,13 @@ class Parser:
         bids = _levels_decoder.decode(msg.b)
         asks = _levels_decoder.decode(msg.a)
         if not partial:
-            iid = self.lookup(msg.s)
+            iid = self._ids[msg.s]
             if iid is None:
                 return IGNORED
             return self.books.delta(msg.s, iid, msg.U, msg.u, msg.pu, bids, asks, (msg.T or msg.E) * _MS, ts_recv, out)
         if not bids or not asks:
             return PARSED
-        iid = self.lookup(msg.s)
+        iid = self._ids[msg.s]
         if iid is None:
             return IGNORED
         (bid, bq), (ask, aq) = bids[0], asks[0]
@@ -427,7 +432,7 @@ class Parser:
             msg = _snapshot_decoder.decode(payload)
         except _DecodeErrors:
             return MALFORMED
-        iid = self.lookup(symbol)
+        iid = self._ids[symbol]
         if iid is None:
             return IGNORED
         return self.books.snapshot(symbol, iid, msg.lastUpdateId, msg.bids, msg.asks, (msg.T or msg.E) * _MS,
@@ -438,7 +443,7 @@ class Parser:
         r = float(msg.r) if msg.r else 0.0
         if not (0.0 < p < _MAX and 0.0 <= i < _MAX and -_MAX < r < _MAX and msg.T >= 0):
             return MALFORMED
-        iid = self.lookup(msg.s)
+        iid = self._ids[msg.s]
         if iid is None:
             return IGNORED
         out.append((Kind.MARK, VENUE, 0, self.flags, iid, msg.E * _MS, ts_recv, p, i, 0.0, r, float(msg.T)))

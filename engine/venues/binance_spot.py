@@ -238,7 +238,7 @@ class Parser:
 
     def _trade(self, msg: Trade, ts_recv: int, out: list) -> Outcome:
         """``{"e":"trade","E":1672515782136,"s":"BNBBTC","t":12345,"p":"0.001","q":"100","T":1672515782136,"m":true,"M":true}``"""
-        return self._trade_record(msg.s, msg.p, msg.q, msg.T, msg.m, msg.t, 1, ts_recv, out)
+        return self._trade_record(msg.s, msg.p, msg.q, msg.T, msg.m, msg.a, 1, ts_recv, out)
 
     def _mini_tickers(self, msgs: list, ts_recv: int, out: list) -> Outcome:
         """``!miniTicker@arr``: a bad element spoils the frame (nothing of it is kept)."""

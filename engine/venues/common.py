@@ -5,7 +5,7 @@ quirks stay in its own module.
 """
 from __future__ import annotations
 
-from typing import Sequence, TypeVar
+from typing import Annotated, Sequence, TypeVar
 
 import msgspec
 
@@ -13,9 +13,15 @@ from engine.record import Kind
 from engine.venues import Outcome
 
 __all__ = ["MAX_VALUE", "DECODE_ERRORS", "EMITTED", "PARSED", "CONTROL", "IGNORED", "UNKNOWN", "MALFORMED",
-           "book_top", "open_interest", "batches"]
+           "book_top", "open_interest", "batches", "Bounded", "FloatId", "InstrumentIds", "BOOK_TOP", "TRADE", "LIQUIDATION"]
 
 MAX_VALUE = 1e15   # bound on any price, size or amount: products of two stay finite (1e308 overflowed)
+# a price, size or amount in [0, MAX_VALUE), checked by the decoder in C: NaN, inf, a negative or a huge value
+# fails the decode (ValidationError, one of DECODE_ERRORS), so a venue's _classify reports the frame MALFORMED
+Bounded = Annotated[float, msgspec.Meta(ge=0.0, lt=MAX_VALUE)]
+# a trade or update id decoded straight to the float a record column holds: integral values in [0, 2**53]
+# are exact; NaN, inf and larger values fail the decode
+FloatId = Annotated[float, msgspec.Meta(ge=0.0, le=2.0 ** 53)]
 DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, ValueError, OverflowError)
 
 EMITTED, PARSED, CONTROL, IGNORED, UNKNOWN, MALFORMED = (
@@ -23,13 +29,37 @@ EMITTED, PARSED, CONTROL, IGNORED, UNKNOWN, MALFORMED = (
 
 T = TypeVar("T")
 
+# record kinds as plain module constants: the hot paths read them once per record
+TRADE, LIQUIDATION, BOOK_TOP = Kind.TRADE, Kind.LIQUIDATION, Kind.BOOK_TOP
+
+
+class InstrumentIds(dict):
+    """Symbol -> instrument id, filled from ``lookup`` on first sight of each symbol.
+
+    A hit is one C-level dict subscript (``ids[symbol]``) instead of a Python call of the feed's
+    lookup. Only ids are kept: a symbol the lookup does not know (None) is asked again next time,
+    so a symbol registered later is picked up. Instrument ids never change once registered.
+    """
+
+    __slots__ = ("lookup",)
+
+    def __init__(self, lookup):
+        super().__init__()
+        self.lookup = lookup
+
+    def __missing__(self, symbol):
+        iid = self.lookup(symbol)
+        if iid is not None:
+            self[symbol] = iid
+        return iid
+
 
 def book_top(venue, flags, iid, ts_ex, ts_recv, bid, bid_qty, ask, ask_qty, out) -> Outcome:
     """Append one BOOK_TOP record (``notional`` = USD on both best levels); MALFORMED if a value is out of range."""
     if not (0.0 < bid < MAX_VALUE and 0.0 < ask < MAX_VALUE and 0.0 <= bid_qty < MAX_VALUE
             and 0.0 <= ask_qty < MAX_VALUE):
         return MALFORMED
-    out.append((Kind.BOOK_TOP, venue, 0, flags, iid, ts_ex, ts_recv,
+    out.append((BOOK_TOP, venue, 0, flags, iid, ts_ex, ts_recv,
                 bid, bid_qty, bid * bid_qty + ask * ask_qty, ask, ask_qty))
     return EMITTED
 

@@ -1,0 +1,81 @@
+"""The parsers' fast path: instrument ids cached on first sight, bounds checked by the decoder."""
+from __future__ import annotations
+
+import pytest
+
+from engine.record import Kind, Side
+from engine.venues import Outcome, binance
+from engine.venues.common import InstrumentIds
+
+pytestmark = pytest.mark.unit
+
+AGG = (b'{"stream":"sushiusdt@aggTrade","data":{"e":"aggTrade","E":1626992741127,"a":11361808,"s":"SUSHIUSDT",'
+       b'"p":"7.6120","q":"12","f":19434329,"l":19434331,"T":1626992740968,"m":false}}')
+TRADE = (b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1680652700455,"T":1680652700452,"s":"BTCUSDT",'
+         b'"t":3535186032,"p":"28145.10","q":"0.002","X":"MARKET","m":true}}')
+
+
+class CountingLookup:
+    """A feed's lookup that knows only ``known`` and counts its calls."""
+
+    def __init__(self, known: dict[str, int]):
+        self.known = known
+        self.calls: list[str] = []
+
+    def __call__(self, symbol: str) -> int | None:
+        self.calls.append(symbol)
+        return self.known.get(symbol)
+
+
+def test_instrument_ids_ask_the_lookup_once_per_known_symbol_and_again_for_unknown_ones():
+    lookup = CountingLookup({"BTCUSDT": 7})
+    ids = InstrumentIds(lookup)
+    assert [ids["BTCUSDT"], ids["BTCUSDT"], ids["ETHUSDT"], ids["ETHUSDT"]] == [7, 7, None, None]
+    assert lookup.calls == ["BTCUSDT", "ETHUSDT", "ETHUSDT"]
+    lookup.known["ETHUSDT"] = 9          # registered later: picked up on the next frame
+    assert ids["ETHUSDT"] == 9 and "ETHUSDT" in ids
+
+
+def test_parser_ignores_a_symbol_until_it_is_registered_then_emits_it():
+    lookup = CountingLookup({})
+    parser = binance.Parser(lookup)
+    out: list = []
+    assert parser.parse(AGG, 5, out) == (Outcome.IGNORED, "sushiusdt@aggTrade") and out == []
+    lookup.known["SUSHIUSDT"] = 3
+    for _ in range(3):
+        assert parser.parse(AGG, 5, out) == (Outcome.EMITTED, "sushiusdt@aggTrade")
+    assert lookup.calls == ["SUSHIUSDT", "SUSHIUSDT"]
+    assert [r[4] for r in out] == [3, 3, 3]
+
+
+def test_agg_trade_and_trade_share_one_record_shape():
+    parser = binance.Parser({"SUSHIUSDT": 0, "BTCUSDT": 1}.get)
+    out: list = []
+    parser.parse(AGG, 5, out)
+    parser.parse(TRADE, 6, out)
+    agg, trade = out
+    assert agg == (Kind.TRADE, binance.VENUE, Side.BUY, 0, 0, 1626992740968_000_000, 5,
+                   7.612, 12.0, 7.612 * 12.0, 11361808.0, 3.0)
+    assert trade[2] == Side.SELL and trade[10:] == (3535186032.0, 1.0)   # id from "t", one fill
+    assert all(type(v) is float for r in out for v in r[7:])
+
+
+@pytest.mark.parametrize("field, value", [
+    (b'"p":"7.6120"', b'"p":"NaN"'), (b'"p":"7.6120"', b'"p":"-1"'), (b'"q":"12"', b'"q":"inf"'),
+    (b'"q":"12"', b'"q":"1e15"'), (b'"a":11361808', b'"a":9007199254740994'), (b'"f":19434329', b'"f":"x"'),
+    (b'"a":11361808', b'"a":-5'),
+])
+def test_out_of_range_values_are_malformed_and_keep_the_stream_name(field, value):
+    parser = binance.Parser({"SUSHIUSDT": 0}.get)
+    out: list = []
+    assert parser.parse(AGG.replace(field, value), 5, out) == (Outcome.MALFORMED, "sushiusdt@aggTrade")
+    assert out == []
+
+
+def test_raw_and_combined_frames_give_the_same_record():
+    parser = binance.Parser({"SUSHIUSDT": 0}.get)
+    raw = AGG[AGG.index(b'"data":') + 7:-1]
+    combined, plain = [], []
+    assert parser.parse(AGG, 5, combined)[0] == Outcome.EMITTED
+    assert parser.parse(raw, 5, plain) == (Outcome.EMITTED, "sushiusdt@aggTrade")
+    assert combined == plain
