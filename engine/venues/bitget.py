@@ -44,7 +44,8 @@ from engine.books import prev_chain_zero_reset
 from engine.record import Flag, Kind, Side, Venue
 from engine.venues import ConnectionPlan, InstrumentInfo, Outcome
 from engine.venues.binance import base_from_symbol
-from engine.venues.common import (CONTROL, DECODE_ERRORS, EMITTED, IGNORED, MALFORMED, PARSED, UNKNOWN, batches,
+from engine.venues.common import (CONTROL, DECODE_ERRORS, EMITTED, IGNORED, MALFORMED, PARSED, UNKNOWN,
+                                   InstrumentIds, batches,
                                    book_top, open_interest)
 
 __all__ = [
@@ -365,6 +366,7 @@ class Parser:
     def __init__(self, lookup: Callable[[str], int | None], flags: int = 0,
                  contract_sizes: Mapping[str, float] | None = None):
         self.lookup = lookup
+        self._ids = InstrumentIds(lookup)
         self.flags = flags
         self.contract_sizes = dict(contract_sizes or {})
         self._last_oi: dict[int, float] = {}
@@ -452,7 +454,7 @@ class Parser:
 
     def _trades(self, symbol: str, items, ts_recv: int, out: list) -> Outcome:
         """Items ``(ts, price, size, side, id)``; a bad item spoils the frame."""
-        iid = self.lookup(symbol)
+        iid = self._ids[symbol]
         if iid is None:
             return IGNORED
         mult = self._size(symbol)
@@ -498,7 +500,7 @@ class Parser:
         best_ask = _best_level(item.asks)
         if best_bid is None or best_ask is None:
             return PARSED
-        iid = self.lookup(arg.instId)
+        iid = self._ids[arg.instId]
         if iid is None:
             return IGNORED
         mult = self._size(arg.instId)
@@ -509,7 +511,7 @@ class Parser:
     def _synced_book(self, action: str, symbol: str, item: BookItem, ts_recv: int, out: list) -> Outcome:
         """Feed the full-depth ``books`` channel to the BookSet. A delta chains ``pseq`` to the previous
         ``seq``; frames without ``pseq`` (or, v1, without ``seq``) are taken as continuous."""
-        iid = self.lookup(symbol)
+        iid = self._ids[symbol]
         if iid is None:
             return IGNORED
         bids = _levels_decoder.decode(item.bids)
@@ -530,7 +532,7 @@ class Parser:
         if not (0.0 < mark < _MAX and 0.0 <= index < _MAX and -_MAX < rate < _MAX and next_ms >= 0 and ts >= 0
                 and (holding == -1.0 or 0.0 <= holding < _MAX)):
             return MALFORMED
-        iid = self.lookup(symbol)
+        iid = self._ids[symbol]
         if iid is None:
             return IGNORED
         ts_ex = ts * _MS
@@ -578,7 +580,7 @@ class Parser:
                 return MALFORMED
             if p == 0.0 or amount == 0.0:
                 continue
-            iid = self.lookup(x.symbol)
+            iid = self._ids[x.symbol]
             if iid is None:
                 if outcome is PARSED:
                     outcome = IGNORED

@@ -34,7 +34,8 @@ import msgspec
 from engine.books import monotonic
 from engine.record import Flag, Kind, Side, Venue
 from engine.venues import ConnectionPlan, InstrumentInfo, Outcome
-from engine.venues.common import (CONTROL, DECODE_ERRORS, EMITTED, IGNORED, MALFORMED, PARSED, UNKNOWN, batches,
+from engine.venues.common import (CONTROL, DECODE_ERRORS, EMITTED, IGNORED, MALFORMED, PARSED, UNKNOWN, Bounded,
+                                   InstrumentIds, LIQUIDATION, TRADE, batches,
                                    book_top, open_interest)
 
 __all__ = [
@@ -159,8 +160,8 @@ class TradeItem(msgspec.Struct, gc=False):
     T: int
     s: str
     S: str
-    v: float
-    p: float
+    v: Bounded
+    p: Bounded
     BT: bool = False
 
 
@@ -176,8 +177,8 @@ class LiquidationItem(msgspec.Struct, gc=False):
     T: int
     s: str
     S: str
-    v: float
-    p: float
+    v: Bounded
+    p: Bounded
 
 
 class LiquidationMsg(msgspec.Struct, gc=False):
@@ -274,6 +275,7 @@ class Parser:
     def __init__(self, lookup: Callable[[str], int | None], flags: int = 0,
                  contract_sizes: Mapping[str, float] | None = None):
         self.lookup = lookup
+        self._ids = InstrumentIds(lookup)
         self.flags = flags
         self.contract_sizes = {s: float(c) for s, c in (contract_sizes or {}).items() if 0.0 < c < _MAX}
         self.tickers: dict[str, list] = {}   # symbol -> merged TickerData numbers (None = unknown)
@@ -334,10 +336,10 @@ class Parser:
         """``{"topic":"publicTrade.BTCUSDT","type":"snapshot","ts":1672304486868,"data":[{"T":1672304486865,"s":"BTCUSDT","S":"Buy","v":"0.001","p":"16578.50","L":"PlusTick","i":"20f43950-d8dd-5b31-9112-a178eb6023af","BT":false,"seq":1783284617}]}``"""
         start = len(out)
         skipped = False
-        lookup, sizes, flags = self.lookup, self.contract_sizes, self.flags
+        ids, sizes, flags = self._ids, self.contract_sizes, self.flags
         for it in msg.data:
-            p, v = it.p, it.v
-            if not (0.0 <= p < _MAX and 0.0 <= v < _MAX and 0 <= it.T < _TS_MAX):
+            p, v = it.p, it.v   # bounded by the decoder
+            if not 0 <= it.T < _TS_MAX:
                 del out[start:]
                 return MALFORMED
             s = it.S
@@ -347,12 +349,12 @@ class Parser:
                 return MALFORMED
             if p == 0.0 or v == 0.0:
                 continue
-            iid = lookup(it.s)
+            iid = ids[it.s]
             if iid is None:
                 skipped = True
                 continue
             q = v * sizes.get(it.s, 1.0) if sizes else v
-            out.append((Kind.TRADE, VENUE, side, flags | Flag.NON_MARKET if it.BT else flags, iid, it.T * _MS,
+            out.append((TRADE, VENUE, side, flags | Flag.NON_MARKET if it.BT else flags, iid, it.T * _MS,
                         ts_recv, p, q, p * q, 0.0, 1.0))
         return EMITTED if len(out) > start else IGNORED if skipped else PARSED
 
@@ -364,22 +366,22 @@ class Parser:
         """
         start = len(out)
         skipped = False
-        lookup, sizes = self.lookup, self.contract_sizes
+        ids, sizes = self._ids, self.contract_sizes
         for it in msg.data:
-            p, v = it.p, it.v
+            p, v = it.p, it.v   # bounded by the decoder
             s = it.S
             side = Side.LONG if s == _BUY else Side.SHORT if s == _SELL else 0
-            if not side or not (0.0 <= p < _MAX and 0.0 <= v < _MAX and 0 <= it.T < _TS_MAX):
+            if not side or not 0 <= it.T < _TS_MAX:
                 del out[start:]
                 return MALFORMED
             if p == 0.0 or v == 0.0:
                 continue
-            iid = lookup(it.s)
+            iid = ids[it.s]
             if iid is None:
                 skipped = True
                 continue
             q = v * sizes.get(it.s, 1.0) if sizes else v
-            out.append((Kind.LIQUIDATION, VENUE, side, self.flags, iid, it.T * _MS, ts_recv,
+            out.append((LIQUIDATION, VENUE, side, self.flags, iid, it.T * _MS, ts_recv,
                         p, q, p * q, p, 0.0))
         return EMITTED if len(out) > start else IGNORED if skipped else PARSED
 
@@ -394,7 +396,7 @@ class Parser:
             return MALFORMED
         books = self.books
         if books is not None and (kind == "snapshot" or kind == "delta") and not msg.topic.startswith("orderbook.1."):
-            iid = self.lookup(d.s)
+            iid = self._ids[d.s]
             if iid is None:
                 return IGNORED
             bids = _levels_decoder.decode(d.b)
@@ -416,7 +418,7 @@ class Parser:
         ask = _best(asks)
         if bid is None or ask is None:
             return MALFORMED if bid is False or ask is False else PARSED
-        iid = self.lookup(d.s)
+        iid = self._ids[d.s]
         if iid is None:
             return IGNORED
         return book_top(VENUE, self.flags | Flag.SNAPSHOT, iid, (msg.cts or msg.ts) * _MS, ts_recv,
@@ -445,7 +447,7 @@ class Parser:
                 if not (_TICKER_LOW[i] <= x < _MAX):
                     return MALFORMED
                 st[i] = x
-        iid = self.lookup(d.symbol)
+        iid = self._ids[d.symbol]
         if iid is None:
             return IGNORED
         self.tickers[d.symbol] = st

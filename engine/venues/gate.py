@@ -39,7 +39,8 @@ import msgspec
 from engine.books import id_range
 from engine.record import Flag, Kind, Side, Venue
 from engine.venues import ConnectionPlan, InstrumentInfo, Outcome
-from engine.venues.common import (CONTROL, DECODE_ERRORS, EMITTED, IGNORED, MALFORMED, PARSED, UNKNOWN, batches,
+from engine.venues.common import (CONTROL, DECODE_ERRORS, EMITTED, IGNORED, MALFORMED, PARSED, UNKNOWN,
+                                   InstrumentIds, batches,
                                    book_top, open_interest)
 
 __all__ = [
@@ -307,6 +308,7 @@ class Parser:
     def __init__(self, lookup: Callable[[str], int | None], flags: int = 0,
                  contract_sizes: Mapping[str, float] | None = None):
         self.lookup = lookup
+        self._ids = InstrumentIds(lookup)
         self.flags = flags
         self.contract_sizes = contract_sizes if contract_sizes is not None else {}
         self.missing_contract_size = 0
@@ -386,7 +388,7 @@ class Parser:
             if p == 0.0 or size == 0.0:
                 outcome = PARSED if outcome is IGNORED else outcome
                 continue
-            iid = self.lookup(it.contract)
+            iid = self._ids[it.contract]
             mult = self._size_of(it.contract) if iid is not None else 0.0
             if not mult:
                 continue
@@ -408,7 +410,7 @@ class Parser:
             if p == 0.0 or size == 0.0:
                 outcome = PARSED if outcome is IGNORED else outcome
                 continue
-            iid = self.lookup(it.contract)
+            iid = self._ids[it.contract]
             mult = self._size_of(it.contract) if iid is not None else 0.0
             if not mult:
                 continue
@@ -437,7 +439,7 @@ class Parser:
         asks = [(lv.p, lv.s) for lv in _levels_decoder.decode(msg.a)]
         if books is None:
             return self._levels_top(msg.s, bids, asks, msg.t or time_ms, ts_recv, out), msg.s
-        iid = self.lookup(msg.s)
+        iid = self._ids[msg.s]
         mult = self._size_of(msg.s) if iid is not None else 0.0
         if not mult:
             return IGNORED, msg.s
@@ -456,7 +458,7 @@ class Parser:
             return MALFORMED
         if snap.id <= 0:
             return MALFORMED   # without ``with_id=true`` the snapshot cannot anchor the deltas
-        iid = self.lookup(symbol)
+        iid = self._ids[symbol]
         mult = self._size_of(symbol) if iid is not None else 0.0
         if not mult:
             return IGNORED
@@ -481,7 +483,7 @@ class Parser:
         best = _best(bids, asks)
         if best is None:
             return PARSED
-        iid = self.lookup(contract)
+        iid = self._ids[contract]
         mult = self._size_of(contract) if iid is not None else 0.0
         if not mult:
             return IGNORED
@@ -492,7 +494,7 @@ class Parser:
         """``{"channel":"futures.book_ticker","event":"update","result":{"t":1684930165621,"u":6159967,"s":"PHB_USDT","b":"0.7379","B":814,"a":"0.739","A":677}}``"""
         if not (0.0 <= msg.B < _MAX and 0.0 <= msg.A < _MAX):
             return MALFORMED, ""
-        iid = self.lookup(msg.s)
+        iid = self._ids[msg.s]
         mult = self._size_of(msg.s) if iid is not None else 0.0
         if not mult:
             return IGNORED, msg.s
@@ -509,7 +511,7 @@ class Parser:
             m, i, r = it.mark_price, _num(it.index_price), _num(it.funding_rate)
             if not (0.0 < m < _MAX and 0.0 <= i < _MAX and -_MAX < r < _MAX and it.t >= 0):
                 return MALFORMED, ""
-            iid = self.lookup(it.contract)
+            iid = self._ids[it.contract]
             if iid is None:
                 continue
             out.append((Kind.MARK, VENUE, 0, self.flags, iid, (it.t or time_ms) * _MS, ts_recv, m, i, 0.0, r, 0.0))
@@ -526,7 +528,7 @@ class Parser:
             oi, m = it.open_interest, it.mark_price
             if not (0.0 <= oi < _MAX and 0.0 <= m < _MAX and it.time >= 0):
                 return MALFORMED, ""
-            iid = self.lookup(it.contract)
+            iid = self._ids[it.contract]
             mult = self._size_of(it.contract) if iid is not None else 0.0
             if not mult:
                 continue

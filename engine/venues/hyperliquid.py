@@ -47,7 +47,8 @@ import msgspec
 
 from engine.record import Flag, Kind, Side, Venue
 from engine.venues import ConnectionPlan, InstrumentInfo, Outcome
-from engine.venues.common import (CONTROL, DECODE_ERRORS, EMITTED, IGNORED, MALFORMED, PARSED, UNKNOWN, book_top,
+from engine.venues.common import (CONTROL, DECODE_ERRORS, EMITTED, IGNORED, MALFORMED, PARSED, UNKNOWN,
+                                   InstrumentIds, book_top,
                                    open_interest)
 
 __all__ = [
@@ -342,6 +343,7 @@ class Parser:
 
     def __init__(self, lookup: Callable[[str], int | None], flags: int = 0):
         self.lookup = lookup
+        self._ids = InstrumentIds(lookup)
         self.flags = flags
         self.duplicates = 0
         self._last_trade: dict[str, tuple[int, set[int]]] = {}
@@ -394,7 +396,7 @@ class Parser:
             st = state.get(t.coin)
             if st is None:
                 prev_t, prev_tids = self._last_trade.get(t.coin, (-1, frozenset()))
-                st = state[t.coin] = [self.lookup(t.coin), prev_t, prev_tids, prev_t, set(prev_tids)]
+                st = state[t.coin] = [self._ids[t.coin], prev_t, prev_tids, prev_t, set(prev_tids)]
             if st[0] is None:
                 ignored += 1
                 continue
@@ -430,7 +432,7 @@ class Parser:
         for px, sz in bids + asks:
             if not (0.0 < px and 0.0 <= sz and px * sz < _INF):
                 return MALFORMED, stream
-        iid = self.lookup(book.coin)
+        iid = self._ids[book.coin]
         if iid is None:
             return IGNORED, stream
         return self.books.snapshot(book.coin, iid, book.time, bids, asks, book.time * _MS, ts_recv, out), stream
@@ -442,7 +444,7 @@ class Parser:
         bid, ask = d.bbo
         if bid is None or ask is None:
             return PARSED, stream
-        iid = self.lookup(d.coin)
+        iid = self._ids[d.coin]
         if iid is None:
             return IGNORED, stream
         return _top(self.flags, iid, d.time * _MS, ts_recv, bid, ask, out), stream
@@ -458,7 +460,7 @@ class Parser:
         mark, oracle, funding, oi = c.markPx, c.oraclePx, c.funding, c.openInterest
         if not (0.0 < mark < _INF and 0.0 <= oracle < _INF and -_INF < funding < _INF and 0.0 <= oi * mark < _INF):
             return MALFORMED, stream
-        iid = self.lookup(d.coin)
+        iid = self._ids[d.coin]
         if iid is None:
             return IGNORED, stream
         flags = self.flags
