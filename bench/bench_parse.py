@@ -1,14 +1,18 @@
 """Parse + normalize throughput: msgspec Parser versus stdlib json, on real hftbacktest frames.
 
-Run: ``.venv/bin/python bench/bench_parse.py [--frames N] [--repeat R]``; prints a table per
-stream type and overall, then one JSON line.
+Run: ``.venv/bin/python bench/bench_parse.py [--frames N] [--repeat R] [--baseline OLD_binance.py]``;
+prints a table per stream type and overall, then one JSON line. ``--baseline`` times an older copy of
+engine/venues/binance.py (``git show REV:engine/venues/binance.py > /tmp/old.py``) as "before"; the
+contenders take turns, one pass each per round (best kept), so the ratios come from one run.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -54,38 +58,61 @@ def stdlib_parse(payload: bytes, ts: int, ids: dict, out: list) -> None:
     # depthUpdate: decoded and counted only, as in the msgspec parser
 
 
-def time_it(fn, frames: list[bytes], repeat: int) -> float:
-    """Best-of-``repeat`` seconds per frame."""
-    best = math.inf
+def load_module(path: str):
+    """An older copy of a venue module, importable beside the current one."""
+    spec = importlib.util.spec_from_file_location("baseline_venue", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module   # msgspec resolves the Structs' annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+def one_pass(fn, frames: list[bytes]) -> float:
+    """Seconds per frame of one pass of ``fn(frame, ts, out)``."""
+    out: list = []
+    t0 = time.perf_counter()
+    for f in frames:
+        fn(f, 1, out)
+        out.clear()
+    return (time.perf_counter() - t0) / len(frames)
+
+
+def time_turns(fns: dict, frames: list[bytes], repeat: int) -> dict[str, float]:
+    """Best-of-``repeat`` seconds per frame of each of ``fns``, taking turns pass by pass."""
+    best = dict.fromkeys(fns, math.inf)
     for _ in range(repeat):
-        out: list = []
-        t0 = time.perf_counter()
-        for f in frames:
-            fn(f, 1, out)
-            out.clear()
-        best = min(best, time.perf_counter() - t0)
-    return best / len(frames)
+        for name, fn in fns.items():
+            best[name] = min(best[name], one_pass(fn, frames))
+    return best
 
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--frames", type=int, default=20000, help="frames per stream type")
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--baseline", help="an older copy of engine/venues/binance.py, timed as 'before'")
     args = ap.parse_args(argv)
     groups = load_frames(args.frames)
     ids = {"BTCUSDT": 0}
-    parser = binance.Parser(ids.get)
+    fns = {"msgspec": binance.Parser(ids.get).parse, "stdlib": lambda f, ts, out: stdlib_parse(f, ts, ids, out)}
+    if args.baseline:
+        fns["before"] = load_module(args.baseline).Parser(ids.get).parse
     results = {}
     everything = [f for fs in groups.values() for f in fs]
     for name, frames in [*sorted(groups.items()), ("overall", everything)]:
-        ms = time_it(parser.parse, frames, args.repeat)
-        sj = time_it(lambda f, ts, out: stdlib_parse(f, ts, ids, out), frames, args.repeat)
+        best = time_turns(fns, frames, args.repeat)
+        ms, sj = best["msgspec"], best["stdlib"]
         results[name] = {"frames": len(frames), "msgspec_ns": round(ms * 1e9, 1), "stdlib_ns": round(sj * 1e9, 1),
                          "msgspec_msgs_s": round(1 / ms), "stdlib_msgs_s": round(1 / sj), "speedup": round(sj / ms, 2)}
-    print(f"{'stream':<12}{'frames':>8}{'msgspec ns':>12}{'msgs/s':>11}{'stdlib ns':>11}{'msgs/s':>10}{'x':>7}")
+        if "before" in best:
+            results[name].update(before_ns=round(best["before"] * 1e9, 1), vs_before=round(best["before"] / ms, 2))
+    before = "before" in fns
+    print(f"{'stream':<12}{'frames':>8}{'msgspec ns':>12}{'msgs/s':>11}{'stdlib ns':>11}{'msgs/s':>10}{'x':>7}"
+          + (f"{'before ns':>11}{'x before':>10}" if before else ""))
     for name, r in results.items():
         print(f"{name:<12}{r['frames']:>8}{r['msgspec_ns']:>12}{r['msgspec_msgs_s']:>11}"
-              f"{r['stdlib_ns']:>11}{r['stdlib_msgs_s']:>10}{r['speedup']:>7}")
+              f"{r['stdlib_ns']:>11}{r['stdlib_msgs_s']:>10}{r['speedup']:>7}"
+              + (f"{r['before_ns']:>11}{r['vs_before']:>10}" if before else ""))
     print(json.dumps({"bench": "parse", "results": results}))
     return results
 
