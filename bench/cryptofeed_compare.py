@@ -1,21 +1,22 @@
-"""Parse + normalize cost: Undertow's Binance parser against cryptofeed's own Binance futures handler.
+"""Parse + normalize cost: Undertow's venue parsers against cryptofeed's own handlers for the same venue.
 
 cryptofeed is NOT a dependency of Undertow: run this from a separate virtual
 environment that has cryptofeed (and numpy, msgspec) installed, with the
 repository on PYTHONPATH, e.g.
 
     python3 -m venv /tmp/cfvenv && /tmp/cfvenv/bin/pip install cryptofeed msgspec numpy
-    PYTHONPATH=. /tmp/cfvenv/bin/python bench/cryptofeed_compare.py [--baseline OLD_binance.py] [--rounds N]
+    PYTHONPATH=. /tmp/cfvenv/bin/python bench/cryptofeed_compare.py [--baseline VENUE=OLD_MODULE.py] [--rounds N]
 
-All parse the same real frames (cryptofeed's own 2021 Binance USD-M capture:
-aggTrade and bookTicker; depth diffs need a live snapshot and are left out):
-Undertow's parser, the same normalisation with stdlib ``json`` (bench/bench_parse.py),
-cryptofeed's handler and, with ``--baseline``, an older copy of engine/venues/binance.py
-(``git show REV:engine/venues/binance.py > /tmp/old.py``) for a before/after in one run.
-The contenders take turns, one pass each per round, best pass kept: the machine is
-shared and noisy, so compare ratios from one run. cryptofeed's symbol table is fed
-from the captured exchangeInfo response, so nothing touches the network; its callbacks
-are no-ops. Prints µs per frame and ratios, then one JSON line.
+All parse the same real frames of cryptofeed's own captures: Binance USD-M 2021 (aggTrade,
+bookTicker), OKX 2022 (trades) and Gate futures 2023 (book_ticker); only frames Undertow turns
+into records are timed (book diffs need a live snapshot and are left out; the captures hold no
+other trade or ticker frames). Contenders: Undertow's parser, cryptofeed's handler, for Binance
+the same normalisation with stdlib ``json`` (bench/bench_parse.py), and with ``--baseline`` an
+older copy of a venue module (``git show REV:engine/venues/binance.py > /tmp/old.py``) for a
+before/after in one run. They take turns, one pass each per round, best pass kept: the machine
+is shared and noisy, so compare ratios from one run. cryptofeed's symbol tables come from the
+captured REST responses, so nothing touches the network; its callbacks are no-ops. Prints µs
+per frame and ratios, then one JSON line.
 """
 from __future__ import annotations
 
@@ -32,14 +33,48 @@ sys.path.insert(0, str(ROOT))
 SHARED = Path(os.environ.get("UNDERTOW_SHARED") or ROOT.parent / "shared") / "data" / "cryptofeed" / "sample_data"
 
 
-def frames() -> dict[str, list[bytes]]:
+# venue: (websocket capture, REST capture, cryptofeed feed class, {frame kind: marker near the frame's start})
+CASES = {
+    "binance": ("BINANCE_FUTURES.ws.1.0", "BINANCE_FUTURES.0", "BinanceFutures",
+                {"aggTrade": b"@aggTrade", "bookTicker": b"@bookTicker"}),
+    "okx": ("OKX.ws.1.0", "OKX.0", "OKX", {"trades": b'"channel":"trades"'}),
+    "gate": ("GATEIO_FUTURES.ws.1.0", "GATEIO_FUTURES.0", "GateioFutures", {"book_ticker": b'"futures.book_ticker"'}),
+}
+
+
+def rest_payloads(venue: str) -> list[bytes]:
     from engine.captures import iter_capture
-    out: dict[str, list[bytes]] = {"aggTrade": [], "bookTicker": []}
-    for fr in iter_capture(SHARED / "BINANCE_FUTURES.ws.1.0"):
-        if fr.direction == "recv":
-            for kind in out:
-                if b"@" + kind.encode() in fr.payload[:60]:
-                    out[kind].append(fr.payload)
+    return [fr.payload for fr in iter_capture(SHARED / CASES[venue][1]) if fr.direction == "rest"]
+
+
+def undertow_parser(module, venue: str):
+    """``module``'s Parser with the contract sizes the venue needs, read from the REST capture."""
+    lookup = _Registry().lookup
+    if venue == "okx":
+        sizes: dict[str, float] = {}
+        for payload in rest_payloads(venue):
+            sizes.update(module.contract_sizes(module.parse_exchange_info(payload)))
+        return module.Parser(lookup, contract_sizes=sizes)
+    if venue == "gate":
+        (payload,) = rest_payloads(venue)
+        return module.Parser(lookup, contract_sizes={i.symbol: i.contract_size
+                                                     for i in module.parse_exchange_info(payload)})
+    return module.Parser(lookup)
+
+
+def frames(venue: str, module) -> dict[str, list[bytes]]:
+    """The capture's frames of each kind that Undertow's parser turns into records."""
+    from engine.captures import iter_capture
+    from engine.venues import Outcome
+    capture, _, _, kinds = CASES[venue]
+    parser = undertow_parser(module, venue)
+    out: dict[str, list[bytes]] = {kind: [] for kind in kinds}
+    for fr in iter_capture(SHARED / capture):
+        if fr.direction != "recv":
+            continue
+        for kind, marker in kinds.items():
+            if marker in fr.payload[:80] and parser.parse(fr.payload, 0, [])[0] == Outcome.EMITTED:
+                out[kind].append(fr.payload)
     return out
 
 
@@ -50,9 +85,9 @@ class _Registry(dict):
         return self.setdefault(symbol, len(self))
 
 
-def parser_pass(module):
+def parser_pass(module, venue: str):
     """One timed pass of ``module``'s Parser over the payloads -> seconds per frame."""
-    parser = module.Parser(_Registry().lookup)
+    parser = undertow_parser(module, venue)
 
     def run(payloads: list[bytes]) -> float:
         parse, out = parser.parse, []
@@ -80,20 +115,31 @@ def stdlib_pass():
     return run
 
 
-def cryptofeed_pass():
-    """One timed pass of cryptofeed's BinanceFutures message handler -> seconds per frame."""
+def cryptofeed_pass(venue: str, payloads: list[bytes]):
+    """One timed pass of cryptofeed's message handler for ``venue`` -> seconds per frame."""
+    import cryptofeed.exchanges
     from cryptofeed.connection import HTTPSync
     from cryptofeed.defines import TICKER, TRADES
-    from cryptofeed.exchanges import BinanceFutures
-    from engine.captures import iter_capture
-    info = next(json.loads(fr.payload) for fr in iter_capture(SHARED / "BINANCE_FUTURES.0") if fr.direction == "rest")
-    HTTPSync.read = lambda self, *a, **k: info              # symbol table from the capture, not the network
+    responses = [json.loads(p) for p in rest_payloads(venue)]
+    if venue == "okx":   # one instrument list per instType, picked by the URL's query
+        by_type = {r["data"][0]["instType"]: r for r in responses if r.get("data")}
+
+        def read(self, address, *_a, **_k):
+            kind = address.split("instType=", 1)[1].split("&", 1)[0]
+            return by_type.get(kind, {"code": "0", "data": []})
+    else:
+        def read(self, *_a, **_k):
+            return responses[0]
+    HTTPSync.read = read                                   # symbol tables from the capture, not the network
+    cls = getattr(cryptofeed.exchanges, CASES[venue][2])
+    text = b"".join(payloads)
+    symbols = [std for std, native in cls.symbol_mapping(refresh=True).items() if f'"{native}"'.encode() in text
+               or f'"{native.lower()}@'.encode() in text]
 
     async def noop(*_a, **_k):
         return None
 
-    feed = BinanceFutures(symbols=["SUSHI-USDT-PERP", "AKRO-USDT-PERP", "KEEP-USDT-PERP", "CTK-USDT-PERP"],
-                          channels=[TRADES, TICKER], callbacks={TRADES: noop, TICKER: noop})
+    feed = cls(symbols=symbols, channels=[TRADES, TICKER], callbacks={TRADES: noop, TICKER: noop})
     loop = asyncio.new_event_loop()
 
     async def one_pass(texts: list[str]) -> float:
@@ -109,31 +155,36 @@ def cryptofeed_pass():
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--baseline", help="an older copy of engine/venues/binance.py, timed as 'before'")
+    ap.add_argument("--venue", action="append", choices=sorted(CASES), help="venue(s) to compare (default: all)")
+    ap.add_argument("--baseline", action="append", default=[], metavar="VENUE=PATH",
+                    help="an older copy of engine/venues/<VENUE>.py, timed as 'before'")
     ap.add_argument("--rounds", type=int, default=30, help="passes per contender (best kept)")
     args = ap.parse_args(argv)
     if not SHARED.is_dir():
         print(f"captures not found at {SHARED}", file=sys.stderr)
         return 1
+    import importlib
     from bench.bench_parse import load_module
-    from engine.venues import binance
-    contenders = {"undertow": parser_pass(binance), "stdlib": stdlib_pass(), "cryptofeed": cryptofeed_pass()}
-    if args.baseline:
-        contenders["before"] = parser_pass(load_module(args.baseline))
+    baselines = dict(b.split("=", 1) for b in args.baseline)
     result = {}
-    print(f"{'frames':<12} {'n':>5}" + "".join(f" {name + ' µs':>14}" for name in contenders)
-          + "".join(f" {'x ' + name:>14}" for name in contenders if name != "undertow"))
-    for kind, payloads in frames().items():
-        best = dict.fromkeys(contenders, float("inf"))
-        for _ in range(args.rounds):
-            for name, run in contenders.items():
-                best[name] = min(best[name], run(payloads))
-        us = {name: best[name] * 1e6 for name in contenders}
-        ratio = {name: us[name] / us["undertow"] for name in contenders if name != "undertow"}
-        result[kind] = {"n": len(payloads), **{f"{k}_us": round(v, 3) for k, v in us.items()},
-                        **{f"x_{k}": round(v, 2) for k, v in ratio.items()}}
-        print(f"{kind:<12} {len(payloads):>5}" + "".join(f" {v:>14.3f}" for v in us.values())
-              + "".join(f" {v:>13.2f}x" for v in ratio.values()))
+    for venue in args.venue or list(CASES):
+        module = importlib.import_module(f"engine.venues.{venue}")
+        for kind, payloads in frames(venue, module).items():
+            contenders = {"undertow": parser_pass(module, venue), "cryptofeed": cryptofeed_pass(venue, payloads)}
+            if venue == "binance":
+                contenders["stdlib"] = stdlib_pass()
+            if venue in baselines:
+                contenders["before"] = parser_pass(load_module(baselines[venue]), venue)
+            best = dict.fromkeys(contenders, float("inf"))
+            for _ in range(args.rounds):
+                for name, run in contenders.items():
+                    best[name] = min(best[name], run(payloads))
+            us = {name: best[name] * 1e6 for name in contenders}
+            row = {"n": len(payloads), **{f"{k}_us": round(v, 3) for k, v in us.items()},
+                   **{f"x_{k}": round(v / us["undertow"], 2) for k, v in us.items() if k != "undertow"}}
+            result[f"{venue}.{kind}"] = row
+            print(f"{venue + '.' + kind:<20} n={len(payloads):<4} " + "  ".join(
+                f"{k} {v:.3f} us" + ("" if k == "undertow" else f" ({v / us['undertow']:.2f}x)") for k, v in us.items()))
     print(json.dumps(result))
     return 0
 
