@@ -1,10 +1,11 @@
-"""The parsers' fast path: instrument ids cached on first sight, bounds checked by the decoder."""
+"""The parsers' fast path: instrument ids (and Gate's contract sizes) cached on first sight, bounds checked
+by the decoder, Gate frames routed by their channel tag."""
 from __future__ import annotations
 
 import pytest
 
 from engine.record import Kind, Side
-from engine.venues import Outcome, binance
+from engine.venues import Outcome, binance, gate
 from engine.venues.common import InstrumentIds
 
 pytestmark = pytest.mark.unit
@@ -79,3 +80,32 @@ def test_raw_and_combined_frames_give_the_same_record():
     assert parser.parse(AGG, 5, combined)[0] == Outcome.EMITTED
     assert parser.parse(raw, 5, plain) == (Outcome.EMITTED, "sushiusdt@aggTrade")
     assert combined == plain
+
+
+GATE_TICKER = (b'{"time":1684930165,"time_ms":1684930165631,"channel":"futures.book_ticker","event":"update",'
+               b'"result":{"t":1684930165621,"u":6159967,"s":"PHB_USDT","b":"0.7379","B":814,"a":"0.739","A":677}}')
+
+
+def test_gate_contract_size_is_asked_until_known_and_each_miss_counted():
+    sizes: dict[str, float] = {}
+    parser = gate.Parser({"PHB_USDT": 4}.get, contract_sizes=sizes)
+    out: list = []
+    for _ in range(2):
+        assert parser.parse(GATE_TICKER, 5, out) == (Outcome.IGNORED, "futures.book_ticker:PHB_USDT")
+    assert parser.missing_contract_size == 2 and out == []
+    sizes["PHB_USDT"] = 10.0     # the feed learns the size later (same mapping)
+    assert parser.parse(GATE_TICKER, 5, out) == (Outcome.EMITTED, "futures.book_ticker:PHB_USDT")
+    assert out[0][4] == 4 and out[0][8] == 8140.0 and out[0][11] == 6770.0
+    assert parser.missing_contract_size == 2
+
+
+@pytest.mark.parametrize("frame, expected", [
+    (GATE_TICKER.replace(b'"channel":"futures.book_ticker"', b'"channel": "futures.book_ticker"'), Outcome.EMITTED),
+    (GATE_TICKER.replace(b'"event":"update"', b'"event":"subscribe"'), Outcome.CONTROL),
+    (GATE_TICKER.replace(b'futures.book_ticker', b'futures.nothing'), Outcome.UNKNOWN),
+    (GATE_TICKER.replace(b'"B":814', b'"B":"x"'), Outcome.MALFORMED),
+    (GATE_TICKER.replace(b'"channel":"futures.book_ticker",', b''), Outcome.MALFORMED),
+])
+def test_gate_frames_routed_by_their_channel_tag(frame, expected):
+    parser = gate.Parser({"PHB_USDT": 4}.get, contract_sizes={"PHB_USDT": 1.0})
+    assert parser.parse(frame, 5, [])[0] == expected

@@ -32,7 +32,7 @@ receive time, the symbol -> instrument lookup and the contract sizes are passed 
 from __future__ import annotations
 
 import time
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Union
 
 import msgspec
 
@@ -235,10 +235,10 @@ class StatsItem(msgspec.Struct, gc=False):
     time: int = 0
 
 
-def _update(result_type):
-    return msgspec.defstruct(f"Update[{getattr(result_type, '__name__', 'list')}]",
-                             [("channel", str), ("result", result_type), ("event", str, ""), ("time_ms", int, 0)],
-                             gc=False)
+def _update(channel: str, result_type):
+    """A whole data frame of ``channel``, tagged by its ``channel`` field (one union decodes every channel)."""
+    return msgspec.defstruct(f"Update[{channel}]", [("result", result_type), ("event", str, ""), ("time_ms", int, 0)],
+                             tag_field="channel", tag=channel, gc=False)
 
 
 class _Head(msgspec.Struct):
@@ -260,13 +260,15 @@ _RESULT_TYPES = {
     "futures.tickers": list[TickerItem],
     "futures.contract_stats": list[StatsItem],
 }
-_UPDATE_DECODERS = {ch: msgspec.json.Decoder(_update(t), strict=False) for ch, t in _RESULT_TYPES.items()}
+# the fast path: one decode picks the channel's Struct by its tag (finding the channel's name in the bytes
+# first cost more than the decode itself)
+_CHANNEL_OF = {_update(ch, t): ch for ch, t in _RESULT_TYPES.items()}
+_decode_update = msgspec.json.Decoder(Union[tuple(_CHANNEL_OF)], strict=False).decode
 _RESULT_DECODERS = {ch: msgspec.json.Decoder(t, strict=False) for ch, t in _RESULT_TYPES.items()}
 _head_decoder = msgspec.json.Decoder(_Head)
 _levels_decoder = msgspec.json.Decoder(list[Level], strict=False)
 _pairs_decoder = msgspec.json.Decoder(list[tuple[float, float]], strict=False)
 _DecodeErrors = DECODE_ERRORS + (TypeError,)
-_CHANNEL_KEY = b'"channel":"'
 _DATA_EVENTS = ("update", "all")
 
 
@@ -288,6 +290,25 @@ def _best(bids: list, asks: list) -> tuple[float, float, float, float] | None:
     if bid is None or ask is None:
         return None
     return bid[0], bid[1], ask[0], ask[1]
+
+
+class _Units(dict):
+    """Contract -> (instrument id, contract size), kept once both are known; else (id or None, 0.0), asked again
+    next time (``size_of`` counts each miss). One dict subscript per frame on the hot path."""
+
+    __slots__ = ("ids", "size_of")
+
+    def __init__(self, ids, size_of):
+        super().__init__()
+        self.ids = ids
+        self.size_of = size_of
+
+    def __missing__(self, contract: str) -> tuple:
+        iid = self.ids[contract]
+        size = self.size_of(contract) if iid is not None else 0.0
+        if size:
+            self[contract] = (iid, size)
+        return iid, size
 
 
 class Parser:
@@ -312,6 +333,7 @@ class Parser:
         self.flags = flags
         self.contract_sizes = contract_sizes if contract_sizes is not None else {}
         self.missing_contract_size = 0
+        self._units = _Units(self._ids, self._size_of)
         self._handlers = {
             "futures.trades": self._trades, "futures.public_liquidates": self._liquidations,
             "futures.order_book_update": self._book_update, "futures.obu": self._obu,
@@ -321,20 +343,13 @@ class Parser:
 
     def parse(self, payload: bytes, ts_recv: int, out: list) -> tuple[Outcome, str]:
         """Parse one frame; append records to ``out``; return (outcome, stream name)."""
-        start = payload.find(_CHANNEL_KEY)
-        if start >= 0:
-            start += len(_CHANNEL_KEY)
-            channel = payload[start:payload.find(b'"', start)].decode("ascii", "replace")
-            decoder = _UPDATE_DECODERS.get(channel)
-            if decoder is not None:
-                try:
-                    msg = decoder.decode(payload)
-                except _DecodeErrors:
-                    return self._slow(payload, ts_recv, out)
-                if msg.event in _DATA_EVENTS or not msg.event:
-                    return self._dispatch(channel, msg.result, msg.time_ms, ts_recv, out)
-                return CONTROL, ""
-        return self._slow(payload, ts_recv, out)
+        try:
+            msg = _decode_update(payload)
+        except _DecodeErrors:
+            return self._slow(payload, ts_recv, out)
+        if msg.event in _DATA_EVENTS or not msg.event:
+            return self._dispatch(_CHANNEL_OF[type(msg)], msg.result, msg.time_ms, ts_recv, out)
+        return CONTROL, ""
 
     def _dispatch(self, channel, result, time_ms, ts_recv, out) -> tuple[Outcome, str]:
         start = len(out)
@@ -388,8 +403,7 @@ class Parser:
             if p == 0.0 or size == 0.0:
                 outcome = PARSED if outcome is IGNORED else outcome
                 continue
-            iid = self._ids[it.contract]
-            mult = self._size_of(it.contract) if iid is not None else 0.0
+            iid, mult = self._units[it.contract]
             if not mult:
                 continue
             qty = abs(size) * mult
@@ -410,8 +424,7 @@ class Parser:
             if p == 0.0 or size == 0.0:
                 outcome = PARSED if outcome is IGNORED else outcome
                 continue
-            iid = self._ids[it.contract]
-            mult = self._size_of(it.contract) if iid is not None else 0.0
+            iid, mult = self._units[it.contract]
             if not mult:
                 continue
             flags = self.flags
@@ -439,8 +452,7 @@ class Parser:
         asks = [(lv.p, lv.s) for lv in _levels_decoder.decode(msg.a)]
         if books is None:
             return self._levels_top(msg.s, bids, asks, msg.t or time_ms, ts_recv, out), msg.s
-        iid = self._ids[msg.s]
-        mult = self._size_of(msg.s) if iid is not None else 0.0
+        iid, mult = self._units[msg.s]
         if not mult:
             return IGNORED, msg.s
         ts = (msg.t or time_ms) * _MS
@@ -458,8 +470,7 @@ class Parser:
             return MALFORMED
         if snap.id <= 0:
             return MALFORMED   # without ``with_id=true`` the snapshot cannot anchor the deltas
-        iid = self._ids[symbol]
-        mult = self._size_of(symbol) if iid is not None else 0.0
+        iid, mult = self._units[symbol]
         if not mult:
             return IGNORED
         bids, asks = [(lv.p, lv.s) for lv in snap.bids], [(lv.p, lv.s) for lv in snap.asks]
@@ -483,8 +494,7 @@ class Parser:
         best = _best(bids, asks)
         if best is None:
             return PARSED
-        iid = self._ids[contract]
-        mult = self._size_of(contract) if iid is not None else 0.0
+        iid, mult = self._units[contract]
         if not mult:
             return IGNORED
         bid, bq, ask, aq = best
@@ -494,8 +504,7 @@ class Parser:
         """``{"channel":"futures.book_ticker","event":"update","result":{"t":1684930165621,"u":6159967,"s":"PHB_USDT","b":"0.7379","B":814,"a":"0.739","A":677}}``"""
         if not (0.0 <= msg.B < _MAX and 0.0 <= msg.A < _MAX):
             return MALFORMED, ""
-        iid = self._ids[msg.s]
-        mult = self._size_of(msg.s) if iid is not None else 0.0
+        iid, mult = self._units[msg.s]
         if not mult:
             return IGNORED, msg.s
         return book_top(VENUE, self.flags, iid, (msg.t or time_ms) * _MS, ts_recv,
@@ -528,8 +537,7 @@ class Parser:
             oi, m = it.open_interest, it.mark_price
             if not (0.0 <= oi < _MAX and 0.0 <= m < _MAX and it.time >= 0):
                 return MALFORMED, ""
-            iid = self._ids[it.contract]
-            mult = self._size_of(it.contract) if iid is not None else 0.0
+            iid, mult = self._units[it.contract]
             if not mult:
                 continue
             qty = oi * mult
