@@ -12,10 +12,11 @@ Measured (grind seed 7, thin_book_cascade seed 3 with seeding, 600 s, Binance + 
 print them): total-variation distance 0.81-0.95 per snapshot, 0.98-1.0 for the same USD at the best single
 leverage, but 0.67-0.78 for a flat map over the model's own band: the model does NOT beat a flat map with
 the default leverage mix. That mix (calibrated on Hyperliquid snapshots) puts 72 % of new USD at 2.2x, about
-45 % from price, while the simulator's traders use 2x-100x, mostly 5x-20x: the model's mean distance
+45 % from price, while the simulator's traders use 2x-100x, half at 5x-20x: the model's mean distance
 to price is 1.1-2.4x the truth's. Given the simulator's own mix the same model scores 0.40-0.74 and beats
 the flat map from 120-180 s on, once the positions opened before the start (which an unseeded model cannot
-see) weigh less: the gap is the leverage prior, not the mechanics, and the last test pins that down.
+see) weigh less: the gap is the leverage prior, not the mechanics
+(test_with_the_traders_leverage_mix_the_shape_beats_a_flat_map).
 """
 from __future__ import annotations
 
@@ -81,6 +82,8 @@ class Crossings:
 
 @dataclass
 class Run:
+    """What one driven scenario gives the tests."""
+
     snapshots: list
     crossings: Crossings
 
@@ -215,6 +218,7 @@ def figures(z: Snapshot, mm: float) -> dict:
 
 
 def report(name: str, run: Run, mm: float) -> list[dict]:
+    """Print the figures of every snapshot of ``run`` (seen with -s); return them."""
     rows = [figures(z, mm) for z in run.snapshots]
     print(f"\n{name}: {run.crossings}")
     for f in rows:
