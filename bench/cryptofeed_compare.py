@@ -183,8 +183,9 @@ def main(argv=None) -> int:
             row = {"n": len(payloads), **{f"{k}_us": round(v, 3) for k, v in us.items()},
                    **{f"x_{k}": round(v / us["undertow"], 2) for k, v in us.items() if k != "undertow"}}
             result[f"{venue}.{kind}"] = row
-            print(f"{venue + '.' + kind:<20} n={len(payloads):<4} " + "  ".join(
-                f"{k} {v:.3f} us" + ("" if k == "undertow" else f" ({v / us['undertow']:.2f}x)") for k, v in us.items()))
+            cells = [f"{k} {v:.3f} us" + ("" if k == "undertow" else f" ({v / us['undertow']:.2f}x)")
+                     for k, v in us.items()]
+            print(f"{venue + '.' + kind:<20} n={len(payloads):<4} " + "  ".join(cells))
     print(json.dumps(result))
     return 0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from engine.record import Kind, Side
-from engine.venues import Outcome, binance, gate
+from engine.venues import Outcome, binance, gate, okx
 from engine.venues.common import InstrumentIds
 
 pytestmark = pytest.mark.unit
@@ -109,3 +109,27 @@ def test_gate_contract_size_is_asked_until_known_and_each_miss_counted():
 def test_gate_frames_routed_by_their_channel_tag(frame, expected):
     parser = gate.Parser({"PHB_USDT": 4}.get, contract_sizes={"PHB_USDT": 1.0})
     assert parser.parse(frame, 5, [])[0] == expected
+
+
+OKX_TRADE = (b'{"arg":{"channel":"trades","instId":"BTC-USDT-SWAP"},"data":[{"instId":"BTC-USDT-SWAP",'
+             b'"tradeId":"7849","px":"30218.8","sz":"2","side":"buy","ts":"1652459199958"}]}')
+
+
+def test_okx_units_asked_until_the_contract_size_is_known():
+    sizes: dict[str, float] = {}
+    parser = okx.Parser({"BTC-USDT-SWAP": 2}.get, contract_sizes=sizes)
+    out: list = []
+    for _ in range(2):
+        assert parser.parse(OKX_TRADE, 5, out) == (Outcome.IGNORED, "trades:BTC-USDT-SWAP")
+    assert parser.unsized == 2
+    sizes["BTC-USDT-SWAP"] = 0.01
+    assert parser.parse(OKX_TRADE, 5, out) == (Outcome.EMITTED, "trades:BTC-USDT-SWAP")
+    assert out[0][4] == 2 and out[0][8] == pytest.approx(0.02) and parser.unsized == 2
+
+
+@pytest.mark.parametrize("value", [b'"NaN"', b'"-1"', b'"1e15"'])
+def test_okx_trade_price_out_of_range_is_malformed(value):
+    parser = okx.Parser({"BTC-USDT-SWAP": 2}.get, contract_sizes={"BTC-USDT-SWAP": 0.01})
+    out: list = []
+    assert parser.parse(OKX_TRADE.replace(b'"30218.8"', value), 5, out) == (Outcome.MALFORMED, "trades:BTC-USDT-SWAP")
+    assert out == []

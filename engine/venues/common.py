@@ -13,7 +13,8 @@ from engine.record import Kind
 from engine.venues import Outcome
 
 __all__ = ["MAX_VALUE", "DECODE_ERRORS", "EMITTED", "PARSED", "CONTROL", "IGNORED", "UNKNOWN", "MALFORMED",
-           "book_top", "open_interest", "batches", "Bounded", "FloatId", "InstrumentIds", "BOOK_TOP", "TRADE", "LIQUIDATION"]
+           "book_top", "open_interest", "batches", "Bounded", "FloatId", "Resolved", "InstrumentIds", "BOOK_TOP",
+           "TRADE", "LIQUIDATION"]
 
 MAX_VALUE = 1e15   # bound on any price, size or amount: products of two stay finite (1e308 overflowed)
 # a price, size or amount in [0, MAX_VALUE), checked by the decoder in C: NaN, inf, a negative or a huge value
@@ -33,25 +34,30 @@ T = TypeVar("T")
 TRADE, LIQUIDATION, BOOK_TOP = Kind.TRADE, Kind.LIQUIDATION, Kind.BOOK_TOP
 
 
-class InstrumentIds(dict):
-    """Symbol -> instrument id, filled from ``lookup`` on first sight of each symbol.
+class Resolved(dict):
+    """``key -> resolve(key)``, asked once per key: a hit is one C-level dict subscript instead of a Python call.
 
-    A hit is one C-level dict subscript (``ids[symbol]``) instead of a Python call of the feed's
-    lookup. Only ids are kept: a symbol the lookup does not know (None) is asked again next time,
-    so a symbol registered later is picked up. Instrument ids never change once registered.
+    None answers are not kept: that key is asked again next time (a symbol registered later is picked up).
+    Only for answers that never change once given (instrument ids, contract sizes).
     """
 
-    __slots__ = ("lookup",)
+    __slots__ = ("resolve",)
 
-    def __init__(self, lookup):
+    def __init__(self, resolve):
         super().__init__()
-        self.lookup = lookup
+        self.resolve = resolve
 
-    def __missing__(self, symbol):
-        iid = self.lookup(symbol)
-        if iid is not None:
-            self[symbol] = iid
-        return iid
+    def __missing__(self, key):
+        value = self.resolve(key)
+        if value is not None:
+            self[key] = value
+        return value
+
+
+class InstrumentIds(Resolved):
+    """Symbol -> instrument id, from the feed's ``lookup`` on first sight of each symbol."""
+
+    __slots__ = ()
 
 
 def book_top(venue, flags, iid, ts_ex, ts_recv, bid, bid_qty, ask, ask_qty, out) -> Outcome:

@@ -36,8 +36,8 @@ import msgspec
 from engine.books import prev_chain
 from engine.record import Flag, Kind, Side, Venue
 from engine.venues import ConnectionPlan, InstrumentInfo, Outcome
-from engine.venues.common import (CONTROL, DECODE_ERRORS, EMITTED, IGNORED, MALFORMED, PARSED, UNKNOWN, batches,
-                                   book_top)
+from engine.venues.common import (CONTROL, DECODE_ERRORS, EMITTED, IGNORED, MALFORMED, PARSED, TRADE, UNKNOWN,
+                                   Bounded, Resolved, batches, book_top)
 
 __all__ = [
     "VENUE", "DEFAULT_WS_URLS", "DEFAULT_REST_URL", "Parser", "plan", "subscribe_messages", "unsubscribe_messages",
@@ -170,8 +170,8 @@ class TradeData(msgspec.Struct, gc=False):
     """``{"instId":"BTC-USDT","tradeId":"338476307","px":"30236","sz":"0.0002","side":"buy","ts":"1652459224818"}``"""
 
     instId: str
-    px: float
-    sz: float
+    px: Bounded
+    sz: Bounded
     side: str
     ts: int
     tradeId: int = 0
@@ -358,7 +358,7 @@ class Parser:
         self.flags = flags
         self.contract_sizes = {} if contract_sizes is None else contract_sizes
         self.unsized = 0
-        self._units: dict[str, tuple[int, float, bool]] = {}
+        self._units = Resolved(self._units_of)   # inst_id -> (instrument id, ctVal, inverse), kept once known
         self._mark: dict[str, float] = {}
         self._funding: dict[str, tuple[float, float, float]] = {}   # rate, fundingTime, settled rate
         entries = {
@@ -421,10 +421,7 @@ class Parser:
         return MALFORMED, stream
 
     def _units_of(self, inst_id: str) -> tuple[int, float, bool] | None:
-        """(instrument id, ctVal, inverse) of a registered, sized instrument, else None."""
-        hit = self._units.get(inst_id)
-        if hit is not None:
-            return hit
+        """(instrument id, ctVal, inverse) of a registered, sized instrument, else None (``self._units`` keeps it)."""
         iid = self.lookup(inst_id)
         if iid is None:
             return None
@@ -432,8 +429,7 @@ class Parser:
         if ct is None or not 0.0 < ct < _MAX:
             self.unsized += 1
             return None
-        hit = self._units[inst_id] = (iid, float(ct), _is_inverse(inst_id))
-        return hit
+        return iid, float(ct), _is_inverse(inst_id)
 
     # -- handlers: each returns (Outcome, stream) ------------------------------------
     def _trades(self, f: TradesFrame, ts_recv: int, out: list) -> tuple[Outcome, str]:
@@ -442,20 +438,19 @@ class Parser:
         start = len(out)
         skipped = False
         for d in f.data:
-            px, sz, side, ts = d.px, d.sz, _TAKER.get(d.side), d.ts
-            if not (0.0 <= px < _MAX and 0.0 <= sz < _MAX and side is not None and 0 <= ts < _TS_MAX_MS
-                    and d.tradeId >= 0 and d.count >= 0):
+            px, sz, side, ts = d.px, d.sz, _TAKER.get(d.side), d.ts   # px, sz bounded by the decoder
+            if not (side is not None and 0 <= ts < _TS_MAX_MS and d.tradeId >= 0 and d.count >= 0):
                 del out[start:]
                 return MALFORMED, stream
             if px == 0.0 or sz == 0.0:
                 continue
-            units = self._units_of(d.instId)
+            units = self._units[d.instId]
             if units is None:
                 skipped = True
                 continue
             iid, ct, inverse = units
             qty, notional = _qty_notional(sz, ct, inverse, px)
-            out.append((Kind.TRADE, VENUE, side, self.flags, iid, ts * _MS, ts_recv,
+            out.append((TRADE, VENUE, side, self.flags, iid, ts * _MS, ts_recv,
                         px, qty, notional, float(d.tradeId), float(d.count)))
         return (EMITTED if len(out) > start else IGNORED if skipped else PARSED), stream
 
@@ -479,7 +474,7 @@ class Parser:
                 if sz == 0.0:
                     continue
                 if units is None:
-                    units = self._units_of(g.instId)
+                    units = self._units[g.instId]
                     if units is None:
                         skipped = True
                         break
@@ -515,7 +510,7 @@ class Parser:
         stream = f"{channel}:{inst}"
         if not f.data:
             return PARSED, stream
-        units = self._units_of(inst)
+        units = self._units[inst]
         if units is None:
             return IGNORED, stream
         if flags < 0:
@@ -545,7 +540,7 @@ class Parser:
             if not snapshot:
                 return PARSED, stream
             return self._book_tops(f, ts_recv, out, self.flags | Flag.SNAPSHOT)
-        units = self._units_of(inst)
+        units = self._units[inst]
         if units is None:
             return IGNORED, stream
         iid, ct, inverse = units
