@@ -8,15 +8,15 @@ repository on PYTHONPATH, e.g.
     PYTHONPATH=. /tmp/cfvenv/bin/python bench/cryptofeed_compare.py [--baseline VENUE=OLD_MODULE.py] [--rounds N]
 
 All parse the same real frames of cryptofeed's own captures: Binance USD-M 2021 (aggTrade,
-bookTicker), OKX 2022 (trades) and Gate futures 2023 (book_ticker); only frames Undertow turns
-into records are timed (book diffs need a live snapshot and are left out; the captures hold no
-other trade or ticker frames). Contenders: Undertow's parser, cryptofeed's handler, for Binance
-the same normalisation with stdlib ``json`` (bench/bench_parse.py), and with ``--baseline`` an
-older copy of a venue module (``git show REV:engine/venues/binance.py > /tmp/old.py``) for a
-before/after in one run. They take turns, one pass each per round, best pass kept: the machine
-is shared and noisy, so compare ratios from one run. cryptofeed's symbol tables come from the
-captured REST responses, so nothing touches the network; its callbacks are no-ops. Prints µs
-per frame and ratios, then one JSON line.
+bookTicker), OKX 2022 (trades), Gate futures 2023 (book_ticker) and Bitget 2022 (USDT-M trade,
+ticker); only frames Undertow turns into records are timed (book diffs need a live snapshot and are
+left out; the captures hold no other trade or ticker frames). Contenders: Undertow's parser,
+cryptofeed's handler, for Binance the same normalisation with stdlib ``json``
+(bench/bench_parse.py), and with ``--baseline`` an older copy of a venue module (``git show
+REV:engine/venues/binance.py > /tmp/old.py``) for a before/after in one run. They take turns, one
+pass each per round, best pass kept: the machine is shared and noisy, so compare ratios from one
+run. cryptofeed's symbol tables come from the captured REST responses, so nothing touches the
+network; its callbacks are no-ops. Prints µs per frame and ratios, then one JSON line.
 """
 from __future__ import annotations
 
@@ -39,6 +39,13 @@ CASES = {
                 {"aggTrade": b"@aggTrade", "bookTicker": b"@bookTicker"}),
     "okx": ("OKX.ws.1.0", "OKX.0", "OKX", {"trades": b'"channel":"trades"'}),
     "gate": ("GATEIO_FUTURES.ws.1.0", "GATEIO_FUTURES.0", "GateioFutures", {"book_ticker": b'"futures.book_ticker"'}),
+    "bitget": ("BITGET.ws.2.0", "BITGET.0", "Bitget", {"trade": b'"channel":"trade"', "ticker": b'"channel":"ticker"'}),
+}
+# venues whose symbol table takes several REST answers: (the answer a URL asks for, the kind of an answer)
+_REST_KEYS = {
+    "okx": (lambda url: url.split("instType=", 1)[1].split("&", 1)[0], lambda answer: answer["data"][0]["instType"]),
+    "bitget": (lambda url: url.rsplit("=", 1)[1] if "productType=" in url else "spbl",
+               lambda answer: answer["data"][0]["symbol"].rsplit("_", 1)[1].lower()),
 }
 
 
@@ -121,12 +128,12 @@ def cryptofeed_pass(venue: str, payloads: list[bytes]):
     from cryptofeed.connection import HTTPSync
     from cryptofeed.defines import TICKER, TRADES
     responses = [json.loads(p) for p in rest_payloads(venue)]
-    if venue == "okx":   # one instrument list per instType, picked by the URL's query
-        by_type = {r["data"][0]["instType"]: r for r in responses if r.get("data")}
+    if venue in _REST_KEYS:   # one instrument list per product type, picked by the URL
+        asked, kind = _REST_KEYS[venue]
+        by_kind = {kind(r): r for r in responses if r.get("data")}
 
         def read(self, address, *_a, **_k):
-            kind = address.split("instType=", 1)[1].split("&", 1)[0]
-            return by_type.get(kind, {"code": "0", "data": []})
+            return by_kind.get(asked(address), {"code": "0", "data": []})
     else:
         def read(self, *_a, **_k):
             return responses[0]
