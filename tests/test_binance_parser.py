@@ -175,6 +175,9 @@ def test_mark_price_single_and_array():
     assert outcome == Outcome.EMITTED and stream == "!markPrice@arr@1s" and len(out) == 2 and out[1][10] == 0.0
     outcome, _, out = parse_one(json.dumps([one, dict(one, p="NaN")]).encode())
     assert outcome == Outcome.MALFORMED and out == []
+    # a bad funding string in a later element spoils the whole frame too: no records of the earlier ones
+    outcome, _, out = parse_one(json.dumps({"stream": "!markPrice@arr@1s", "data": [one, dict(eth, r="x")]}).encode())
+    assert outcome == Outcome.MALFORMED and out == []
 
 
 @pytest.mark.unit

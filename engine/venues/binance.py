@@ -440,7 +440,10 @@ class Parser:
 
     def _mark_one(self, msg: MarkPrice, ts_recv, out) -> Outcome:
         p, i = msg.p, msg.i
-        r = float(msg.r) if msg.r else 0.0
+        try:
+            r = float(msg.r) if msg.r else 0.0
+        except ValueError:      # in an array, raising would leave the earlier elements' records in ``out``
+            return MALFORMED
         if not (0.0 < p < _MAX and 0.0 <= i < _MAX and -_MAX < r < _MAX and msg.T >= 0):
             return MALFORMED
         iid = self._ids[msg.s]
