@@ -2,7 +2,6 @@
 parser (OKX ctVal, Gate quanto_multiplier, Bitget), so trades, liquidations, books, marks and OI land in the ring."""
 from __future__ import annotations
 
-import shutil
 import tempfile
 from collections import Counter
 
@@ -12,7 +11,7 @@ from engine.record import Kind, venue_id
 from engine.ring import RingReader
 from engine.simulator.runner import start_in_thread
 from tests.conftest import wait_until
-from tests.harness.feeds import BINANCE_OFF, feed_config, open_registry, open_ring, spawn_feed
+from tests.harness.feeds import BINANCE_OFF, feed_config, open_registry, open_ring, spawn_feed, stop_feed
 
 pytestmark = pytest.mark.process
 
@@ -45,9 +44,5 @@ def test_contract_venue_feed_reaches_the_ring(namespace, venue):
 
             wait_until(drain, 40, message=f"trades, liquidations, books and marks from {venue}")
         finally:
-            proc.terminate()
-            proc.join(15)
-            for obj in (ring, reg):
-                obj.close()
-            shutil.rmtree(run, ignore_errors=True)
+            stop_feed(proc, ring, reg, run=run)
         assert proc.exitcode == 0

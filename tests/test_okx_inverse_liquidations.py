@@ -3,7 +3,6 @@ contracts its margin-OI poller registered (BTC-USD-SWAP: 100 USD contracts, ETH-
 keeps polling their open interest (they stay out of the feed's own symbols)."""
 from __future__ import annotations
 
-import shutil
 import tempfile
 
 import pytest
@@ -13,7 +12,7 @@ from engine.ring import RingReader
 from engine.simulator.okx import INVERSE_CT_VAL
 from engine.simulator.runner import start_in_thread
 from tests.conftest import wait_until
-from tests.harness.feeds import BINANCE_OFF, feed_config, open_registry, open_ring, spawn_feed
+from tests.harness.feeds import BINANCE_OFF, feed_config, open_registry, open_ring, spawn_feed, stop_feed
 from tests.harness.toml import toml_table
 
 pytestmark = pytest.mark.process
@@ -72,11 +71,7 @@ def test_inverse_swap_liquidations_reach_the_ring_in_usd_contracts(namespace):
                 return all(len(v) >= 3 for v in got.values()) and oi_polled == set(INVERSE) and usdt_liquidations
             wait_until(drain, 60, message="inverse-swap liquidations and OI of BTC and ETH, and USDT-swap liquidations")
         finally:
-            proc.terminate()
-            proc.join(15)
-            for obj in (ring, reg):
-                obj.close()
-            shutil.rmtree(run, ignore_errors=True)
+            stop_feed(proc, ring, reg, run=run)
         assert proc.exitcode == 0
     sent_by: dict[tuple, set[int]] = {}   # (instrument, price, long) -> contracts pushed so
     for inst, sz, px, long in sent:

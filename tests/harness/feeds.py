@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import shutil
 from pathlib import Path
 
 from engine.instruments import Registry, registry_segment
@@ -48,3 +49,14 @@ def spawn_feed(text: str, venue: str, start: bool = True) -> multiprocessing.Pro
     if start:
         proc.start()
     return proc
+
+
+def stop_feed(proc: multiprocessing.Process, *segments, run: str | Path | None = None) -> None:
+    """SIGTERM the spawned feed (its stop path) and wait for it; close the test's ``segments`` (ring, registry,
+    ...) and remove its ``run`` directory. The caller checks ``proc.exitcode``."""
+    proc.terminate()
+    proc.join(15)
+    for obj in segments:
+        obj.close()
+    if run is not None:
+        shutil.rmtree(run, ignore_errors=True)
