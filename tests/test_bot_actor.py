@@ -29,45 +29,18 @@ from engine.supervisor import Supervisor, actor_specs
 from engine.venues import binance
 from tests.conftest import wait_until
 from tests.fakes.botapi import FakeBotAPI
+from tests.harness.bot import bot_config
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "424242:bot-actor-SECRET-token"
 CHAT, ADMIN = 42, 7
 MIN_NS = 60_000_000_000
 
-CONFIG = """
-[engine]
-namespace = "{ns}"
-run_dir = "{run}"
-ring_capacity = 4096
-max_instruments = 64
-max_assets = 16
-[bus]
-endpoint = "ipc://{run}/bus.sock"
-[venues.binance]
-symbols = ["BTCUSDT"]
-rest_url = "{rest}"
-[venues.bybit]
-enabled = false
-[venues.okx]
-enabled = false
-[venues.gate]
-enabled = false
-[venues.bitget]
-enabled = false
-[venues.hyperliquid]
-enabled = false
-[venues.binance_spot]
-enabled = false
-[alerts]
-state_dir = "{run}/state"
-[alerts.telegram]
-api_base_url = "{api}"
-chat_ids = [{chat}]
-admin_user_ids = [{admin}]
-[bot]
-poll_interval_ms = 20.0
-"""
+
+def _config(namespace: str, run, api_url: str) -> str:
+    """Binance BTC (its REST unreachable) and the local Bot API, CHAT allowed and ADMIN an admin."""
+    return bot_config(namespace, run, api_url, {"binance": {"symbols": ["BTCUSDT"], "rest_url": "http://127.0.0.1:9"}},
+                      telegram={"chat_ids": [CHAT], "admin_user_ids": [ADMIN]})
 
 
 def _trades(iid: int, start_ns: int, n: int, px0: float) -> np.ndarray:
@@ -102,8 +75,7 @@ def test_bot_actor_answers_price_from_ring_records(namespace, tmp_path):
     with FakeBotAPI(token=TOKEN) as api:
         cfg_file = tmp_path / "bot.toml"
         # the kline bootstrap aims at a closed port: its failures are counted and the bot answers anyway
-        cfg_file.write_text(CONFIG.format(ns=namespace, run=run, rest="http://127.0.0.1:9", api=api.base_url,
-                                          chat=CHAT, admin=ADMIN))
+        cfg_file.write_text(_config(namespace, run, api.base_url))
         env = {**os.environ, "TELEGRAM_BOT_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1"}
         proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "--log-level", "DEBUG", "actor", "bot",
                                  "--config", str(cfg_file)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
@@ -161,8 +133,7 @@ def test_ring_backlog_lapped_records_and_kline_boundary(namespace, tmp_path):
     of the minutes from that oldest record on."""
     from actors.bot import BotActor
     from engine.ring import Ring, ring_segment
-    cfg = loads(CONFIG.format(ns=namespace, run=tmp_path, rest="http://127.0.0.1:9", api="http://127.0.0.1:9/bot",
-                              chat=CHAT, admin=ADMIN))
+    cfg = loads(_config(namespace, tmp_path, "http://127.0.0.1:9/bot"))
     registry = Registry.open(registry_segment(namespace), 64, 16)
     btc = registry.add(Venue.BINANCE, "BTCUSDT", "BTC")
     ring = Ring.open(ring_segment(namespace, "binance"), 4096)

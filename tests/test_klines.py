@@ -19,6 +19,7 @@ from engine.rest import RestPoller, WeightBudget
 from engine.simulator import start_in_thread
 from engine.venues import bitget, bybit, gate, hyperliquid, okx
 from tests.conftest import wait_until
+from tests.harness.bot import bot_config
 
 STATS = ("kline_symbols", "kline_candles", "kline_failed", "kline_malformed")
 
@@ -196,41 +197,6 @@ def test_bootstrap_fills_an_asset_binance_does_not_list_from_each_venue(namespac
 
 
 # -- the bot actor's passes, in order of preference ----------------------------------------------------------
-ACTOR_CONFIG = """
-[engine]
-namespace = "{ns}"
-run_dir = "{run}"
-ring_capacity = 4096
-max_instruments = 64
-max_assets = 16
-[bus]
-endpoint = "ipc://{run}/bus.sock"
-[venues.binance]
-symbols = ["BTCUSDT"]
-rest_url = "{binance}"
-[venues.bybit]
-symbols = ["SOLUSDT"]
-rest_url = "{bybit}"
-[venues.hyperliquid]
-symbols = ["ETH"]
-rest_url = "{hyperliquid}"
-[venues.binance_spot]
-enabled = false
-[venues.okx]
-enabled = false
-[venues.gate]
-enabled = false
-[venues.bitget]
-enabled = false
-[alerts]
-state_dir = "{run}/state"
-[alerts.telegram]
-api_base_url = "{api}"
-chat_ids = [7]
-[bot]
-poll_interval_ms = 20.0
-kline_minutes = 30
-"""
 
 
 @pytest.mark.process
@@ -262,7 +228,11 @@ def test_the_bot_actor_fills_each_asset_from_the_first_venue_that_lists_it(names
                     sim.sim.venue(venue).klines.add(spec, price, 2.0, True, m + 1_000)
         sim.call(seed)
         urls = {v: sim.endpoints(v)["rest_url"] for v in seeded}
-        cfg = loads(ACTOR_CONFIG.format(ns=namespace, run=tmp_path, api=api.base_url, **urls))
+        cfg = loads(bot_config(namespace, tmp_path, api.base_url,
+                               {"binance": {"symbols": ["BTCUSDT"], "rest_url": urls["binance"]},
+                                "bybit": {"symbols": ["SOLUSDT"], "rest_url": urls["bybit"]},
+                                "hyperliquid": {"symbols": ["ETH"], "rest_url": urls["hyperliquid"]}},
+                               telegram={"chat_ids": [7]}, bot={"kline_minutes": 30}))
         actor = BotActor(cfg, env={"TELEGRAM_BOT_TOKEN": token})
         actor._table = ActorTable.open(actor_table_segment(namespace))
         actor.setup()

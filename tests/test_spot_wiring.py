@@ -24,46 +24,11 @@ from engine.ring import Ring, ring_segment
 from engine.signals import DeltaPressure, decode, encode
 from engine.simulator.runner import start_in_thread
 from tests.fakes.botapi import FakeBotAPI
+from tests.harness.bot import bot_config
 from tests.reference_flow import FakeRegistry, config_with, detector, records_from
 
 TOKEN = "424242:spot-wiring-token"
 CHAT = 42
-
-CONFIG = """
-[engine]
-namespace = "{ns}"
-run_dir = "{run}"
-ring_capacity = 4096
-max_instruments = 64
-max_assets = 16
-[bus]
-endpoint = "ipc://{run}/bus.sock"
-[venues.binance]
-symbols = ["BTCUSDT"]
-rest_url = "{rest}"
-[venues.binance_spot]
-symbols = ["BTCUSDT", "ETHUSDT"]
-ws_urls = {{ spot = "{spot_ws}" }}
-rest_url = "{spot_rest}"
-[venues.bybit]
-enabled = false
-[venues.okx]
-enabled = false
-[venues.gate]
-enabled = false
-[venues.bitget]
-enabled = false
-[venues.hyperliquid]
-enabled = false
-[alerts]
-state_dir = "{run}/state"
-[alerts.telegram]
-api_base_url = "{api}"
-chat_ids = [{chat}]
-[bot]
-poll_interval_ms = 20.0
-kline_minutes = 30
-"""
 
 
 def _seed_klines(book, symbol: str, minutes: list[int], price: float, qty: float) -> None:
@@ -106,9 +71,11 @@ def test_bot_actor_ranks_spot_tickers_and_bootstraps_spot_klines(namespace, tmp_
         sim.call(_seed_klines, spot_book, "BTCUSDT", past, 40_000.0, 8.0)
         sim.call(_seed_klines, spot_book, "ETHUSDT", past, 3_000.0, 20.0)
         spot = sim.endpoints("binance_spot")
-        cfg = loads(CONFIG.format(ns=namespace, run=tmp_path, rest=sim.endpoints("binance")["rest_url"],
-                                  spot_ws=spot["ws_urls"]["spot"], spot_rest=spot["rest_url"], api=api.base_url,
-                                  chat=CHAT))
+        cfg = loads(bot_config(namespace, tmp_path, api.base_url,
+                               {"binance": {"symbols": ["BTCUSDT"], "rest_url": sim.endpoints("binance")["rest_url"]},
+                                "binance_spot": {"symbols": ["BTCUSDT", "ETHUSDT"], "rest_url": spot["rest_url"],
+                                                 "ws_urls": {"spot": spot["ws_urls"]["spot"]}}},
+                               telegram={"chat_ids": [CHAT]}, bot={"kline_minutes": 30}))
         actor = BotActor(cfg, env={"TELEGRAM_BOT_TOKEN": TOKEN})
         actor._table = ActorTable.open(actor_table_segment(namespace))
         actor.setup()
