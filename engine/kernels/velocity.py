@@ -8,7 +8,7 @@ liquidations at or above the asset's whale threshold). The 4 h / 24 h sums
 include the current, partly filled 15 min bucket, so they span between
 ``W - 15 min`` and ``W``. A window of ``W`` seconds is the last
 ``W / 0.25`` fine buckets including the current one, so its sums are exact
-per bucket and a plain-Python reference reproduces them bit for bit.
+per bucket (up to the summation order, below).
 
 * velocity over ``W``: events/s = count / W, USD/s = USD / W;
 * acceleration between consecutive windows ``W1 < W2``: the velocity of a
@@ -18,12 +18,14 @@ per bucket and a plain-Python reference reproduces them bit for bit.
 Liquidation side: ``side < 0`` is a liquidated short, anything else a long.
 
 Cost: a refresh runs after every liquidation, so it avoids re-reading what
-cannot have changed, without changing a single bit of the results. The fine
-ring keeps a bitmask of the buckets written since they were last cleared and
-sums only those (an unwritten bucket is all zeros, and adding +0.0 changes no
-sum), in the same newest-first order. The hour and day sums are cached per key
-with the bucket they were taken at; :func:`add_liquidation` drops the key's
-cache, and a refresh in another hour or day bucket recomputes it.
+cannot have changed (:class:`MarkedRing`). Per ring and key it caches the
+window sums without the current bucket ("older"), taken at the bucket they
+were computed at; a refresh in that bucket adds the current bucket to them, and
+a new bucket, a liquidation in another bucket or a head move recomputes them,
+reading only the buckets whose occupancy bit is set (an unwritten bucket is all
+zeros). A sum is therefore the older buckets newest first, then the current
+one: the same terms as summing newest first, in another order, so it can
+differ from that by floating-point rounding only; counts stay exact.
 """
 from __future__ import annotations
 
@@ -31,10 +33,11 @@ import numpy as np
 from numba import njit
 
 from . import columns as C
-from .windows import EMPTY, owned_asset, grow_ring, new_ring, record_ts, ring_add, ring_pow2, ring_sums
+from .windows import EMPTY, owned_asset, new_ring, record_ts, ring_add, ring_pow2
 
-__all__ = ["BUCKET_NS", "HOUR_BUCKET_NS", "DAY_BUCKET_NS", "HOUR_WIDTHS", "DAY_WIDTHS", "VelocityLayout", "VelocityRings", "add_liquidation",
-           "fine_sums", "refresh_row", "update_batch"]
+__all__ = ["BUCKET_NS", "HOUR_BUCKET_NS", "DAY_BUCKET_NS", "HOUR_WIDTHS", "DAY_WIDTHS", "VelocityLayout", "MarkedRing", "VelocityRings",
+           "add_liquidation", "window_sums",
+           "refresh_row", "update_batch"]
 
 BUCKET_NS = 250_000_000
 HOUR_BUCKET_NS = 60_000_000_000
@@ -66,53 +69,70 @@ class VelocityLayout:
         self.labels = [f"{w:g}s" for w in self.windows_s]
 
 
-class VelocityRings:
-    """Fine, hourly and daily rings for ``n_keys`` keys, the fine ring's occupancy bits and the hour/day caches."""
+class MarkedRing:
+    """A :mod:`windows` ring for ``n_keys`` keys plus what makes its window sums cheap to refresh.
 
-    def __init__(self, layout: VelocityLayout, n_keys: int):
-        self.fine, self.fine_head = new_ring(n_keys, layout.n_buckets, C.LIQ_CHANNELS)
-        self.hour, self.hour_head = new_ring(n_keys, HOUR_BUCKETS, C.LIQ_CHANNELS)
-        self.day, self.day_head = new_ring(n_keys, DAY_BUCKETS, C.DAY_CHANNELS)
-        self.fine_bits = np.zeros((n_keys, (layout.n_buckets + 63) // 64), dtype=np.int64)
-        self.hour_at = np.full(n_keys, EMPTY, dtype=np.int64)     # bucket the cached hour sums hold, EMPTY: none
-        self.hour_sums = np.zeros((n_keys, len(HOUR_WIDTHS), C.LIQ_CHANNELS))
-        self.day_at = np.full(n_keys, EMPTY, dtype=np.int64)
-        self.day_sums = np.zeros((n_keys, len(DAY_WIDTHS), C.DAY_CHANNELS))
+    ``bits[key]``: one bit per bucket slot, set when a liquidation lands in it and cleared with
+    the slot; ``older[key, w]``: the sums of window ``w`` without the current bucket, taken at
+    bucket ``at[key]`` (EMPTY: none).
+    """
+
+    def __init__(self, n_keys: int, n_buckets: int, channels: int, n_windows: int):
+        self.buckets, self.head = new_ring(n_keys, n_buckets, channels)
+        self.bits = np.zeros((n_keys, (n_buckets + 63) // 64), dtype=np.int64)
+        self.at = np.full(n_keys, EMPTY, dtype=np.int64)
+        self.older = np.zeros((n_keys, n_windows, channels))
 
     def grow(self, n_keys: int) -> None:
-        """Make room for ``n_keys`` keys."""
-        old = len(self.fine_head)
+        """Make room for ``n_keys`` keys (existing keys kept, new ones empty)."""
+        old = len(self.head)
         if n_keys <= old:
             return
-        self.fine, self.fine_head = grow_ring(self.fine, self.fine_head, n_keys)
-        self.hour, self.hour_head = grow_ring(self.hour, self.hour_head, n_keys)
-        self.day, self.day_head = grow_ring(self.day, self.day_head, n_keys)
-        for name, fill in (("fine_bits", 0), ("hour_at", EMPTY), ("hour_sums", 0.0), ("day_at", EMPTY),
-                           ("day_sums", 0.0)):
+        for name, fill in (("buckets", 0.0), ("head", EMPTY), ("bits", 0), ("at", EMPTY), ("older", 0.0)):
             a = getattr(self, name)
             b = np.full((n_keys, *a.shape[1:]), fill, dtype=a.dtype)
             b[:old] = a
             setattr(self, name, b)
 
     def as_tuple(self):
-        return (self.fine, self.fine_head, self.hour, self.hour_head, self.day, self.day_head,
-                self.fine_bits, self.hour_at, self.hour_sums, self.day_at, self.day_sums)
+        return self.buckets, self.head, self.bits, self.at, self.older
+
+
+class VelocityRings:
+    """Fine, hourly and daily :class:`MarkedRing` s for ``n_keys`` keys."""
+
+    def __init__(self, layout: VelocityLayout, n_keys: int):
+        self.fine = MarkedRing(n_keys, layout.n_buckets, C.LIQ_CHANNELS, len(layout.widths))
+        self.hour = MarkedRing(n_keys, HOUR_BUCKETS, C.LIQ_CHANNELS, len(HOUR_WIDTHS))
+        self.day = MarkedRing(n_keys, DAY_BUCKETS, C.DAY_CHANNELS, len(DAY_WIDTHS))
+
+    def grow(self, n_keys: int) -> None:
+        """Make room for ``n_keys`` keys."""
+        for ring in (self.fine, self.hour, self.day):
+            ring.grow(n_keys)
+
+    def as_tuple(self):
+        return self.fine.as_tuple(), self.hour.as_tuple(), self.day.as_tuple()
 
 
 @njit(cache=True, inline="always")
-def _fine_add(fine, head, bits, key, bucket, channel, value):
-    """:func:`ring_add` on the fine ring, keeping ``bits`` (bucket slot written since cleared) in step."""
-    nb = fine.shape[1]
+def _marked_add(ring, key, bucket, channel, value):
+    """:func:`ring_add` keeping the ring's bits in step and dropping older sums it may change."""
+    buckets, head, bits, at, _ = ring
+    nb = buckets.shape[1]
     mask = nb - 1
     h = head[key]
     if bucket > h:      # ring_add clears the slots of buckets h + 1 .. bucket: clear their bits the same way
+        at[key] = EMPTY
         if h == EMPTY or bucket - h >= nb:
             bits[key, :] = 0
         else:
             for b in range(h + 1, bucket + 1):
                 slot = b & mask
                 bits[key, slot >> 6] &= ~(np.int64(1) << (slot & 63))
-    if ring_add(fine, head, key, bucket, channel, value):
+    elif bucket != at[key]:     # not the current bucket of the cached older sums: they include it
+        at[key] = EMPTY
+    if ring_add(buckets, head, key, bucket, channel, value):
         slot = bucket & mask
         bits[key, slot >> 6] |= np.int64(1) << (slot & 63)
 
@@ -131,19 +151,22 @@ def _top_bit(x):
 
 
 @njit(cache=True)
-def fine_sums(fine, head, bits, key, now, widths, out):
-    """:func:`ring_sums` of the fine ring, bit for bit, reading only the buckets whose bit is set."""
-    nb = fine.shape[1]
+def _older_sums(buckets, head, bits, key, now, widths, out):
+    """Into ``out[w]``: the sum, newest first, of the last ``widths[w]`` buckets at ``now`` except ``now`` itself.
+
+    Reads only the buckets whose bit is set.
+    """
+    nb = buckets.shape[1]
     mask = nb - 1
-    nch = fine.shape[2]
+    nch = buckets.shape[2]
     nw = widths.shape[0]
-    out[:nw, :] = 0.0
+    out[:, :] = 0.0
     h = head[key]
     if h == EMPTY or nw == 0:
         return
     last = nw - 1
     lo = max(now - widths[last] + 1, h - nb + 1)
-    b = min(now, h)
+    b = min(now - 1, h)
     w = 0
     while b >= lo:
         slot = b & mask
@@ -156,52 +179,63 @@ def fine_sums(fine, head, bits, key, now, widths, out):
         if b < lo:
             break
         while w < last and widths[w] <= now - b:   # windows that end before bucket b are complete
-            out[w, :nch] = out[last, :nch]
+            out[w, :] = out[last, :]
             w += 1
         for c in range(nch):
-            out[last, c] += fine[key, b & mask, c]
+            out[last, c] += buckets[key, b & mask, c]
         b -= 1
     while w < last:
-        out[w, :nch] = out[last, :nch]
+        out[w, :] = out[last, :]
         w += 1
+
+
+@njit(cache=True)
+def window_sums(ring, key, now, widths, out):
+    """Into ``out[w, :channels]``: the sums over the last ``widths[w]`` buckets of ``key`` at bucket ``now``.
+
+    ``widths`` must be the ones the ring's older sums were sized for (ascending): the older
+    buckets' cached sums (recomputed when stale), then the current bucket added.
+    """
+    buckets, head, bits, at, older = ring
+    if at[key] != now:
+        _older_sums(buckets, head, bits, key, now, widths, older[key])
+        at[key] = now
+    o = older[key]
+    nw, nch = o.shape
+    h = head[key]
+    if h != EMPTY and now <= h and now > h - buckets.shape[1]:
+        cur = buckets[key, now & (buckets.shape[1] - 1)]
+        for w in range(nw):
+            for c in range(nch):
+                out[w, c] = o[w, c] + cur[c]
+    else:
+        out[:nw, :nch] = o
 
 
 @njit(cache=True)
 def add_liquidation(rings, key, ts, side, usd, whale):
     """Count one liquidation of ``usd`` on ``side`` at ``ts`` for ``key`` (``whale``: also in the whale channels)."""
-    fine, fine_head, hour, hour_head, day, day_head, fine_bits, hour_at, _, day_at, _ = rings
-    hour_at[key] = EMPTY
-    day_at[key] = EMPTY
+    fine, hour, day = rings
     ch = 1 if side < 0 else 0
     b = ts // BUCKET_NS
-    _fine_add(fine, fine_head, fine_bits, key, b, ch, 1.0)
-    _fine_add(fine, fine_head, fine_bits, key, b, ch + 2, usd)
+    _marked_add(fine, key, b, ch, 1.0)
+    _marked_add(fine, key, b, ch + 2, usd)
     hb = ts // HOUR_BUCKET_NS
-    ring_add(hour, hour_head, key, hb, ch, 1.0)
-    ring_add(hour, hour_head, key, hb, ch + 2, usd)
+    _marked_add(hour, key, hb, ch, 1.0)
+    _marked_add(hour, key, hb, ch + 2, usd)
     db = ts // DAY_BUCKET_NS
-    ring_add(day, day_head, key, db, ch, 1.0)
-    ring_add(day, day_head, key, db, ch + 2, usd)
+    _marked_add(day, key, db, ch, 1.0)
+    _marked_add(day, key, db, ch + 2, usd)
     if whale:
-        ring_add(day, day_head, key, db, ch + 4, 1.0)
-        ring_add(day, day_head, key, db, ch + 6, usd)
-
-
-@njit(cache=True, inline="always")
-def _cached_sums(ring, head, key, now, widths, at, sums, scratch):
-    """``sums[key]``: the ring's window sums at bucket ``now``, recomputed unless cached at that bucket."""
-    if at[key] != now:
-        ring_sums(ring, head, key, now, widths, scratch)
-        sums[key, :, :] = scratch[: widths.shape[0], : sums.shape[2]]
-        at[key] = now
-    return sums[key]
+        _marked_add(day, key, db, ch + 4, 1.0)
+        _marked_add(day, key, db, ch + 6, usd)
 
 
 @njit(cache=True)
 def refresh_row(rings, key, now_ts, widths, slots, windows_s, scratch, row):
     """Recompute the window sums, velocities and accelerations of ``key`` at ``now_ts`` into ``row``."""
-    fine, fine_head, hour, hour_head, day, day_head, fine_bits, hour_at, hour_sums, day_at, day_sums = rings
-    fine_sums(fine, fine_head, fine_bits, key, now_ts // BUCKET_NS, widths, scratch)
+    fine, hour, day = rings
+    window_sums(fine, key, now_ts // BUCKET_NS, widths, scratch)
     for c in range(C.LIQ_CHANNELS):
         row[C.CASCADE_SUMS + c] = scratch[slots[0], c]
         row[C.MINUTE_SUMS + c] = scratch[slots[1], c]
@@ -215,16 +249,16 @@ def refresh_row(rings, key, now_ts, widths, slots, windows_s, scratch, row):
         row[C.ACCEL + k] = (row[C.VEL_USD + k] - row[C.VEL_USD + k + 1]) / ((windows_s[k + 1] - windows_s[k]) / 2.0)
     pair = min(ACCEL_PAIR, nv - 2)
     row[C.ACCEL_HEAD] = row[C.ACCEL + pair] if pair >= 0 else 0.0
-    hs = _cached_sums(hour, hour_head, key, now_ts // HOUR_BUCKET_NS, HOUR_WIDTHS, hour_at, hour_sums, scratch)
+    window_sums(hour, key, now_ts // HOUR_BUCKET_NS, HOUR_WIDTHS, scratch)
     for c in range(C.LIQ_CHANNELS):
-        row[C.M5_SUMS + c] = hs[0, c]
-        row[C.M15_SUMS + c] = hs[1, c]
-        row[C.HOUR_SUMS + c] = hs[2, c]
-    ds = _cached_sums(day, day_head, key, now_ts // DAY_BUCKET_NS, DAY_WIDTHS, day_at, day_sums, scratch)
+        row[C.M5_SUMS + c] = scratch[0, c]
+        row[C.M15_SUMS + c] = scratch[1, c]
+        row[C.HOUR_SUMS + c] = scratch[2, c]
+    window_sums(day, key, now_ts // DAY_BUCKET_NS, DAY_WIDTHS, scratch)
     for c in range(C.LIQ_CHANNELS):
-        row[C.H4_SUMS + c] = ds[0, c]
-        row[C.DAY_SUMS + c] = ds[1, c]
-        row[C.WHALE_DAY + c] = ds[1, c + 4]
+        row[C.H4_SUMS + c] = scratch[0, c]
+        row[C.DAY_SUMS + c] = scratch[1, c]
+        row[C.WHALE_DAY + c] = scratch[1, c + 4]
     row[C.NOW_TS] = now_ts
 
 
