@@ -87,6 +87,19 @@ def test_velocity_kernel(benchmark, n):
                                             layout.widths, layout.slots, layout.windows_s, irows, arows, SCRATCH))
 
 
+@pytest.mark.parametrize("n", [1000])
+def test_velocity_kernel_dense(benchmark, n):
+    """Liquidations ~60 ms apart: every fine bucket of the 60 s ring written, a new bucket every few events."""
+    layout = velocity.VelocityLayout([1, 5, 20, 60], 30)
+    inst, assets = velocity.VelocityRings(layout, N_INST), velocity.VelocityRings(layout, N_ASSETS)
+    irows, arows = fresh_rows(N_INST), fresh_rows(N_ASSETS)
+    recs = liquidations(n)
+    recs["ts_exchange"] = T0 + np.arange(n) * 60_000_000
+    nxt = advancing(recs)
+    benchmark(lambda: velocity.update_batch(nxt(), INST_ASSET, OWNED, WHALE_USD, inst.as_tuple(), assets.as_tuple(),
+                                            layout.widths, layout.slots, layout.windows_s, irows, arows, SCRATCH))
+
+
 @pytest.mark.parametrize("n", [1, 1000])
 def test_volatility_kernel(benchmark, n):
     cfg = Config().detectors.volatility

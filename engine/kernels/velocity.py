@@ -35,9 +35,8 @@ from numba import njit
 from . import columns as C
 from .windows import EMPTY, owned_asset, new_ring, record_ts, ring_add, ring_pow2
 
-__all__ = ["BUCKET_NS", "HOUR_BUCKET_NS", "DAY_BUCKET_NS", "HOUR_WIDTHS", "DAY_WIDTHS", "VelocityLayout", "MarkedRing", "VelocityRings",
-           "add_liquidation", "window_sums",
-           "refresh_row", "update_batch"]
+__all__ = ["BUCKET_NS", "HOUR_BUCKET_NS", "DAY_BUCKET_NS", "HOUR_WIDTHS", "DAY_WIDTHS", "VelocityLayout", "MarkedRing",
+           "VelocityRings", "add_liquidation", "window_sums", "refresh_row", "update_batch"]
 
 BUCKET_NS = 250_000_000
 HOUR_BUCKET_NS = 60_000_000_000
