@@ -157,7 +157,7 @@ def test_grow_keeps_bits_and_caches():
     script = [("liq", S // 3, k % N_KEYS, 1, 10.0 * k) for k in range(30)]
     rings = replay(layout, script)
     parts = [(ring, name) for ring in (rings.fine, rings.hour, rings.day)
-             for name in ("buckets", "head", "bits", "at", "older")]
+             for name in ("buckets", "head", "marks", "older")]
     before = [getattr(ring, name).copy() for ring, name in parts]
     rings.grow(N_KEYS + 2)
     for (ring, name), old in zip(parts, before):

@@ -71,15 +71,16 @@ class VelocityLayout:
 class MarkedRing:
     """A :mod:`windows` ring for ``n_keys`` keys plus what makes its window sums cheap to refresh.
 
-    ``bits[key]``: one bit per bucket slot, set when a liquidation lands in it and cleared with
-    the slot; ``older[key, w]``: the sums of window ``w`` without the current bucket, taken at
-    bucket ``at[key]`` (EMPTY: none).
+    ``marks[key, :-1]``: one bit per bucket slot, set when a liquidation lands in it and cleared
+    with the slot; ``older[key, w]``: the sums of window ``w`` without the current bucket, taken
+    at bucket ``marks[key, -1]`` (EMPTY: none). Bits and bucket share one array because every
+    array in the kernels' arguments costs its unboxing on each call.
     """
 
     def __init__(self, n_keys: int, n_buckets: int, channels: int, n_windows: int):
         self.buckets, self.head = new_ring(n_keys, n_buckets, channels)
-        self.bits = np.zeros((n_keys, (n_buckets + 63) // 64), dtype=np.int64)
-        self.at = np.full(n_keys, EMPTY, dtype=np.int64)
+        self.marks = np.zeros((n_keys, (n_buckets + 63) // 64 + 1), dtype=np.int64)
+        self.marks[:, -1] = EMPTY
         self.older = np.zeros((n_keys, n_windows, channels))
 
     def grow(self, n_keys: int) -> None:
@@ -87,14 +88,25 @@ class MarkedRing:
         old = len(self.head)
         if n_keys <= old:
             return
-        for name, fill in (("buckets", 0.0), ("head", EMPTY), ("bits", 0), ("at", EMPTY), ("older", 0.0)):
+        for name, fill in (("buckets", 0.0), ("head", EMPTY), ("marks", 0), ("older", 0.0)):
             a = getattr(self, name)
             b = np.full((n_keys, *a.shape[1:]), fill, dtype=a.dtype)
             b[:old] = a
             setattr(self, name, b)
+        self.marks[old:, -1] = EMPTY
+
+    @property
+    def bits(self) -> np.ndarray:
+        """Occupancy bit words per key (a view)."""
+        return self.marks[:, :-1]
+
+    @property
+    def at(self) -> np.ndarray:
+        """Bucket the older sums were taken at per key, EMPTY: none (a view)."""
+        return self.marks[:, -1]
 
     def as_tuple(self):
-        return self.buckets, self.head, self.bits, self.at, self.older
+        return self.buckets, self.head, self.marks, self.older
 
 
 class VelocityRings:
@@ -117,23 +129,24 @@ class VelocityRings:
 @njit(cache=True, inline="always")
 def _marked_add(ring, key, bucket, channel, value):
     """:func:`ring_add` keeping the ring's bits in step and dropping older sums it may change."""
-    buckets, head, bits, at, _ = ring
+    buckets, head, marks, _ = ring
     nb = buckets.shape[1]
     mask = nb - 1
+    at = marks.shape[1] - 1
     h = head[key]
     if bucket > h:      # ring_add clears the slots of buckets h + 1 .. bucket: clear their bits the same way
-        at[key] = EMPTY
         if h == EMPTY or bucket - h >= nb:
-            bits[key, :] = 0
+            marks[key, :at] = 0
         else:
             for b in range(h + 1, bucket + 1):
                 slot = b & mask
-                bits[key, slot >> 6] &= ~(np.int64(1) << (slot & 63))
-    elif bucket != at[key]:     # not the current bucket of the cached older sums: they include it
-        at[key] = EMPTY
+                marks[key, slot >> 6] &= ~(np.int64(1) << (slot & 63))
+        marks[key, at] = EMPTY
+    elif bucket != marks[key, at]:     # not the current bucket of the cached older sums: they include it
+        marks[key, at] = EMPTY
     if ring_add(buckets, head, key, bucket, channel, value):
         slot = bucket & mask
-        bits[key, slot >> 6] |= np.int64(1) << (slot & 63)
+        marks[key, slot >> 6] |= np.int64(1) << (slot & 63)
 
 
 @njit(cache=True, inline="always")
@@ -150,7 +163,7 @@ def _top_bit(x):
 
 
 @njit(cache=True)
-def _older_sums(buckets, head, bits, key, now, widths, out):
+def _older_sums(buckets, head, marks, key, now, widths, out):
     """Into ``out[w]``: the sum, newest first, of the last ``widths[w]`` buckets at ``now`` except ``now`` itself.
 
     Reads only the buckets whose bit is set.
@@ -170,7 +183,7 @@ def _older_sums(buckets, head, bits, key, now, widths, out):
     while b >= lo:
         slot = b & mask
         low = slot & 63
-        word = bits[key, slot >> 6] & ((np.int64(2) << low) - 1)    # bits of this slot and below it in its word
+        word = marks[key, slot >> 6] & ((np.int64(2) << low) - 1)    # bits of this slot and below it in its word
         if word == 0:
             b -= low + 1
             continue
@@ -195,10 +208,11 @@ def window_sums(ring, key, now, widths, out):
     ``widths`` must be the ones the ring's older sums were sized for (ascending): the older
     buckets' cached sums (recomputed when stale), then the current bucket added.
     """
-    buckets, head, bits, at, older = ring
-    if at[key] != now:
-        _older_sums(buckets, head, bits, key, now, widths, older[key])
-        at[key] = now
+    buckets, head, marks, older = ring
+    at = marks.shape[1] - 1
+    if marks[key, at] != now:
+        _older_sums(buckets, head, marks, key, now, widths, older[key])
+        marks[key, at] = now
     o = older[key]
     nw, nch = o.shape
     h = head[key]
