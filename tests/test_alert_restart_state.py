@@ -234,6 +234,8 @@ def test_a_restarted_worker_waits_out_a_bot_wide_pause(tmp_path):
         d = _delivery(api, path)
         assert api.wait_for(lambda: sum(c.status == 429 for c in api.calls) >= 2, 5)
         t429 = _first_429(api)
+        # the worker counts the pause once it has read the 429 the fake API already recorded
+        assert api.wait_for(lambda: d.stats.global_pauses >= 1, 5)
         assert d.stats.global_pauses == 1
         d.stop()
         t_stop = time.monotonic()

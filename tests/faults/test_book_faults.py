@@ -60,7 +60,7 @@ N = 20                               # levels compared (the market's BookDiff ca
 DEPTH_LEVELS = {"bybit": 200, "bitget": 20}   # streams whose snapshot holds the whole (<= 60-level) book
 REST_LIMIT = {"gate": 100}           # Gate's default 20 would miss levels the simulator (no level-20 window) moves
 STALE_AGE = 30                       # updates between a stale snapshot and the state it should show
-TIMEOUT_S = 10.0
+TIMEOUT_S = 20.0     # how long a step may take on a loaded 2-core box (a bound, not a measured figure)
 
 _GAP = {"gaps": 1, "resyncs": 1}
 _DUP = {"stale": 1, "gaps": 0, "resyncs": 0}
