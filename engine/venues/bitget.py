@@ -44,9 +44,9 @@ from engine.books import prev_chain_zero_reset
 from engine.record import Flag, Kind, Side, Venue
 from engine.venues import ConnectionPlan, InstrumentInfo, Outcome
 from engine.venues.binance import base_from_symbol
-from engine.venues.common import (CONTROL, DECODE_ERRORS, EMITTED, IGNORED, MALFORMED, PARSED, UNKNOWN,
+from engine.venues.common import (CANDLE_ERRORS, CONTROL, DECODE_ERRORS, EMITTED, IGNORED, MALFORMED, PARSED, UNKNOWN,
                                    InstrumentIds, batches,
-                                   book_top, open_interest)
+                                   book_top, open_interest, array_candles)
 
 __all__ = [
     "VENUE", "DEFAULT_WS_URLS", "DEFAULT_REST_URL", "Parser", "plan", "subscribe_messages", "streams_for",
@@ -673,13 +673,10 @@ def parse_klines(payload: bytes, contract_size: float = 1.0) -> list[tuple] | No
     strings) -> (open ms, open, high, low, close, base volume, quote volume, trades or 0) oldest first; None when malformed or ``code`` is not "00000"."""
     try:
         body = msgspec.json.decode(payload)
-        if body["code"] != "00000":
-            return None
-        out = [(int(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4]), float(r[5]), float(r[6]), 0)
-               for r in body["data"]]
-    except (*_DecodeErrors, KeyError, IndexError, TypeError, ValueError):
+        return array_candles(body["data"]) if body["code"] == "00000" else None
+    except CANDLE_ERRORS:
         return None
-    return sorted(out)
+
 
 def parse_tickers(payload: bytes) -> dict[str, float] | None:
     """``GET /api/v2/mix/market/tickers`` -> native symbol -> 24 h volume in USD (USDT taken as USD)."""

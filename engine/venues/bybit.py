@@ -34,9 +34,9 @@ import msgspec
 from engine.books import monotonic
 from engine.record import Flag, Kind, Side, Venue
 from engine.venues import ConnectionPlan, InstrumentInfo, Outcome
-from engine.venues.common import (CONTROL, DECODE_ERRORS, EMITTED, IGNORED, MALFORMED, PARSED, UNKNOWN, Bounded,
-                                   InstrumentIds, LIQUIDATION, TRADE, batches,
-                                   book_top, open_interest)
+from engine.venues.common import (CANDLE_ERRORS, CONTROL, DECODE_ERRORS, EMITTED, IGNORED, MALFORMED, PARSED, UNKNOWN,
+                                  Bounded, InstrumentIds, LIQUIDATION, TRADE, batches, book_top, open_interest,
+                                  array_candles)
 
 __all__ = [
     "VENUE", "DEFAULT_WS_URLS", "DEFAULT_REST_URL", "Parser", "plan", "topics_for", "subscribe_messages",
@@ -630,12 +630,10 @@ def parse_klines(payload: bytes, contract_size: float = 1.0) -> list[tuple] | No
     """``GET /v5/market/kline`` (``result.list`` of ``[start, open, high, low, close, volume, turnover]``
     strings, newest first; linear volume is in base coin) -> (open ms, open, high, low, close, base volume, quote volume, trades or 0) oldest first; None when malformed."""
     try:
-        rows = msgspec.json.decode(payload)["result"]["list"]
-        out = [(int(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4]), float(r[5]), float(r[6]), 0)
-               for r in rows]
-    except (*_DecodeErrors, KeyError, IndexError, TypeError, ValueError):
+        return array_candles(msgspec.json.decode(payload)["result"]["list"])
+    except CANDLE_ERRORS:
         return None
-    return sorted(out)
+
 
 def base_from_symbol(symbol: str) -> str:
     """Fallback when the instrument list is unavailable (``BTCUSDT``, ``BTCPERP``, ``BTC-26DEC25`` -> ``BTC``)."""

@@ -14,7 +14,7 @@ from engine.venues import Outcome
 
 __all__ = ["MAX_VALUE", "DECODE_ERRORS", "EMITTED", "PARSED", "CONTROL", "IGNORED", "UNKNOWN", "MALFORMED",
            "book_top", "open_interest", "batches", "Bounded", "FloatId", "Resolved", "InstrumentIds", "BOOK_TOP",
-           "TRADE", "LIQUIDATION"]
+           "TRADE", "LIQUIDATION", "CANDLE_ERRORS", "array_candles"]
 
 MAX_VALUE = 1e15   # bound on any price, size or amount: products of two stay finite (1e308 overflowed)
 # a price, size or amount in [0, MAX_VALUE), checked by the decoder in C: NaN, inf, a negative or a huge value
@@ -24,6 +24,8 @@ Bounded = Annotated[float, msgspec.Meta(ge=0.0, lt=MAX_VALUE)]
 # are exact; NaN, inf and larger values fail the decode
 FloatId = Annotated[float, msgspec.Meta(ge=0.0, le=2.0 ** 53)]
 DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, ValueError, OverflowError)
+# what a kline reply that is not the documented shape raises while it is read
+CANDLE_ERRORS = (*DECODE_ERRORS, KeyError, IndexError, TypeError)
 
 EMITTED, PARSED, CONTROL, IGNORED, UNKNOWN, MALFORMED = (
     Outcome.EMITTED, Outcome.PARSED, Outcome.CONTROL, Outcome.IGNORED, Outcome.UNKNOWN, Outcome.MALFORMED)
@@ -78,3 +80,11 @@ def open_interest(venue, flags, iid, ts_ex, ts_recv, price, qty) -> tuple:
 def batches(items: Sequence[T], size: int) -> list[Sequence[T]]:
     """``items`` cut into consecutive slices of at most ``size`` (one subscribe frame each)."""
     return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def array_candles(rows, base: int = 5, quote: int = 6) -> list[tuple]:
+    """Kline rows of ``[open ms, open, high, low, close, ...]`` strings (Bybit, OKX, Bitget) -> (open ms, open,
+    high, low, close, base volume ``r[base]``, quote volume ``r[quote]``, 0) oldest first; raises one of
+    :data:`CANDLE_ERRORS` on a row that is not that shape."""
+    return sorted((int(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4]), float(r[base]), float(r[quote]), 0)
+                  for r in rows)

@@ -39,7 +39,7 @@ import msgspec
 from engine.books import id_range
 from engine.record import Flag, Kind, Side, Venue
 from engine.venues import ConnectionPlan, InstrumentInfo, Outcome
-from engine.venues.common import (CONTROL, DECODE_ERRORS, EMITTED, IGNORED, MALFORMED, PARSED, UNKNOWN,
+from engine.venues.common import (CANDLE_ERRORS, CONTROL, DECODE_ERRORS, EMITTED, IGNORED, MALFORMED, PARSED, UNKNOWN,
                                    InstrumentIds, batches,
                                    book_top, open_interest)
 
@@ -708,9 +708,10 @@ def parse_klines(payload: bytes, contract_size: float = 1.0) -> list[tuple] | No
         rows = msgspec.json.decode(payload)
         out = [(int(r["t"]) * 1000, float(r["o"]), float(r["h"]), float(r["l"]), float(r["c"]),
                 float(r["v"]) * contract_size, float(r["sum"]), 0) for r in rows]
-    except (*_DecodeErrors, KeyError, IndexError, TypeError, ValueError):
+    except CANDLE_ERRORS:
         return None
     return sorted(out)
+
 
 def base_from_symbol(symbol: str) -> str:
     """Fallback when the contract list is unavailable: ``BTC_USDT`` -> ``BTC``."""

@@ -47,7 +47,7 @@ import msgspec
 
 from engine.record import Flag, Kind, Side, Venue
 from engine.venues import ConnectionPlan, InstrumentInfo, Outcome
-from engine.venues.common import (CONTROL, DECODE_ERRORS, EMITTED, IGNORED, MALFORMED, PARSED, UNKNOWN,
+from engine.venues.common import (CANDLE_ERRORS, CONTROL, DECODE_ERRORS, EMITTED, IGNORED, MALFORMED, PARSED, UNKNOWN,
                                    InstrumentIds, book_top,
                                    open_interest)
 
@@ -667,9 +667,10 @@ def parse_klines(payload: bytes, contract_size: float = 1.0) -> list[tuple] | No
         for r in rows:
             o, c, v = float(r["o"]), float(r["c"]), float(r["v"])
             out.append((int(r["t"]), o, float(r["h"]), float(r["l"]), c, v, v * (o + c) / 2, int(r["n"])))
-    except (*_DecodeErrors, KeyError, IndexError, TypeError, ValueError):
+    except CANDLE_ERRORS:
         return None
     return sorted(out)
+
 
 def base_from_symbol(symbol: str, quotes: tuple[str, ...] = ()) -> str:
     """Hyperliquid names perps by their base coin (``BTC``, ``kPEPE``): the symbol is the base."""

@@ -36,8 +36,8 @@ import msgspec
 from engine.books import prev_chain
 from engine.record import Flag, Kind, Side, Venue
 from engine.venues import ConnectionPlan, InstrumentInfo, Outcome
-from engine.venues.common import (CONTROL, DECODE_ERRORS, EMITTED, IGNORED, MALFORMED, PARSED, TRADE, UNKNOWN,
-                                   Bounded, Resolved, batches, book_top)
+from engine.venues.common import (CANDLE_ERRORS, CONTROL, DECODE_ERRORS, EMITTED, IGNORED, MALFORMED, PARSED, TRADE,
+                                  UNKNOWN, Bounded, Resolved, batches, book_top, array_candles)
 
 __all__ = [
     "VENUE", "DEFAULT_WS_URLS", "DEFAULT_REST_URL", "Parser", "plan", "subscribe_messages", "unsubscribe_messages",
@@ -777,13 +777,10 @@ def parse_klines(payload: bytes, contract_size: float = 1.0) -> list[tuple] | No
     ``volCcy``; None when malformed or ``code`` is not "0"."""
     try:
         body = msgspec.json.decode(payload)
-        if body["code"] != "0":
-            return None
-        out = [(int(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4]), float(r[6]), float(r[7]), 0)
-               for r in body["data"]]
-    except (*_DecodeErrors, KeyError, IndexError, TypeError, ValueError):
+        return array_candles(body["data"], base=6, quote=7) if body["code"] == "0" else None
+    except CANDLE_ERRORS:
         return None
-    return sorted(out)
+
 
 def base_from_symbol(symbol: str) -> str:
     """Fallback when the instrument list is unavailable: ``BTC-USDT-SWAP`` -> ``BTC``."""
