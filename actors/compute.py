@@ -544,9 +544,7 @@ class ComputeActor(Actor):
     def publish_counters(self) -> None:
         st = self.stats
         rec = st["records"]
-        if hasattr(self, "hidden"):
-            self._estimate_hidden(None)
-        self.counters({**{k: float(v) for k, v in st.items() if k != "kernel_ns"},
-                       **(self.hidden.counters() if hasattr(self, "hidden") else {}),
+        self._estimate_hidden(None)
+        self.counters({**{k: float(v) for k, v in st.items() if k != "kernel_ns"}, **self.hidden.counters(),
                        "kernel_ns_per_record": st["kernel_ns"] / rec if rec else 0.0,
                        "producer_restarts": float(sum(rd.producer_restarts for rd in self.readers))})
