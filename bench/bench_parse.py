@@ -4,6 +4,10 @@ Run: ``.venv/bin/python bench/bench_parse.py [--frames N] [--repeat R] [--baseli
 prints a table per stream type and overall, then one JSON line. ``--baseline`` times an older copy of
 engine/venues/binance.py (``git show REV:engine/venues/binance.py > /tmp/old.py``) as "before"; the
 contenders take turns, one pass each per round (best kept), so the ratios come from one run.
+
+``--sim VENUE`` times any venue's parser on the frames the simulator sends for it (cascades included,
+so liquidation frames too), grouped by the kind of the first record each frame gives; ``--baseline``
+is then an older copy of that venue's module. No stdlib contender there.
 """
 from __future__ import annotations
 
@@ -86,12 +90,62 @@ def time_turns(fns: dict, frames: list[bytes], repeat: int) -> dict[str, float]:
     return best
 
 
+def sim_frames(venue: str, steps: int) -> tuple[dict[str, list[bytes]], list[str]]:
+    """What the simulator sends a combined-stream client of ``venue`` (every stream of the default plan,
+    cascades every 2 s), keeping the frames the parser turns into records, by the first record's kind."""
+    import msgspec
+    from engine.config import VenuesConfig
+    from engine.simulator.market import SyntheticMarket
+    from engine.simulator.runner import venue_class
+    module = importlib.import_module(f"engine.venues.{venue}")
+    symbols = ["BTCUSDT", "ETHUSDT"]
+    market = SyntheticMarket(symbols, seed=3, rate=1000, cascade_every_s=2.0, first_cascade_after_s=0.5)
+    sim = venue_class(venue)(symbols, market=market, throttle=False)
+    ep = sim.endpoints("127.0.0.1", 1)
+    symbols = ep.get("symbols") or symbols
+    vcfg = msgspec.structs.replace(getattr(VenuesConfig(), venue), symbols=symbols)
+    subs = {s: {object()} for p in module.plan(vcfg, ep["ws_urls"]) for s in p.streams}
+    ids = {s: i for i, s in enumerate(symbols)}
+    parser = module.Parser(ids.get)
+    groups: dict[str, list[bytes]] = defaultdict(list)
+    for _ in range(steps):
+        for stream, raw in sim.render(market.step(), market.t, subs, 1_700_000_000_000):
+            frame = sim.envelope(stream, raw if isinstance(raw, bytes) else raw.encode())
+            out: list = []
+            parser.parse(frame, 1, out)
+            if out:
+                groups[Kind.NAMES[out[0][0]]].append(frame)
+    return dict(groups), symbols
+
+
+def sim_main(args) -> dict:
+    """``--sim``: the current module against ``--baseline``, per record kind (ns per frame)."""
+    groups, symbols = sim_frames(args.sim, args.steps)
+    ids = {s: i for i, s in enumerate(symbols)}
+    fns = {"now": importlib.import_module(f"engine.venues.{args.sim}").Parser(ids.get).parse}
+    if args.baseline:
+        fns["before"] = load_module(args.baseline).Parser(ids.get).parse
+    results = {}
+    for name, frames in sorted(groups.items()):
+        best = time_turns(fns, frames, args.repeat)
+        results[name] = {"frames": len(frames), **{f"{k}_ns": round(v * 1e9, 1) for k, v in best.items()}}
+        if "before" in best:
+            results[name]["vs_before"] = round(best["before"] / best["now"], 2)
+        print(f"{args.sim}.{name:<14}" + "  ".join(f"{k} {v}" for k, v in results[name].items()))
+    print(json.dumps({"bench": "parse_sim", "venue": args.sim, "results": results}))
+    return results
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--frames", type=int, default=20000, help="frames per stream type")
     ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--baseline", help="an older copy of engine/venues/binance.py, timed as 'before'")
+    ap.add_argument("--baseline", help="an older copy of the venue module, timed as 'before'")
+    ap.add_argument("--sim", metavar="VENUE", help="time VENUE's parser on the simulator's frames")
+    ap.add_argument("--steps", type=int, default=300, help="--sim: market steps rendered")
     args = ap.parse_args(argv)
+    if args.sim:
+        return sim_main(args)
     groups = load_frames(args.frames)
     ids = {"BTCUSDT": 0}
     fns = {"msgspec": binance.Parser(ids.get).parse, "stdlib": lambda f, ts, out: stdlib_parse(f, ts, ids, out)}

@@ -133,3 +133,30 @@ def test_okx_trade_price_out_of_range_is_malformed(value):
     out: list = []
     assert parser.parse(OKX_TRADE.replace(b'"30218.8"', value), 5, out) == (Outcome.MALFORMED, "trades:BTC-USDT-SWAP")
     assert out == []
+
+
+BOOK_TICKER = (b'{"stream":"btcusdt@bookTicker","data":{"e":"bookTicker","u":2710246762461,"s":"BTCUSDT",'
+               b'"b":"28145.10","B":"3.868","a":"28145.20","A":"6.887","T":1680652700430,"E":1680652700435}}')
+FORCE_ORDER = (b'{"stream":"btcusdt@forceOrder","data":{"e":"forceOrder","E":1695714031883,"o":{"s":"BTCUSDT",'
+               b'"S":"SELL","o":"LIMIT","f":"IOC","q":"0.115","p":"26142.12","ap":"26245.10","X":"FILLED",'
+               b'"l":"0.115","z":"0.115","T":1695714031881}}}')
+
+
+def test_binance_book_ticker_record():
+    out: list = []
+    assert binance.Parser({"BTCUSDT": 1}.get).parse(BOOK_TICKER, 5, out) == (Outcome.EMITTED, "btcusdt@bookTicker")
+    assert out == [(Kind.BOOK_TOP, binance.VENUE, 0, 0, 1, 1680652700430_000_000, 5,
+                    28145.10, 3.868, 28145.10 * 3.868 + 28145.20 * 6.887, 28145.20, 6.887)]
+
+
+@pytest.mark.parametrize("frame", [
+    BOOK_TICKER.replace(b'"b":"28145.10"', b'"b":"0"'), BOOK_TICKER.replace(b'"a":"28145.20"', b'"a":"-1"'),
+    BOOK_TICKER.replace(b'"B":"3.868"', b'"B":"NaN"'), BOOK_TICKER.replace(b'"A":"6.887"', b'"A":"1e15"'),
+    FORCE_ORDER.replace(b'"ap":"26245.10"', b'"ap":"inf"'), FORCE_ORDER.replace(b'"z":"0.115"', b'"z":"-0.1"'),
+    FORCE_ORDER.replace(b'"p":"26142.12"', b'"p":"1e16"'), FORCE_ORDER.replace(b'"q":"0.115"', b'"q":"NaN"'),
+    FORCE_ORDER.replace(b'"S":"SELL"', b'"S":"SIDEWAYS"'),
+])
+def test_binance_book_ticker_and_force_order_out_of_range_are_malformed(frame):
+    out: list = []
+    outcome, stream = binance.Parser({"BTCUSDT": 1}.get).parse(frame, 5, out)
+    assert outcome == Outcome.MALFORMED and stream == frame[11:frame.index(b'"', 11)].decode() and out == []

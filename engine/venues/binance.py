@@ -30,8 +30,9 @@ import msgspec
 from engine.books import pu_chain
 from engine.record import Flag, Kind, Side, Venue
 from engine.venues import ConnectionPlan, InstrumentInfo, Outcome
-from engine.venues.common import (CONTROL, DECODE_ERRORS, EMITTED, IGNORED, LIQUIDATION, MALFORMED, PARSED, TRADE,
-                                   UNKNOWN, Bounded, FloatId, InstrumentIds, batches, book_top, open_interest)
+from engine.venues.common import (BOOK_TOP, CONTROL, DECODE_ERRORS, EMITTED, IGNORED, LIQUIDATION, MALFORMED, PARSED,
+                                   TRADE, UNKNOWN, Bounded, FloatId, InstrumentIds, Positive, batches, book_top,
+                                   open_interest)
 
 __all__ = [
     "VENUE", "DEFAULT_WS_URLS", "DEFAULT_REST_URL", "Parser", "plan", "subscribe_messages",
@@ -69,6 +70,7 @@ _IGNORED_EVENTS = frozenset({
 _MAX = 1e15   # bound on any price, size or amount: products of two stay finite (1e308 overflowed)
 _MS = 1_000_000
 _SELL, _BUY = Side.SELL, Side.BUY
+_LIQUIDATED = {"SELL": Side.LONG, "BUY": Side.SHORT}   # order side -> the position it closed
 
 
 # -- wire ------------------------------------------------------------------------
@@ -162,11 +164,11 @@ class Trade(AggTrade, tag="trade"):
 class LiquidationOrder(msgspec.Struct, gc=False):
     s: str
     S: str
-    ap: float
-    z: float
+    ap: Bounded
+    z: Bounded
     T: int
-    p: float = 0.0
-    q: float = 0.0
+    p: Bounded = 0.0
+    q: Bounded = 0.0
     X: str = ""
 
 
@@ -181,10 +183,10 @@ class BookTicker(msgspec.Struct, tag="bookTicker", **_TAGGED):
     """``{"e":"bookTicker","u":600859600576,"s":"SUSHIUSDT","b":"7.6110","B":"2","a":"7.6120","A":"297","T":1626992741012,"E":1626992741017}``"""
 
     s: str
-    b: float
-    B: float
-    a: float
-    A: float
+    b: Positive
+    B: Bounded
+    a: Positive
+    A: Bounded
     E: int = 0
     T: int = 0
 
@@ -374,22 +376,17 @@ class Parser:
     def _force_order(self, msg: ForceOrder, stream, ts_recv, out) -> Outcome:
         """``{"e":"forceOrder","E":1695714031883,"o":{"s":"BTCUSDT","S":"SELL","o":"LIMIT","f":"IOC","q":"0.115","p":"26142.12","ap":"26245.10","X":"FILLED","l":"0.115","z":"0.115","T":1695714031881}}``"""
         o = msg.o
-        if o.S == "SELL":
-            side = Side.LONG   # a sell order closes a long position
-        elif o.S == "BUY":
-            side = Side.SHORT
-        else:
+        side = _LIQUIDATED.get(o.S)
+        if side is None:
             return MALFORMED
-        ap, z, p = o.ap, o.z, o.p
-        if not (0.0 <= ap < _MAX and 0.0 <= z < _MAX and 0.0 <= p < _MAX and 0.0 <= o.q < _MAX):
-            return MALFORMED
+        ap, z = o.ap, o.z   # ap, z, p, q bounded by the decoder
         if z == 0.0 or ap == 0.0:
             return PARSED  # nothing filled yet
         iid = self._ids[o.s]
         if iid is None:
             return IGNORED
         out.append((LIQUIDATION, VENUE, side, self.flags | Flag.CAPPED, iid, (o.T or msg.E) * _MS, ts_recv,
-                    ap, z, ap * z, p, 0.0))
+                    ap, z, ap * z, o.p, 0.0))
         return EMITTED
 
     def _book_ticker(self, msg: BookTicker, stream, ts_recv, out) -> Outcome:
@@ -397,8 +394,10 @@ class Parser:
         iid = self._ids[msg.s]
         if iid is None:
             return IGNORED
-        return book_top(VENUE, self.flags, iid, (msg.T or msg.E) * _MS, ts_recv,
-                         msg.b, msg.B, msg.a, msg.A, out)
+        b, bq, a, aq = msg.b, msg.B, msg.a, msg.A   # bounded by the decoder, as book_top() would check
+        out.append((BOOK_TOP, VENUE, 0, self.flags, iid, (msg.T or msg.E) * _MS, ts_recv,
+                    b, bq, b * bq + a * aq, a, aq))
+        return EMITTED
 
     def _depth(self, msg: DepthUpdate, stream, ts_recv, out) -> Outcome:
         """Partial ``@depth<N>`` -> BOOK_TOP; a diff goes to the synced book (PARSED without one).

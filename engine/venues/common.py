@@ -13,13 +13,15 @@ from engine.record import Kind
 from engine.venues import Outcome
 
 __all__ = ["MAX_VALUE", "DECODE_ERRORS", "EMITTED", "PARSED", "CONTROL", "IGNORED", "UNKNOWN", "MALFORMED",
-           "book_top", "open_interest", "batches", "Bounded", "FloatId", "Resolved", "InstrumentIds", "BOOK_TOP",
-           "TRADE", "LIQUIDATION", "CANDLE_ERRORS", "array_candles"]
+           "book_top", "open_interest", "batches", "Bounded", "Positive", "FloatId", "Resolved", "InstrumentIds",
+           "BOOK_TOP", "TRADE", "LIQUIDATION", "CANDLE_ERRORS", "array_candles"]
 
 MAX_VALUE = 1e15   # bound on any price, size or amount: products of two stay finite (1e308 overflowed)
 # a price, size or amount in [0, MAX_VALUE), checked by the decoder in C: NaN, inf, a negative or a huge value
 # fails the decode (ValidationError, one of DECODE_ERRORS), so a venue's _classify reports the frame MALFORMED
 Bounded = Annotated[float, msgspec.Meta(ge=0.0, lt=MAX_VALUE)]
+# the same for a value that must not be 0 (a best bid or ask price): book_top()'s bound, checked in C
+Positive = Annotated[float, msgspec.Meta(gt=0.0, lt=MAX_VALUE)]
 # a trade or update id decoded straight to the float a record column holds: integral values in [0, 2**53]
 # are exact; NaN, inf and larger values fail the decode
 FloatId = Annotated[float, msgspec.Meta(ge=0.0, le=2.0 ** 53)]
