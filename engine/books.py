@@ -40,7 +40,8 @@ Provided rules (a venue module may pick one or write its own):
 :func:`prev_chain`         OKX ``seqId/prevSeqId`` (§3.4, incl. heartbeat and reset updates),
                            Bitget v3 ``seq/pseq`` (§5.2); the first delta may span the snapshot
 :func:`prev_chain_zero_reset`  as ``prev_chain``, and ``prev == 0`` resets (Bitget ``pseq=0``)
-:func:`monotonic`          Bybit ``u`` (§2.4): newer ids apply, older drop, ``u == 1`` resets
+:func:`unit_step`          Bybit ``u`` (§2.4): each delta's ``u`` is the last + 1; older drop, a skip
+                           is a gap, ``u == 1`` resets
 ``None``                   snapshot-only venues (Hyperliquid §6): call ``snapshot`` every push
 =========================  ==================================================================
 
@@ -89,7 +90,7 @@ from engine.venues import Outcome
 
 __all__ = [
     "APPLY", "STALE", "GAP", "RESET", "SYNCED", "BUFFERING", "DEFAULT_BANDS", "Book", "BookSet", "attach",
-    "pu_chain", "id_range", "prev_chain", "prev_chain_zero_reset", "monotonic",
+    "pu_chain", "id_range", "prev_chain", "prev_chain_zero_reset", "unit_step",
 ]
 
 APPLY, STALE, GAP, RESET = 0, 1, 2, 3
@@ -142,11 +143,17 @@ def prev_chain_zero_reset(last_id: int, first: int, last: int, prev: int, fresh:
     return prev_chain(last_id, first, last, prev, fresh)
 
 
-def monotonic(last_id: int, first: int, last: int, prev: int, fresh: bool) -> int:
-    """Bybit: ``u == 1`` is a restarted service's full book; newer ids apply, others are stale."""
+def unit_step(last_id: int, first: int, last: int, prev: int, fresh: bool) -> int:
+    """Bybit: ``u`` must be the last ``u`` + 1 (the snapshot's for the first delta); an older or repeated ``u`` is
+    stale, a skipped one a gap, and ``u == 1`` is a restarted service's full book.
+
+    Evidence: every one of the 49 deltas in Bybit's own dump 2024-12-01_XRPUSDT_ob500 (orderbook.500) steps ``u`` by 1.
+    """
     if last == 1:
         return RESET
-    return APPLY if last > last_id else STALE
+    if last == last_id + 1:
+        return APPLY
+    return STALE if last <= last_id else GAP
 
 
 # -- one book ----------------------------------------------------------------------

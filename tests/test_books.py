@@ -92,11 +92,18 @@ def test_prev_chain_bitget_first_update_spans_snapshot():
     assert books.prev_chain_zero_reset(50, 51, 51, 50, False) == APPLY
 
 
-def test_monotonic_bybit():
-    assert books.monotonic(10, 11, 11, -1, False) == APPLY
-    assert books.monotonic(10, 15, 15, -1, False) == APPLY   # Bybit promises no contiguity
-    assert books.monotonic(10, 10, 10, -1, False) == STALE
-    assert books.monotonic(10, 1, 1, -1, False) == RESET      # u=1: service restarted
+@pytest.mark.parametrize("args, want", [
+    ((100, 101, 101, -1, True), APPLY),     # the first delta after the snapshot: snapshot u + 1
+    ((100, 102, 102, -1, True), GAP),       # ... one after it was lost
+    ((105, 106, 106, -1, False), APPLY),    # u == last + 1
+    ((105, 105, 105, -1, False), STALE),    # duplicate of the last applied
+    ((105, 103, 103, -1, False), STALE),    # late: the older half of a reordered pair
+    ((105, 107, 107, -1, False), GAP),      # one delta lost (or the newer of a pair came first)
+    ((105, 1, 1, -1, False), RESET),        # u=1: service restarted, a full book
+    ((0, 1, 1, -1, True), RESET),
+])
+def test_unit_step_bybit(args, want):
+    assert books.unit_step(*args) == want
 
 
 # -- state machine ----------------------------------------------------------------
@@ -226,7 +233,7 @@ def test_bad_levels_are_counted_and_resync():
 
 
 def test_u1_reset_replaces_the_book():
-    bs, _ = make(books.monotonic, source="resubscribe")
+    bs, _ = make(books.unit_step, source="resubscribe")
     synced(bs)
     out = []
     bs.delta("BTC", 7, 1, 1, -1, [(50.0, 1.0)], [(51.0, 1.0)], T, T, out)
@@ -313,9 +320,13 @@ def test_attach_uses_the_venue_module():
 
 # -- model check: random drops/dups/reorders never publish a wrong book ------------
 
+@pytest.mark.parametrize("rule, source, max_step", [
+    (books.pu_chain, "rest", 3),               # Binance: a delta spans 1..3 ids
+    (books.unit_step, "resubscribe", 1),       # Bybit: u steps by one; a lost delta is a gap
+])
 @settings(max_examples=60, deadline=None)
-@given(st.integers(0, 2**32 - 1))
-def test_random_faults_never_publish_a_wrong_book(seed):
+@given(seed=st.integers(0, 2**32 - 1))
+def test_random_faults_never_publish_a_wrong_book(rule, source, max_step, seed):
     rng = random.Random(seed)
     truth_b = {100.0 - i: 1.0 for i in range(10)}
     truth_a = {101.0 + i: 1.0 for i in range(10)}
@@ -324,7 +335,7 @@ def test_random_faults_never_publish_a_wrong_book(seed):
     frames = []
     for _ in range(80):
         first = uid + 1
-        uid += rng.randint(1, 3)
+        uid += rng.randint(1, max_step)
         bids = [(100.0 - rng.randint(0, 12), float(rng.choice([0, 1, 2, 3]))) for _ in range(rng.randint(0, 3))]
         asks = [(101.0 + rng.randint(0, 12), float(rng.choice([0, 1, 2, 3]))) for _ in range(rng.randint(0, 3))]
         for p, q in bids:
@@ -343,7 +354,7 @@ def test_random_faults_never_publish_a_wrong_book(seed):
             delivered.append(f)
         if r < 0.10 and len(delivered) > 1:
             delivered[-1], delivered[-2] = delivered[-2], delivered[-1]
-    bs, asked = make()
+    bs, asked = make(rule, source)
     checked = 0
     for i, f in enumerate(delivered):
         out = []
@@ -360,3 +371,4 @@ def test_random_faults_never_publish_a_wrong_book(seed):
             checked += 1
         else:
             assert tops(out) == []
+    assert checked > 0

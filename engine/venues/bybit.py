@@ -15,7 +15,8 @@ Contract (PROTOCOLS.md §2, as of 2026):
   ``publicTrade.{s}`` (batches, ``S`` = taker side), ``allLiquidation.{s}``
   (every liquidation, 500 ms batches, ``S`` = liquidated *position* side:
   Buy = a long was liquidated), ``orderbook.{1|50|200|1000}.{s}`` (snapshot,
-  then deltas; a snapshot or ``u == 1`` resets the book), ``tickers.{s}``
+  then deltas whose ``u`` steps by 1; a skipped ``u`` is a gap, a snapshot or
+  ``u == 1`` resets the book), ``tickers.{s}``
   (snapshot, then deltas carrying only the changed fields).
 * Linear quantities are base coin; numbers are JSON strings; times are ms.
 * REST ``https://api.bybit.com``: 600 requests per 5 s per IP; the instrument
@@ -31,7 +32,7 @@ from typing import Callable, Mapping, Optional, Union
 
 import msgspec
 
-from engine.books import monotonic
+from engine.books import unit_step
 from engine.record import Flag, Kind, Side, Venue
 from engine.venues import ConnectionPlan, InstrumentInfo, Outcome
 from engine.venues.common import (CANDLE_ERRORS, CONTROL, DECODE_ERRORS, EMITTED, IGNORED, MALFORMED, PARSED, UNKNOWN,
@@ -57,9 +58,10 @@ PING_INTERVAL_S = 20.0
 # that inside Bybit's 600 requests per 5 s
 REST_WEIGHT_PER_MINUTE = 500
 BOOK_DEPTHS = (50, 200, 1000)            # linear depths with deltas (level 1 is snapshot-only)
-# the local book (engine/books.py): orderbook.{N} snapshot + deltas, u only grows, u == 1 resets;
-# a resubscription makes Bybit push a fresh snapshot (§2.4)
-BOOK_RULE = monotonic
+# the local book (engine/books.py): orderbook.{N} snapshot + deltas, each u the last + 1 (a skipped u is a
+# gap: every delta of the real orderbook.500 capture steps by 1), u == 1 resets; a resubscription makes
+# Bybit push a fresh snapshot (§2.4)
+BOOK_RULE = unit_step
 BOOK_SOURCE = "resubscribe"
 trade_stream_ids = False                 # trade ids are UUID strings: TRADE aux is 0
 OI_STREAMED = True                       # tickers.{s} pushes open interest; REST polling is optional
