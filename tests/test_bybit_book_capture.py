@@ -2,7 +2,8 @@
 
 The capture is the evidence for the rule (``u`` steps by exactly 1 per delta); here the real frames go through
 the Bybit parser with a :class:`~engine.books.BookSet` attached (as the feed builds it), whole and with one delta
-removed, and an independent stdlib replay of the frames is the true book.
+removed, and an independent stdlib replay of the frames is the true book. The simulator's book frames are held
+to the same ``u`` contract.
 """
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import pytest
 from engine.books import attach, unit_step
 from engine.captures import iter_capture
 from engine.record import Control, Flag, Kind
+from engine.simulator.bybit import BybitVenue
+from engine.simulator.market import SyntheticMarket, spec_for
 from engine.venues import Outcome, bybit
 
 OB500 = "bybit/nautilus_trader/2024-12-01_XRPUSDT_ob500.data"
@@ -165,3 +168,66 @@ def test_level1_snapshots_with_a_repeated_u_bypass_the_rule(frames):
         assert (top[7], top[8], top[10], top[11]) == (1.9531, 6203.0, 1.9532, 10480.0)
     assert books.counters() == before and asked == []
     assert books.book(SYMBOL).last_id == json.loads(frames[-1])["data"]["u"]
+
+
+class _Client:
+    """What :meth:`BybitVenue.handle_text` needs of a connection."""
+
+    def __init__(self) -> None:
+        self.streams: set[str] = set()
+        self.conn = self
+
+
+class _Hub:
+    def __init__(self) -> None:
+        self.subs: dict[str, set] = {}
+
+    def subscribe(self, client: _Client, names) -> None:
+        for n in names:
+            client.streams.add(n)
+            self.subs.setdefault(n, set()).add(client)
+
+    def unsubscribe(self, client: _Client, names) -> None:
+        for n in names:
+            client.streams.discard(n)
+            self.subs.get(n, set()).discard(client)
+
+
+def _as_sent(levels, spec) -> list[tuple[float, float]]:
+    """Levels as the simulator's frames print them (the spec's decimals), read back as floats."""
+    return [(float(f"{p:.{spec.price_decimals}f}"), float(f"{q:.{spec.qty_decimals}f}")) for p, q in levels]
+
+
+def test_simulator_keeps_u_contiguous_across_a_mid_stream_snapshot():
+    """As in the capture, the simulator steps ``u`` by one per frame of a topic. Another connection subscribing the
+    topic makes its next frame a snapshot for every subscriber (Bybit may push one at any time): ``u`` stays
+    contiguous, the book resets to it without a gap, and every publish is the market's true book."""
+    market, spec = SyntheticMarket(["BTCUSDT"], seed=3, rate=100, cascade_every_s=0), spec_for("BTCUSDT")
+    venue, hub = BybitVenue(["BTCUSDT"], market=market), _Hub()
+    topic = "orderbook.200.BTCUSDT"
+    parser = bybit.Parser({"BTCUSDT": 1}.get)
+    books = attach(parser, bybit, depth_levels=20, depth_interval_s=0.0)
+    first, second = _Client(), _Client()
+    venue.handle_text(first, json.dumps({"op": "subscribe", "args": [topic]}), hub)
+    frames, compared = [], 0
+    for step in range(400):
+        if step == 200:
+            venue.handle_text(second, json.dumps({"op": "subscribe", "args": [topic]}), hub)
+        for name, raw in venue.render(market.step(), market.t, hub.subs, 1_700_000_000_000 + step):
+            if name != topic:
+                continue
+            frames.append(json.loads(raw))
+            out: list = []
+            parser.parse(raw, 1, out)
+            if [r for r in out if r[0] == Kind.BOOK_DEPTH]:   # published: the market's book at its seq
+                seq, bids, asks = market.book_snapshot("BTCUSDT", 20)
+                assert frames[-1]["data"]["seq"] == seq
+                assert books.book("BTCUSDT").levels(20) == (_as_sent(bids, spec), _as_sent(asks, spec))
+                compared += 1
+    us = [f["data"]["u"] for f in frames]
+    assert us == list(range(us[0], us[0] + len(us)))
+    kinds = [f["type"] for f in frames]
+    assert kinds[0] == "snapshot" and kinds.count("snapshot") == 2 and kinds.index("snapshot", 1) > 10
+    c = books.counters()
+    assert (c["book_snapshots"], c["book_gaps"], c["book_resyncs"], c["book_stale"]) == (2, 0, 0, 0)
+    assert compared == len(frames) > 30 and books.book("BTCUSDT").synced
