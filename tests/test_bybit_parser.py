@@ -16,7 +16,7 @@ import msgspec
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from engine.books import attach, monotonic
+from engine.books import attach, unit_step
 from engine.captures import iter_capture
 from engine.config import VenueConfig
 from engine.record import Flag, Kind, Side, Venue
@@ -136,7 +136,7 @@ def test_ob500_through_the_synced_book():
     frames = [fr.payload for fr in iter_capture(SHARED / OB500)]
     parser = bybit.Parser({"XRPUSDT": 4}.get, flags=Flag.REPLAY)
     books = attach(parser, bybit, depth_levels=50)
-    assert books.source == "resubscribe" and books.rule is monotonic
+    assert books.source == "resubscribe" and books.rule is unit_step
     tops, outcomes = [], Counter()
     for f in frames:
         out: list = []
