@@ -36,7 +36,7 @@ exactly, and equal rounded ids would make the feed's dedup drop real trades, so
 """
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from typing import Annotated, Callable, Literal, Mapping
 
 import msgspec
 
@@ -44,9 +44,9 @@ from engine.books import prev_chain_zero_reset
 from engine.record import Flag, Kind, Side, Venue
 from engine.venues import ConnectionPlan, InstrumentInfo, Outcome
 from engine.venues.binance import base_from_symbol
-from engine.venues.common import (CANDLE_ERRORS, CONTROL, DECODE_ERRORS, EMITTED, IGNORED, MALFORMED, PARSED, UNKNOWN,
-                                   InstrumentIds, batches,
-                                   book_top, open_interest, array_candles)
+from engine.venues.common import (CANDLE_ERRORS, CONTROL, DECODE_ERRORS, EMITTED, IGNORED, LIQUIDATION, MALFORMED,
+                                   MAX_VALUE, PARSED, TRADE, UNKNOWN, Bounded, Heads, InstrumentIds, Positive,
+                                   array_candles, batches, book_top, open_interest)
 
 __all__ = [
     "VENUE", "DEFAULT_WS_URLS", "DEFAULT_REST_URL", "Parser", "plan", "subscribe_messages", "streams_for",
@@ -181,13 +181,19 @@ class Arg(msgspec.Struct, gc=False):
     symbol: str = ""
 
 
+# decoder-checked bounds (out of range: the frame is MALFORMED): times, a funding rate, a side
+_Ms = Annotated[int, msgspec.Meta(ge=0)]
+_Rate = Annotated[float, msgspec.Meta(gt=-MAX_VALUE, lt=MAX_VALUE)]
+_Side = Literal["buy", "sell"]
+
+
 class TradeItem(msgspec.Struct, gc=False):
     """v2 ``trade``: ``{"ts":"1695716760565","price":"27000.5","size":"0.001","side":"buy","tradeId":"1111111111"}``"""
 
-    ts: int
-    price: float
-    size: float
-    side: str
+    ts: _Ms
+    price: Bounded
+    size: Bounded
+    side: _Side
     tradeId: int = 0
 
 
@@ -205,36 +211,36 @@ class BookItem(msgspec.Struct, gc=False):
 class TickerItem(msgspec.Struct, gc=False):
     """v2 ``ticker`` (fields used): ``markPrice``, ``indexPrice``, ``fundingRate``, ``nextFundingTime``, ``holdingAmount``, ``ts``."""
 
-    markPrice: float
-    indexPrice: float = 0.0
-    fundingRate: float = 0.0
-    nextFundingTime: int = 0
+    markPrice: Positive
+    indexPrice: Bounded = 0.0
+    fundingRate: _Rate = 0.0
+    nextFundingTime: _Ms = 0
     holdingAmount: float = -1.0      # -1: absent
-    ts: int = 0
+    ts: _Ms = 0
 
 
 class LegacyTickerItem(msgspec.Struct, gc=False):
     """v1 mix ``ticker``: ``{"instId":"DASHUSDT","markPrice":"113.381","indexPrice":"113.427","capitalRate":"-0.000100","nextSettleTime":1649314800000,"systemTime":1649290077309,"holding":"21957.17",..}``"""
 
-    markPrice: float
-    indexPrice: float = 0.0
-    capitalRate: float = 0.0
-    nextSettleTime: int = 0
+    markPrice: Positive
+    indexPrice: Bounded = 0.0
+    capitalRate: _Rate = 0.0
+    nextSettleTime: _Ms = 0
     holding: float = -1.0
-    systemTime: int = 0
+    systemTime: _Ms = 0
 
 
 class LiquidationItem(msgspec.Struct, gc=False):
     """v3 ``liquidation``: ``{"symbol":"BTCUSDT","side":"buy","price":"89000","amount":"37.722858","ts":"1736371332162"}``"""
 
     symbol: str
-    side: str
-    price: float
-    amount: float
-    ts: int
+    side: _Side
+    price: Bounded
+    amount: Bounded
+    ts: _Ms
 
 
-_LegacyTrade = tuple[int, float, float, str]   # v1 mix ``trade``: ["1649290078916","9.977","1","sell"]
+_LegacyTrade = tuple[_Ms, Bounded, Bounded, _Side]   # v1 mix ``trade``: ["1649290078916","9.977","1","sell"]
 
 
 _frame_decoders: dict = {}
@@ -327,6 +333,11 @@ def _best_level(raw: msgspec.Raw) -> tuple[float, float] | None:
     return level[0], level[1]
 
 
+def _stream_name(arg: Arg) -> str:
+    """The stream a push belongs to: ``channel.instId``, or the one liquidation stream (v3 ``topic``)."""
+    return LIQUIDATION_STREAM if arg.topic else f"{arg.channel}.{arg.instId}"
+
+
 def _route_key(payload: bytes) -> tuple[bytes, bytes] | None:
     """``(instType, channel)`` (v3: ``(instType, b"v3:" + topic)``) read from the frame's head, where
     the venue puts ``"arg":{"instType":..,"channel"|"topic":..``; None if the head looks otherwise."""
@@ -389,11 +400,25 @@ class Parser:
         # per route: the handler, a one-pass decoder of the whole frame, and one of ``data`` alone
         self._routes = {k: (h, _frame_decoder(item), msgspec.json.Decoder(list[item], strict=False))
                         for k, (h, item) in routes.items()}
+        self._heads = Heads()
 
     def parse(self, payload: bytes, ts_recv: int, out: list) -> tuple[Outcome, str]:
         """Parse one frame; append records to ``out``; return (outcome, stream name)."""
         if type(payload) is not bytes:
             payload = bytes(payload) if not isinstance(payload, str) else payload.encode()
+        # a stream's pushes repeat one head (action, arg): routed once, then found by that head
+        route = self._heads.get(payload[:payload.find(91)])
+        if route is None:
+            return self._route(payload, ts_recv, out)
+        handler, decode, action, arg, stream = route
+        try:
+            data = decode(payload).data
+        except _DecodeErrors:
+            return self._slow(payload, ts_recv, out)
+        return self._dispatch(handler, action, arg, data, ts_recv, out, stream)
+
+    def _route(self, payload: bytes, ts_recv: int, out: list) -> tuple[Outcome, str]:
+        """A head not seen yet: route by the (instType, channel) at the frame's start, learn the head."""
         if payload == b"pong":
             return CONTROL, ""
         route = self._routes.get(_route_key(payload))
@@ -404,10 +429,12 @@ class Parser:
             msg = decoder.decode(payload)
         except _DecodeErrors:
             return self._slow(payload, ts_recv, out)
-        return self._dispatch(handler, msg.action, msg.arg, msg.data, ts_recv, out)
+        stream = _stream_name(msg.arg)
+        self._heads.learn(payload, (handler, decoder.decode, msg.action, msg.arg, stream))
+        return self._dispatch(handler, msg.action, msg.arg, msg.data, ts_recv, out, stream)
 
-    def _dispatch(self, handler, action: str, arg: Arg, data: list, ts_recv: int, out: list) -> tuple[Outcome, str]:
-        stream = LIQUIDATION_STREAM if arg.topic else f"{arg.channel}.{arg.instId}"
+    def _dispatch(self, handler, action: str, arg: Arg, data: list, ts_recv: int, out: list,
+                  stream: str) -> tuple[Outcome, str]:
         start = len(out)
         try:
             outcome = handler(action, arg, data, ts_recv, out)
@@ -446,43 +473,45 @@ class Parser:
             data = data_decoder.decode(env.data)
         except _DecodeErrors:
             return MALFORMED, stream
-        return self._dispatch(handler, env.action, arg, data, ts_recv, out)
+        return self._dispatch(handler, env.action, arg, data, ts_recv, out, _stream_name(arg))
 
     # -- handlers: each returns an Outcome ----------------------------------------
     def _size(self, symbol: str) -> float:
         return self.contract_sizes.get(symbol, 1.0) if self.contract_sizes else 1.0
 
-    def _trades(self, symbol: str, items, ts_recv: int, out: list) -> Outcome:
-        """Items ``(ts, price, size, side, id)``; a bad item spoils the frame."""
-        iid = self._ids[symbol]
-        if iid is None:
-            return IGNORED
-        mult = self._size(symbol)
-        flags = self.flags
-        outcome = PARSED
-        for ts, p, q, side, tid in items:
-            s = _TAKER.get(side)
-            if s is None or not (0.0 <= p < _MAX and 0.0 <= q < _MAX) or ts < 0:
-                return MALFORMED
-            if p == 0.0 or q == 0.0:
-                continue
-            q *= mult
-            out.append((Kind.TRADE, VENUE, s, flags, iid, ts * _MS, ts_recv, p, q, p * q,
-                        float(tid) if 0 < tid < _EXACT_ID else 0.0, 1.0))
-            outcome = EMITTED
-        return outcome
-
+    # trades: prices, sizes, times and sides are checked by the decoder; p = 0 or q = 0 is no trade
     def _trade(self, action: str, arg: Arg, data: list[TradeItem], ts_recv: int, out: list) -> Outcome:
         """``{"action":"update","arg":{"instType":"USDT-FUTURES","channel":"trade","instId":"BTCUSDT"},"data":[{"ts":"1695716760565","price":"27000.5","size":"0.001","side":"buy","tradeId":"1111111111"}],"ts":1695716761589}``"""
         if action != "update":
             return PARSED if action == "snapshot" else MALFORMED   # the snapshot replays history
-        return self._trades(arg.instId, ((t.ts, t.price, t.size, t.side, t.tradeId) for t in data), ts_recv, out)
+        symbol = arg.instId
+        iid = self._ids[symbol]
+        if iid is None:
+            return IGNORED
+        mult, flags, start = self._size(symbol), self.flags, len(out)
+        for t in data:
+            p, q = t.price, t.size
+            if p != 0.0 and q != 0.0:
+                q *= mult
+                tid = t.tradeId
+                out.append((TRADE, VENUE, _TAKER[t.side], flags, iid, t.ts * _MS, ts_recv, p, q, p * q,
+                            float(tid) if 0 < tid < _EXACT_ID else 0.0, 1.0))
+        return EMITTED if len(out) > start else PARSED
 
     def _legacy_trade(self, action: str, arg: Arg, data: list, ts_recv: int, out: list) -> Outcome:
         """v1 mix: ``{"action":"update","arg":{"instType":"mc","channel":"trade","instId":"UNIUSDT"},"data":[["1649290078916","9.977","1","sell"]]}``"""
         if action != "update":
             return PARSED if action == "snapshot" else MALFORMED
-        return self._trades(arg.instId, ((ts, p, q, side, 0) for ts, p, q, side in data), ts_recv, out)
+        symbol = arg.instId
+        iid = self._ids[symbol]
+        if iid is None:
+            return IGNORED
+        mult, flags, start = self._size(symbol), self.flags, len(out)
+        for ts, p, q, side in data:
+            if p != 0.0 and q != 0.0:
+                q *= mult
+                out.append((TRADE, VENUE, _TAKER[side], flags, iid, ts * _MS, ts_recv, p, q, p * q, 0.0, 1.0))
+        return EMITTED if len(out) > start else PARSED
 
     def _books(self, action: str, arg: Arg, data: list[BookItem], ts_recv: int, out: list) -> Outcome:
         """``books<N>`` and every ``snapshot`` -> BOOK_TOP; a full-depth ``update`` is PARSED (the synced book is a later issue).
@@ -529,8 +558,7 @@ class Parser:
 
     def _mark_and_oi(self, symbol: str, ts: int, mark: float, index: float, rate: float, next_ms: int,
                      holding: float, ts_recv: int, out: list) -> Outcome:
-        if not (0.0 < mark < _MAX and 0.0 <= index < _MAX and -_MAX < rate < _MAX and next_ms >= 0 and ts >= 0
-                and (holding == -1.0 or 0.0 <= holding < _MAX)):
+        if not (holding == -1.0 or 0.0 <= holding < _MAX):   # the rest is bounded by the decoder
             return MALFORMED
         iid = self._ids[symbol]
         if iid is None:
@@ -574,10 +602,7 @@ class Parser:
         flags = self.flags | Flag.CAPPED | (Flag.SNAPSHOT if action == "snapshot" else 0)
         outcome = PARSED
         for x in data:
-            side = _POSITION.get(x.side)
-            p, amount = x.price, x.amount
-            if side is None or not (0.0 <= p < _MAX and 0.0 <= amount < _MAX) or x.ts < 0:
-                return MALFORMED
+            p, amount = x.price, x.amount   # bounded by the decoder
             if p == 0.0 or amount == 0.0:
                 continue
             iid = self._ids[x.symbol]
@@ -585,7 +610,7 @@ class Parser:
                 if outcome is PARSED:
                     outcome = IGNORED
                 continue
-            out.append((Kind.LIQUIDATION, VENUE, side, flags, iid, x.ts * _MS, ts_recv,
+            out.append((LIQUIDATION, VENUE, _POSITION[x.side], flags, iid, x.ts * _MS, ts_recv,
                         p, amount / p, amount, p, 0.0))
             outcome = EMITTED
         return outcome
