@@ -130,6 +130,9 @@ class VenuesConfig(msgspec.Struct, **_STRUCT):
     hyperliquid: VenueConfig = VenueConfig(ws_urls={"ws": "wss://api.hyperliquid.xyz/ws"}, rest_url="https://api.hyperliquid.xyz", symbols=["BTC", "ETH", "SOL"], streams=["trades", "book", "mark", "oi"], max_streams_per_connection=100, rest_weight_per_minute=600)
     # Binance spot beside the perps: taker trades (spot vs perp CVD, the bot's SPOT block); "tickers" adds !miniTicker@arr
     binance_spot: VenueConfig = VenueConfig(ws_urls={"spot": "wss://stream.binance.com:9443"}, rest_url="https://api.binance.com", symbols=["BTCUSDT", "ETHUSDT", "SOLUSDT"], fallback_symbols=["BTCUSDT", "ETHUSDT", "SOLUSDT"], streams=["trades"], rest_weight_per_minute=3000)
+    # Bybit and OKX spot beside their perps: taker trades only (publicTrade on /v5/public/spot; OKX trades of BTC-USDT)
+    bybit_spot: VenueConfig = VenueConfig(ws_urls={"spot": "wss://stream.bybit.com/v5/public/spot"}, rest_url="https://api.bybit.com", symbols=["BTCUSDT", "ETHUSDT", "SOLUSDT"], fallback_symbols=["BTCUSDT", "ETHUSDT", "SOLUSDT"], streams=["trades"], rest_weight_per_minute=100)
+    okx_spot: VenueConfig = VenueConfig(ws_urls={"public": "wss://ws.okx.com:8443/ws/v5/public"}, rest_url="https://www.okx.com", symbols=["BTC-USDT", "ETH-USDT", "SOL-USDT"], fallback_symbols=["BTC-USDT", "ETH-USDT", "SOL-USDT"], streams=["trades"], rest_weight_per_minute=300)
 
 
 class MarginOiConfig(msgspec.Struct, **_STRUCT):

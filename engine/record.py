@@ -109,6 +109,8 @@ class Venue:
     BITGET = 5
     HYPERLIQUID = 6
     BINANCE_SPOT = 7   # its own id: spot and USD-M share symbol names (BTCUSDT), and instruments key on (venue, symbol)
+    BYBIT_SPOT = 8     # likewise: Bybit spot and linear both name BTCUSDT
+    OKX_SPOT = 9       # OKX spot (BTC-USDT) beside its swaps, a feed of its own
     SIM = 15
 
 
@@ -120,6 +122,8 @@ VENUE_NAMES = {
     Venue.BITGET: "bitget",
     Venue.HYPERLIQUID: "hyperliquid",
     Venue.BINANCE_SPOT: "binance_spot",
+    Venue.BYBIT_SPOT: "bybit_spot",
+    Venue.OKX_SPOT: "okx_spot",
     Venue.SIM: "sim",
 }
 _VENUE_IDS = {v: k for k, v in VENUE_NAMES.items()}

@@ -39,6 +39,8 @@ SIM_VENUES: dict[str, str] = {
     "bitget": "engine.simulator.bitget:BitgetVenue",
     "hyperliquid": "engine.simulator.hyperliquid:HyperliquidVenue",
     "binance_spot": "engine.simulator.binance_spot:BinanceSpotVenue",
+    "bybit_spot": "engine.simulator.bybit_spot:BybitSpotVenue",
+    "okx_spot": "engine.simulator.okx_spot:OkxSpotVenue",
 }
 
 

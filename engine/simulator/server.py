@@ -44,6 +44,8 @@ A venue object (one module per venue, registered in ``runner.SIM_VENUES``) provi
 ``render(events, t, subs, now_ms)``    market events -> ``[(stream, payload), ...]``
 ``rest(path)``                         ``(status, body)`` for a REST path (404: not mine)
 ``rest_post(path, body)``              optional: the same for a POST API, served on ``post_port``
+``claims(path)``                       optional: True for the REST requests that are this venue's on a host it
+                                       shares (Bybit ``category=spot``): it is asked before the others
 ``counters()``                         optional dict merged into the simulator's counters
 =====================================  ==================================================
 
@@ -442,7 +444,7 @@ class SimServer:
         upgrade = "websocket" in request.headers.get("Upgrade", "").lower()
         if upgrade:
             return None if venue is not None else _json(404, {"code": -1, "msg": f"no stream path {route}"})
-        for v in self.venues.values():
+        for v in self._rest_order(path):
             answer = self.rest_override(v, path) if self.rest_override else None
             if answer is None and hasattr(v, "rest"):
                 # header-aware venues (Gate's X-Gate-Size-Decimal) get the request's headers
@@ -511,6 +513,12 @@ class SimServer:
         if action == "faults":
             return self.faults()
         raise KeyError(action)
+
+    def _rest_order(self, path: str) -> list:
+        """The venues in the order they are asked for a REST ``path``: those that claim it first."""
+        venues = list(self.venues.values())
+        first = [v for v in venues if hasattr(v, "claims") and v.claims(path)]
+        return first + [v for v in venues if v not in first] if first else venues
 
     def _venue_for(self, path: str) -> Any:
         return next((v for v in self.venues.values() if v.owns(path)), None)

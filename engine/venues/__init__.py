@@ -53,6 +53,8 @@ VENUES: dict[str, str] = {
     "hyperliquid": "engine.venues.hyperliquid",
     "gate": "engine.venues.gate",
     "binance_spot": "engine.venues.binance_spot",
+    "bybit_spot": "engine.venues.bybit_spot",
+    "okx_spot": "engine.venues.okx_spot",
 }
 
 

@@ -114,9 +114,10 @@ def plan(vcfg, ws_urls: dict[str, str] | None = None, subscribe_in_url: bool = F
             for i, c in enumerate(chunks) if c]
 
 
-def _op_frames(op: str, streams: tuple[str, ...] | list[str], first_id: int) -> list[bytes]:
+def _op_frames(op: str, streams: tuple[str, ...] | list[str], first_id: int,
+               per: int = MAX_ARGS_PER_SUBSCRIBE) -> list[bytes]:
     return [msgspec.json.encode({"req_id": str(first_id + n), "op": op, "args": list(args)})
-            for n, args in enumerate(batches(streams, MAX_ARGS_PER_SUBSCRIBE))]
+            for n, args in enumerate(batches(streams, per))]
 
 
 def subscribe_messages(streams: tuple[str, ...] | list[str], first_id: int = 1) -> list[bytes]:
@@ -273,6 +274,7 @@ class Parser:
     """
 
     books = None
+    venue = VENUE   # TRADE records' venue id (engine.venues.bybit_spot parses the same trades as BYBIT_SPOT)
 
     def __init__(self, lookup: Callable[[str], int | None], flags: int = 0,
                  contract_sizes: Mapping[str, float] | None = None):
@@ -338,7 +340,7 @@ class Parser:
         """``{"topic":"publicTrade.BTCUSDT","type":"snapshot","ts":1672304486868,"data":[{"T":1672304486865,"s":"BTCUSDT","S":"Buy","v":"0.001","p":"16578.50","L":"PlusTick","i":"20f43950-d8dd-5b31-9112-a178eb6023af","BT":false,"seq":1783284617}]}``"""
         start = len(out)
         skipped = False
-        ids, sizes, flags = self._ids, self.contract_sizes, self.flags
+        ids, sizes, flags, venue = self._ids, self.contract_sizes, self.flags, self.venue
         for it in msg.data:
             p, v = it.p, it.v   # bounded by the decoder
             if not 0 <= it.T < _TS_MAX:
@@ -356,7 +358,7 @@ class Parser:
                 skipped = True
                 continue
             q = v * sizes.get(it.s, 1.0) if sizes else v
-            out.append((TRADE, VENUE, side, flags | Flag.NON_MARKET if it.BT else flags, iid, it.T * _MS,
+            out.append((TRADE, venue, side, flags | Flag.NON_MARKET if it.BT else flags, iid, it.T * _MS,
                         ts_recv, p, q, p * q, 0.0, 1.0))
         return EMITTED if len(out) > start else IGNORED if skipped else PARSED
 
