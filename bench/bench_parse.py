@@ -90,23 +90,26 @@ def time_turns(fns: dict, frames: list[bytes], repeat: int) -> dict[str, float]:
     return best
 
 
-def sim_frames(venue: str, steps: int) -> tuple[dict[str, list[bytes]], list[str]]:
+SIM_SYMBOLS = ["BTCUSDT", "ETHUSDT"]
+
+
+def sim_frames(venue: str, steps: int) -> tuple[dict[str, list[bytes]], object]:
     """What the simulator sends a combined-stream client of ``venue`` (every stream of the default plan,
-    cascades every 2 s), keeping the frames the parser turns into records, by the first record's kind."""
+    cascades every 2 s), keeping the frames the parser turns into records, by the first record's kind; and
+    the simulator (its REST listing gives the contract sizes)."""
     import msgspec
     from engine.config import VenuesConfig
     from engine.simulator.market import SyntheticMarket
     from engine.simulator.runner import venue_class
     module = importlib.import_module(f"engine.venues.{venue}")
-    symbols = ["BTCUSDT", "ETHUSDT"]
+    symbols = SIM_SYMBOLS
     market = SyntheticMarket(symbols, seed=3, rate=1000, cascade_every_s=2.0, first_cascade_after_s=0.5)
     sim = venue_class(venue)(symbols, market=market, throttle=False)
     ep = sim.endpoints("127.0.0.1", 1)
     symbols = ep.get("symbols") or symbols
     vcfg = msgspec.structs.replace(getattr(VenuesConfig(), venue), symbols=symbols)
     subs = {s: {object()} for p in module.plan(vcfg, ep["ws_urls"]) for s in p.streams}
-    ids = {s: i for i, s in enumerate(symbols)}
-    parser = module.Parser(ids.get)
+    parser = sim_parser(module, sim, symbols)
     groups: dict[str, list[bytes]] = defaultdict(list)
     for _ in range(steps):
         for stream, raw in sim.render(market.step(), market.t, subs, 1_700_000_000_000):
@@ -115,16 +118,32 @@ def sim_frames(venue: str, steps: int) -> tuple[dict[str, list[bytes]], list[str
             parser.parse(frame, 1, out)
             if out:
                 groups[Kind.NAMES[out[0][0]]].append(frame)
-    return dict(groups), symbols
+    return dict(groups), sim
+
+
+def sim_parser(module, sim, symbols: list[str]):
+    """``module``'s Parser over ``symbols``, with the contract sizes of the simulator's instrument listing
+    where the Parser takes them (OKX and Gate sizes are contracts; unsized instruments are IGNORED)."""
+    import inspect
+    from urllib.parse import urlencode, urlsplit
+    ids = {s: i for i, s in enumerate(symbols)}
+    if "contract_sizes" not in inspect.signature(module.Parser).parameters or hasattr(module, "REST_METHOD"):
+        # no sizes needed, or a POST listing (Hyperliquid sizes are coins already)
+        return module.Parser(ids.get)
+    path, params, _ = module.EXCHANGE_INFO_REQUEST
+    base = urlsplit(sim.endpoints("127.0.0.1", 1).get("rest_url", "")).path.rstrip("/")   # Gate's /api/v4
+    _, body = sim.rest(f"{base}{path}?{urlencode(params)}")
+    infos = module.parse_exchange_info(json.dumps(body).encode()) or []
+    return module.Parser(ids.get, contract_sizes={i.symbol: i.contract_size for i in infos if i.contract_size > 0})
 
 
 def sim_main(args) -> dict:
     """``--sim``: the current module against ``--baseline``, per record kind (ns per frame)."""
-    groups, symbols = sim_frames(args.sim, args.steps)
-    ids = {s: i for i, s in enumerate(symbols)}
-    fns = {"now": importlib.import_module(f"engine.venues.{args.sim}").Parser(ids.get).parse}
+    groups, sim = sim_frames(args.sim, args.steps)
+    symbols = sim.endpoints("127.0.0.1", 1).get("symbols") or SIM_SYMBOLS
+    fns = {"now": sim_parser(importlib.import_module(f"engine.venues.{args.sim}"), sim, symbols).parse}
     if args.baseline:
-        fns["before"] = load_module(args.baseline).Parser(ids.get).parse
+        fns["before"] = sim_parser(load_module(args.baseline), sim, symbols).parse
     results = {}
     for name, frames in sorted(groups.items()):
         best = time_turns(fns, frames, args.repeat)
