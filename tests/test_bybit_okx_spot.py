@@ -35,8 +35,9 @@ BYBIT_DOC_TRADE = (b'{"topic":"publicTrade.BTCUSDT","type":"snapshot","ts":16723
                    b'"s":"BTCUSDT","S":"Buy","v":"0.001","p":"16578.50","L":"PlusTick",'
                    b'"i":"20f43950-d8dd-5b31-9112-a178eb6023af","BT":false,"seq":1783284617}]}')
 # the same trade as spot sends it: a numeric trade id, no tick direction, ts before type
-BYBIT_SPOT_TRADE = (b'{"topic":"publicTrade.BTCUSDT","ts":1672304486868,"type":"snapshot","data":[{"i":"2290000000061666327",'
-                    b'"T":1672304486865,"p":"16578.50","v":"0.001","S":"Sell","s":"BTCUSDT","BT":false}]}')
+BYBIT_SPOT_TRADE = (b'{"topic":"publicTrade.BTCUSDT","ts":1672304486868,"type":"snapshot","data":['
+                    b'{"i":"2290000000061666327","T":1672304486865,"p":"16578.50","v":"0.001","S":"Sell","s":"BTCUSDT",'
+                    b'"BT":false}]}')
 BYBIT_DOC_LIQ = (b'{"topic":"allLiquidation.BTCUSDT","type":"snapshot","ts":1739502303204,"data":[{"T":1739502302929,'
                  b'"s":"BTCUSDT","S":"Sell","v":"20000","p":"0.04499"}]}')
 # OKX v5 "Trades channel" example (PROTOCOLS.md 3.3, the docs' own, a spot instId): sz is base currency on spot

@@ -71,7 +71,8 @@ class OkxSpotVenue(OkxVenue):
                 "symbols": list(self.pairs)}
 
     def counters(self) -> dict:
-        return {**super().counters(), "okx_spot_trades": self.tape.trades, "okx_spot_trades_sent": sum(self.sent.values())}
+        return {**super().counters(), "okx_spot_trades": self.tape.trades,
+                "okx_spot_trades_sent": sum(self.sent.values())}
 
     # ---------------------------------------------------------------- market events -> frames
 
@@ -88,8 +89,9 @@ class OkxSpotVenue(OkxVenue):
             self.sent[p.symbol] += 1
             v = self.insts[p.symbol]
             pair = v.family
+            sz = f"{p.qty:.{v.spec.qty_decimals}f}"   # base currency: spot has no contracts
             out.append((stream, (f'{{"arg":{{"channel":"trades","instId":"{pair}"}},"data":[{{"instId":"{pair}",'
-                                 f'"tradeId":"{p.trade_id}","px":"{v.px(p.price)}","sz":"{p.qty:.{v.spec.qty_decimals}f}",'
+                                 f'"tradeId":"{p.trade_id}","px":"{v.px(p.price)}","sz":"{sz}",'
                                  f'"side":"{"buy" if p.buy else "sell"}","ts":"{now_ms}","count":"1","source":"0",'
                                  f'"seqId":{p.trade_id}}}]}}').encode()))
         if out or self._last_push:

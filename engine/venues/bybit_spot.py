@@ -39,7 +39,8 @@ from engine.venues.common import IGNORED
 __all__ = [
     "VENUE", "MARKET", "CONTRACT_TYPE", "DEFAULT_WS_URLS", "DEFAULT_REST_URL", "Parser", "plan", "subscribe_messages",
     "unsubscribe_messages", "stream_symbol", "ping_message", "parse_exchange_info", "next_page", "parse_tickers",
-    "base_from_symbol", "spot_pairs", "EXCHANGE_INFO_REQUEST", "TICKERS_REQUEST", "MAX_ARGS_PER_SUBSCRIBE",
+    "base_from_symbol", "spot_pairs", "MESSAGE_INTERVAL_S", "PING_INTERVAL_S", "EXCHANGE_INFO_REQUEST",
+    "TICKERS_REQUEST", "MAX_ARGS_PER_SUBSCRIBE",
 ]
 
 VENUE = Venue.BYBIT_SPOT

@@ -36,7 +36,7 @@ from engine.venues.okx import (DEFAULT_REST_URL, MESSAGE_INTERVAL_S, PING_INTERV
 __all__ = [
     "VENUE", "MARKET", "CONTRACT_TYPE", "DEFAULT_WS_URLS", "DEFAULT_REST_URL", "Parser", "plan", "subscribe_messages",
     "unsubscribe_messages", "stream_symbol", "ping_message", "parse_exchange_info", "parse_tickers",
-    "base_from_symbol", "EXCHANGE_INFO_REQUEST", "TICKERS_REQUEST",
+    "base_from_symbol", "MESSAGE_INTERVAL_S", "PING_INTERVAL_S", "EXCHANGE_INFO_REQUEST", "TICKERS_REQUEST",
 ]
 
 VENUE = Venue.OKX_SPOT
