@@ -29,7 +29,7 @@ feed are ``<channel>:<instId>`` (``liquidation-orders:SWAP`` for the per-type ch
 from __future__ import annotations
 
 import math
-from typing import Callable, Generic, Mapping, Optional, TypeVar
+from typing import Annotated, Callable, Generic, Literal, Mapping, Optional, TypeVar
 
 import msgspec
 
@@ -166,16 +166,21 @@ class Arg(msgspec.Struct, gc=False):
     instType: str = ""
 
 
+# checked by the decoder (out of range: the frame is MALFORMED): an exchange time in ms, a count or id
+_Ms = Annotated[int, msgspec.Meta(ge=0, lt=_TS_MAX_MS)]
+_Count = Annotated[int, msgspec.Meta(ge=0)]
+
+
 class TradeData(msgspec.Struct, gc=False):
     """``{"instId":"BTC-USDT","tradeId":"338476307","px":"30236","sz":"0.0002","side":"buy","ts":"1652459224818"}``"""
 
     instId: str
     px: Bounded
     sz: Bounded
-    side: str
-    ts: int
-    tradeId: int = 0
-    count: int = 1
+    side: Literal["buy", "sell"]
+    ts: _Ms
+    tradeId: _Count = 0
+    count: _Count = 1
 
 
 class LiqDetail(msgspec.Struct, gc=False):
@@ -438,20 +443,18 @@ class Parser:
         stream = "trades:" + f.arg.instId
         start = len(out)
         skipped = False
+        units_of = self._units
         for d in f.data:
-            px, sz, side, ts = d.px, d.sz, _TAKER.get(d.side), d.ts   # px, sz bounded by the decoder
-            if not (side is not None and 0 <= ts < _TS_MAX_MS and d.tradeId >= 0 and d.count >= 0):
-                del out[start:]
-                return MALFORMED, stream
+            px, sz = d.px, d.sz   # every field bounded by the decoder
             if px == 0.0 or sz == 0.0:
                 continue
-            units = self._units[d.instId]
+            units = units_of[d.instId]
             if units is None:
                 skipped = True
                 continue
             iid, ct, inverse = units
             qty, notional = _qty_notional(sz, ct, inverse, px)
-            out.append((TRADE, self.venue, side, self.flags, iid, ts * _MS, ts_recv,
+            out.append((TRADE, self.venue, _TAKER[d.side], self.flags, iid, d.ts * _MS, ts_recv,
                         px, qty, notional, float(d.tradeId), float(d.count)))
         return (EMITTED if len(out) > start else IGNORED if skipped else PARSED), stream
 
