@@ -2,10 +2,13 @@
 by the decoder, Gate frames routed by their channel tag."""
 from __future__ import annotations
 
+import json
+
+import msgspec
 import pytest
 
 from engine.record import Kind, Side
-from engine.venues import Outcome, binance, gate, okx
+from engine.venues import Outcome, binance, bybit, gate, okx
 from engine.venues.common import InstrumentIds
 
 pytestmark = pytest.mark.unit
@@ -160,3 +163,58 @@ def test_binance_book_ticker_and_force_order_out_of_range_are_malformed(frame):
     out: list = []
     outcome, stream = binance.Parser({"BTCUSDT": 1}.get).parse(frame, 5, out)
     assert outcome == Outcome.MALFORMED and stream == frame[11:frame.index(b'"', 11)].decode() and out == []
+
+
+def _bybit_ticker(kind: str, ts: int, **fields) -> bytes:
+    return json.dumps({"topic": "tickers.BTCUSDT", "type": kind, "ts": ts, "cs": 1,
+                       "data": {"symbol": "BTCUSDT", **fields}}).encode()
+
+
+BYBIT_TICKERS = [
+    _bybit_ticker("snapshot", 1, markPrice="66666.6", indexPrice="66660.19", fundingRate="-0.005",
+                  nextFundingTime="1760342400000", openInterest="492373.72", openInterestValue="32824881841.75"),
+    _bybit_ticker("delta", 2, markPrice="66700", fundingRate=""),               # "" = n/a: the string path
+    _bybit_ticker("delta", 3, openInterest="500000", singleOpenInterest="250000"),
+    _bybit_ticker("delta", 4, markPrice="Infinity"),                             # MALFORMED, state kept
+    _bybit_ticker("delta", 5, fundingRate=0.0001, nextFundingTime=None),          # a JSON number, a null
+    _bybit_ticker("snapshot", 6, markPrice="1", indexPrice=""),
+    _bybit_ticker("delta", 7, markPrice="-1"),
+]
+
+
+def test_bybit_ticker_number_path_gives_what_the_string_path_gives(monkeypatch):
+    def run() -> list:
+        parser, results = bybit.Parser({"BTCUSDT": 1}.get), []
+        for frame in BYBIT_TICKERS:
+            out: list = []
+            results.append((parser.parse(frame, 9, out), out, list(parser.tickers["BTCUSDT"])))
+        return results
+
+    fast = run()
+    assert [r[0][0] for r in fast] == [Outcome.EMITTED] * 3 + [Outcome.MALFORMED, Outcome.EMITTED,
+                                                                Outcome.EMITTED, Outcome.MALFORMED]
+
+    class Refuse:
+        @staticmethod
+        def decode(payload):
+            raise msgspec.ValidationError("string path only")
+
+    monkeypatch.setattr(bybit, "_ticker_numbers_decoder", Refuse)
+    assert run() == fast
+
+
+BYBIT_TRADE = (b'{"topic":"publicTrade.BTCUSDT","type":"snapshot","ts":1672304486868,"data":[{"T":1672304486865,'
+               b'"s":"BTCUSDT","S":"Buy","v":"0.001","p":"16578.50","L":"PlusTick","i":"x","BT":false}]}')
+
+
+@pytest.mark.parametrize("field, value", [
+    (b'"S":"Buy"', b'"S":"Up"'), (b'"T":1672304486865', b'"T":-1'), (b'"T":1672304486865', b'"T":9223372036854776'),
+    (b'"v":"0.001"', b'"v":"NaN"'),
+])
+def test_bybit_trade_out_of_range_is_malformed_with_its_topic(field, value):
+    out: list = []
+    parser = bybit.Parser({"BTCUSDT": 1}.get)
+    assert parser.parse(BYBIT_TRADE, 5, out)[0] == Outcome.EMITTED and out[0][2] == Side.BUY
+    out.clear()
+    assert parser.parse(BYBIT_TRADE.replace(field, value), 5, out) == (Outcome.MALFORMED, "publicTrade.BTCUSDT")
+    assert out == []

@@ -28,7 +28,7 @@ is never subscribed; frames of it, and of the legacy v2 API, are IGNORED.
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping, Optional, Union
+from typing import Annotated, Callable, Literal, Mapping, Optional, Union
 
 import msgspec
 
@@ -70,6 +70,8 @@ _MAX = 1e15   # bound on any price, size or amount: products of two stay finite 
 _MS = 1_000_000
 _TS_MAX = (1 << 63) // _MS               # ms timestamps past this do not fit the record's int64 ns
 _BUY, _SELL = "Buy", "Sell"
+_TAKER = {_BUY: Side.BUY, _SELL: Side.SELL}           # trade S: the taker's side
+_POSITION = {_BUY: Side.LONG, _SELL: Side.SHORT}      # liquidation S: the liquidated position's side
 
 
 # -- wire ------------------------------------------------------------------------
@@ -157,12 +159,17 @@ TICKERS_REQUEST = ("/v5/market/tickers", {"category": CATEGORY}, 1)
 
 # -- messages ----------------------------------------------------------------------
 
+# checked by the decoder (out of range: the frame is MALFORMED): an exchange time in ms, a side
+_Ms = Annotated[int, msgspec.Meta(ge=0, lt=_TS_MAX)]
+_Side = Literal["Buy", "Sell"]
+
+
 class TradeItem(msgspec.Struct, gc=False):
     """``{"T":1672304486865,"s":"BTCUSDT","S":"Buy","v":"0.001","p":"16578.50","L":"PlusTick","i":"20f43950-…","BT":false,"seq":1783284617}``"""
 
-    T: int
+    T: _Ms
     s: str
-    S: str
+    S: _Side
     v: Bounded
     p: Bounded
     BT: bool = False
@@ -177,9 +184,9 @@ class TradeMsg(msgspec.Struct, gc=False):
 class LiquidationItem(msgspec.Struct, gc=False):
     """``{"T":1739502302929,"s":"ROSEUSDT","S":"Sell","v":"20000","p":"0.04499"}`` (``p`` = bankruptcy price)."""
 
-    T: int
+    T: _Ms
     s: str
-    S: str
+    S: _Side
     v: Bounded
     p: Bounded
 
@@ -225,11 +232,33 @@ class TickerData(msgspec.Struct, gc=False):
     singleOpenInterestValue: _Num = None
 
 
+_Rate = Annotated[float, msgspec.Meta(ge=-_MAX, lt=_MAX)]
+
+
+class TickerNumbers(msgspec.Struct, gc=False):
+    """:class:`TickerData` when every field given is a number in range (the usual push): decoded and bounded in C.
+    A push with a ``""`` (n/a) or a bad value fails this and is read as TickerData."""
+
+    symbol: str
+    markPrice: Optional[Bounded] = None
+    indexPrice: Optional[Bounded] = None
+    fundingRate: Optional[_Rate] = None
+    nextFundingTime: Optional[Bounded] = None
+    openInterest: Optional[Bounded] = None
+    openInterestValue: Optional[Bounded] = None
+    singleOpenInterest: Optional[Bounded] = None
+    singleOpenInterestValue: Optional[Bounded] = None
+
+
 class TickerMsg(msgspec.Struct, gc=False):
     topic: str
     type: str
     data: TickerData
     ts: int = 0
+
+
+class TickerNumbersMsg(TickerMsg):
+    data: TickerNumbers
 
 
 class _Head(msgspec.Struct):
@@ -244,6 +273,7 @@ _trade_decoder = msgspec.json.Decoder(TradeMsg, strict=False)
 _liq_decoder = msgspec.json.Decoder(LiquidationMsg, strict=False)
 _book_decoder = msgspec.json.Decoder(BookMsg, strict=False)
 _ticker_decoder = msgspec.json.Decoder(TickerMsg, strict=False)
+_ticker_numbers_decoder = msgspec.json.Decoder(TickerNumbersMsg, strict=False)
 _head_decoder = msgspec.json.Decoder(Union[_Head, list])
 _levels_decoder = msgspec.json.Decoder(list[tuple[float, float]], strict=False)
 _DecodeErrors = DECODE_ERRORS + (TypeError,)
@@ -299,7 +329,10 @@ class Parser:
                 msg = _book_decoder.decode(payload)
                 return self._book(msg, ts_recv, out), msg.topic
             if head == b'{"topic":"ticker':
-                msg = _ticker_decoder.decode(payload)
+                try:
+                    msg = _ticker_numbers_decoder.decode(payload)
+                except _DecodeErrors:
+                    msg = _ticker_decoder.decode(payload)
                 return self._ticker(msg, ts_recv, out), msg.topic
             if head == b'{"topic":"allLi':
                 msg = _liq_decoder.decode(payload)
@@ -342,15 +375,7 @@ class Parser:
         skipped = False
         ids, sizes, flags, venue = self._ids, self.contract_sizes, self.flags, self.venue
         for it in msg.data:
-            p, v = it.p, it.v   # bounded by the decoder
-            if not 0 <= it.T < _TS_MAX:
-                del out[start:]
-                return MALFORMED
-            s = it.S
-            side = Side.BUY if s == _BUY else Side.SELL if s == _SELL else 0
-            if not side:
-                del out[start:]
-                return MALFORMED
+            p, v = it.p, it.v   # bounded by the decoder, as are T and S
             if p == 0.0 or v == 0.0:
                 continue
             iid = ids[it.s]
@@ -358,7 +383,7 @@ class Parser:
                 skipped = True
                 continue
             q = v * sizes.get(it.s, 1.0) if sizes else v
-            out.append((TRADE, venue, side, flags | Flag.NON_MARKET if it.BT else flags, iid, it.T * _MS,
+            out.append((TRADE, venue, _TAKER[it.S], flags | Flag.NON_MARKET if it.BT else flags, iid, it.T * _MS,
                         ts_recv, p, q, p * q, 0.0, 1.0))
         return EMITTED if len(out) > start else IGNORED if skipped else PARSED
 
@@ -372,12 +397,7 @@ class Parser:
         skipped = False
         ids, sizes = self._ids, self.contract_sizes
         for it in msg.data:
-            p, v = it.p, it.v   # bounded by the decoder
-            s = it.S
-            side = Side.LONG if s == _BUY else Side.SHORT if s == _SELL else 0
-            if not side or not 0 <= it.T < _TS_MAX:
-                del out[start:]
-                return MALFORMED
+            p, v = it.p, it.v   # bounded by the decoder, as are T and S
             if p == 0.0 or v == 0.0:
                 continue
             iid = ids[it.s]
@@ -385,7 +405,7 @@ class Parser:
                 skipped = True
                 continue
             q = v * sizes.get(it.s, 1.0) if sizes else v
-            out.append((LIQUIDATION, VENUE, side, self.flags, iid, it.T * _MS, ts_recv,
+            out.append((LIQUIDATION, VENUE, _POSITION[it.S], self.flags, iid, it.T * _MS, ts_recv,
                         p, q, p * q, p, 0.0))
         return EMITTED if len(out) > start else IGNORED if skipped else PARSED
 
@@ -439,18 +459,13 @@ class Parser:
             return MALFORMED
         raw = msgspec.structs.astuple(d)   # symbol, then the number fields in TickerData order
         prev = self.tickers.get(d.symbol)
-        st = [None] * 8 if prev is None or kind == "snapshot" else prev.copy()
-        # absent (None) = unchanged; "" = not applicable; validate everything before the state changes
-        for i in range(8):
-            v = raw[i + 1]
-            if v is not None:
-                if v == "":
-                    st[i] = None
-                    continue
-                x = float(v)
-                if not (_TICKER_LOW[i] <= x < _MAX):
-                    return MALFORMED
-                st[i] = x
+        if type(d) is TickerNumbers:       # numbers bounded by the decoder; absent (None) = unchanged
+            st = list(raw[1:]) if prev is None or kind == "snapshot" else [
+                p if v is None else v for v, p in zip(raw[1:], prev)]
+        else:
+            st = _merge_strings(raw, prev, kind)
+            if st is None:
+                return MALFORMED
         iid = self._ids[d.symbol]
         if iid is None:
             return IGNORED
@@ -471,6 +486,23 @@ class Parser:
                 out.append((Kind.OPEN_INTEREST, VENUE, 0, self.flags, iid, ts, ts_recv, price, qty,
                             qty * price if usd is None else usd, 0.0, 0.0))
         return EMITTED if len(out) > start else PARSED
+
+
+def _merge_strings(raw: tuple, prev: list | None, kind: str) -> list | None:
+    """TickerData numbers (``raw``: symbol, then the fields) merged into ``prev``: absent (None) = unchanged,
+    "" = not applicable; None if a value is unusable (checked before the state changes)."""
+    st = [None] * 8 if prev is None or kind == "snapshot" else prev.copy()
+    for i in range(8):
+        v = raw[i + 1]
+        if v is not None:
+            if v == "":
+                st[i] = None
+                continue
+            x = float(v)
+            if not (_TICKER_LOW[i] <= x < _MAX):
+                return None
+            st[i] = x
+    return st
 
 
 def _best(levels: list[tuple[float, float]]):
