@@ -41,15 +41,14 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Callable, Union
+from typing import Annotated, Callable, Literal, Union
 
 import msgspec
 
 from engine.record import Flag, Kind, Side, Venue
 from engine.venues import ConnectionPlan, InstrumentInfo, Outcome
-from engine.venues.common import (CANDLE_ERRORS, CONTROL, DECODE_ERRORS, EMITTED, IGNORED, MALFORMED, PARSED, UNKNOWN,
-                                   InstrumentIds, book_top,
-                                   open_interest)
+from engine.venues.common import (CANDLE_ERRORS, CONTROL, DECODE_ERRORS, EMITTED, IGNORED, MALFORMED, PARSED, TRADE,
+                                   UNKNOWN, InstrumentIds, book_top, open_interest)
 
 __all__ = [
     "VENUE", "DEFAULT_WS_URLS", "DEFAULT_REST_URL", "REST_METHOD", "LIQUIDATIONS_AVAILABLE", "Parser", "plan",
@@ -95,6 +94,8 @@ _IGNORED_CHANNELS = frozenset({
     "userTwapSliceFills", "userTwapHistory",
 })
 _INF = float("inf")
+_FLOAT_MAX = 1.7976931348623157e308
+_TAKER = {"B": Side.BUY, "A": Side.SELL}
 _MS = 1_000_000
 _INFO_BODY = {"type": "metaAndAssetCtxs"}
 EXCHANGE_INFO_REQUEST = (INFO_PATH, _INFO_BODY, 20)
@@ -171,14 +172,18 @@ def post_message(req_id: int, payload: dict) -> bytes:
 _TAGGED = dict(tag_field="channel", gc=False)
 
 
+# a price or size in [0, inf), checked by the decoder (NaN, inf or a negative value: the frame is MALFORMED)
+_Finite = Annotated[float, msgspec.Meta(ge=0.0, le=_FLOAT_MAX)]
+
+
 class WsTrade(msgspec.Struct, gc=False):
     """``{"coin":"BTC","hash":"0xde47…475b","px":"105056.0","side":"B","sz":"0.00219","tid":121451470284048,"time":1737918794873,"users":["0xe9ed…","0x6802…"]}``"""
 
     coin: str
-    side: str
-    px: float
-    sz: float
-    time: int
+    side: Literal["B", "A"]          # the taker: B = buy, A = sell (ask side hit)
+    px: _Finite
+    sz: _Finite
+    time: Annotated[int, msgspec.Meta(ge=0)]
     tid: int = 0
 
 
@@ -379,16 +384,8 @@ class Parser:
         state: dict[str, list] = {}
         ignored = dups = 0
         for t in trades:
-            px, sz, ms = t.px, t.sz, t.time
-            if not (0.0 <= px < _INF and 0.0 <= sz < _INF and px * sz < _INF and ms >= 0):
-                del out[start:]
-                return MALFORMED, f"trades:{coin}"
-            side = t.side
-            if side == "B":
-                side = Side.BUY
-            elif side == "A":
-                side = Side.SELL
-            else:
+            px, sz, ms = t.px, t.sz, t.time   # each bounded by the decoder, the side too
+            if not px * sz < _INF:
                 del out[start:]
                 return MALFORMED, f"trades:{coin}"
             if px == 0.0 or sz == 0.0:
@@ -408,7 +405,7 @@ class Parser:
                 st[4] = {t.tid}
             elif ms == st[3]:
                 st[4].add(t.tid)
-            out.append((Kind.TRADE, VENUE, side, flags, st[0], ms * _MS, ts_recv, px, sz, px * sz, 0.0, 1.0))
+            out.append((TRADE, VENUE, _TAKER[t.side], flags, st[0], ms * _MS, ts_recv, px, sz, px * sz, 0.0, 1.0))
         for c, st in state.items():
             if st[0] is not None:
                 self._last_trade[c] = (st[3], st[4])
