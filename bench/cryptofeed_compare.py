@@ -11,12 +11,13 @@ All parse the same real frames of cryptofeed's own captures: Binance USD-M 2021 
 bookTicker), OKX 2022 (trades), Gate futures 2023 (book_ticker) and Bitget 2022 (USDT-M trade,
 ticker); only frames Undertow turns into records are timed (book diffs need a live snapshot and are
 left out; the captures hold no other trade or ticker frames). Contenders: Undertow's parser,
-cryptofeed's handler, for Binance the same normalisation with stdlib ``json``
-(bench/bench_parse.py), and with ``--baseline`` an older copy of a venue module (``git show
+cryptofeed's handler, the same normalisation written with stdlib ``json`` (bench/bench_parse.py,
+bench/stdlib_parsers.py), and with ``--baseline`` an older copy of a venue module (``git show
 REV:engine/venues/binance.py > /tmp/old.py``) for a before/after in one run. They take turns, one
-pass each per round, best pass kept: the machine is shared and noisy, so compare ratios from one
-run. cryptofeed's symbol tables come from the captured REST responses, so nothing touches the
-network; its callbacks are no-ops. Prints µs per frame and ratios, then one JSON line.
+pass each per round, best pass kept, timed by the thread's CPU time: the machine is shared and
+noisy, so compare ratios from one run. cryptofeed's symbol tables come from the captured REST
+responses, so nothing touches the network; its callbacks are no-ops. Prints µs per frame and ratios,
+then one JSON line.
 """
 from __future__ import annotations
 
@@ -25,11 +26,12 @@ import asyncio
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.bench_parse import CLOCK, load_module   # noqa: E402 (after the path insert)
+
 SHARED = Path(os.environ.get("UNDERTOW_SHARED") or ROOT.parent / "shared") / "data" / "cryptofeed" / "sample_data"
 
 
@@ -54,19 +56,24 @@ def rest_payloads(venue: str) -> list[bytes]:
     return [fr.payload for fr in iter_capture(SHARED / CASES[venue][1]) if fr.direction == "rest"]
 
 
-def undertow_parser(module, venue: str):
-    """``module``'s Parser with the contract sizes the venue needs, read from the REST capture."""
-    lookup = _Registry().lookup
+def contract_sizes(module, venue: str) -> dict[str, float] | None:
+    """Contract sizes the venue's parser needs (OKX, Gate: sizes are contracts), from the REST capture."""
     if venue == "okx":
         sizes: dict[str, float] = {}
         for payload in rest_payloads(venue):
             sizes.update(module.contract_sizes(module.parse_exchange_info(payload)))
-        return module.Parser(lookup, contract_sizes=sizes)
+        return sizes
     if venue == "gate":
         (payload,) = rest_payloads(venue)
-        return module.Parser(lookup, contract_sizes={i.symbol: i.contract_size
-                                                     for i in module.parse_exchange_info(payload)})
-    return module.Parser(lookup)
+        return {i.symbol: i.contract_size for i in module.parse_exchange_info(payload)}
+    return None
+
+
+def undertow_parser(module, venue: str):
+    """``module``'s Parser with the contract sizes the venue needs, read from the REST capture."""
+    sizes = contract_sizes(module, venue)
+    lookup = _Registry().lookup
+    return module.Parser(lookup) if sizes is None else module.Parser(lookup, contract_sizes=sizes)
 
 
 def frames(venue: str, module) -> dict[str, list[bytes]]:
@@ -91,6 +98,9 @@ class _Registry(dict):
     def lookup(self, symbol: str) -> int:
         return self.setdefault(symbol, len(self))
 
+    def __missing__(self, symbol: str) -> int:   # ``ids[symbol]`` (Binance's stdlib normalisation)
+        return self.lookup(symbol)
+
 
 def parser_pass(module, venue: str):
     """One timed pass of ``module``'s Parser over the payloads -> seconds per frame."""
@@ -98,27 +108,37 @@ def parser_pass(module, venue: str):
 
     def run(payloads: list[bytes]) -> float:
         parse, out = parser.parse, []
-        t0 = time.perf_counter()
+        t0 = CLOCK()
         for p in payloads:
             parse(p, 0, out)
             out.clear()
-        return (time.perf_counter() - t0) / len(payloads)
+        return (CLOCK() - t0) / len(payloads)
     return run
 
 
-def stdlib_pass():
-    """One timed pass of the stdlib-json normalisation (bench/bench_parse.py) -> seconds per frame."""
+def stdlib_pass(venue: str):
+    """One timed pass of the venue's normalisation written with stdlib ``json`` (bench/bench_parse.py for
+    Binance, bench/stdlib_parsers.py for the others) -> seconds per frame."""
+    import importlib
     from bench.bench_parse import stdlib_parse
+    from bench.stdlib_parsers import bitget_normalise, gate_normalise, okx_normalise
     ids = _Registry()
+    lookup = ids.lookup
+    sizes = contract_sizes(importlib.import_module(f"engine.venues.{venue}"), venue)
+    normalise = {
+        "binance": lambda p, out: stdlib_parse(p, 0, ids, out),
+        "okx": lambda p, out: okx_normalise(p, 0, out, lookup, sizes),
+        "gate": lambda p, out: gate_normalise(p, 0, lookup, sizes, out),
+        "bitget": lambda p, out: bitget_normalise(p, lookup, 0, out),
+    }[venue]
 
     def run(payloads: list[bytes]) -> float:
         out: list = []
-        t0 = time.perf_counter()
+        t0 = CLOCK()
         for p in payloads:
-            stdlib_parse(p, 0, ids, out)
+            normalise(p, out)
             out.clear()
-        return (time.perf_counter() - t0) / len(payloads)
-    ids.update({s: 0 for s in ("SUSHIUSDT", "AKROUSDT", "KEEPUSDT", "CTKUSDT")})
+        return (CLOCK() - t0) / len(payloads)
     return run
 
 
@@ -150,10 +170,10 @@ def cryptofeed_pass(venue: str, payloads: list[bytes]):
     loop = asyncio.new_event_loop()
 
     async def one_pass(texts: list[str]) -> float:
-        t0 = time.perf_counter()
+        t0 = CLOCK()
         for m in texts:
             await feed.message_handler(m, None, 0.0)
-        return (time.perf_counter() - t0) / len(texts)
+        return (CLOCK() - t0) / len(texts)
 
     def run(payloads: list[bytes]) -> float:
         return loop.run_until_complete(one_pass([p.decode() for p in payloads]))
@@ -171,15 +191,13 @@ def main(argv=None) -> int:
         print(f"captures not found at {SHARED}", file=sys.stderr)
         return 1
     import importlib
-    from bench.bench_parse import load_module
     baselines = dict(b.split("=", 1) for b in args.baseline)
     result = {}
     for venue in args.venue or list(CASES):
         module = importlib.import_module(f"engine.venues.{venue}")
         for kind, payloads in frames(venue, module).items():
-            contenders = {"undertow": parser_pass(module, venue), "cryptofeed": cryptofeed_pass(venue, payloads)}
-            if venue == "binance":
-                contenders["stdlib"] = stdlib_pass()
+            contenders = {"undertow": parser_pass(module, venue), "cryptofeed": cryptofeed_pass(venue, payloads),
+                          "stdlib": stdlib_pass(venue)}
             if venue in baselines:
                 contenders["before"] = parser_pass(load_module(baselines[venue]), venue)
             best = dict.fromkeys(contenders, float("inf"))

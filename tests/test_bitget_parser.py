@@ -16,6 +16,7 @@ from engine.books import attach
 from engine.captures import iter_capture
 from engine.config import VenueConfig
 from engine.record import Control, Flag, Kind, Side, Venue
+from bench.stdlib_parsers import bitget_normalise as _stdlib_parse
 from engine.venues import Outcome, bitget
 from tests.fuzz_frames import damaged
 
@@ -490,44 +491,6 @@ def test_random_bytes_and_rest_bodies_never_raise(raw):
 
 
 # -- throughput: msgspec parser vs stdlib json + the same normalisation -------------------
-
-def _stdlib_parse(payload: bytes, lookup, ts_recv: int, out: list) -> int:
-    """Reference normaliser on ``json.loads`` for the frames of the recorded mix capture."""
-    if payload == b"pong":
-        return 2
-    try:
-        m = json.loads(payload)
-    except ValueError:
-        return 5
-    if "event" in m:
-        return 2
-    arg, action, data = m["arg"], m["action"], m["data"]
-    ch, inst = arg["channel"], arg["instId"]
-    iid = lookup(inst)
-    if ch == "trade":
-        if action != "update":
-            return 1
-        for ts, p, q, side in data:
-            p, q = float(p), float(q)
-            out.append((Kind.TRADE, Venue.BITGET, Side.BUY if side == "buy" else Side.SELL, 0, iid,
-                        int(ts) * 1_000_000, ts_recv, p, q, p * q, 0.0, 1.0))
-        return 0
-    if ch == "ticker":
-        t = data[0]
-        mark = float(t["markPrice"])
-        out.append((Kind.MARK, Venue.BITGET, 0, 0, iid, int(t["systemTime"]) * 1_000_000, ts_recv, mark,
-                    float(t["indexPrice"]), 0.0, float(t["capitalRate"]), float(t["nextSettleTime"])))
-        return 0
-    if ch == "books":
-        b = data[0]
-        if action != "snapshot":
-            return 1
-        (bid, bq), (ask, aq) = [float(x) for x in b["bids"][0]], [float(x) for x in b["asks"][0]]
-        out.append((Kind.BOOK_TOP, Venue.BITGET, 0, 0, iid, int(b["ts"]) * 1_000_000, ts_recv,
-                    bid, bq, bid * bq + ask * aq, ask, aq))
-        return 0
-    return 3
-
 
 def throughput(repeat: int = 5) -> dict[str, float]:
     """µs per frame for both parsers over the recv frames of BITGET.ws.2.0 (best of ``repeat``)."""

@@ -16,6 +16,7 @@ from hypothesis import given, settings, strategies as st
 
 from engine.captures import iter_capture
 from engine.record import Flag, Kind, Side, Venue
+from bench.stdlib_parsers import gate_normalise as stdlib_parse
 from engine.venues import Outcome, gate
 
 from .conftest import shared_data_dir
@@ -469,28 +470,6 @@ def test_rest_parsers_never_raise(payload):
 
 
 # -- throughput: msgspec parser vs stdlib json with the same normalisation ---------------------
-
-def stdlib_parse(payload: bytes, ts: int, lookup, sizes: dict, out: list) -> None:
-    """The parser's normalisation of the captured message types, written with json.loads (the baseline)."""
-    d = json.loads(payload)
-    if d.get("event") != "update":
-        return
-    ch, res = d["channel"], d["result"]
-    if ch == "futures.book_ticker":
-        b, a, m = float(res["b"]), float(res["a"]), sizes[res["s"]]
-        bq, aq = float(res["B"]) * m, float(res["A"]) * m
-        if all(math.isfinite(v) for v in (b, a, bq, aq)) and b > 0 and a > 0 and bq >= 0 and aq >= 0:
-            out.append((Kind.BOOK_TOP, Venue.GATE, 0, 0, lookup(res["s"]), (res["t"] or d["time_ms"]) * 1_000_000,
-                        ts, b, bq, b * bq + a * aq, a, aq))
-    elif ch == "futures.trades":
-        for it in res:
-            p, size, m = float(it["price"]), float(it["size"]), sizes[it["contract"]]
-            if p > 0 and size != 0 and math.isfinite(p) and math.isfinite(size):
-                q = abs(size) * m
-                out.append((Kind.TRADE, Venue.GATE, Side.BUY if size > 0 else Side.SELL, 0, lookup(it["contract"]),
-                            it["create_time_ms"] * 1_000_000, ts, p, q, p * q, float(it["id"]), 1.0))
-    # order_book_update deltas: decoded and counted only, as in the msgspec parser
-
 
 def real_frames() -> list[bytes]:
     return [fr.payload for fr in iter_capture(SHARED / WS) if fr.direction == "recv" and b'"update"' in fr.payload]

@@ -3,7 +3,6 @@ on the real frames of OKX.ws.1.0. The test checks both give identical records an
 ``python -m tests.test_okx_throughput`` prints the figures alone."""
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -11,59 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from bench.stdlib_parsers import okx_normalise as stdlib_parse
 from engine.captures import iter_capture
-from engine.record import Flag, Kind, Side
-from engine.venues import Outcome, okx
+from engine.venues import okx
 
 SHARED = Path(os.environ.get("UNDERTOW_SHARED") or Path(__file__).resolve().parents[2] / "shared") / "data"
 WS = SHARED / "cryptofeed/sample_data/OKX.ws.1.0"
 REST = SHARED / "cryptofeed/sample_data/OKX.0"
-_INF = math.inf
-_TAKER = {"buy": Side.BUY, "sell": Side.SELL}
-
-
-def stdlib_parse(payload: bytes, ts_recv: int, out: list, lookup, sizes) -> Outcome:
-    """The normalisation the msgspec parser does for these frames, on ``json.loads`` dicts."""
-    try:
-        msg = json.loads(payload)
-    except ValueError:
-        return Outcome.MALFORMED
-    if "event" in msg:
-        return Outcome.CONTROL
-    arg = msg["arg"]
-    channel, inst = arg["channel"], arg.get("instId", "")
-    if channel == "tickers":
-        return Outcome.IGNORED
-    iid, ct = lookup(inst), sizes.get(inst)
-    if iid is None or ct is None:
-        return Outcome.IGNORED
-    inverse = inst.count("-") == 2 and inst.split("-")[1] == "USD"
-    try:
-        if channel == "trades":
-            start = len(out)
-            for d in msg["data"]:
-                px, sz, side, ts = float(d["px"]), float(d["sz"]), _TAKER.get(d["side"]), int(d["ts"])
-                if not (0.0 <= px < _INF and 0.0 <= sz < _INF and side is not None):
-                    del out[start:]
-                    return Outcome.MALFORMED
-                notional = sz * ct if inverse else sz * ct * px
-                qty = notional / px if inverse else sz * ct
-                out.append((Kind.TRADE, okx.VENUE, side, 0, iid, ts * 1_000_000, ts_recv, px, qty, notional,
-                            float(int(d.get("tradeId", 0))), float(int(d.get("count", 1)))))
-            return Outcome.EMITTED
-        if channel == "books":
-            if msg["action"] != "snapshot":
-                return Outcome.PARSED
-            d = msg["data"][0]
-            bid, bq = float(d["bids"][0][0]), float(d["bids"][0][1])
-            ask, aq = float(d["asks"][0][0]), float(d["asks"][0][1])
-            bq, aq = (bq * ct / bid, aq * ct / ask) if inverse else (bq * ct, aq * ct)
-            out.append((Kind.BOOK_TOP, okx.VENUE, 0, Flag.SNAPSHOT, iid, int(d["ts"]) * 1_000_000, ts_recv,
-                        bid, bq, bid * bq + ask * aq, ask, aq))
-            return Outcome.EMITTED
-    except (KeyError, IndexError, TypeError, ValueError):
-        return Outcome.MALFORMED
-    return Outcome.UNKNOWN
 
 
 def load():
