@@ -218,3 +218,15 @@ def test_bybit_trade_out_of_range_is_malformed_with_its_topic(field, value):
     out.clear()
     assert parser.parse(BYBIT_TRADE.replace(field, value), 5, out) == (Outcome.MALFORMED, "publicTrade.BTCUSDT")
     assert out == []
+
+
+def test_gate_stream_names_are_made_once_per_contract_and_bounded(monkeypatch):
+    parser = gate.Parser({"PHB_USDT": 4, "BTC_USDT": 5}.get, contract_sizes={"PHB_USDT": 1.0, "BTC_USDT": 0.0001})
+    btc = GATE_TICKER.replace(b"PHB_USDT", b"BTC_USDT")
+    assert [parser.parse(f, 5, [])[1] for f in (GATE_TICKER, btc, GATE_TICKER)] == [
+        "futures.book_ticker:PHB_USDT", "futures.book_ticker:BTC_USDT", "futures.book_ticker:PHB_USDT"]
+    assert parser.parse(GATE_TICKER.replace(b'"B":814', b'"B":-1'), 5, []) == (Outcome.MALFORMED, "")
+    monkeypatch.setattr(gate, "_MAX_STREAMS", 2)
+    other = GATE_TICKER.replace(b"PHB_USDT", b"ETH_USDT")   # unregistered: IGNORED, still named
+    assert parser.parse(other, 5, []) == (Outcome.IGNORED, "futures.book_ticker:ETH_USDT")
+    assert len(parser._routes["futures.book_ticker"][1]) == 2

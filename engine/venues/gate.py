@@ -40,8 +40,7 @@ from engine.books import id_range
 from engine.record import Flag, Kind, Side, Venue
 from engine.venues import ConnectionPlan, InstrumentInfo, Outcome
 from engine.venues.common import (CANDLE_ERRORS, CONTROL, DECODE_ERRORS, EMITTED, IGNORED, MALFORMED, PARSED, UNKNOWN,
-                                   InstrumentIds, batches,
-                                   book_top, open_interest)
+                                   Bounded, InstrumentIds, batches, book_top, open_interest)
 
 __all__ = [
     "VENUE", "DEFAULT_WS_URLS", "DEFAULT_REST_URL", "Parser", "plan", "subscribe_messages", "streams_for",
@@ -209,9 +208,9 @@ class BookTicker(msgspec.Struct, gc=False):
 
     s: str
     b: float
-    B: float
+    B: Bounded          # sizes bounded by the decoder; prices by book_top() (after the contract lookup)
     a: float
-    A: float
+    A: Bounded
     t: int = 0
     u: int = 0
 
@@ -311,6 +310,26 @@ class _Units(dict):
         return iid, size
 
 
+class _Streams(dict):
+    """Contract -> ``"<channel>:<contract>"`` ("" for none) of one channel, made once per contract (bounded:
+    past ``_MAX_STREAMS`` names are made each time)."""
+
+    __slots__ = ("channel",)
+
+    def __init__(self, channel: str):
+        super().__init__()
+        self.channel = channel
+
+    def __missing__(self, contract: str) -> str:
+        name = f"{self.channel}:{contract}" if contract else ""
+        if len(self) < _MAX_STREAMS:
+            self[contract] = name
+        return name
+
+
+_MAX_STREAMS = 10_000
+
+
 class Parser:
     """Turn Gate USDT-futures frames into record tuples.
 
@@ -334,12 +353,15 @@ class Parser:
         self.contract_sizes = contract_sizes if contract_sizes is not None else {}
         self.missing_contract_size = 0
         self._units = _Units(self._ids, self._size_of)
-        self._handlers = {
+        handlers = {
             "futures.trades": self._trades, "futures.public_liquidates": self._liquidations,
             "futures.order_book_update": self._book_update, "futures.obu": self._obu,
             "futures.book_ticker": self._book_ticker, "futures.tickers": self._tickers,
             "futures.contract_stats": self._stats,
         }
+        # channel -> (handler, its stream names); the fast path finds it by the decoded Struct's type
+        self._routes = {ch: (h, _Streams(ch)) for ch, h in handlers.items()}
+        self._routes_of = {t: self._routes[ch] for t, ch in _CHANNEL_OF.items()}
 
     def parse(self, payload: bytes, ts_recv: int, out: list) -> tuple[Outcome, str]:
         """Parse one frame; append records to ``out``; return (outcome, stream name)."""
@@ -348,18 +370,19 @@ class Parser:
         except _DecodeErrors:
             return self._slow(payload, ts_recv, out)
         if msg.event in _DATA_EVENTS or not msg.event:
-            return self._dispatch(_CHANNEL_OF[type(msg)], msg.result, msg.time_ms, ts_recv, out)
+            return self._dispatch(self._routes_of[type(msg)], msg.result, msg.time_ms, ts_recv, out)
         return CONTROL, ""
 
-    def _dispatch(self, channel, result, time_ms, ts_recv, out) -> tuple[Outcome, str]:
+    def _dispatch(self, route, result, time_ms, ts_recv, out) -> tuple[Outcome, str]:
+        handler, streams = route
         start = len(out)
         try:
-            outcome, contract = self._handlers[channel](result, time_ms, ts_recv, out)
+            outcome, contract = handler(result, time_ms, ts_recv, out)
         except _DecodeErrors:  # nested level lists are decoded lazily
             outcome, contract = MALFORMED, ""
         if outcome is MALFORMED:
             del out[start:]
-        return outcome, f"{channel}:{contract}" if contract else ""
+        return outcome, streams[contract]
 
     def _slow(self, payload: bytes, ts_recv: int, out: list) -> tuple[Outcome, str]:
         """Classify a frame the fast path refused: ack, error, unknown channel or broken (slow path)."""
@@ -383,7 +406,7 @@ class Parser:
             result = decoder.decode(head.result)
         except _DecodeErrors:
             return MALFORMED, ""
-        return self._dispatch(channel, result, head.time_ms, ts_recv, out)
+        return self._dispatch(self._routes[channel], result, head.time_ms, ts_recv, out)
 
     def _size_of(self, contract: str) -> float:
         size = self.contract_sizes.get(contract)
@@ -502,8 +525,6 @@ class Parser:
 
     def _book_ticker(self, msg: BookTicker, time_ms, ts_recv, out):
         """``{"channel":"futures.book_ticker","event":"update","result":{"t":1684930165621,"u":6159967,"s":"PHB_USDT","b":"0.7379","B":814,"a":"0.739","A":677}}``"""
-        if not (0.0 <= msg.B < _MAX and 0.0 <= msg.A < _MAX):
-            return MALFORMED, ""
         iid, mult = self._units[msg.s]
         if not mult:
             return IGNORED, msg.s
