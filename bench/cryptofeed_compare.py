@@ -116,6 +116,34 @@ def parser_pass(module, venue: str):
     return run
 
 
+def _decoders(module, venue: str, payloads: list[bytes]) -> list:
+    """For each payload, the msgspec decode its parser's fast path runs on it (found the way the parser finds
+    it, outside the timing)."""
+    parser = undertow_parser(module, venue)
+    if venue == "binance":
+        return [module._decode_envelope] * len(payloads)
+    if venue == "gate":
+        return [module._decode_update] * len(payloads)
+    if venue == "okx":
+        p = module._P
+        return [parser._fast[x[p:x.find(b'"', p)]][0].decode for x in payloads]
+    for x in payloads:   # bitget: the decoder of the route its head was learned with
+        parser.parse(x, 0, [])
+    return [parser._heads[x[:x.find(91)]][1] for x in payloads]
+
+
+def decode_pass(module, venue: str, payloads: list[bytes]):
+    """One timed pass of the parser's msgspec decode alone (the floor of this design) -> seconds per frame."""
+    decoders = _decoders(module, venue, payloads)
+
+    def run(payloads: list[bytes]) -> float:
+        t0 = CLOCK()
+        for decode, p in zip(decoders, payloads):
+            decode(p)
+        return (CLOCK() - t0) / len(payloads)
+    return run
+
+
 def stdlib_pass(venue: str):
     """One timed pass of the venue's normalisation written with stdlib ``json`` (bench/bench_parse.py for
     Binance, bench/stdlib_parsers.py for the others) -> seconds per frame."""
@@ -186,6 +214,7 @@ def main(argv=None) -> int:
     ap.add_argument("--baseline", action="append", default=[], metavar="VENUE=PATH",
                     help="an older copy of engine/venues/<VENUE>.py, timed as 'before'")
     ap.add_argument("--rounds", type=int, default=30, help="passes per contender (best kept)")
+    ap.add_argument("--floor", action="store_true", help="also time the parser's msgspec decode alone")
     args = ap.parse_args(argv)
     if not SHARED.is_dir():
         print(f"captures not found at {SHARED}", file=sys.stderr)
@@ -200,6 +229,8 @@ def main(argv=None) -> int:
                           "stdlib": stdlib_pass(venue)}
             if venue in baselines:
                 contenders["before"] = parser_pass(load_module(baselines[venue]), venue)
+            if args.floor:
+                contenders["decode"] = decode_pass(module, venue, payloads)
             best = dict.fromkeys(contenders, float("inf"))
             for _ in range(args.rounds):
                 for name, run in contenders.items():
