@@ -220,14 +220,17 @@ class TickerItem(msgspec.Struct, gc=False):
 
 
 class LegacyTickerItem(msgspec.Struct, gc=False):
-    """v1 mix ``ticker``: ``{"instId":"DASHUSDT","markPrice":"113.381","indexPrice":"113.427","capitalRate":"-0.000100","nextSettleTime":1649314800000,"systemTime":1649290077309,"holding":"21957.17",..}``"""
+    """v1 mix ``ticker``: ``{"instId":"DASHUSDT","markPrice":"113.381","indexPrice":"113.427","capitalRate":"-0.000100","nextSettleTime":1649314800000,"systemTime":1649290077309,"holding":"21957.17",..}``
+
+    Read into :class:`TickerItem`'s names (``capitalRate`` is the funding rate, ``holding`` the open
+    interest, ``systemTime`` the time), so one handler serves both."""
 
     markPrice: Positive
     indexPrice: Bounded = 0.0
-    capitalRate: _Rate = 0.0
-    nextSettleTime: _Ms = 0
-    holding: float = -1.0
-    systemTime: _Ms = 0
+    fundingRate: _Rate = msgspec.field(default=0.0, name="capitalRate")
+    nextFundingTime: _Ms = msgspec.field(default=0, name="nextSettleTime")
+    holdingAmount: float = msgspec.field(default=-1.0, name="holding")
+    ts: _Ms = msgspec.field(default=0, name="systemTime")
 
 
 class LiquidationItem(msgspec.Struct, gc=False):
@@ -240,6 +243,7 @@ class LiquidationItem(msgspec.Struct, gc=False):
     ts: _Ms
 
 
+_MARK = Kind.MARK
 _LegacyTrade = tuple[_Ms, Bounded, Bounded, _Side]   # v1 mix ``trade``: ["1649290078916","9.977","1","sell"]
 
 
@@ -390,7 +394,7 @@ class Parser:
             (b"USDT-FUTURES", b"books"): books,
             (b"USDT-FUTURES", b"v3:liquidation"): (self._liquidation, LiquidationItem),
             (b"MC", b"trade"): (self._legacy_trade, _LegacyTrade),
-            (b"MC", b"ticker"): (self._legacy_ticker, LegacyTickerItem),
+            (b"MC", b"ticker"): (self._ticker, LegacyTickerItem),
             (b"MC", b"books"): books,
         }
         for n in BOOK_CHANNELS:
@@ -556,39 +560,28 @@ class Parser:
         self._book_seq[symbol] = seq
         return self.books.delta(symbol, iid, seq, seq, prev, bids, asks, item.ts * _MS, ts_recv, out, scale=mult)
 
-    def _mark_and_oi(self, symbol: str, ts: int, mark: float, index: float, rate: float, next_ms: int,
-                     holding: float, ts_recv: int, out: list) -> Outcome:
-        if not (holding == -1.0 or 0.0 <= holding < _MAX):   # the rest is bounded by the decoder
-            return MALFORMED
-        iid = self._ids[symbol]
-        if iid is None:
-            return IGNORED
-        ts_ex = ts * _MS
-        out.append((Kind.MARK, VENUE, 0, self.flags, iid, ts_ex, ts_recv, mark, index, 0.0, rate, float(next_ms)))
-        if holding >= 0.0 and self._last_oi.get(iid) != holding:   # the ticker repeats it several times a second
-            self._last_oi[iid] = holding
-            oi = holding * self._size(symbol)
-            out.append(open_interest(VENUE, self.flags, iid, ts_ex, ts_recv, mark, oi))
-        return EMITTED
-
     def _ticker(self, action: str, arg: Arg, data: list[TickerItem], ts_recv: int, out: list) -> Outcome:
-        """``{"action":"snapshot","arg":{"instType":"USDT-FUTURES","channel":"ticker","instId":"BIRBUSDT"},"data":[{"instId":"BIRBUSDT","lastPr":"0.07623",..,"fundingRate":"-0.006439","nextFundingTime":"1783080000000","markPrice":"0.07628","indexPrice":"0.0774530536255575","holdingAmount":"23439001",..,"ts":"1783066672529"}],"ts":1783066672529}``"""
-        outcome = PARSED
-        for t in data:
-            outcome = self._mark_and_oi(arg.instId, t.ts, t.markPrice, t.indexPrice, t.fundingRate,
-                                        t.nextFundingTime, t.holdingAmount, ts_recv, out)
-            if outcome is not EMITTED:
-                return outcome
-        return outcome
+        """MARK per item, and OPEN_INTEREST when the holding changed (v2 ``ticker``; v1 mix ``ticker`` as
+        :class:`LegacyTickerItem`).
 
-    def _legacy_ticker(self, action: str, arg: Arg, data: list[LegacyTickerItem], ts_recv: int, out: list) -> Outcome:
-        """v1 mix: ``capitalRate`` is the funding rate, ``holding`` the open interest, ``systemTime`` the time."""
+        ``{"action":"snapshot","arg":{"instType":"USDT-FUTURES","channel":"ticker","instId":"BIRBUSDT"},"data":[{"instId":"BIRBUSDT","lastPr":"0.07623",..,"fundingRate":"-0.006439","nextFundingTime":"1783080000000","markPrice":"0.07628","indexPrice":"0.0774530536255575","holdingAmount":"23439001",..,"ts":"1783066672529"}],"ts":1783066672529}``
+        """
+        symbol = arg.instId
         outcome = PARSED
         for t in data:
-            outcome = self._mark_and_oi(arg.instId, t.systemTime, t.markPrice, t.indexPrice, t.capitalRate,
-                                        t.nextSettleTime, t.holding, ts_recv, out)
-            if outcome is not EMITTED:
-                return outcome
+            holding = t.holdingAmount
+            if not (holding == -1.0 or 0.0 <= holding < _MAX):   # the rest is bounded by the decoder
+                return MALFORMED
+            iid = self._ids[symbol]
+            if iid is None:
+                return IGNORED
+            ts_ex, mark = t.ts * _MS, t.markPrice
+            out.append((_MARK, VENUE, 0, self.flags, iid, ts_ex, ts_recv, mark, t.indexPrice, 0.0, t.fundingRate,
+                        float(t.nextFundingTime)))
+            if holding >= 0.0 and self._last_oi.get(iid) != holding:   # the ticker repeats it several times a second
+                self._last_oi[iid] = holding
+                out.append(open_interest(VENUE, self.flags, iid, ts_ex, ts_recv, mark, holding * self._size(symbol)))
+            outcome = EMITTED
         return outcome
 
     def _liquidation(self, action: str, arg: Arg, data: list[LiquidationItem], ts_recv: int, out: list) -> Outcome:
