@@ -9,10 +9,10 @@ Contract (what :mod:`engine.venues.binance_spot` expects of ``stream.binance.com
   ``@markPrice``) are acked, never delivered and counted as ``spot_unknown_streams``.
 * Streams: ``<s>@aggTrade``, ``<s>@trade`` (spot frames carry ``M`` and no ``X``) and ``!miniTicker@arr``
   (once per market second, every served pair plus :data:`LISTING_EXTRAS`).
-* Prices: spot = perpetual trade price / (1 + the market's basis), so spot sits below the perpetual when
-  the basis is positive. The spot tape is its own flow: a share of the perpetual trades, its own sizes,
-  sides that follow the perpetual's most of the time, its own consecutive trade ids; :meth:`lead` makes a
-  symbol's spot flow one-sided (spot-led buying or selling for the CVD tests and scenarios).
+* Prices and flow: :class:`~engine.simulator.spot_tape.SpotTape` (spot = perpetual trade price / (1 + the
+  market's basis); a share of the perpetual trades with their own sizes, sides that follow the perpetual's
+  most of the time, consecutive trade ids); :meth:`lead` makes a symbol's spot flow one-sided (spot-led
+  buying or selling for the CVD tests and scenarios).
 * REST: ``/api/v3/exchangeInfo``, ``/api/v3/ticker/24hr``, ``/api/v3/klines`` (1m, the trades sent),
   ``/api/v3/ping``, ``/api/v3/time``.
 
@@ -21,23 +21,19 @@ Server pings and the pong timeout are the simulator's server-wide settings (spot
 """
 from __future__ import annotations
 
-import dataclasses
-import random
 import re
 import time
 from typing import Any, Iterable, Mapping
 from urllib.parse import parse_qs, urlsplit
 
-from .binance import BinanceVenue, PathError, _fmt, listing_volume_usd
-from .market import Trade, spec_for
+from .binance import BinanceVenue, PathError, _fmt
+from .market import spec_for
+from .spot_tape import SpotPrint, SpotVenue, idle_stats
 
 __all__ = ["BinanceSpotVenue", "PREFIX", "LISTING_EXTRAS"]
 
 NAME = "binance_spot"
 PREFIX = "/spot"
-SPOT_TRADE_SHARE = 0.6     # of the perpetual's trades that have a spot counterpart
-FOLLOW_SIDE = 0.7          # probability a spot taker trades the perpetual taker's side
-SPOT_VOLUME_SHARE = 0.4    # spot 24 h volume against the perpetual's synthetic listing volume
 KLINE_MAX_LIMIT = 1000
 _STREAM_RE = re.compile(r"^([a-z0-9]+@(aggTrade|trade|miniTicker|ticker|bookTicker|avgPrice|depth(5|10|20)?"
                         r"(@100ms|@1000ms)?|kline_\w+)|!miniTicker@arr|!ticker@arr)$")
@@ -50,21 +46,7 @@ LISTING_EXTRAS = (
 )
 
 
-@dataclasses.dataclass
-class _SpotState:
-    """One spot pair's tape and rolling statistics (since the simulator started, on top of a baseline)."""
-
-    trade_id: int = 5_000_000
-    last: float = 0.0
-    open: float = 0.0
-    high: float = 0.0
-    low: float = 0.0
-    base_volume: float = 0.0
-    quote_volume: float = 0.0
-    buy_share: float | None = None   # forced taker-buy probability (lead), None = follow the perpetual
-
-
-class BinanceSpotVenue(BinanceVenue):
+class BinanceSpotVenue(SpotVenue, BinanceVenue):
     """Binance spot frames from the synthetic market; subscribe protocol and klines shared with USD-M."""
 
     name = NAME
@@ -72,11 +54,9 @@ class BinanceSpotVenue(BinanceVenue):
 
     def __init__(self, symbols: Iterable[str], *, market: Any = None, throttle: bool = True, seed: int = 11) -> None:
         super().__init__(symbols, market=market, throttle=False)
-        self.rng = random.Random(seed)
-        self.spot = {s: _SpotState() for s in self.symbols}
+        self.open_tape(self.symbols, market, seed)
         self.unknown_streams = 0
         self.ticker_second = -1
-        self.spot_trades = 0
 
     # ---------------------------------------------------------------- connections
 
@@ -111,19 +91,14 @@ class BinanceSpotVenue(BinanceVenue):
 
     # ---------------------------------------------------------------- flow
 
-    def lead(self, symbol: str, buy_share: float | None) -> None:
-        """Force the share of spot taker buys of ``symbol`` (1.0 = spot-led buying); None = follow the perp."""
-        self.spot[symbol].buy_share = buy_share
-
     def spot_price(self, symbol: str, perp_price: float) -> float:
-        basis = self.market.states[symbol].basis if self.market is not None else 0.0
-        return perp_price / (1.0 + basis)
+        """The spot price beside a perpetual price (:meth:`SpotTape.price`)."""
+        return self.tape.price(symbol, perp_price)
 
     def render(self, events: list, t: float, subs: Mapping[str, Any], now_ms: int) -> list[tuple[str, bytes]]:
         out: list[tuple[str, bytes]] = []
-        for ev in events:
-            if type(ev) is Trade and ev.symbol in self.spot and self.rng.random() < SPOT_TRADE_SHARE:
-                self._trade(ev, subs, now_ms, out)
+        for p in self.tape.prints(events, now_ms):
+            self._trade(p, subs, now_ms, out)
         second = int(t)
         if second != self.ticker_second:
             self.ticker_second = second
@@ -131,24 +106,10 @@ class BinanceSpotVenue(BinanceVenue):
                 out.append(("!miniTicker@arr", self._mini_tickers(now_ms)))
         return out
 
-    def _trade(self, ev: Trade, subs: Mapping, now_ms: int, out: list) -> None:
-        st, ss = self.spot[ev.symbol], self.symbols[ev.symbol]
-        price = self.spot_price(ev.symbol, ev.price)
-        qty = round(ev.qty * self.rng.lognormvariate(-0.7, 0.5), ss.qd)
-        if qty <= 0.0:
-            return
-        share = st.buy_share
-        buy = self.rng.random() < share if share is not None else (ev.taker_buy == (self.rng.random() < FOLLOW_SIDE))
-        st.trade_id += 1
-        self.spot_trades += 1
-        if not st.open:
-            st.open = st.high = st.low = price
-        st.last, st.high, st.low = price, max(st.high, price), min(st.low, price)
-        st.base_volume += qty
-        st.quote_volume += qty * price
-        self.klines.add(ev.symbol, price, qty, buy, now_ms)
-        maker = "false" if buy else "true"   # m: the buyer is the maker, i.e. the taker sold
-        p, q, s, tid = f"{price:.{ss.pd}f}", f"{qty:.{ss.qd}f}", ev.symbol, st.trade_id
+    def _trade(self, t: SpotPrint, subs: Mapping, now_ms: int, out: list) -> None:
+        ss = self.symbols[t.symbol]
+        maker = "false" if t.buy else "true"   # m: the buyer is the maker, i.e. the taker sold
+        p, q, s, tid = f"{t.price:.{ss.pd}f}", f"{t.qty:.{ss.qd}f}", t.symbol, t.trade_id
         if ss.agg in subs:
             out.append((ss.agg, (f'{{"e":"aggTrade","E":{now_ms},"s":"{s}","a":{tid},"p":"{p}","q":"{q}",'
                                  f'"f":{tid},"l":{tid},"T":{now_ms},"m":{maker},"M":true}}').encode()))
@@ -158,17 +119,10 @@ class BinanceSpotVenue(BinanceVenue):
 
     def _rows(self) -> list[tuple]:
         """(symbol, base, quote, status, last, open, high, low, base volume, quote volume) of every listed pair."""
-        rows = []
-        for sym, ss in self.symbols.items():
-            st, spec = self.spot[sym], ss.spec
-            perp = self.market.price(sym) if self.market is not None else spec.price
-            last = st.last or self.spot_price(sym, perp)
-            base_usd = listing_volume_usd(spec) * SPOT_VOLUME_SHARE
-            rows.append((sym, spec.base, spec.quote, "TRADING", last, st.open or last, max(st.high, last),
-                         min(st.low or last, last), base_usd / last + st.base_volume, base_usd + st.quote_volume))
-        for sym, base, quote, status, price, vol in LISTING_EXTRAS:
-            rows.append((sym, base, quote, status, price, price, price, price, vol / price, vol))
-        return rows
+        return ([(sym, ss.spec.base, ss.spec.quote, "TRADING", *self.tape.stats(sym))
+                 for sym, ss in self.symbols.items()]
+                + [(sym, base, quote, status, *idle_stats(price, usd))
+                   for sym, base, quote, status, price, usd in LISTING_EXTRAS])
 
     def _mini_tickers(self, now_ms: int) -> bytes:
         items = []
@@ -179,7 +133,7 @@ class BinanceSpotVenue(BinanceVenue):
         return ("[" + ",".join(items) + "]").encode()
 
     def counters(self) -> dict:
-        return {"spot_trades": self.spot_trades, "spot_unknown_streams": self.unknown_streams}
+        return {"spot_trades": self.tape.trades, "spot_unknown_streams": self.unknown_streams}
 
     # ---------------------------------------------------------------- REST
 

@@ -11,7 +11,9 @@ Contract served (what :mod:`engine.venues.bybit_spot` expects):
   numeric string, no ``L``. ``S`` = taker side, ``v`` base coin.
 * REST (HTTP 200; errors carry ``retCode != 0``) for ``category=spot`` only, which this venue claims ahead of the
   linear one on the shared host: ``/v5/market/instruments-info`` (one page, no ``contractType``; plus
-  :data:`LISTING_EXTRAS`), ``/v5/market/tickers`` (``turnover24h`` in the quote coin), ``/v5/market/time``.
+  :data:`LISTING_EXTRAS`), ``/v5/market/tickers`` (``turnover24h`` in the quote coin), ``/v5/market/kline``
+  (the linear route's rows and bounds: interval ``1``, volume in base coin, of the spot trades sent),
+  ``/v5/market/time``.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import parse_qs, urlsplit
 
 from .bybit import BybitVenue, _reply
-from .spot_tape import SpotPrint, SpotTape
+from .spot_tape import SpotPrint, SpotVenue, idle_stats
 
 __all__ = ["BybitSpotVenue", "WS_PATH", "LISTING_EXTRAS"]
 
@@ -34,27 +36,20 @@ MAX_ARGS_PER_REQUEST = 10
 LISTING_EXTRAS = (("USDCUSDT", "USDC", "USDT", 1.0, 9e10), ("BTC3LUSDT", "BTC3L", "USDT", 2.5, 8e10))
 
 
-class BybitSpotVenue(BybitVenue):
+class BybitSpotVenue(SpotVenue, BybitVenue):
     """Bybit spot frames from the synthetic market; subscribe protocol and REST envelope shared with linear."""
 
     name = NAME
+    ws_path, ws_category = WS_PATH, "spot"
 
     def __init__(self, symbols: Iterable[str], *, market: Any = None, throttle: bool = True, seed: int = 12) -> None:
         super().__init__(symbols, market=market, throttle=throttle)
-        self.tape = SpotTape(self.symbols, market, seed)
+        self.open_tape(self.symbols, market, seed)
         self.topics = {s: f"publicTrade.{s}" for s in self.symbols}
         self.stats.update(bybit_spot_subscribe_errors=0)   # beside the linear protocol's own counters
         self.sent: collections.Counter[str] = collections.Counter()   # symbol -> trades pushed to subscribers
 
     # ---------------------------------------------------------------- connections
-
-    def owns(self, path: str) -> bool:
-        return urlsplit(path).path.rstrip("/") == WS_PATH
-
-    def open_session(self, path: str) -> tuple[str, bool, list[str]]:
-        if not self.owns(path):
-            raise ValueError(path)
-        return "spot", False, []
 
     def _valid(self, topic: str) -> bool:
         return topic.startswith("publicTrade.") and topic[12:] in self.topics
@@ -80,13 +75,9 @@ class BybitSpotVenue(BybitVenue):
 
     # ---------------------------------------------------------------- market events -> frames
 
-    def lead(self, symbol: str, buy_share: float | None) -> None:
-        """Force the share of spot taker buys of ``symbol``; None = follow the perpetual (:meth:`SpotTape.lead`)."""
-        self.tape.lead(symbol, buy_share)
-
     def render(self, events: list, t: float, subs: Mapping[str, Any], now_ms: int) -> list[tuple[str, bytes]]:
         by_symbol: dict[str, list[SpotPrint]] = {}
-        for p in self.tape.prints(events):
+        for p in self.tape.prints(events, now_ms):
             by_symbol.setdefault(p.symbol, []).append(p)
         out: list[tuple[str, bytes]] = []
         for symbol, prints in by_symbol.items():
@@ -112,7 +103,7 @@ class BybitSpotVenue(BybitVenue):
         return parts.path.startswith("/v5/market/") and parse_qs(parts.query).get("category") == ["spot"]
 
     def rest(self, path: str) -> tuple[int, Any]:
-        """``category=spot`` instruments and tickers (and the server time); 404 for anything else."""
+        """``category=spot`` instruments, tickers and klines (and the server time); 404 for anything else."""
         if not self.claims(path) and urlsplit(path).path.rstrip("/") != "/v5/market/time":
             return 404, {"retCode": 404, "retMsg": "Not Found"}
         parts = urlsplit(path)
@@ -121,6 +112,8 @@ class BybitSpotVenue(BybitVenue):
         now_ms = time.time_ns() // 1_000_000
         if route == "/v5/market/time":
             return super().rest(path)
+        if route == "/v5/market/kline":
+            return self._spot_kline(q, now_ms)
         rows = self._rows()
         if "symbol" in q:
             rows = [r for r in rows if r[0] == q["symbol"]]
@@ -132,14 +125,19 @@ class BybitSpotVenue(BybitVenue):
             return self._ok({"category": "spot", "list": [self._ticker_row(*r) for r in rows]}, now_ms)
         return self._error(f"params error: category spot is not served on {route}", now_ms)
 
+    def _spot_kline(self, q: dict, now_ms: int) -> tuple[int, dict]:
+        """The linear ``/v5/market/kline`` of a served pair's spot trades, under ``category`` spot."""
+        if q.get("symbol") not in self.symbols:   # listed extras never trade: no klines here
+            return self._error("params error: symbol invalid", now_ms)
+        status, body = self._kline(q, now_ms)
+        if body["retCode"] == 0:
+            body["result"]["category"] = "spot"
+        return status, body
+
     def _rows(self) -> list[tuple]:
         """(symbol, base, quote, last, open, high, low, base volume, quote volume) of every listed pair."""
-        rows = []
-        for sym, ss in self.symbols.items():
-            rows.append((sym, ss.spec.base, ss.spec.quote, *self.tape.stats(sym)))
-        for sym, base, quote, price, usd in LISTING_EXTRAS:
-            rows.append((sym, base, quote, price, price, price, price, usd / price, usd))
-        return rows
+        return ([(sym, ss.spec.base, ss.spec.quote, *self.tape.stats(sym)) for sym, ss in self.symbols.items()]
+                + [(sym, base, quote, *idle_stats(price, usd)) for sym, base, quote, price, usd in LISTING_EXTRAS])
 
     def _instrument_row(self, symbol: str, base: str, quote: str) -> dict:
         ss = self.symbols.get(symbol)

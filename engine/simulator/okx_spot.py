@@ -13,7 +13,9 @@ Contract served (what :mod:`engine.venues.okx_spot` expects):
 * REST with ``instType=SPOT`` (or a spot ``instId``), which this venue claims ahead of the swap one on the
   shared host: ``/api/v5/public/instruments`` (empty ``ctVal``, ``baseCcy``/``quoteCcy``; plus
   :data:`LISTING_EXTRAS`), ``/api/v5/market/tickers`` and ``/api/v5/market/ticker`` (``volCcy24h`` in the
-  quote currency, ``vol24h`` base). Bodies ``{"code":"0","msg":"","data":[..]}``.
+  quote currency, ``vol24h`` base), ``/api/v5/market/history-candles`` (the swap route's bounds, bar ``1m``, of
+  the spot trades sent; spot's ``vol`` is base currency, ``volCcy`` and ``volCcyQuote`` quote). Bodies
+  ``{"code":"0","msg":"","data":[..]}``.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from typing import Any, Iterable, Mapping
 from urllib.parse import parse_qs, urlsplit
 
 from .okx import OkxVenue, _now_ms, _ok
-from .spot_tape import SpotTape
+from .spot_tape import SpotVenue, idle_stats
 
 __all__ = ["OkxSpotVenue", "PREFIX", "WS_PATH", "LISTING_EXTRAS"]
 
@@ -34,27 +36,20 @@ WS_PATH = f"{PREFIX}/ws/v5/public"
 LISTING_EXTRAS = (("USDC-USDT", "USDC", "USDT", "live", 1.0, 9e10), ("OLD-USDT", "OLD", "USDT", "suspend", 2.0, 8e10))
 
 
-class OkxSpotVenue(OkxVenue):
+class OkxSpotVenue(SpotVenue, OkxVenue):
     """OKX spot pushes from the synthetic market; subscribe protocol and keepalive shared with the swaps."""
 
     name = NAME
+    ws_path, ws_category = WS_PATH, "public"
 
     def __init__(self, symbols: Iterable[str], *, market: Any = None, throttle: bool = True, seed: int = 13) -> None:
         super().__init__(symbols, market=market, throttle=False)
-        self.tape = SpotTape(self.insts, market, seed)
+        self.open_tape(self.insts, market, seed)
         self.pairs = {v.family: v for v in self.insts.values()}     # spot instId (BTC-USDT) -> the swap's _Inst
         self.streams = {sym: f"trades:{v.family}" for sym, v in self.insts.items()}
         self.sent: collections.Counter[str] = collections.Counter()   # symbol -> trades pushed to subscribers
 
     # ---------------------------------------------------------------- connections
-
-    def owns(self, path: str) -> bool:
-        return urlsplit(path).path.rstrip("/") == WS_PATH
-
-    def open_session(self, path: str) -> tuple[str, bool, list[str]]:
-        if not self.owns(path):
-            raise ValueError(path)
-        return "public", False, []
 
     def _stream_of(self, arg: Any, category: str) -> tuple[str | None, str, str]:
         """``trades`` of a served spot pair; any other channel or instId is refused as OKX refuses unknown ones."""
@@ -76,13 +71,9 @@ class OkxSpotVenue(OkxVenue):
 
     # ---------------------------------------------------------------- market events -> frames
 
-    def lead(self, symbol: str, buy_share: float | None) -> None:
-        """Force the share of spot taker buys of ``symbol``; None = follow the perpetual (:meth:`SpotTape.lead`)."""
-        self.tape.lead(symbol, buy_share)
-
     def render(self, events: list, t: float, subs: Mapping[str, Any], now_ms: int) -> list[tuple[str, bytes]]:
         out: list[tuple[str, bytes]] = []
-        for p in self.tape.prints(events):
+        for p in self.tape.prints(events, now_ms):
             stream = self.streams[p.symbol]
             if stream not in subs:
                 continue
@@ -108,12 +99,14 @@ class OkxSpotVenue(OkxVenue):
                                                       or q.get("instId", [""])[0] in self.pairs)
 
     def rest(self, path: str) -> tuple[int, Any]:
-        """Spot instruments and tickers; 404 for what it does not claim or serve."""
+        """Spot instruments, tickers and candles; 404 for what it does not claim or serve."""
         if not self.claims(path):
             return 404, {"code": "50000", "msg": "not an OKX spot request", "data": []}
         parts = urlsplit(path)
         route = parts.path.rstrip("/")
         q = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        if route == "/api/v5/market/history-candles":
+            return self._spot_candles(q)
         rows = [r for r in self._rows() if q.get("instId") in (None, r[0])]
         if route == "/api/v5/public/instruments":
             return 200, _ok([self._instrument(*r[:4]) for r in rows])
@@ -122,13 +115,23 @@ class OkxSpotVenue(OkxVenue):
             return 200, _ok([self._ticker(r, now_ms) for r in rows if r[3] == "live"])
         return 404, {"code": "50000", "msg": f"Path {route} not found for SPOT", "data": []}
 
+    def _spot_candles(self, q: dict) -> tuple[int, dict]:
+        """The swap route's candles of a spot pair's trades, with spot's volume columns: ``[ts, o, h, l, c, vol
+        (base), volCcy (quote), volCcyQuote (quote), confirm]``."""
+        v = self.pairs.get(q.get("instId", ""))
+        if v is None:
+            return 400, {"code": "51001", "msg": "Instrument ID does not exist", "data": []}
+        status, body = self._rest_candles({**q, "instId": v.inst}, _now_ms())   # the swap's _Inst names it
+        if status == 200:
+            body["data"] = [[*row[:5], row[6], row[7], row[7], row[8]] for row in body["data"]]
+        return status, body
+
     def _rows(self) -> list[tuple]:
         """(instId, base, quote, state, last, open, high, low, base volume, quote volume) of every listed pair."""
-        rows = [(pair, v.spec.base, v.spec.quote, "live", *self.tape.stats(v.spec.symbol))
-                for pair, v in self.pairs.items()]
-        for inst, base, quote, state, price, usd in LISTING_EXTRAS:
-            rows.append((inst, base, quote, state, price, price, price, price, usd / price, usd))
-        return rows
+        return ([(pair, v.spec.base, v.spec.quote, "live", *self.tape.stats(v.spec.symbol))
+                 for pair, v in self.pairs.items()]
+                + [(inst, base, quote, state, *idle_stats(price, usd))
+                   for inst, base, quote, state, price, usd in LISTING_EXTRAS])
 
     def _instrument(self, inst: str, base: str, quote: str, state: str) -> dict:
         v = self.pairs.get(inst)

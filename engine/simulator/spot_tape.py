@@ -1,20 +1,42 @@
-"""A venue's spot tape drawn from the synthetic perpetual market, for the Bybit and OKX spot simulators.
+"""The spot tape every spot simulator (Binance, Bybit, OKX) draws from the synthetic perpetual market.
 
-The same model as :mod:`engine.simulator.binance_spot` (and its constants): spot price = perpetual trade price /
-(1 + the market's basis); a share of the perpetual's trades has a spot counterpart with its own size; the spot
-taker follows the perpetual taker's side most of the time unless :meth:`SpotTape.lead` forces a buy share; trade
-ids count up per pair. Each venue draws from its own seeded generator, so the venues' tapes differ.
+Model: spot price = perpetual trade price / (1 + the market's basis), so spot sits below the perpetual when the
+basis is positive; a share of the perpetual's trades (:data:`SPOT_TRADE_SHARE`) has a spot counterpart with its
+own size; the spot taker follows the perpetual taker's side most of the time (:data:`FOLLOW_SIDE`) unless
+:meth:`SpotTape.lead` forces a buy share; trade ids count up per pair. Each venue draws from its own seeded
+generator, so the venues' tapes differ. :class:`SpotVenue` is what the spot venue simulators share beside it.
 """
 from __future__ import annotations
 
+import dataclasses
 import random
 from typing import Any, Iterable, NamedTuple
+from urllib.parse import urlsplit
 
 from .binance import listing_volume_usd
-from .binance_spot import FOLLOW_SIDE, SPOT_TRADE_SHARE, SPOT_VOLUME_SHARE, _SpotState
+from .klines import KlineBook
 from .market import Trade, spec_for
 
-__all__ = ["SpotTape", "SpotPrint"]
+__all__ = ["SpotTape", "SpotPrint", "SpotVenue", "idle_stats", "SPOT_TRADE_SHARE", "FOLLOW_SIDE",
+           "SPOT_VOLUME_SHARE"]
+
+SPOT_TRADE_SHARE = 0.6     # of the perpetual's trades that have a spot counterpart
+FOLLOW_SIDE = 0.7          # probability a spot taker trades the perpetual taker's side
+SPOT_VOLUME_SHARE = 0.4    # spot 24 h volume against the perpetual's synthetic listing volume
+
+
+@dataclasses.dataclass
+class _SpotState:
+    """One spot pair's tape and rolling statistics (since the simulator started, on top of a baseline)."""
+
+    trade_id: int = 5_000_000
+    last: float = 0.0
+    open: float = 0.0
+    high: float = 0.0
+    low: float = 0.0
+    base_volume: float = 0.0
+    quote_volume: float = 0.0
+    buy_share: float | None = None   # forced taker-buy probability (lead), None = follow the perpetual
 
 
 class SpotPrint(NamedTuple):
@@ -28,12 +50,14 @@ class SpotPrint(NamedTuple):
 
 
 class SpotTape:
-    """Spot trades and rolling 24 h statistics of ``symbols`` (simulator names, ``BTCUSDT``) from ``market``."""
+    """Spot trades, their 1-minute klines and rolling 24 h statistics of ``symbols`` (simulator names,
+    ``BTCUSDT``) from ``market``."""
 
     def __init__(self, symbols: Iterable[str], market: Any, seed: int) -> None:
         self.market = market
         self.rng = random.Random(seed)
         self.state = {s: _SpotState() for s in symbols}
+        self.klines = KlineBook()
         self.trades = 0
 
     def lead(self, symbol: str, buy_share: float | None) -> None:
@@ -45,8 +69,9 @@ class SpotTape:
         basis = self.market.states[symbol].basis if self.market is not None else 0.0
         return perp_price / (1.0 + basis)
 
-    def prints(self, events: Iterable) -> list[SpotPrint]:
-        """The spot trades of one market step's events (a share of its perpetual trades; zero sizes dropped)."""
+    def prints(self, events: Iterable, now_ms: int) -> list[SpotPrint]:
+        """The spot trades of one market step's events (a share of its perpetual trades; zero sizes dropped),
+        each also added to :attr:`klines` at ``now_ms``."""
         out = []
         rng = self.rng
         for ev in events:
@@ -66,6 +91,7 @@ class SpotTape:
             st.base_volume += qty
             st.quote_volume += qty * price
             self.trades += 1
+            self.klines.add(ev.symbol, price, qty, buy, now_ms)
             out.append(SpotPrint(ev.symbol, price, qty, buy, st.trade_id))
         return out
 
@@ -76,3 +102,35 @@ class SpotTape:
         base_usd = listing_volume_usd(spec) * SPOT_VOLUME_SHARE
         return (last, st.open or last, max(st.high, last), min(st.low or last, last),
                 base_usd / last + st.base_volume, base_usd + st.quote_volume)
+
+
+def idle_stats(price: float, quote_volume: float) -> tuple[float, float, float, float, float, float]:
+    """:meth:`SpotTape.stats` of a pair that is listed but never trades here (a venue's listing extras)."""
+    return price, price, price, price, quote_volume / price, quote_volume
+
+
+class SpotVenue:
+    """Mixin (before the perpetual venue class) for a spot venue simulator: its :class:`SpotTape` in ``self.tape``
+    (:meth:`open_tape`), on one WebSocket path, ``ws_path``, whose sessions are of ``ws_category`` (a venue with
+    other paths overrides :meth:`owns` and :meth:`open_session`)."""
+
+    ws_path: str
+    ws_category: str
+    tape: SpotTape
+
+    def open_tape(self, symbols: Iterable[str], market: Any, seed: int) -> None:
+        """Draw the spot trades from ``market`` with ``seed``; the perpetual's kline routes serve their klines."""
+        self.tape = SpotTape(symbols, market, seed)
+        self.klines = self.tape.klines
+
+    def owns(self, path: str) -> bool:
+        return urlsplit(path).path.rstrip("/") == self.ws_path
+
+    def open_session(self, path: str) -> tuple[str, bool, list[str]]:
+        if not self.owns(path):
+            raise ValueError(path)
+        return self.ws_category, False, []
+
+    def lead(self, symbol: str, buy_share: float | None) -> None:
+        """Force the share of spot taker buys of ``symbol``; None = follow the perpetual (:meth:`SpotTape.lead`)."""
+        self.tape.lead(symbol, buy_share)
