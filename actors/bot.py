@@ -20,7 +20,8 @@ history they read never race:
   spot (``/api/v3/klines``, its own host and budget), so ``/price``,
   ``/volume`` and ``/cvd`` have spot candles from the first minute; then
   Bybit, OKX, Bitget, Gate and Hyperliquid, each for the perp assets no
-  source before it lists (a pass waits for those venues' feeds to register
+  source before it lists, and Bybit and OKX spot for the spot pairs Binance
+  spot does not list (a pass waits for those venues' feeds to register
   first), so every minute bootstrapped holds one venue's volume. A failed
   symbol is counted and skipped, never fatal. Only
   closed minutes older than the first record the bot read from *that venue's*
@@ -61,7 +62,7 @@ from engine.security import curve_client_for
 from engine.signals import Heartbeat
 from engine.state import StateTable
 from engine.supervisor import enabled_venues
-from engine.venues import binance, binance_spot, bitget, bybit, gate, hyperliquid, okx
+from engine.venues import binance, binance_spot, bitget, bybit, bybit_spot, gate, hyperliquid, okx, okx_spot
 
 from .alerts import bus_endpoint, state_dir
 from .base import Actor
@@ -97,8 +98,8 @@ class KlineSource(NamedTuple):
     prefix: str
 
 
-def _venue_source(name: str, venue: int, module: ModuleType) -> KlineSource:
-    return KlineSource(name, venue, Market.PERP_LINEAR, module, "", None, f"{name}_")
+def _venue_source(name: str, venue: int, module: ModuleType, market: int = Market.PERP_LINEAR) -> KlineSource:
+    return KlineSource(name, venue, market, module, "", None, f"{name}_")
 
 
 # in order of preference: a source fills only the assets no earlier source of its market lists
@@ -111,6 +112,8 @@ KLINE_SOURCES = (
     _venue_source("bitget", Venue.BITGET, bitget),
     _venue_source("gate", Venue.GATE, gate),
     _venue_source("hyperliquid", Venue.HYPERLIQUID, hyperliquid),
+    _venue_source("bybit_spot", Venue.BYBIT_SPOT, bybit_spot, Market.SPOT),
+    _venue_source("okx_spot", Venue.OKX_SPOT, okx_spot, Market.SPOT),
 )
 
 

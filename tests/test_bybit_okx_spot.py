@@ -51,15 +51,31 @@ SPOT_VENUES = ["bybit", "okx", "bybit_spot", "okx_spot"]
 
 # -- parsers: the side/unit rule on the documented messages ----------------------------------------
 
-def test_bybit_spot_trade_is_a_taker_trade_in_base_coin_under_the_spot_venue():
+# name: (parser class, its instruments, documented frame, its stream, venue, instrument id, T ms, price, base qty,
+#        aux, fills)
+DOC_TRADES = {
+    # S = Buy: the TAKER bought; v is base coin (0.001 BTC), the notional is in USDT
+    "bybit_spot": (BS.Parser, {"BTCUSDT": 4}, BYBIT_DOC_TRADE, "publicTrade.BTCUSDT", Venue.BYBIT_SPOT, 4,
+                   1672304486865, 16578.5, 0.001, 0.0, 1.0),
+    # side = buy: the TAKER bought; sz 0.12060306 is BTC itself (no contracts on spot); aux = tradeId, fills = count
+    "okx_spot": (OS.Parser, {"BTC-USDT": 2}, OKX_DOC_TRADE, "trades:BTC-USDT", Venue.OKX_SPOT, 2,
+                 1630048897897, 42219.9, 0.12060306, 130639474.0, 3.0),
+}
+
+
+@pytest.mark.parametrize("name", list(DOC_TRADES))
+def test_documented_spot_trade_is_a_taker_trade_in_base_units_under_the_spot_venue(name):
+    parser, instruments, frame, stream, venue, iid, t_ms, price, qty, aux, fills = DOC_TRADES[name]
+    out: list = []
+    assert parser(instruments.get).parse(frame, 7, out) == (Outcome.EMITTED, stream)
+    assert out == [(Kind.TRADE, venue, Side.BUY, 0, iid, t_ms * 1_000_000, 7, price, qty, pytest.approx(price * qty),
+                    aux, fills)]
+
+
+def test_bybit_spot_reads_spot_trade_ids_block_trades_and_the_linear_format():
     out: list = []
     p = BS.Parser({"BTCUSDT": 4}.get)
     assert p.parse(BYBIT_DOC_TRADE, 7, out) == (Outcome.EMITTED, "publicTrade.BTCUSDT")
-    kind, venue, side, flags, iid, ts, recv, price, qty, notional, aux, fills = out[0]
-    # S = Buy: the TAKER bought; v is base coin (0.001 BTC), the notional is in USDT
-    assert (kind, venue, side, flags, iid) == (Kind.TRADE, Venue.BYBIT_SPOT, Side.BUY, 0, 4)
-    assert (price, qty, aux, fills) == (16578.5, 0.001, 0.0, 1.0)
-    assert notional == pytest.approx(16.5785) and ts == 1672304486865 * 1_000_000 and recv == 7
     assert p.parse(BYBIT_SPOT_TRADE, 8, out) == (Outcome.EMITTED, "publicTrade.BTCUSDT")
     assert out[1][1:3] == (Venue.BYBIT_SPOT, Side.SELL) and out[1][8] == 0.001
     block = BYBIT_SPOT_TRADE.replace(b'"BT":false', b'"BT":true')
@@ -82,17 +98,11 @@ def test_bybit_spot_ignores_the_topics_spot_has_none_of():
     assert p.parse(BYBIT_SPOT_TRADE[:-9], 1, out)[0] == Outcome.MALFORMED and out == []
 
 
-def test_okx_spot_trade_is_a_taker_trade_in_base_currency_without_ctval():
+def test_okx_spot_sells_and_sizes_without_ctval():
     out: list = []
-    p = OS.Parser({"BTC-USDT": 2}.get)
-    assert p.parse(OKX_DOC_TRADE, 5, out) == (Outcome.EMITTED, "trades:BTC-USDT")
-    kind, venue, side, flags, iid, ts, recv, price, qty, notional, aux, fills = out[0]
-    # side = buy: the TAKER bought; sz 0.12060306 is BTC itself (no contracts on spot)
-    assert (kind, venue, side, flags, iid) == (Kind.TRADE, Venue.OKX_SPOT, Side.BUY, 0, 2)
-    assert (price, qty, aux, fills) == (42219.9, 0.12060306, 130639474.0, 3.0)
-    assert notional == pytest.approx(42219.9 * 0.12060306) and ts == 1630048897897 * 1_000_000
     sell = OKX_DOC_TRADE.replace(b'"side":"buy"', b'"side":"sell"')
-    assert p.parse(sell, 5, out)[0] == Outcome.EMITTED and out[1][2] == Side.SELL
+    assert OS.Parser({"BTC-USDT": 2}.get).parse(sell, 5, out)[0] == Outcome.EMITTED and out[0][2] == Side.SELL
+    assert out[0][8] == 0.12060306                     # base currency whatever the swap's ctVal would be
     # the swap parser needs a ctVal for every instrument: without one it will not guess the size
     swap = okx.Parser({"BTC-USDT": 2}.get, contract_sizes={})
     assert swap.parse(OKX_DOC_TRADE, 5, []) == (Outcome.IGNORED, "trades:BTC-USDT") and swap.unsized == 1
@@ -307,3 +317,79 @@ def test_cvd_keeps_bybit_and_okx_spot_apart_from_the_perp():
     assert cvd["cvd_usd_spot"] == pytest.approx(spot_usd) and cvd["cvd_base_spot"] == pytest.approx(40 * 0.8)
     assert cvd["cvd_usd_perp"] == pytest.approx(-40 * 0.2 * 50000) and cvd["cvd_base_perp"] == pytest.approx(-8.0)
     assert [cvd[f"led_by_{w}"] for w in ("5s", "15s", "30s")] == [1.0] * 3   # spot led the move
+
+
+# -- the bot's candle bootstrap: spot klines ---------------------------------------------------------------
+# OKX v5 "Get candlesticks" docs example row; on a spot instId vol is base currency, volCcy and volCcyQuote quote
+OKX_DOC_CANDLES = (b'{"code":"0","msg":"","data":[["1597026383085","3.721","3.743","3.677","3.708","8422410",'
+                   b'"22698348.04828491","12698348.04828491","0"]]}')
+
+
+def test_spot_kline_requests_and_parsers():
+    path, params, weight = BS.kline_request("SOLUSDT", 60_000, 120_000)
+    assert (path, weight) == ("/v5/market/kline", 1)
+    assert params == {**bybit.kline_request("SOLUSDT", 60_000, 120_000)[1], "category": "spot"}
+    assert BS.parse_klines is bybit.parse_klines     # the spot rows are linear's: volume base coin, turnover quote
+    assert OS.kline_request("SOL-USDT", 60_000, 120_000)[1]["instId"] == "SOL-USDT"
+    assert OS.parse_klines(OKX_DOC_CANDLES) == [(1597026383085, 3.721, 3.743, 3.677, 3.708, 8422410.0,
+                                                 12698348.04828491, 0)]
+    assert okx.parse_klines(OKX_DOC_CANDLES)[0][5] == 22698348.04828491   # the swap reading: volCcy as base
+    assert OS.parse_klines(b'{"code":"51001","msg":"Instrument ID does not exist","data":[]}') is None
+    assert OS.parse_klines(b'{"code":"0","data":[["1597026383085","3.7"]]}') is None
+
+
+@pytest.mark.process
+@pytest.mark.timeout(60)
+def test_bot_bootstraps_spot_pairs_binance_spot_does_not_list_from_bybit_then_okx(namespace):
+    from actors.bot import KLINE_SOURCES, bootstrap_klines, covered_keys, kline_fetch, kline_targets
+    from engine.bot.candles import C, H, L, MINUTE_MS, O, T, USD, V
+    from engine.bot.history import History
+    from engine.instruments import Registry, registry_segment
+
+    registry = Registry.open(registry_segment(namespace), 64, 16)
+    registry.add(Venue.BINANCE_SPOT, "BTCUSDT", "BTC", Market.SPOT)
+    for sym, asset in (("BTCUSDT", "BTC"), ("SOLUSDT", "SOL")):
+        registry.add(Venue.BYBIT_SPOT, sym, asset, Market.SPOT)
+    for sym, asset in (("BTC-USDT", "BTC"), ("SOL-USDT", "SOL"), ("ETH-USDT", "ETH")):
+        registry.add(Venue.OKX_SPOT, sym, asset, Market.SPOT)
+    order = [s for s in KLINE_SOURCES if s.market == Market.SPOT]
+    plan = {s.venue_name: kline_targets(registry, 10, s.venue, s.market,
+                                        covered_keys(registry, order[:order.index(s)], s.market)) for s in order}
+    assert plan == {"binance_spot": [("BTCUSDT", ("BTC", "spot"))], "bybit_spot": [("SOLUSDT", ("SOL", "spot"))],
+                    "okx_spot": [("ETH-USDT", ("ETH", "spot"))]}
+
+    with start_in_thread(rate=600.0, venues=SPOT_VENUES, symbols=["BTCUSDT", "ETHUSDT", "SOLUSDT"], seed=6,
+                         first_cascade_after_s=1e9) as sim:
+        tapes = {"bybit_spot": ("SOLUSDT", "bybit"), "okx_spot": ("ETHUSDT", "okx")}
+        venue = sim.sim.venue
+        wait_until(lambda: all(venue(n).tape.klines.rows.get(s) and venue(p).klines.rows.get(s)
+                               for n, (s, p) in tapes.items()), timeout=15, message="spot and perp trades")
+        time.sleep(0.3)
+        sim.call(sim.sim.pause)                            # the klines stop changing
+        now_ms = time.time_ns() // 1_000_000 + MINUTE_MS    # the current minute counts as closed
+
+        async def one(src, symbol, key):
+            history, st = History(candle_minutes=120), dict.fromkeys(
+                ("kline_symbols", "kline_candles", "kline_failed", "kline_malformed"), 0)
+            poller = RestPoller(src.module, sim.endpoints(src.venue_name)["rest_url"], WeightBudget(300))
+            try:
+                await bootstrap_klines(history, [(symbol, key)], poller.get_retrying, 30, now_ms,
+                                       lambda: now_ms - now_ms % MINUTE_MS, st, fetch=kline_fetch(src, registry))
+            finally:
+                await poller.aclose()
+            return history.candles.one_minute(key), st
+
+        got = {s.venue_name: asyncio.run(one(s, *plan[s.venue_name][0])) for s in order[1:]}
+        served = {n: dict(venue(n).tape.klines.rows[s]) for n, (s, _) in tapes.items()}
+        perp = {n: dict(venue(p).klines.rows[s]) for n, (s, p) in tapes.items()}
+    registry.close()
+    for name, (candles, stats) in got.items():
+        rows = served[name]
+        assert stats == {"kline_symbols": 1, "kline_candles": len(rows), "kline_failed": 0, "kline_malformed": 0}
+        assert candles[:, T].tolist() == sorted(rows), name
+        for c in candles:
+            o, h, lo, cl, vol, quote, *_ = rows[int(c[T])]
+            assert np.allclose(c[[O, H, L, C]], [o, h, lo, cl], rtol=1e-6), name
+            assert c[V] == pytest.approx(vol, rel=1e-6, abs=1e-6) and c[USD] == pytest.approx(quote, abs=1e-3), name
+        # the spot venue claimed the request on the host it shares with the perp: not the perp's candles
+        assert [perp[name].get(int(t), [0] * 6)[4] for t in candles[:, T]] != candles[:, V].tolist(), name

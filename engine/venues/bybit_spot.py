@@ -15,7 +15,9 @@ every way it differs from :mod:`engine.venues.bybit` (linear):
   ``/v5/market/instruments-info?category=spot`` lists pairs with ``baseCoin``/``quoteCoin``/``status`` and no
   ``contractType`` (every row is a spot pair here; spot is documented as one page, a ``nextPageCursor`` is
   followed anyway);
-  ``/v5/market/tickers?category=spot`` gives ``turnover24h`` in the quote coin, as linear does.
+  ``/v5/market/tickers?category=spot`` gives ``turnover24h`` in the quote coin, as linear does;
+  ``/v5/market/kline?category=spot`` the linear rows (``volume`` base coin, ``turnover`` quote), for the bot's
+  candle bootstrap (:func:`kline_request`, :func:`~engine.venues.bybit.parse_klines`).
 
 Spot has no liquidations, open interest, mark price or funding; this feed carries trades only (any other
 topic's frame is IGNORED). Instruments are registered under their own venue id
@@ -32,15 +34,15 @@ from engine.instruments import Market
 from engine.record import Venue
 from engine.venues import ConnectionPlan, InstrumentInfo, bybit
 from engine.venues.binance_spot import is_plain_spot_pair
-from engine.venues.bybit import (DEFAULT_REST_URL, MESSAGE_INTERVAL_S, PING_INTERVAL_S, _op_frames, base_from_symbol,
-                                 next_page, parse_tickers, ping_message, stream_symbol)
+from engine.venues.bybit import (DEFAULT_REST_URL, KLINE_PAGE, MESSAGE_INTERVAL_S, PING_INTERVAL_S, _op_frames,
+                                 base_from_symbol, next_page, parse_klines, parse_tickers, ping_message, stream_symbol)
 from engine.venues.common import IGNORED
 
 __all__ = [
     "VENUE", "MARKET", "CONTRACT_TYPE", "DEFAULT_WS_URLS", "DEFAULT_REST_URL", "Parser", "plan", "subscribe_messages",
     "unsubscribe_messages", "stream_symbol", "ping_message", "parse_exchange_info", "next_page", "parse_tickers",
     "base_from_symbol", "spot_pairs", "MESSAGE_INTERVAL_S", "PING_INTERVAL_S", "EXCHANGE_INFO_REQUEST",
-    "TICKERS_REQUEST", "MAX_ARGS_PER_SUBSCRIBE",
+    "TICKERS_REQUEST", "MAX_ARGS_PER_SUBSCRIBE", "KLINE_PAGE", "kline_request", "parse_klines",
 ]
 
 VENUE = Venue.BYBIT_SPOT
@@ -66,6 +68,12 @@ def plan(vcfg, ws_urls: dict[str, str] | None = None, subscribe_in_url: bool = F
     url = {**DEFAULT_WS_URLS, **(ws_urls or vcfg.ws_urls or {})}["spot"]
     trades_only = msgspec.structs.replace(vcfg, streams=[k for k in vcfg.streams if k == "trades"])
     return [p._replace(key="spot/" + p.key.partition("/")[2]) for p in bybit.plan(trades_only, {"linear": url})]
+
+
+def kline_request(symbol: str, start_ms: int, end_ms: int) -> tuple[str, dict, int]:
+    """The linear :func:`~engine.venues.bybit.kline_request` under ``category=spot``."""
+    path, params, weight = bybit.kline_request(symbol, start_ms, end_ms)
+    return path, {**params, "category": CATEGORY}, weight
 
 
 def subscribe_messages(streams: tuple[str, ...] | list[str], first_id: int = 1) -> list[bytes]:

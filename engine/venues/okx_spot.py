@@ -12,7 +12,9 @@ differs from :mod:`engine.venues.okx` (swaps):
 * REST ``https://www.okx.com`` (20 requests per 2 s per endpoint, keyed on IP and ``instType``):
   ``/api/v5/public/instruments?instType=SPOT`` lists pairs with ``baseCcy``/``quoteCcy``, an empty ``ctVal``
   and ``state`` ``live``; ``/api/v5/market/tickers?instType=SPOT`` gives ``volCcy24h`` in the **quote**
-  currency (base currency for swaps; :func:`~engine.venues.okx.parse_tickers` reads both).
+  currency (base currency for swaps; :func:`~engine.venues.okx.parse_tickers` reads both);
+  ``/api/v5/market/history-candles?instId=BTC-USDT`` the swap rows and paging (:func:`~engine.venues.okx.kline_request`)
+  for the bot's candle bootstrap, but ``vol`` is base currency and ``volCcy`` quote (swaps: contracts, base).
 
 Spot has no liquidations here (``liquidation-orders`` covers MARGIN, not cash spot), open interest, mark price or
 funding; this feed carries trades only (any other channel's push is IGNORED). Instruments are registered under
@@ -29,14 +31,16 @@ from engine.instruments import Market
 from engine.record import Venue
 from engine.venues import ConnectionPlan, InstrumentInfo, okx
 from engine.venues.bybit_spot import spot_pairs
-from engine.venues.common import IGNORED
-from engine.venues.okx import (DEFAULT_REST_URL, MESSAGE_INTERVAL_S, PING_INTERVAL_S, base_from_symbol, parse_tickers,
-                               ping_message, stream_symbol, subscribe_messages, unsubscribe_messages)
+from engine.venues.common import CANDLE_ERRORS, IGNORED, array_candles
+from engine.venues.okx import (DEFAULT_REST_URL, KLINE_PAGE, MESSAGE_INTERVAL_S, PING_INTERVAL_S, base_from_symbol,
+                               kline_request, parse_tickers, ping_message, stream_symbol, subscribe_messages,
+                               unsubscribe_messages)
 
 __all__ = [
     "VENUE", "MARKET", "CONTRACT_TYPE", "DEFAULT_WS_URLS", "DEFAULT_REST_URL", "Parser", "plan", "subscribe_messages",
     "unsubscribe_messages", "stream_symbol", "ping_message", "parse_exchange_info", "parse_tickers",
     "base_from_symbol", "MESSAGE_INTERVAL_S", "PING_INTERVAL_S", "EXCHANGE_INFO_REQUEST", "TICKERS_REQUEST",
+    "KLINE_PAGE", "kline_request", "parse_klines",
 ]
 
 VENUE = Venue.OKX_SPOT
@@ -90,3 +94,14 @@ def parse_exchange_info(payload: bytes) -> list[InstrumentInfo] | None:
     stablecoin/fiat bases are "other"); sizes are base currency (``contract_size`` 1.0); None if unusable."""
     infos = okx.parse_exchange_info(payload)
     return None if infos is None else spot_pairs([i for i in infos if i.contract_type == "spot"])
+
+
+def parse_klines(payload: bytes, contract_size: float = 1.0) -> list[tuple] | None:
+    """A spot pair's ``history-candles`` (``[ts, o, h, l, c, vol (base), volCcy (quote), volCcyQuote, confirm]``,
+    newest first) -> (open ms, OHLC, base volume, quote volume, 0) oldest first; None when malformed or ``code``
+    is not "0". :func:`~engine.venues.okx.parse_klines` reads the swap columns (``volCcy`` base)."""
+    try:
+        body = msgspec.json.decode(payload)
+        return array_candles(body["data"], base=5, quote=7) if body["code"] == "0" else None
+    except CANDLE_ERRORS:
+        return None
