@@ -33,6 +33,7 @@ from engine.venues import load as load_venue
 from engine.idle import Doorbell, make_idle
 from engine.instruments import Registry, registry_segment
 from engine.kernels import BatchRunner
+from engine.osutil import set_realtime
 from engine.kernels import columns as C
 from engine.kernels.cascade import P_MARKET
 from engine.kernels.batches import kind_mask
@@ -132,7 +133,7 @@ class ComputeActor(Actor):
         self.stats = dict(records=0, lost=0, batches=0, max_batch=0, kernel_ns=0, unknown=0,
                           sig_liquidation=0, sig_cascade=0, sig_volatility=0, sig_market_cascade=0,
                           sig_liquidation_summary=0, detector_errors=0, coverage_unknown_venue=0,
-                          detector_runs=0)
+                          detector_runs=0, realtime=0)
 
     def warm_up(self) -> None:
         """Compile every kernel before RUNNING (start-up beats go on), so the event loop never compiles."""
@@ -143,6 +144,7 @@ class ComputeActor(Actor):
 
     def run(self) -> None:
         cfg = self.cfg
+        self.go_realtime(cfg.engine.realtime_priority)
         hb_every = cfg.bus.heartbeat_interval_s
         now = time.monotonic()
         next_hb = now
@@ -187,6 +189,21 @@ class ComputeActor(Actor):
             self.refresh_profiles_if_due()
             self.beat()
             self.idle.idle(work)
+
+    def go_realtime(self, priority: int) -> bool:
+        """``engine.realtime_priority``: run this loop and its ZeroMQ I/O thread SCHED_FIFO (after warm-up:
+        a cold-cache compile must not hold a core at real-time priority); warn once where it is not allowed."""
+        if not priority:
+            return False
+        ok = set_realtime(priority)
+        self.stats["realtime"] = priority if ok else 0
+        if ok:
+            log.info("compute loop runs SCHED_FIFO at priority %d", priority)
+        else:
+            log.warning("engine.realtime_priority %d not applied: the process needs CAP_SYS_NICE or an RLIMIT_RTPRIO "
+                        "of at least %d (systemd: LimitRTPRIO=, RestrictRealtime=no; see docs/RUNBOOK.md)",
+                        priority, priority)
+        return ok
 
     def teardown(self) -> None:
         if getattr(self, "detector_queue", None) is not None and self.publisher is not None:

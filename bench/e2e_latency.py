@@ -36,6 +36,7 @@ from engine.actor_table import ActorTable, actor_table_segment  # noqa: E402
 from engine.bus import Subscriber  # noqa: E402
 from engine.cli import point_at_simulator, wait_ready_file  # noqa: E402
 from engine.config import Config, VenuesConfig, dump_json  # noqa: E402
+from engine.osutil import set_realtime  # noqa: E402
 
 
 def counters(ns: str) -> dict[str, dict[str, float]]:
@@ -50,12 +51,13 @@ def counters(ns: str) -> dict[str, dict[str, float]]:
 
 def run_once(rate: float, duration: float, warmup: float, liq_share: float, symbols: list[str],
              idle: str, seed: int, sim_nice: int = 10, park_spin_us: float = 0.0,
-             detector_cadence_ms: float = 100.0) -> dict:
+             detector_cadence_ms: float = 100.0, realtime: int = 0, subscriber_realtime: int = 0) -> dict:
     ns = "bench" + uuid.uuid4().hex[:6]
     tmp = Path(tempfile.mkdtemp(prefix="undertow-bench-"))
     base = msgspec.convert({
         "engine": {"namespace": ns, "run_dir": str(tmp), "idle": idle, "ring_capacity": 1 << 18,
-                   "park_spin_us": park_spin_us, "detector_cadence_ms": detector_cadence_ms},
+                   "park_spin_us": park_spin_us, "detector_cadence_ms": detector_cadence_ms,
+                   "realtime_priority": realtime},
         "supervisor": {"health_port": 0},
         "bus": {"endpoint": f"ipc://{tmp}/bus.sock", "heartbeat_interval_s": 1.0},
         "simulator": {"rate": rate, "seed": seed, "symbols": symbols, "venues": ["binance"]},
@@ -72,6 +74,7 @@ def run_once(rate: float, duration: float, warmup: float, liq_share: float, symb
     eng = None
     lat: list[int] = []
     stages: list[tuple[int, int, int]] = []
+    kinds: list[str] = []
     sub = None
     try:
         info = wait_ready_file(ready, sim, 30)
@@ -80,6 +83,8 @@ def run_once(rate: float, duration: float, warmup: float, liq_share: float, symb
         sub = Subscriber(cfg.bus.endpoint, ["liquidation.", "cascade.", "volatility."])
         eng = subprocess.Popen([sys.executable, "-m", "engine.cli", "--log-level", "WARNING", "run", "--config",
                                 str(eff)], cwd=ROOT)
+        if subscriber_realtime and not set_realtime(subscriber_realtime):   # after the fork: the engine keeps its own
+            print("  --subscriber-realtime not applied (needs CAP_SYS_NICE or RLIMIT_RTPRIO)", file=sys.stderr)
         t_start = time.monotonic()
         t_measure = t_start + warmup
         t_end = t_measure + duration
@@ -94,6 +99,7 @@ def run_once(rate: float, duration: float, warmup: float, liq_share: float, symb
                 gaps_at_start = sub.gaps
             sg = msg.signal
             lat.append(msg.ts_received - sg.ts_recv)
+            kinds.append(msg.topic.split(".", 1)[0])
             stages.append((sg.ts_computed - sg.ts_recv, sg.ts_published - sg.ts_computed,
                            msg.ts_received - sg.ts_published))
         c = counters(ns)
@@ -123,6 +129,11 @@ def run_once(rate: float, duration: float, warmup: float, liq_share: float, symb
     breakdown = {name: round(float(np.percentile(st[:, k], 50)), 1) if len(st) else None
                  for k, name in enumerate(("recv_to_computed_p50_us", "computed_to_published_p50_us",
                                            "published_to_subscriber_p50_us"))}
+    by_kind = {}
+    for kind in sorted(set(kinds)):
+        sel = arr[np.array(kinds) == kind]
+        by_kind[kind] = {"count": int(len(sel)), "p50_us": round(float(np.percentile(sel, 50)), 1),
+                         "p99_us": round(float(np.percentile(sel, 99)), 1)}
     res = {
         "p50_us": round(float(np.percentile(arr, 50)), 1) if len(arr) else None,
         "p99_us": round(float(np.percentile(arr, 99)), 1) if len(arr) else None,
@@ -136,6 +147,7 @@ def run_once(rate: float, duration: float, warmup: float, liq_share: float, symb
         "ring_lost": int(ring_lost),
         "bus_gaps": int(bus_gaps),
         "stages": breakdown,
+        "by_kind": by_kind,
         "feed": c.get("feed:binance", {}),
         "compute": c.get("compute:0", {}),
         "simulator": sim_stats,
@@ -156,6 +168,11 @@ def main(argv=None) -> int:
                     help="with --idle park: keep polling this long after work before parking")
     ap.add_argument("--detector-cadence-ms", type=float, default=100.0,
                     help="engine.detector_cadence_ms: plug-in detectors over queued batches (0: after every batch)")
+    ap.add_argument("--realtime", type=int, default=0,
+                    help="engine.realtime_priority: the compute loop and its ZeroMQ I/O thread run SCHED_FIFO")
+    ap.add_argument("--subscriber-realtime", type=int, default=0,
+                    help="run this script's subscriber (main and ZeroMQ I/O thread) SCHED_FIFO at this priority, "
+                         "as a latency-sensitive consumer of the bus would")
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--sim-nice", type=int, default=10,
                     help="niceness of the simulator, which stands in for the remote exchange and should not "
@@ -166,9 +183,11 @@ def main(argv=None) -> int:
     results = []
     for i in range(args.runs):
         r = run_once(args.rate, args.duration, args.warmup, args.liquidation_share, args.symbols.split(","),
-                     args.idle, args.seed + i, args.sim_nice, args.park_spin_us, args.detector_cadence_ms)
+                     args.idle, args.seed + i, args.sim_nice, args.park_spin_us, args.detector_cadence_ms,
+                     args.realtime, args.subscriber_realtime)
         results.append(r)
         print(f"  stages (p50 µs): {r['stages']}", flush=True)
+        print(f"  by signal kind: {r['by_kind']}", flush=True)
         print(f"run {i + 1}: rate {r['rate']:.0f}/s (feed took {r['achieved_rate']}/s)  signals {r['count']}  p50 {r['p50_us']} µs  p99 {r['p99_us']} µs"
               f"  p99.9 {r['p999_us']} µs  max {r['max_us']} µs  lost {r['lost']} (ring {r['ring_lost']}, bus {r['bus_gaps']})",
               flush=True)

@@ -61,6 +61,7 @@ class EngineConfig(msgspec.Struct, **_STRUCT):
     park_timeout_ms: float = 5.0
     park_spin_us: float = 0.0            # keep polling this long after work before parking (0: park at once)
     timer_slack_ns: int = 1
+    realtime_priority: int = 0           # SCHED_FIFO priority (1-98) of the compute workers' loops; 0 = normal
     detector_cadence_ms: float = 100.0   # plug-in detectors run over queued batches at most this much stream time late
     detector_queue_records: int = 256    # ... or once this many records are queued; cadence 0 = after every batch
 
@@ -301,6 +302,10 @@ def _check(cfg: Config) -> None:
         bad("engine.park_timeout_ms", "must be > 0")
     if not 0 <= e.park_spin_us <= 100_000:
         bad("engine.park_spin_us", "must be between 0 and 100000")
+    if not 0 <= e.realtime_priority <= 98:   # its ZeroMQ I/O thread runs one above
+        bad("engine.realtime_priority", f"must be between 0 (normal scheduling) and 98, got {e.realtime_priority}")
+    if e.realtime_priority and e.idle == "spin":
+        bad("engine.realtime_priority", "needs idle = park, backoff or sleep: a spinning real-time loop starves its core")
     if not 0 <= e.detector_cadence_ms <= 60_000:
         bad("engine.detector_cadence_ms", "must be between 0 (run after every batch) and 60000")
     if e.detector_queue_records < 1:

@@ -39,6 +39,8 @@ def test_shipped_config_is_the_defaults_with_live_endpoints():
     ("[engine]\nidle = \"nap\"\n", "$.engine.idle"),
     ("[engine]\ndetector_cadence_ms = -1.0\n", "$.engine.detector_cadence_ms"),
     ("[engine]\ndetector_queue_records = 0\n", "$.engine.detector_queue_records"),
+    ("[engine]\nrealtime_priority = 99\n", "$.engine.realtime_priority"),
+    ("[engine]\nrealtime_priority = 5\nidle = \"spin\"\n", "$.engine.realtime_priority"),
     ("[bus]\nendpoint = \"udp://x\"\n", "$.bus.endpoint"),
     ("[detectors.liquidations]\nsingle_usd = { BTC = 1.0 }\n", "$.detectors.liquidations.single_usd"),
 ])
