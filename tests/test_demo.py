@@ -31,9 +31,11 @@ def test_demo_prints_a_cascade_alert_and_tail_json_shows_signals(tmp_path, names
     assert {"binance", "bybit", "okx", "gate", "bitget"} <= venues, venues
     # periodic coverage per venue: capped streams (Binance forceOrder) are marked, Hyperliquid and spot have none
     cov = {x["venue"]: x for x in lines if x["kind"] == "coverage"}
-    assert set(cov) == {"binance", "bybit", "okx", "gate", "bitget", "hyperliquid", "binance_spot"}, set(cov)
+    assert set(cov) == {"binance", "bybit", "okx", "gate", "bitget", "hyperliquid", "binance_spot", "bybit_spot",
+                        "okx_spot"}, set(cov)
     assert cov["binance"]["capped"] and not cov["bybit"]["capped"]
     assert not cov["hyperliquid"]["liquidations_available"] and cov["bybit"]["liquidations"] > 0
     assert not cov["binance_spot"]["liquidations_available"]     # spot has no liquidations at all
+    assert not cov["bybit_spot"]["liquidations_available"] and not cov["okx_spot"]["liquidations_available"]
     assert all(c["connected_share"] > 0.5 and c["malformed"] == 0 for c in cov.values()), cov
     assert shm.list_segments(namespace) == [], "the demo left shared memory behind"
