@@ -775,13 +775,14 @@ def kline_request(symbol: str, start_ms: int, end_ms: int) -> tuple[str, dict, i
                         "limit": KLINE_PAGE}, 1
 
 
-def parse_klines(payload: bytes, contract_size: float = 1.0) -> list[tuple] | None:
+def parse_klines(payload: bytes, contract_size: float = 1.0, base: int = 6) -> list[tuple] | None:
     """``GET /api/v5/market/history-candles`` (``data`` of ``[ts, o, h, l, c, vol (contracts), volCcy (base),
-    volCcyQuote, confirm]`` strings, newest first) -> (open ms, open, high, low, close, base volume, quote volume, trades or 0) oldest first, base volume from
-    ``volCcy``; None when malformed or ``code`` is not "0"."""
+    volCcyQuote, confirm]`` strings, newest first) -> (open ms, open, high, low, close, base volume, quote volume,
+    trades or 0) oldest first, base volume from column ``base`` (a swap's ``volCcy``; a spot pair's is ``vol``);
+    None when malformed or ``code`` is not "0"."""
     try:
         body = msgspec.json.decode(payload)
-        return array_candles(body["data"], base=6, quote=7) if body["code"] == "0" else None
+        return array_candles(body["data"], base=base, quote=7) if body["code"] == "0" else None
     except CANDLE_ERRORS:
         return None
 

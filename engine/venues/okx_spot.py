@@ -31,7 +31,7 @@ from engine.instruments import Market
 from engine.record import Venue
 from engine.venues import ConnectionPlan, InstrumentInfo, okx
 from engine.venues.bybit_spot import spot_pairs
-from engine.venues.common import CANDLE_ERRORS, IGNORED, array_candles
+from engine.venues.common import IGNORED
 from engine.venues.okx import (DEFAULT_REST_URL, KLINE_PAGE, MESSAGE_INTERVAL_S, PING_INTERVAL_S, base_from_symbol,
                                kline_request, parse_tickers, ping_message, stream_symbol, subscribe_messages,
                                unsubscribe_messages)
@@ -99,9 +99,5 @@ def parse_exchange_info(payload: bytes) -> list[InstrumentInfo] | None:
 def parse_klines(payload: bytes, contract_size: float = 1.0) -> list[tuple] | None:
     """A spot pair's ``history-candles`` (``[ts, o, h, l, c, vol (base), volCcy (quote), volCcyQuote, confirm]``,
     newest first) -> (open ms, OHLC, base volume, quote volume, 0) oldest first; None when malformed or ``code``
-    is not "0". :func:`~engine.venues.okx.parse_klines` reads the swap columns (``volCcy`` base)."""
-    try:
-        body = msgspec.json.decode(payload)
-        return array_candles(body["data"], base=5, quote=7) if body["code"] == "0" else None
-    except CANDLE_ERRORS:
-        return None
+    is not "0". The swaps' base volume is ``volCcy``, column 6."""
+    return okx.parse_klines(payload, contract_size, base=5)
