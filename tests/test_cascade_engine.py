@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine import shm
 from engine.config import Config
 from engine.instruments import Registry, registry_segment
 from engine.kernels import BatchRunner
@@ -194,6 +195,7 @@ def replay(namespace, events, venue) -> list[tuple[int, str, str]]:
         return seen
     finally:
         reg.close()
+        shm.sweep(namespace + venue[:3])   # its own namespace: the fixture sweeps only `namespace`
 
 
 def fmt(seen):
