@@ -110,27 +110,17 @@ def sim_frames(venue: str, steps: int) -> tuple[dict[str, list[bytes]], object]:
     """What the simulator sends a combined-stream client of ``venue`` (every stream of the default plan,
     cascades every 2 s), keeping the frames the parser turns into records, by the first record's kind; and
     the simulator (its REST listing gives the contract sizes)."""
-    import msgspec
-    from engine.config import VenuesConfig
-    from engine.simulator.market import SyntheticMarket
-    from engine.simulator.runner import venue_class
+    from engine.simulator.runner import render_session
     module = importlib.import_module(f"engine.venues.{venue}")
-    symbols = SIM_SYMBOLS
-    market = SyntheticMarket(symbols, seed=3, rate=1000, cascade_every_s=2.0, first_cascade_after_s=0.5)
-    sim = venue_class(venue)(symbols, market=market, throttle=False)
-    ep = sim.endpoints("127.0.0.1", 1)
-    symbols = ep.get("symbols") or symbols
-    vcfg = msgspec.structs.replace(getattr(VenuesConfig(), venue), symbols=symbols)
-    subs = {s: {object()} for p in module.plan(vcfg, ep["ws_urls"]) for s in p.streams}
+    sim, symbols, rendered = render_session(venue, steps, SIM_SYMBOLS)
     parser = sim_parser(module, sim, symbols)
     groups: dict[str, list[bytes]] = defaultdict(list)
-    for _ in range(steps):
-        for stream, raw in sim.render(market.step(), market.t, subs, 1_700_000_000_000 + int(market.t * 1000)):
-            frame = sim.envelope(stream, raw if isinstance(raw, bytes) else raw.encode())
-            out: list = []
-            parser.parse(frame, 1, out)
-            if out:
-                groups[Kind.NAMES[out[0][0]]].append(frame)
+    for stream, raw in rendered:
+        frame = sim.envelope(stream, raw)
+        out: list = []
+        parser.parse(frame, 1, out)
+        if out:
+            groups[Kind.NAMES[out[0][0]]].append(frame)
     return dict(groups), sim
 
 

@@ -50,6 +50,28 @@ def venue_class(name: str) -> type:
     return getattr(importlib.import_module(module), cls)
 
 
+def render_session(venue: str, steps: int, symbols: list[str] | tuple[str, ...] = ("BTCUSDT", "ETHUSDT"),
+                   clock_ms=None) -> tuple[Any, list[str], list[tuple[str, bytes]]]:
+    """What venue ``venue``'s simulator sends a client subscribed to every stream of the default plan, over
+    ``steps`` market steps (seed 3, cascades every 2 s): (the venue simulator, its native symbols,
+    [(stream, raw frame)]). ``clock_ms()`` stamps the frames; by default market time from 1_700_000_000_000."""
+    from engine.config import VenuesConfig
+    from engine.venues import load
+    market = SyntheticMarket(list(symbols), seed=3, rate=1000, cascade_every_s=2.0, first_cascade_after_s=0.5)
+    sim = venue_class(venue)(list(symbols), market=market, throttle=False)
+    ep = sim.endpoints("127.0.0.1", 1)
+    native = ep.get("symbols") or list(symbols)
+    vcfg = msgspec.structs.replace(getattr(VenuesConfig(), venue), symbols=native)
+    subs = {s: {object()} for p in load(venue).plan(vcfg, ep["ws_urls"]) for s in p.streams}
+    frames = []
+    for _ in range(steps):
+        events = market.step()
+        now_ms = clock_ms() if clock_ms is not None else 1_700_000_000_000 + int(market.t * 1000)
+        for stream, raw in sim.render(events, market.t, subs, now_ms):
+            frames.append((stream, raw if isinstance(raw, bytes) else raw.encode()))
+    return sim, native, frames
+
+
 class Simulator:
     """A local exchange: synthetic market or capture replay served over the venues' wire protocols."""
 

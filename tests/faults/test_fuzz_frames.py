@@ -15,13 +15,10 @@ import math
 import time
 from collections import Counter
 
-import msgspec
 import pytest
 
 from engine import venues
-from engine.config import VenuesConfig
-from engine.simulator.market import SyntheticMarket
-from engine.simulator.runner import venue_class
+from engine.simulator.runner import render_session
 from engine.venues import Outcome
 
 from .harness import figure, replay_hint, rng
@@ -33,19 +30,8 @@ MUTATIONS = ("truncate", "garble", "non_utf8", "huge", "wrong_type", "unknown_ev
 
 def corpus(name: str, steps: int = 300) -> tuple[list[bytes], list[str]]:
     """Frames the simulator sends for venue ``name`` (every stream of its plan) and the native symbols."""
-    vm = venues.load(name)
-    market = SyntheticMarket(SIM_SYMBOLS, seed=3, rate=1000, cascade_every_s=2.0, first_cascade_after_s=0.5)
-    sim = venue_class(name)(SIM_SYMBOLS, market=market, throttle=False)
-    ep = sim.endpoints("127.0.0.1", 1)
-    symbols = ep.get("symbols") or SIM_SYMBOLS
-    vcfg = msgspec.structs.replace(getattr(VenuesConfig(), name), symbols=symbols)
-    subs = {s: {object()} for p in vm.plan(vcfg, ep["ws_urls"]) for s in p.streams}
-    frames: list[bytes] = []
-    for _ in range(steps):
-        events = market.step()
-        for _, raw in sim.render(events, market.t, subs, time.time_ns() // 1_000_000):
-            frames.append(raw if isinstance(raw, bytes) else raw.encode())
-    return frames, symbols
+    _, symbols, rendered = render_session(name, steps, SIM_SYMBOLS, clock_ms=lambda: time.time_ns() // 1_000_000)
+    return [raw for _, raw in rendered], symbols
 
 
 def _json_paths(obj, path=()):
