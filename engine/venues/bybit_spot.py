@@ -26,8 +26,6 @@ topic's frame is IGNORED). Instruments are registered under their own venue id
 """
 from __future__ import annotations
 
-from typing import Callable
-
 import msgspec
 
 from engine.instruments import Market
@@ -41,7 +39,7 @@ from engine.venues.common import IGNORED
 __all__ = [
     "VENUE", "MARKET", "CONTRACT_TYPE", "DEFAULT_WS_URLS", "DEFAULT_REST_URL", "Parser", "plan", "subscribe_messages",
     "unsubscribe_messages", "stream_symbol", "ping_message", "parse_exchange_info", "next_page", "parse_tickers",
-    "base_from_symbol", "spot_pairs", "MESSAGE_INTERVAL_S", "PING_INTERVAL_S", "EXCHANGE_INFO_REQUEST",
+    "base_from_symbol", "spot_pairs", "trade_plans", "MESSAGE_INTERVAL_S", "PING_INTERVAL_S", "EXCHANGE_INFO_REQUEST",
     "TICKERS_REQUEST", "MAX_ARGS_PER_SUBSCRIBE", "KLINE_PAGE", "kline_request", "parse_klines",
 ]
 
@@ -66,8 +64,14 @@ def plan(vcfg, ws_urls: dict[str, str] | None = None, subscribe_in_url: bool = F
     Only the "trades" stream kind exists on spot; any other configured kind is left out.
     """
     url = {**DEFAULT_WS_URLS, **(ws_urls or vcfg.ws_urls or {})}["spot"]
+    return trade_plans(bybit.plan, vcfg, {"linear": url})
+
+
+def trade_plans(perp_plan, vcfg, ws_urls) -> list[ConnectionPlan]:
+    """A perp module's ``plan`` of the configured "trades" streams alone (the only kind spot has), keyed
+    ``spot/...``."""
     trades_only = msgspec.structs.replace(vcfg, streams=[k for k in vcfg.streams if k == "trades"])
-    return [p._replace(key="spot/" + p.key.partition("/")[2]) for p in bybit.plan(trades_only, {"linear": url})]
+    return [p._replace(key="spot/" + p.key.partition("/")[2]) for p in perp_plan(trades_only, ws_urls)]
 
 
 def kline_request(symbol: str, start_ms: int, end_ms: int) -> tuple[str, dict, int]:
@@ -94,9 +98,6 @@ class Parser(bybit.Parser):
     """
 
     venue = VENUE
-
-    def __init__(self, lookup: Callable[[str], int | None], flags: int = 0):
-        super().__init__(lookup, flags)
 
     def _not_spot(self, msg, ts_recv: int, out: list):
         return IGNORED

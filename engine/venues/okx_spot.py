@@ -25,12 +25,10 @@ from __future__ import annotations
 
 from typing import Callable
 
-import msgspec
-
 from engine.instruments import Market
 from engine.record import Venue
 from engine.venues import ConnectionPlan, InstrumentInfo, okx
-from engine.venues.bybit_spot import spot_pairs
+from engine.venues.bybit_spot import spot_pairs, trade_plans
 from engine.venues.common import IGNORED
 from engine.venues.okx import (DEFAULT_REST_URL, KLINE_PAGE, MESSAGE_INTERVAL_S, PING_INTERVAL_S, base_from_symbol,
                                kline_request, parse_tickers, ping_message, stream_symbol, subscribe_messages,
@@ -67,8 +65,7 @@ def plan(vcfg, ws_urls: dict[str, str] | None = None, subscribe_in_url: bool = F
 
     Only the "trades" stream kind exists on spot; any other configured kind is left out.
     """
-    trades_only = msgspec.structs.replace(vcfg, streams=[k for k in vcfg.streams if k == "trades"])
-    return [p._replace(key="spot/" + p.key.partition("/")[2]) for p in okx.plan(trades_only, ws_urls)]
+    return trade_plans(okx.plan, vcfg, ws_urls)
 
 
 class Parser(okx.Parser):
